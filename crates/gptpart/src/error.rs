@@ -1,0 +1,49 @@
+//! The crate's one error type.
+
+/// Everything that can go wrong reading or writing GPT, MBR and FAT images.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error while doing `what`.
+    #[error("I/O error while {what}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A structure is malformed: which structure, which field, at which byte offset.
+    #[error("malformed {structure}: field `{field}` at byte offset {offset}: {reason}")]
+    Malformed {
+        /// The on-disk structure.
+        structure: &'static str,
+        /// The field inside it.
+        field: &'static str,
+        /// Absolute byte offset of the field.
+        offset: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Input ended before a structure was complete.
+    #[error("truncated {structure}: need {needed} bytes at offset {offset}, have {available}")]
+    Truncated {
+        /// The structure being read.
+        structure: &'static str,
+        /// Absolute offset where it starts.
+        offset: u64,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+    },
+    /// A valid image using a feature this crate does not implement.
+    #[error("unsupported {feature}")]
+    Unsupported {
+        /// The feature.
+        feature: &'static str,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

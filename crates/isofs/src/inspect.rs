@@ -1,0 +1,129 @@
+//! A serde-serializable description of an ISO9660 image (what `imgpipe inspect` prints).
+
+use std::io::{Read, Seek, SeekFrom};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::raw::{
+    BootRecord, PrimaryVolumeDescriptor, SECTOR_SIZE, STANDARD_ID, SystemArea, VolumeDescriptorType,
+};
+
+/// Byte offset of the first volume descriptor (sector 16).
+pub const DESCRIPTOR_START: u64 = 16 * SECTOR_SIZE as u64;
+/// The most volume descriptors read before a terminator must have appeared.
+pub const MAX_DESCRIPTORS: u64 = 64;
+
+/// Whether `head` holds a volume descriptor with `CD001` at sector 16.
+pub fn detect(head: &[u8]) -> bool {
+    let at = DESCRIPTOR_START as usize;
+    head.get(at + 1..at + 6) == Some(&STANDARD_ID[..])
+}
+
+/// One volume descriptor of the set.
+#[derive(Debug, Clone, Serialize)]
+pub struct DescriptorInfo {
+    /// Sector number.
+    pub sector: u64,
+    /// Type.
+    pub kind: VolumeDescriptorType,
+    /// For a supplementary descriptor: whether its escape sequences declare Joliet.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub joliet: bool,
+}
+
+/// Summary of an ISO9660 image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// The primary volume descriptor.
+    pub primary: PrimaryVolumeDescriptor,
+    /// Every descriptor of the set, in order.
+    pub descriptors: Vec<DescriptorInfo>,
+    /// The El Torito boot record, if present.
+    pub el_torito: Option<BootRecord>,
+    /// Whether a Joliet supplementary descriptor is present.
+    pub joliet: bool,
+    /// The system area (hybrid MBR/GPT).
+    pub system_area: SystemArea,
+}
+
+/// Reads the system area and the volume descriptor set.
+pub fn inspect<R: Read + Seek>(mut r: R) -> Result<Inspection> {
+    let io = |what| move |source| Error::Io { what, source };
+    r.seek(SeekFrom::Start(0))
+        .map_err(io("seeking to the system area"))?;
+    let mut sa = Vec::new();
+    (&mut r)
+        .take(DESCRIPTOR_START)
+        .read_to_end(&mut sa)
+        .map_err(io("reading the system area"))?;
+    let system_area = SystemArea::parse(&sa);
+    let mut descriptors = Vec::new();
+    let mut primary = None;
+    let mut el_torito = None;
+    let mut joliet = false;
+    let mut buf = vec![0u8; SECTOR_SIZE];
+    for i in 0..MAX_DESCRIPTORS {
+        let at = DESCRIPTOR_START + i * SECTOR_SIZE as u64;
+        r.seek(SeekFrom::Start(at))
+            .map_err(io("seeking to a volume descriptor"))?;
+        r.read_exact(&mut buf).map_err(|_| Error::Truncated {
+            structure: "volume descriptor",
+            offset: at,
+            needed: SECTOR_SIZE as u64,
+            available: 0,
+        })?;
+        if buf[1..6] != STANDARD_ID {
+            return Err(Error::Malformed {
+                structure: "volume descriptor",
+                field: "standard identifier",
+                offset: at + 1,
+                reason: "not CD001 before a set terminator",
+            });
+        }
+        let kind = VolumeDescriptorType::from_byte(buf[0]);
+        let mut is_joliet = false;
+        match kind {
+            VolumeDescriptorType::Primary if primary.is_none() => {
+                primary = Some(PrimaryVolumeDescriptor::parse(&buf, at)?);
+            }
+            VolumeDescriptorType::BootRecord => {
+                let br = BootRecord::parse(&buf, at)?;
+                if br.is_el_torito() {
+                    el_torito = Some(br);
+                }
+            }
+            VolumeDescriptorType::Supplementary => {
+                is_joliet = matches!(&buf[88..91], b"%/@" | b"%/C" | b"%/E");
+                joliet |= is_joliet;
+            }
+            _ => {}
+        }
+        descriptors.push(DescriptorInfo {
+            sector: at / SECTOR_SIZE as u64,
+            kind,
+            joliet: is_joliet,
+        });
+        if kind == VolumeDescriptorType::Terminator {
+            let primary = primary.ok_or(Error::Malformed {
+                structure: "volume descriptor set",
+                field: "primary volume descriptor",
+                offset: DESCRIPTOR_START,
+                reason: "set terminated without a primary volume descriptor",
+            })?;
+            return Ok(Inspection {
+                primary,
+                descriptors,
+                el_torito,
+                joliet,
+                system_area,
+            });
+        }
+    }
+    Err(Error::Malformed {
+        structure: "volume descriptor set",
+        field: "terminator",
+        offset: DESCRIPTOR_START,
+        reason: "no set terminator within 64 descriptors",
+    })
+}

@@ -1,0 +1,34 @@
+//! Determinism primitives for reproducible OS images: the build epoch, identifiers derived
+//! from a seed, byte-ordered directory walks, and two-build verification.
+//!
+//! ```
+//! use imgpipe_repro::{Epoch, compare_streams, derive_uuid, uuid_text};
+//!
+//! let epoch = Epoch::from_source_date_epoch("1700000000")?;
+//! assert_eq!(epoch.clamp(1_800_000_000), 1_700_000_000);
+//! let disk = derive_uuid(b"my-seed", b"disk-uuid");
+//! assert_eq!(uuid_text(&disk), uuid_text(&derive_uuid(b"my-seed", b"disk-uuid")));
+//! let report = compare_streams(&b"build one"[..], &b"build two"[..])?;
+//! assert_eq!(report.first_difference, Some(6));
+//! # Ok::<(), imgpipe_repro::Error>(())
+//! ```
+//!
+//! # Determinism
+//! This crate is the only place the rules live: epochs are explicit, identifiers derive from
+//! seeds, walks are sorted by bytes.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod compare;
+mod derive;
+mod epoch;
+mod error;
+mod walk;
+
+pub use compare::{Comparison, compare_streams};
+pub use derive::{derive_uuid, hmac_sha256, uuid_text};
+pub use epoch::Epoch;
+pub use error::{Error, Result};
+pub use walk::{WalkEntry, walk_sorted};

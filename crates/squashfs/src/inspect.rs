@@ -1,0 +1,152 @@
+//! Serde-serializable descriptions of squashfs and EROFS images (what `imgpipe inspect` prints).
+
+use std::io::{Read, Seek, SeekFrom};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::raw::{
+    Compressor, EROFS_MAGIC, EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock, SQUASHFS_MAGIC, SuperBlock,
+};
+
+/// Whether `head` (the first bytes of an image) starts with a squashfs 4.0 superblock.
+pub fn detect_squashfs(head: &[u8]) -> bool {
+    head.len() >= SuperBlock::SIZE && head[..4] == SQUASHFS_MAGIC.to_le_bytes()
+}
+
+/// Whether `head` holds an EROFS superblock at byte 1024.
+pub fn detect_erofs(head: &[u8]) -> bool {
+    let at = EROFS_SUPERBLOCK_OFFSET as usize;
+    head.get(at..at + 4) == Some(&EROFS_MAGIC.to_le_bytes()[..])
+}
+
+/// Summary of a squashfs image.
+#[derive(Debug, Clone, Serialize)]
+pub struct SquashfsInspection {
+    /// Compressor.
+    pub compressor: Compressor,
+    /// Data block size.
+    pub block_size: u32,
+    /// Number of inodes.
+    pub inode_count: u32,
+    /// Number of fragments.
+    pub fragment_count: u32,
+    /// Image modification time.
+    pub mod_time: u32,
+    /// Bytes used.
+    pub bytes_used: u64,
+    /// Superblock flags.
+    pub flags: u16,
+    /// Whether an export table is present.
+    pub exportable: bool,
+    /// Whether an xattr table is present.
+    pub xattrs: bool,
+}
+
+/// Summary of an EROFS image.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErofsInspection {
+    /// Block size in bytes.
+    pub block_size: u32,
+    /// Number of inodes.
+    pub inodes: u64,
+    /// Blocks in the image.
+    pub blocks: u32,
+    /// Build time.
+    pub build_time: u64,
+    /// UUID as text.
+    pub uuid: String,
+    /// Volume name.
+    pub volume_name: String,
+    /// Incompatible features (bit mask).
+    pub feature_incompat: u32,
+}
+
+fn read_at<R: Read + Seek>(
+    r: &mut R,
+    at: u64,
+    buf: &mut [u8],
+    structure: &'static str,
+) -> Result<()> {
+    r.seek(SeekFrom::Start(at)).map_err(|source| Error::Io {
+        what: "seeking to a superblock",
+        source,
+    })?;
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => {
+                return Err(Error::Truncated {
+                    structure,
+                    offset: at,
+                    needed: buf.len() as u64,
+                    available: got as u64,
+                });
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    what: "reading a superblock",
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the squashfs superblock at the reader's start and summarises it.
+pub fn inspect_squashfs<R: Read + Seek>(mut r: R) -> Result<SquashfsInspection> {
+    let mut b = [0u8; SuperBlock::SIZE];
+    read_at(&mut r, 0, &mut b, "squashfs superblock")?;
+    let sb = SuperBlock::parse(&b, 0)?;
+    Ok(SquashfsInspection {
+        compressor: sb.compressor,
+        block_size: sb.block_size,
+        inode_count: sb.inode_count,
+        fragment_count: sb.frag_count,
+        mod_time: sb.mod_time,
+        bytes_used: sb.bytes_used,
+        flags: sb.flags,
+        exportable: sb.export_table != u64::MAX,
+        xattrs: sb.xattr_table != u64::MAX,
+    })
+}
+
+/// Reads the EROFS superblock and summarises it.
+pub fn inspect_erofs<R: Read + Seek>(mut r: R) -> Result<ErofsInspection> {
+    let mut b = [0u8; ErofsSuperBlock::SIZE];
+    read_at(&mut r, EROFS_SUPERBLOCK_OFFSET, &mut b, "EROFS superblock")?;
+    let sb = ErofsSuperBlock::parse(&b, EROFS_SUPERBLOCK_OFFSET)?;
+    let u = sb.uuid;
+    let uuid = format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        u[0],
+        u[1],
+        u[2],
+        u[3],
+        u[4],
+        u[5],
+        u[6],
+        u[7],
+        u[8],
+        u[9],
+        u[10],
+        u[11],
+        u[12],
+        u[13],
+        u[14],
+        u[15]
+    );
+    let end = sb.volume_name.iter().position(|&c| c == 0).unwrap_or(16);
+    Ok(ErofsInspection {
+        block_size: 1 << sb.blkszbits,
+        inodes: sb.inos,
+        blocks: sb.blocks,
+        build_time: sb.build_time,
+        uuid,
+        volume_name: String::from_utf8_lossy(&sb.volume_name[..end]).into_owned(),
+        feature_incompat: sb.feature_incompat,
+    })
+}

@@ -1,0 +1,9 @@
+//! One module per subcommand group; each has `Args` (clap) and `run`.
+
+pub mod fat;
+pub mod gpt;
+pub mod inspect;
+pub mod iso;
+pub mod ks;
+pub mod luks;
+pub mod squashfs;

@@ -1,0 +1,46 @@
+//! `imgpipe squashfs ...`: subcommands over crates/squashfs (issue 7).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+
+use crate::cmd::inspect::{Format, report};
+use crate::output;
+
+/// Arguments of `imgpipe squashfs`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Describe the file (as `imgpipe inspect`, refusing other formats).
+    Info {
+        /// The file.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `imgpipe squashfs`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Info { file, json } => {
+            let r = report(&file)?;
+            if r.format != Format::Squashfs {
+                bail!("{}: not a {:?} file", file.display(), Format::Squashfs);
+            }
+            if json {
+                output::print_json(&r)?;
+            } else {
+                output::print_json(&r.details)?;
+            }
+            Ok(output::exit(output::SUCCESS))
+        }
+    }
+}

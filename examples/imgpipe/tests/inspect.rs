@@ -1,0 +1,323 @@
+//! `imgpipe inspect` recognises images made by the reference tools, and refuses garbage.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use imgpipe_testsupport::{run, tempdir, tool};
+
+fn inspect_json(path: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .args(["inspect", "--json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "inspect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn assert_format(path: &Path, format: &str) -> serde_json::Value {
+    let v = inspect_json(path);
+    assert_eq!(v["format"], format, "{v:#}");
+    assert_eq!(v["size"], fs::metadata(path).unwrap().len(), "{v:#}");
+    v
+}
+
+fn small_tree(root: &Path) {
+    fs::create_dir_all(root.join("boot/grub")).unwrap();
+    fs::write(root.join("boot/grub/grub.cfg"), "set timeout=1\n").unwrap();
+    fs::write(root.join("hello.txt"), "hello\n").unwrap();
+}
+
+#[test]
+fn xorriso_iso_plain_and_hybrid() {
+    let Some(xorriso) = tool("xorriso") else {
+        return;
+    };
+    let t = tempdir();
+    let src = t.path().join("src");
+    small_tree(&src);
+    let iso = t.path().join("plain.iso");
+    run(
+        &xorriso,
+        ["-as", "mkisofs", "-R", "-J", "-V", "IMGPIPE_TEST", "-o"]
+            .iter()
+            .map(Into::into)
+            .chain([iso.clone().into_os_string(), src.clone().into_os_string()])
+            .collect::<Vec<std::ffi::OsString>>(),
+    );
+    let v = assert_format(&iso, "iso9660");
+    assert_eq!(v["details"]["primary"]["volume_id"], "IMGPIPE_TEST");
+    assert_eq!(v["details"]["joliet"], true);
+
+    // A hybrid image: an ESP image appended as partition 2 with a GPT, as live media do.
+    let Some(mkfs_vfat) = tool("mkfs.vfat") else {
+        return;
+    };
+    let esp = t.path().join("efi.img");
+    fs::write(&esp, vec![0u8; 4 << 20]).unwrap();
+    run(&mkfs_vfat, [esp.as_os_str()]);
+    let hybrid = t.path().join("hybrid.iso");
+    let mut args: Vec<std::ffi::OsString> = ["-as", "mkisofs", "-R", "-J", "-V", "HYBRID"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.extend([
+        "-append_partition".into(),
+        "2".into(),
+        "0xef".into(),
+        esp.into_os_string(),
+    ]);
+    args.extend([
+        "-appended_part_as_gpt".into(),
+        "-o".into(),
+        hybrid.clone().into_os_string(),
+    ]);
+    args.push(src.into_os_string());
+    run(&xorriso, args);
+    let v = assert_format(&hybrid, "iso9660");
+    let sa = &v["details"]["system_area"];
+    assert_eq!(sa["gpt"], true, "{v:#}");
+    assert_eq!(sa["mbr"], true, "{v:#}");
+    assert!(
+        sa["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["partition_type"] == "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
+        "{v:#}"
+    );
+}
+
+#[test]
+fn mksquashfs_image() {
+    let Some(mksquashfs) = tool("mksquashfs") else {
+        return;
+    };
+    let t = tempdir();
+    let src = t.path().join("src");
+    small_tree(&src);
+    let img = t.path().join("root.sqfs");
+    run(
+        &mksquashfs,
+        [
+            src.as_os_str(),
+            img.as_os_str(),
+            "-comp".as_ref(),
+            "xz".as_ref(),
+            "-quiet".as_ref(),
+            "-no-progress".as_ref(),
+        ],
+    );
+    let v = assert_format(&img, "squashfs");
+    assert_eq!(v["details"]["compressor"], "xz");
+    assert_eq!(v["details"]["block_size"], 131072);
+}
+
+#[test]
+fn mkfs_erofs_image() {
+    let Some(mkfs) = tool("mkfs.erofs") else {
+        return;
+    };
+    let t = tempdir();
+    let src = t.path().join("src");
+    small_tree(&src);
+    let img = t.path().join("root.erofs");
+    run(&mkfs, ["-T0".as_ref(), img.as_os_str(), src.as_os_str()]);
+    let v = assert_format(&img, "erofs");
+    assert_eq!(v["details"]["block_size"], 4096);
+    assert_eq!(v["details"]["build_time"], 0);
+}
+
+#[test]
+fn sgdisk_gpt_and_sfdisk_mbr() {
+    let Some(sgdisk) = tool("sgdisk") else { return };
+    let t = tempdir();
+    let disk = t.path().join("disk.img");
+    fs::write(&disk, vec![0u8; 8 << 20]).unwrap();
+    run(
+        &sgdisk,
+        [
+            "-n".as_ref(),
+            "1:2048:+2M".as_ref(),
+            "-t".as_ref(),
+            "1:ef00".as_ref(),
+            "-c".as_ref(),
+            "1:ESP".as_ref(),
+            "-n".as_ref(),
+            "2:0:0".as_ref(),
+            "-t".as_ref(),
+            "2:8304".as_ref(),
+            disk.as_os_str(),
+        ],
+    );
+    let v = assert_format(&disk, "gpt");
+    let parts = v["details"]["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 2, "{v:#}");
+    assert_eq!(parts[0]["name"], "ESP");
+    assert_eq!(
+        parts[0]["type_guid"],
+        "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+    );
+    assert_eq!(
+        parts[1]["type_guid"],
+        "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
+    );
+    assert_eq!(v["details"]["entries_crc_ok"], true);
+
+    let Some(sfdisk) = tool("sfdisk") else { return };
+    let mbr = t.path().join("mbr.img");
+    fs::write(&mbr, vec![0u8; 8 << 20]).unwrap();
+    let mut child = Command::new(sfdisk)
+        .args(["-q", "--no-reread", "--no-tell-kernel"])
+        .arg(&mbr)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"label: dos\n,4M,83\n,,ef\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let v = assert_format(&mbr, "mbr");
+    let parts = v["details"]["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 2, "{v:#}");
+    assert_eq!(parts[0][1]["partition_type"], 0x83);
+}
+
+#[test]
+fn mkfs_vfat_filesystems() {
+    let Some(mkfs) = tool("mkfs.vfat") else {
+        return;
+    };
+    let t = tempdir();
+    for (bits, size_mib, expect) in [("12", 2, "Fat12"), ("16", 32, "Fat16"), ("32", 64, "Fat32")] {
+        let img = t.path().join(format!("fat{bits}.img"));
+        fs::write(&img, vec![0u8; size_mib << 20]).unwrap();
+        run(
+            &mkfs,
+            [
+                "-F".as_ref(),
+                bits.as_ref(),
+                "-n".as_ref(),
+                "ESP".as_ref(),
+                "-i".as_ref(),
+                "12345678".as_ref(),
+                img.as_os_str(),
+            ],
+        );
+        let v = assert_format(&img, "fat");
+        assert_eq!(v["details"]["fat_type"], expect, "{v:#}");
+        assert_eq!(v["details"]["volume_label"], "ESP");
+        assert_eq!(v["details"]["volume_id"], 0x1234_5678);
+    }
+}
+
+#[test]
+fn cryptsetup_luks2() {
+    let Some(cryptsetup) = tool("cryptsetup") else {
+        return;
+    };
+    let t = tempdir();
+    let img = t.path().join("luks.img");
+    fs::write(&img, vec![0u8; 20 << 20]).unwrap();
+    let key = t.path().join("key");
+    fs::write(&key, "correct horse").unwrap();
+    run(
+        &cryptsetup,
+        [
+            "luksFormat".as_ref(),
+            "--type".as_ref(),
+            "luks2".as_ref(),
+            "-q".as_ref(),
+            "--disable-locks".as_ref(),
+            "--pbkdf".as_ref(),
+            "pbkdf2".as_ref(),
+            "--pbkdf-force-iterations".as_ref(),
+            "1000".as_ref(),
+            "--label".as_ref(),
+            "rootfs".as_ref(),
+            "--key-file".as_ref(),
+            key.as_os_str(),
+            img.as_os_str(),
+        ],
+    );
+    let v = assert_format(&img, "luks2");
+    assert_eq!(v["details"]["label"], "rootfs");
+    assert_eq!(v["details"]["primary"]["checksum_ok"], true);
+    assert_eq!(v["details"]["secondary"]["checksum_ok"], true);
+    assert_eq!(v["details"]["keyslots"], serde_json::json!(["0"]));
+}
+
+#[test]
+fn kickstart_file() {
+    let t = tempdir();
+    let ks = t.path().join("fedora.ks");
+    fs::write(
+        &ks,
+        "# Fedora live\nlang en_US.UTF-8\nkeyboard us\ntimezone UTC\n%packages\n@core\n%end\n",
+    )
+    .unwrap();
+    let v = assert_format(&ks, "kickstart");
+    assert_eq!(
+        v["details"]["commands"],
+        serde_json::json!(["lang", "keyboard", "timezone"])
+    );
+}
+
+#[test]
+fn garbage_unreadable_and_usage_errors_exit_2_with_one_line() {
+    let t = tempdir();
+    let garbage = t.path().join("garbage.bin");
+    fs::write(&garbage, imgpipe_testsupport::pattern(100_000)).unwrap();
+    let empty = t.path().join("empty");
+    fs::write(&empty, b"").unwrap();
+    let missing = t.path().join("missing");
+    for path in [&garbage, &empty, &missing] {
+        for json in [false, true] {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgpipe"));
+            cmd.arg("inspect");
+            if json {
+                cmd.arg("--json");
+            }
+            let out = cmd.arg(path).output().unwrap();
+            assert_eq!(out.status.code(), Some(2), "{}", path.display());
+            assert!(out.stdout.is_empty());
+            let err = String::from_utf8(out.stderr).unwrap();
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.starts_with("imgpipe: error: "), "{err}");
+        }
+    }
+    // A truncated hybrid-looking header: recognised, then a clean error naming the structure.
+    let mut iso = vec![0u8; 16 * 2048 + 10];
+    iso[32769..32774].copy_from_slice(b"CD001");
+    let trunc = t.path().join("trunc.iso");
+    fs::write(&trunc, iso).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .args(["inspect"])
+        .arg(&trunc)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("volume descriptor"), "{err}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .arg("no-such-subcommand")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("imgpipe "));
+}
