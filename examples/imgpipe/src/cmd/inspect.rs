@@ -178,7 +178,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         output::print_json(&report)?;
     } else {
-        print_value("", &serde_json::to_value(&report)?);
+        let format = serde_json::to_value(report.format)?;
+        println!("format: {}", scalar(&format));
+        println!("size: {}", report.size);
+        print_value("", &report.details);
     }
     Ok(output::exit(output::SUCCESS))
 }
