@@ -27,7 +27,7 @@ mod epoch;
 mod error;
 mod walk;
 
-pub use compare::{Comparison, compare_streams};
+pub use compare::{ByteRange, Comparison, DiffOptions, RangeDiff, compare_streams, diff_streams};
 pub use derive::{derive_uuid, hmac_sha256, uuid_text};
 pub use epoch::Epoch;
 pub use error::{Error, Result};

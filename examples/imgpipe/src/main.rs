@@ -28,6 +28,8 @@ struct Cli {
 enum Command {
     /// Recognise an image or kickstart file and describe it.
     Inspect(cmd::inspect::Args),
+    /// Compare two builds: identical, or which byte ranges (in which structures) differ.
+    Diff(cmd::diff::Args),
     /// ISO9660 images: create, list, extract.
     Iso(cmd::iso::Args),
     /// squashfs images: create, list, extract.
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Diff(a) => cmd::diff::run(a),
         Command::Iso(a) => cmd::iso::run(a),
         Command::Squashfs(a) => cmd::squashfs::run(a),
         Command::Gpt(a) => cmd::gpt::run(a),

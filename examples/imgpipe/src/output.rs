@@ -8,7 +8,6 @@ use serde::Serialize;
 /// Exit status for success, "identical" and "valid".
 pub const SUCCESS: u8 = 0;
 /// Exit status for a negative answer: different, invalid, wrong passphrase.
-#[allow(dead_code)] // used by validate, diff and unlock as they land
 pub const NEGATIVE: u8 = 1;
 /// Exit status for usage and input errors.
 pub const INPUT_ERROR: u8 = 2;

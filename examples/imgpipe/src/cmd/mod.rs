@@ -1,5 +1,6 @@
 //! One module per subcommand group; each has `Args` (clap) and `run`.
 
+pub mod diff;
 pub mod fat;
 pub mod gpt;
 pub mod inspect;

@@ -1,0 +1,216 @@
+//! `imgpipe diff A B [--json]`: are two builds byte-identical, and where do they differ.
+//!
+//! Exit 0 when identical, 1 when different, 2 when an input cannot be read. Both inputs are
+//! streamed, so memory stays bounded whatever their size. Each differing range is attributed
+//! to the top-level structure of the first image that holds it (a GPT partition, the ISO9660
+//! system area or descriptor set, a LUKS2 header copy).
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use imgpipe_repro::{ByteRange, DiffOptions, RangeDiff, diff_streams};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cmd::inspect::{Format, report};
+use crate::{output, progress};
+
+/// Arguments of `imgpipe diff`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The first build.
+    a: PathBuf,
+    /// The second build.
+    b: PathBuf,
+    /// Print a JSON report.
+    #[arg(long)]
+    json: bool,
+    /// Report at most this many ranges (the rest are counted).
+    #[arg(long, default_value_t = 100)]
+    max_ranges: usize,
+    /// Merge differing runs separated by fewer equal bytes than this.
+    #[arg(long, default_value_t = 512)]
+    merge_gap: u64,
+}
+
+/// A named region of an image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Region {
+    /// What it is, e.g. `gpt partition 2 (root)`.
+    pub name: String,
+    /// Where it is.
+    #[serde(flatten)]
+    pub range: ByteRange,
+}
+
+/// One differing range and the regions it touches.
+#[derive(Debug, Serialize)]
+pub struct Difference {
+    /// The bytes.
+    #[serde(flatten)]
+    pub range: ByteRange,
+    /// Regions of the first image that overlap it.
+    pub regions: Vec<String>,
+}
+
+/// The `--json` report.
+#[derive(Debug, Serialize)]
+pub struct DiffReport {
+    /// Whether both files are byte-identical.
+    pub identical: bool,
+    /// Format of the first file, when recognised.
+    pub format: Option<Format>,
+    /// Sizes.
+    pub len_a: u64,
+    /// Sizes.
+    pub len_b: u64,
+    /// Total differing bytes.
+    pub differing_bytes: u64,
+    /// The differing ranges.
+    pub differences: Vec<Difference>,
+    /// Ranges beyond `--max-ranges`.
+    pub ranges_omitted: u64,
+}
+
+fn u64_at(v: &Value, key: &str) -> Option<u64> {
+    v.get(key).and_then(Value::as_u64)
+}
+
+/// The top-level regions of a recognised image, from its `inspect` description.
+fn regions(format: Format, details: &Value) -> Vec<Region> {
+    let mut out = Vec::new();
+    let mut add = |name: String, start: u64, len: u64| {
+        out.push(Region {
+            name,
+            range: ByteRange { start, len },
+        })
+    };
+    match format {
+        Format::Gpt => {
+            let ss = u64_at(details, "sector_size").unwrap_or(512);
+            add(
+                "protective MBR and primary GPT".into(),
+                0,
+                34 * ss.min(512).max(ss),
+            );
+            for p in details
+                .get("partitions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let (Some(first), Some(last)) = (u64_at(p, "first_lba"), u64_at(p, "last_lba"))
+                else {
+                    continue;
+                };
+                let index = u64_at(p, "index").unwrap_or(0);
+                let label = p.get("name").and_then(Value::as_str).unwrap_or("");
+                add(
+                    format!("gpt partition {index} ({label})"),
+                    first.saturating_mul(ss),
+                    last.saturating_sub(first)
+                        .saturating_add(1)
+                        .saturating_mul(ss),
+                );
+            }
+        }
+        Format::Iso9660 => {
+            add("system area (MBR/GPT)".into(), 0, 32768);
+            let n = details
+                .get("descriptors")
+                .and_then(Value::as_array)
+                .map_or(1, Vec::len) as u64;
+            add("volume descriptors".into(), 32768, n * 2048);
+        }
+        Format::Luks2 => {
+            let hdr = u64_at(details, "hdr_size").unwrap_or(16384);
+            add("primary LUKS2 header".into(), 0, hdr);
+            add("secondary LUKS2 header".into(), hdr, hdr);
+        }
+        _ => {}
+    }
+    out
+}
+
+fn open_counted(path: &Path, bar: &indicatif::ProgressBar) -> anyhow::Result<impl Read> {
+    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(bar.wrap_read(BufReader::with_capacity(1 << 20, f)))
+}
+
+/// Runs `imgpipe diff`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let len = std::fs::metadata(&args.a)
+        .with_context(|| format!("cannot open {}", args.a.display()))?
+        .len();
+    let bar = progress::bytes(len, "comparing");
+    let a = open_counted(&args.a, &bar)?;
+    let b = File::open(&args.b).with_context(|| format!("cannot open {}", args.b.display()))?;
+    let opts = DiffOptions {
+        merge_gap: args.merge_gap,
+        max_ranges: args.max_ranges,
+    };
+    let d: RangeDiff = diff_streams(a, BufReader::with_capacity(1 << 20, b), opts)
+        .context("comparing the two files")?;
+    bar.finish_and_clear();
+    let recognised = report(&args.a).ok();
+    let known = recognised
+        .as_ref()
+        .map(|r| regions(r.format, &r.details))
+        .unwrap_or_default();
+    let differences = d
+        .ranges
+        .iter()
+        .map(|r| Difference {
+            range: *r,
+            regions: known
+                .iter()
+                .filter(|k| k.range.start < r.end() && r.start < k.range.end())
+                .map(|k| k.name.clone())
+                .collect(),
+        })
+        .collect();
+    let rep = DiffReport {
+        identical: d.identical,
+        format: recognised.map(|r| r.format),
+        len_a: d.len_a,
+        len_b: d.len_b,
+        differing_bytes: d.differing_bytes,
+        differences,
+        ranges_omitted: d.ranges_omitted,
+    };
+    if args.json {
+        output::print_json(&rep)?;
+    } else if rep.identical {
+        println!("identical ({} bytes)", rep.len_a);
+    } else {
+        println!(
+            "different: {} bytes differ ({} vs {} bytes)",
+            rep.differing_bytes, rep.len_a, rep.len_b
+        );
+        for diff in &rep.differences {
+            let r = diff.range;
+            let inside = if diff.regions.is_empty() {
+                String::new()
+            } else {
+                format!(" in {}", diff.regions.join(", "))
+            };
+            println!(
+                "  0x{:x}..0x{:x} ({} bytes){inside}",
+                r.start,
+                r.end(),
+                r.len
+            );
+        }
+        if rep.ranges_omitted > 0 {
+            println!("  ... and {} more ranges", rep.ranges_omitted);
+        }
+    }
+    Ok(output::exit(if rep.identical {
+        output::SUCCESS
+    } else {
+        output::NEGATIVE
+    }))
+}
