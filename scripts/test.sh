@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
   xorriso squashfs-tools erofs-utils cryptsetup-bin gdisk fdisk dosfstools mtools
-  libarchive-tools genisoimage
+  libarchive-tools genisoimage systemd
+  qemu-system-x86 ovmf grub-pc-bin grub-efi-amd64-bin grub-rescue-pc ipxe memtest86+
 )
 PYPI_PACKAGES=(pykickstart==3.78 pycdlib)
 

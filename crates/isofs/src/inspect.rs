@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::raw::{
-    BootRecord, PrimaryVolumeDescriptor, SECTOR_SIZE, STANDARD_ID, SystemArea, VolumeDescriptorType,
+    BootCatalog, BootRecord, PrimaryVolumeDescriptor, SECTOR_SIZE, STANDARD_ID, SystemArea,
+    VolumeDescriptorType,
 };
 
 /// Byte offset of the first volume descriptor (sector 16).
@@ -41,6 +42,11 @@ pub struct Inspection {
     pub descriptors: Vec<DescriptorInfo>,
     /// The El Torito boot record, if present.
     pub el_torito: Option<BootRecord>,
+    /// The El Torito boot catalog the boot record points at.
+    pub boot_catalog: Option<BootCatalog>,
+    /// The Joliet descriptor's volume identifier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joliet_volume_id: Option<String>,
     /// Whether a Joliet supplementary descriptor is present.
     pub joliet: bool,
     /// The system area (hybrid MBR/GPT).
@@ -62,6 +68,7 @@ pub fn inspect<R: Read + Seek>(mut r: R) -> Result<Inspection> {
     let mut primary = None;
     let mut el_torito = None;
     let mut joliet = false;
+    let mut joliet_volume_id = None;
     let mut buf = vec![0u8; SECTOR_SIZE];
     for i in 0..MAX_DESCRIPTORS {
         let at = DESCRIPTOR_START + i * SECTOR_SIZE as u64;
@@ -94,7 +101,10 @@ pub fn inspect<R: Read + Seek>(mut r: R) -> Result<Inspection> {
                 }
             }
             VolumeDescriptorType::Supplementary => {
-                is_joliet = matches!(&buf[88..91], b"%/@" | b"%/C" | b"%/E");
+                is_joliet = crate::raw::joliet_level(&buf[88..91]).is_some();
+                if is_joliet && !joliet {
+                    joliet_volume_id = Some(PrimaryVolumeDescriptor::parse(&buf, at)?.volume_id);
+                }
                 joliet |= is_joliet;
             }
             _ => {}
@@ -111,11 +121,27 @@ pub fn inspect<R: Read + Seek>(mut r: R) -> Result<Inspection> {
                 offset: DESCRIPTOR_START,
                 reason: "set terminated without a primary volume descriptor",
             })?;
+            let boot_catalog = match &el_torito {
+                Some(br) => {
+                    let at = u64::from(br.catalog_lba) * SECTOR_SIZE as u64;
+                    r.seek(SeekFrom::Start(at))
+                        .map_err(io("seeking to the boot catalog"))?;
+                    let mut cat = Vec::new();
+                    (&mut r)
+                        .take(4 * SECTOR_SIZE as u64)
+                        .read_to_end(&mut cat)
+                        .map_err(io("reading the boot catalog"))?;
+                    Some(BootCatalog::parse(&cat, at)?)
+                }
+                None => None,
+            };
             return Ok(Inspection {
                 primary,
                 descriptors,
                 el_torito,
+                boot_catalog,
                 joliet,
+                joliet_volume_id,
                 system_area,
             });
         }

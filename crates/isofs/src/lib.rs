@@ -1,33 +1,43 @@
 //! ISO9660 images in pure Rust: read and write, with Rock Ridge, Joliet, El Torito and hybrid
 //! MBR/GPT system areas, byte-reproducibly.
 //!
-//! ```
-//! use imgpipe_isofs::raw::PrimaryVolumeDescriptor;
+//! Build an image in memory and read it back:
 //!
-//! let pvd = PrimaryVolumeDescriptor {
-//!     system_id: "LINUX".into(), volume_id: "LIVE".into(), volume_space_size: 19,
-//!     logical_block_size: 2048, path_table_size: 10, root_extent: 18, root_size: 2048,
-//!     application_id: String::new(),
-//! };
-//! let mut image = vec![0u8; 16 * 2048];
-//! image.extend(pvd.to_bytes());
-//! let mut term = vec![0u8; 2048];
-//! term[0] = 255;
-//! term[1..6].copy_from_slice(b"CD001");
-//! term[6] = 1;
-//! image.extend(term);
-//! assert!(imgpipe_isofs::detect(&image));
-//! let info = imgpipe_isofs::inspect(std::io::Cursor::new(&image))?;
-//! assert_eq!(info.primary.volume_id, "LIVE");
+//! ```
+//! use std::io::Cursor;
+//! use imgpipe_isofs::{Builder, EntryKind, Metadata, Options, Reader};
+//!
+//! let mut b = Builder::new(Options::new("LIVE", 1_700_000_000));
+//! b.add_dir("boot", Metadata::directory(0o755))?;
+//! b.add_file("boot/hello.txt", Metadata::file(0o644), b"hello\n".to_vec())?;
+//! b.add_symlink("hello", Metadata::symlink(), "boot/hello.txt")?;
+//! let mut image = Cursor::new(Vec::new());
+//! let report = b.build(&mut image)?;
+//! assert_eq!(report.size, image.get_ref().len() as u64);
+//!
+//! let mut r = Reader::open(Cursor::new(image.into_inner()))?;
+//! assert_eq!(r.primary().volume_id, "LIVE");
+//! let file = r.lookup("boot/hello.txt")?;
+//! assert_eq!(r.read_to_vec(&file, 1 << 20)?, b"hello\n");
+//! let link = r.lookup("hello")?;
+//! assert_eq!(link.kind, EntryKind::Symlink);
+//! assert_eq!(link.link_target.as_deref(), Some("boot/hello.txt"));
 //! # Ok::<(), imgpipe_isofs::Error>(())
 //! ```
 //!
 //! # Security
-//! Images are untrusted: descriptor counts are capped, lengths and offsets checked, both-endian
-//! fields must agree, and errors name the structure, field and byte offset.
+//! Images are untrusted. Every length and offset is checked against the image and the
+//! structure holding it, both-endian fields must agree, [`Limits`] caps entries, depth,
+//! directory sizes and continuation chains, directory loops are errors, and errors name the
+//! structure, field and byte offset. [`Reader::extract`] never writes outside its
+//! destination: unsafe names (`..`, `/`, NUL), duplicates and pre-existing paths are refused,
+//! and symlinks are created after every file.
 //!
 //! # Determinism
-//! Every date comes from an explicit epoch; nothing reads the clock or the environment.
+//! Every date in a written image comes from the explicit epoch in [`Options`] or from the
+//! caller's metadata (clamped to the epoch when asked); directory records are sorted, inode
+//! numbers are assigned in sorted walk order, padding is zeroed, and GPT GUIDs derive from a
+//! seed. Nothing reads the clock, the environment or `read_dir` order.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -36,6 +46,15 @@
 mod error;
 mod inspect;
 pub mod raw;
+mod read;
+mod write;
 
 pub use error::{Error, Result};
 pub use inspect::{DESCRIPTOR_START, DescriptorInfo, Inspection, MAX_DESCRIPTORS, detect, inspect};
+pub use read::{
+    Entry, EntryKind, Extent, ExtractOptions, ExtractReport, Limits, Namespace, Reader,
+};
+pub use write::{
+    BiosBoot, BuildReport, Builder, EfiBoot, ExtraBoot, HybridMbr, MbrFlavor, Metadata, Options,
+    PlacedFile, ReservedSlot,
+};

@@ -1,6 +1,11 @@
 //! The crate's one error type.
+//!
+//! Problems *inside* a kickstart (unknown commands, bad values, missing `%end`, missing
+//! includes, text that is not UTF-8) are not errors: they are [`Diagnostic`](crate::Diagnostic)s
+//! with a file and line, because a validator must report all of them. Errors are what keeps
+//! a file from being looked at at all.
 
-/// Everything that can go wrong reading or writing kickstart files.
+/// Everything that can keep a kickstart file from being read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -12,36 +17,6 @@ pub enum Error {
         /// The underlying error.
         #[source]
         source: std::io::Error,
-    },
-    /// A structure is malformed: which structure, which field, at which byte offset.
-    #[error("malformed {structure}: field `{field}` at byte offset {offset}: {reason}")]
-    Malformed {
-        /// The on-disk structure.
-        structure: &'static str,
-        /// The field inside it.
-        field: &'static str,
-        /// Absolute byte offset of the field.
-        offset: u64,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// Input ended before a structure was complete.
-    #[error("truncated {structure}: need {needed} bytes at offset {offset}, have {available}")]
-    Truncated {
-        /// The structure being read.
-        structure: &'static str,
-        /// Absolute offset where it starts.
-        offset: u64,
-        /// Bytes needed.
-        needed: u64,
-        /// Bytes available.
-        available: u64,
-    },
-    /// A valid image using a feature this crate does not implement.
-    #[error("unsupported {feature}")]
-    Unsupported {
-        /// The feature.
-        feature: &'static str,
     },
 }
 

@@ -100,11 +100,25 @@ pub struct Inspection {
     pub sections: Vec<String>,
     /// `%include` / `%ksappend` targets.
     pub includes: Vec<String>,
+    /// Whether the file is valid for Fedora 43 (includes not followed).
+    pub valid_f43: bool,
+    /// Errors against Fedora 43.
+    pub errors_f43: usize,
+    /// Warnings and deprecations against Fedora 43.
+    pub warnings_f43: usize,
 }
 
-/// Summarises kickstart text.
+/// Summarises kickstart text, and validates it for Fedora 43 (without following includes,
+/// which are reported as notices).
 pub fn inspect(text: &str) -> Inspection {
     let mut out = Inspection::default();
+    let report = crate::Kickstart::parse_str("kickstart", text).validate(crate::Version::F43);
+    out.valid_f43 = report.is_valid();
+    out.errors_f43 = report.errors().count();
+    out.warnings_f43 = report
+        .warnings()
+        .filter(|d| d.kind != crate::Kind::Notice)
+        .count();
     let mut in_section = false;
     for line in text.lines() {
         out.lines += 1;
@@ -137,6 +151,10 @@ mod tests {
         let i = inspect(ks);
         assert_eq!(i.commands, ["lang", "rootpw"]);
         assert_eq!(i.sections, ["%packages", "%post"]);
+        assert!(i.valid_f43);
+        let bad = inspect("install\ntimezone --isUtc UTC\n");
+        assert!(!bad.valid_f43);
+        assert_eq!((bad.errors_f43, bad.warnings_f43), (1, 1));
         assert!(!detect(b"hello world\nthis is prose\n"));
         assert!(!detect(b"lang en_US\0"));
     }

@@ -181,7 +181,10 @@ pub fn diff_streams<A: Read, B: Read>(mut a: A, mut b: B, opts: DiffOptions) -> 
         if na != nb {
             // One stream has ended: the rest of the longer one differs. The loop goes on
             // until both are exhausted, so the tail streams too.
-            sink.push(len_a.max(len_b) + common as u64, (na.max(nb) - common) as u64);
+            sink.push(
+                len_a.max(len_b) + common as u64,
+                (na.max(nb) - common) as u64,
+            );
         }
         len_a += na as u64;
         len_b += nb as u64;
@@ -236,31 +239,65 @@ mod tests {
         b[5000] = 1;
         b[(1 << 20) - 1] = 1; // spans the chunk boundary with the next one
         b[1 << 20] = 1;
-        let d = diff_streams(&a[..], &b[..], DiffOptions { merge_gap: 4, max_ranges: 10 }).unwrap();
+        let d = diff_streams(
+            &a[..],
+            &b[..],
+            DiffOptions {
+                merge_gap: 4,
+                max_ranges: 10,
+            },
+        )
+        .unwrap();
         assert_eq!(d.differing_bytes, 5);
         assert_eq!(
             d.ranges,
             [
                 ByteRange { start: 10, len: 3 },
-                ByteRange { start: 5000, len: 1 },
-                ByteRange { start: (1 << 20) - 1, len: 2 },
+                ByteRange {
+                    start: 5000,
+                    len: 1
+                },
+                ByteRange {
+                    start: (1 << 20) - 1,
+                    len: 2
+                },
             ]
         );
-        let d = diff_streams(&a[..], &b[..], DiffOptions { merge_gap: 0, max_ranges: 2 }).unwrap();
+        let d = diff_streams(
+            &a[..],
+            &b[..],
+            DiffOptions {
+                merge_gap: 0,
+                max_ranges: 2,
+            },
+        )
+        .unwrap();
         // Adjacent runs still merge at gap 0: four ranges, two kept.
         assert_eq!((d.ranges.len(), d.ranges_omitted), (2, 2));
     }
 
     #[test]
     fn longer_tail_counts_across_chunks() {
-        let a = vec![7u8; 100];
+        let a = [7u8; 100];
         let b = vec![7u8; (2 << 20) + 3];
         let d = diff_streams(&a[..], &b[..], DiffOptions::default()).unwrap();
         assert_eq!((d.len_a, d.len_b), (100, (2 << 20) + 3));
         assert_eq!(d.differing_bytes, (2 << 20) + 3 - 100);
-        assert_eq!(d.ranges, [ByteRange { start: 100, len: (2 << 20) + 3 - 100 }]);
+        assert_eq!(
+            d.ranges,
+            [ByteRange {
+                start: 100,
+                len: (2 << 20) + 3 - 100
+            }]
+        );
         let d = diff_streams(&b[..], &a[..], DiffOptions::default()).unwrap();
-        assert_eq!(d.ranges, [ByteRange { start: 100, len: (2 << 20) + 3 - 100 }]);
+        assert_eq!(
+            d.ranges,
+            [ByteRange {
+                start: 100,
+                len: (2 << 20) + 3 - 100
+            }]
+        );
     }
 
     proptest! {

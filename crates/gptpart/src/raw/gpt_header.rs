@@ -138,6 +138,11 @@ pub struct GptEntry {
 }
 
 impl GptEntry {
+    /// Size of an entry as this crate writes it.
+    pub const SIZE: usize = 128;
+    /// UTF-16 code units in the name field.
+    pub const NAME_UNITS: usize = 36;
+
     /// Parses an entry of at least 128 bytes.
     pub fn parse(b: &[u8], at: u64) -> Result<Self> {
         if b.len() < 128 {
@@ -168,6 +173,27 @@ impl GptEntry {
         })
     }
 
+    /// Encodes the entry into 128 bytes; fails when the name needs more than 36 UTF-16 units.
+    pub fn to_bytes(&self) -> Result<[u8; Self::SIZE]> {
+        let mut b = [0u8; Self::SIZE];
+        b[..16].copy_from_slice(&self.type_guid.0);
+        b[16..32].copy_from_slice(&self.unique_guid.0);
+        b[32..40].copy_from_slice(&self.first_lba.to_le_bytes());
+        b[40..48].copy_from_slice(&self.last_lba.to_le_bytes());
+        b[48..56].copy_from_slice(&self.attributes.to_le_bytes());
+        let units: Vec<u16> = self.name.encode_utf16().collect();
+        if units.len() > Self::NAME_UNITS {
+            return Err(Error::InvalidName {
+                name: self.name.clone(),
+                reason: "a GPT partition name holds at most 36 UTF-16 code units",
+            });
+        }
+        for (i, u) in units.iter().enumerate() {
+            b[56 + 2 * i..58 + 2 * i].copy_from_slice(&u.to_le_bytes());
+        }
+        Ok(b)
+    }
+
     /// Whether the entry is unused.
     pub fn is_unused(&self) -> bool {
         self.type_guid == Guid::NIL
@@ -177,6 +203,27 @@ impl GptEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entry_round_trip_and_name_limit() {
+        let mut e = GptEntry {
+            type_guid: Guid([1; 16]),
+            unique_guid: Guid([2; 16]),
+            first_lba: 2048,
+            last_lba: 4095,
+            attributes: 1 << 60,
+            name: "EFI system \u{e9}".into(),
+        };
+        let b = e.to_bytes().unwrap();
+        assert_eq!(GptEntry::parse(&b, 0).unwrap(), e);
+        e.name = "x".repeat(36);
+        assert!(e.to_bytes().is_ok());
+        e.name = "x".repeat(37);
+        assert!(matches!(e.to_bytes(), Err(Error::InvalidName { .. })));
+        for n in 0..128 {
+            assert!(GptEntry::parse(&b[..n], 0).is_err());
+        }
+    }
 
     #[test]
     fn header_round_trip_and_crc() {

@@ -23,10 +23,51 @@ pub struct MbrPartition {
 }
 
 impl MbrPartition {
+    /// An unused slot.
+    pub const EMPTY: Self = Self {
+        status: 0,
+        first_chs: [0; 3],
+        partition_type: 0,
+        last_chs: [0; 3],
+        first_lba: 0,
+        sectors: 0,
+    };
+
+    /// A partition covering `sectors` sectors from `first_lba`, with CHS fields computed for
+    /// the customary 255 heads and 63 sectors per track.
+    pub fn new(partition_type: u8, first_lba: u32, sectors: u32, bootable: bool) -> Self {
+        let last = u64::from(first_lba) + u64::from(sectors.max(1)) - 1;
+        Self {
+            status: if bootable { 0x80 } else { 0 },
+            first_chs: lba_to_chs(u64::from(first_lba)),
+            partition_type,
+            last_chs: lba_to_chs(last),
+            first_lba,
+            sectors,
+        }
+    }
+
     /// Whether the slot is unused.
     pub fn is_empty(&self) -> bool {
         self.partition_type == 0 && self.sectors == 0
     }
+}
+
+/// The CHS triple (head, sector | cylinder high bits, cylinder low byte) of `lba` for 255
+/// heads and 63 sectors per track; addresses beyond cylinder 1023 saturate to `FE FF FF` as
+/// fdisk writes them.
+pub fn lba_to_chs(lba: u64) -> [u8; 3] {
+    let cylinder = lba / (255 * 63);
+    if cylinder > 1023 {
+        return [0xFE, 0xFF, 0xFF];
+    }
+    let head = (lba / 63) % 255;
+    let sector = lba % 63 + 1;
+    [
+        head as u8,
+        (sector as u8 & 0x3F) | ((cylinder >> 2) as u8 & 0xC0),
+        cylinder as u8,
+    ]
 }
 
 /// A master boot record.
@@ -101,6 +142,29 @@ impl Mbr {
         b
     }
 
+    /// An MBR with no partitions, no boot code and the given disk signature.
+    pub fn empty(disk_signature: u32) -> Self {
+        Self {
+            boot_code: [0; 440],
+            disk_signature,
+            partitions: [MbrPartition::EMPTY; 4],
+        }
+    }
+
+    /// The protective MBR of a GPT disk of `disk_sectors` logical sectors (UEFI 2.10, 5.2.3):
+    /// one 0xEE partition from LBA 1 to the end of the disk, or 0xFFFFFFFF sectors if larger.
+    pub fn protective(disk_sectors: u64) -> Self {
+        let sectors = u32::try_from(disk_sectors.saturating_sub(1)).unwrap_or(u32::MAX);
+        let mut p = MbrPartition::new(0xEE, 1, sectors, false);
+        if disk_sectors.saturating_sub(1) > u64::from(u32::MAX) || p.last_chs == [0xFE, 0xFF, 0xFF]
+        {
+            p.last_chs = [0xFF; 3];
+        }
+        let mut mbr = Self::empty(0);
+        mbr.partitions[0] = p;
+        mbr
+    }
+
     /// Whether this is a GPT protective MBR (a 0xEE partition present).
     pub fn is_protective(&self) -> bool {
         self.partitions.iter().any(|p| p.partition_type == 0xEE)
@@ -110,6 +174,19 @@ impl Mbr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chs() {
+        assert_eq!(lba_to_chs(0), [0, 1, 0]);
+        assert_eq!(lba_to_chs(1), [0, 2, 0]);
+        assert_eq!(lba_to_chs(2048), [32, 33, 0]);
+        assert_eq!(lba_to_chs(16_450_559), [254, 0xFF, 0xFF]);
+        assert_eq!(lba_to_chs(16_450_560), [0xFE, 0xFF, 0xFF]);
+        let p = Mbr::protective(204_800);
+        assert_eq!(p.partitions[0].sectors, 204_799);
+        assert_eq!(p.partitions[0].first_chs, [0, 2, 0]);
+        assert!(Mbr::protective(1 << 40).partitions[0].sectors == u32::MAX);
+    }
 
     #[test]
     fn round_trip_and_prefixes() {

@@ -96,7 +96,7 @@ impl SystemArea {
                     else {
                         break;
                     };
-                    let Some(e) = area.get(off..off + 128) else {
+                    let Some(e) = off.checked_add(128).and_then(|end| area.get(off..end)) else {
                         break;
                     };
                     if e[..16].iter().all(|&x| x == 0) {

@@ -8,6 +8,32 @@ use crate::error::{Error, Result};
 /// `hsqs` read as a little-endian u32.
 pub const SQUASHFS_MAGIC: u32 = 0x7371_7368;
 
+/// Superblock `flags` bits (squashfs-tools `squashfs_fs.h`).
+pub mod flags {
+    /// Inodes are stored uncompressed.
+    pub const UNCOMPRESSED_INODES: u16 = 0x0001;
+    /// Data blocks are stored uncompressed.
+    pub const UNCOMPRESSED_DATA: u16 = 0x0002;
+    /// Fragment blocks are stored uncompressed.
+    pub const UNCOMPRESSED_FRAGMENTS: u16 = 0x0008;
+    /// No fragments were used.
+    pub const NO_FRAGMENTS: u16 = 0x0010;
+    /// Tail ends of large files are packed into fragments too.
+    pub const ALWAYS_FRAGMENTS: u16 = 0x0020;
+    /// Duplicate files were detected and stored once.
+    pub const DUPLICATES: u16 = 0x0040;
+    /// An export table (NFS) is present.
+    pub const EXPORTABLE: u16 = 0x0080;
+    /// Xattrs are stored uncompressed.
+    pub const UNCOMPRESSED_XATTRS: u16 = 0x0100;
+    /// No xattrs were stored.
+    pub const NO_XATTRS: u16 = 0x0200;
+    /// A compressor options block follows the superblock.
+    pub const COMPRESSOR_OPTIONS: u16 = 0x0400;
+    /// The id table is stored uncompressed.
+    pub const UNCOMPRESSED_IDS: u16 = 0x0800;
+}
+
 /// Compression algorithm ids of the superblock's `compressor` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -37,6 +63,32 @@ impl Compressor {
             Self::Lz4 => 5,
             Self::Zstd => 6,
         }
+    }
+
+    /// The name squashfs-tools uses (`-comp NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gzip => "gzip",
+            Self::Lzma => "lzma",
+            Self::Lzo => "lzo",
+            Self::Xz => "xz",
+            Self::Lz4 => "lz4",
+            Self::Zstd => "zstd",
+        }
+    }
+
+    /// The compressor for a squashfs-tools name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Gzip,
+            Self::Lzma,
+            Self::Lzo,
+            Self::Xz,
+            Self::Lz4,
+            Self::Zstd,
+        ]
+        .into_iter()
+        .find(|c| c.name() == name)
     }
 
     /// The compressor for an on-disk id.

@@ -1,18 +1,58 @@
-//! `imgpipe iso ...`: subcommands over crates/isofs (issue 6).
+//! `imgpipe iso ...`: create, list and extract ISO9660 images (crates/isofs).
 
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
+use imgpipe_isofs::{
+    BiosBoot, Builder, EfiBoot, ExtractOptions, HybridMbr, Limits, MbrFlavor, Namespace, Options,
+    Reader,
+};
+use serde::Serialize;
 
 use crate::cmd::inspect::{Format, report};
-use crate::output;
+use crate::{output, progress};
 
 /// Arguments of `imgpipe iso`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum NamespaceArg {
+    /// Rock Ridge if present, else Joliet, else plain ISO9660.
+    Auto,
+    /// Rock Ridge.
+    Rock,
+    /// Joliet.
+    Joliet,
+    /// Plain ISO9660 names.
+    Iso,
+}
+
+impl NamespaceArg {
+    fn get(self) -> Option<Namespace> {
+        match self {
+            Self::Auto => None,
+            Self::Rock => Some(Namespace::RockRidge),
+            Self::Joliet => Some(Namespace::Joliet),
+            Self::Iso => Some(Namespace::Iso9660),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FlavorArg {
+    /// Recognise GRUB's boot_hybrid.img, else isolinux.
+    Auto,
+    /// syslinux isohdpfx.bin: boot image block * 4 at byte 432.
+    Isolinux,
+    /// GRUB boot_hybrid.img: block * 4 + 4.
+    Grub2,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -25,6 +65,246 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a reproducible image of a directory.
+    Create(Box<CreateArgs>),
+    /// List every entry: path, type, mode, uid, gid, size, mtime, link target.
+    Ls {
+        /// The image.
+        image: PathBuf,
+        /// Which directory tree to read.
+        #[arg(long, value_enum, default_value = "auto")]
+        namespace: NamespaceArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Extract every entry into DEST (never writing outside it).
+    Extract {
+        /// The image.
+        image: PathBuf,
+        /// The destination directory (created; existing paths inside are never replaced).
+        dest: PathBuf,
+        /// Which directory tree to read.
+        #[arg(long, value_enum, default_value = "auto")]
+        namespace: NamespaceArg,
+        /// Restore owners (needs root).
+        #[arg(long)]
+        owners: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct CreateArgs {
+    /// Output image.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Volume identifier.
+    #[arg(long, default_value = "CDROM")]
+    volid: String,
+    /// Build time (else SOURCE_DATE_EPOCH, else 0).
+    #[arg(long)]
+    epoch: Option<u64>,
+    /// Clamp every mtime to the epoch.
+    #[arg(long)]
+    clamp_mtime: bool,
+    /// No Rock Ridge.
+    #[arg(long)]
+    no_rock: bool,
+    /// No Joliet tree.
+    #[arg(long)]
+    no_joliet: bool,
+    /// Relocate directories deeper than 8 levels to /rr_moved (Rock Ridge CL/PL/RE).
+    #[arg(long)]
+    relocate_deep: bool,
+    /// BIOS El Torito boot image (path inside DIR), no emulation.
+    #[arg(long, requires = "boot_catalog")]
+    bios_boot: Option<String>,
+    /// Boot catalog path inside the image.
+    #[arg(long)]
+    boot_catalog: Option<String>,
+    /// 512-byte sectors the BIOS loads (default: the whole image).
+    #[arg(long, requires = "bios_boot")]
+    boot_load_size: Option<u16>,
+    /// Patch the boot info table into the BIOS boot image.
+    #[arg(long, requires = "bios_boot")]
+    boot_info_table: bool,
+    /// Patch GRUB's address at byte 2548 of the BIOS boot image.
+    #[arg(long, requires = "bios_boot")]
+    grub2_boot_info: bool,
+    /// UEFI El Torito image (a FAT ESP image inside DIR).
+    #[arg(long, conflicts_with = "efi_partition")]
+    efi_boot: Option<String>,
+    /// UEFI ESP image appended after the ISO data as a partition.
+    #[arg(long)]
+    efi_partition: Option<PathBuf>,
+    /// MBR boot code (isohdpfx.bin or boot_hybrid.img) for an isohybrid system area.
+    #[arg(long, requires = "bios_boot")]
+    isohybrid_mbr: Option<PathBuf>,
+    /// Which boot code --isohybrid-mbr is.
+    #[arg(long, value_enum, default_value = "auto")]
+    mbr_flavor: FlavorArg,
+    /// Write a GPT (protective MBR, ESP and ISO data partitions).
+    #[arg(long)]
+    gpt: bool,
+    /// `mkisofs -sort` file: lines of `PATH WEIGHT`; higher weights are placed first.
+    #[arg(long)]
+    sort: Option<PathBuf>,
+    /// Reserve a fixed-size slot for a file: PATH:SIZE[:ALIGN] (bytes; ALIGN default 2048).
+    #[arg(long)]
+    reserve: Vec<String>,
+    /// Print the build report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The directory to put in the image.
+    dir: PathBuf,
+}
+
+/// One line of `iso ls`.
+#[derive(Debug, Serialize)]
+struct Listed {
+    path: String,
+    #[serde(rename = "type")]
+    kind: imgpipe_isofs::EntryKind,
+    mode: String,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    mtime: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link_target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<(u32, u32)>,
+}
+
+fn open(image: &PathBuf, ns: NamespaceArg) -> anyhow::Result<Reader<BufReader<File>>> {
+    let f = File::open(image).with_context(|| format!("cannot open {}", image.display()))?;
+    Reader::open_with(BufReader::new(f), Limits::default(), ns.get())
+        .with_context(|| format!("cannot read {}", image.display()))
+}
+
+fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let (num, mult) = match s.as_bytes().last() {
+        Some(b'K' | b'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some(b'M' | b'm') => (&s[..s.len() - 1], 1 << 20),
+        Some(b'G' | b'g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: u64 = num.parse().with_context(|| format!("bad size `{s}`"))?;
+    n.checked_mul(mult)
+        .with_context(|| format!("size `{s}` too large"))
+}
+
+fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
+    let epoch = output::epoch(a.epoch)?;
+    let epoch = i64::try_from(epoch.0).context("epoch out of range")?;
+    let mut o = Options::new(&a.volid, epoch);
+    o.rock_ridge = !a.no_rock;
+    o.joliet = !a.no_joliet;
+    o.clamp_mtime = a.clamp_mtime;
+    o.relocate_deep = a.relocate_deep;
+    if let Some(c) = &a.boot_catalog {
+        o.boot_catalog = c.clone();
+    }
+    if let Some(p) = &a.bios_boot {
+        o.bios_boot = Some(BiosBoot {
+            path: p.clone(),
+            load_size: a.boot_load_size,
+            boot_info_table: a.boot_info_table,
+            grub2_boot_info: a.grub2_boot_info,
+        });
+    }
+    o.efi_boot = match (&a.efi_boot, &a.efi_partition) {
+        (Some(p), _) => Some(EfiBoot::InTree { path: p.clone() }),
+        (None, Some(f)) => Some(EfiBoot::Appended { file: f.clone() }),
+        (None, None) => None,
+    };
+    if let Some(m) = &a.isohybrid_mbr {
+        let code = std::fs::read(m).with_context(|| format!("cannot read {}", m.display()))?;
+        if code.len() < 432 || code.len() > 512 {
+            bail!(
+                "{}: MBR boot code must be 432 to 512 bytes, not {}",
+                m.display(),
+                code.len()
+            );
+        }
+        let detected = HybridMbr::detect(code);
+        o.hybrid_mbr = Some(match a.mbr_flavor {
+            FlavorArg::Auto => detected,
+            FlavorArg::Isolinux => HybridMbr {
+                flavor: MbrFlavor::Isolinux,
+                ..detected
+            },
+            FlavorArg::Grub2 => HybridMbr {
+                flavor: MbrFlavor::Grub2,
+                ..detected
+            },
+        });
+    }
+    o.gpt = a.gpt;
+    let mut b = Builder::new(o);
+    b.add_tree(&a.dir)
+        .with_context(|| format!("cannot read {}", a.dir.display()))?;
+    if let Some(sort) = &a.sort {
+        let text = std::fs::read_to_string(sort)
+            .with_context(|| format!("cannot read {}", sort.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((path, weight)) = line.rsplit_once(char::is_whitespace) else {
+                bail!("{}:{}: expected `PATH WEIGHT`", sort.display(), n + 1);
+            };
+            let weight: i32 = weight
+                .parse()
+                .with_context(|| format!("{}:{}: bad weight", sort.display(), n + 1))?;
+            let path = path.trim();
+            let rel = std::path::Path::new(path)
+                .strip_prefix(&a.dir)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| path.to_string());
+            b.set_sort_weight(&rel, weight)
+                .with_context(|| format!("{}:{}", sort.display(), n + 1))?;
+        }
+    }
+    for r in &a.reserve {
+        let mut parts = r.splitn(3, ':');
+        let path = parts.next().unwrap_or_default();
+        let size = parse_size(parts.next().context("--reserve needs PATH:SIZE[:ALIGN]")?)?;
+        let align = parts.next().map(parse_size).transpose()?.unwrap_or(2048);
+        b.reserve_slot(path, size, align)
+            .with_context(|| format!("--reserve {r}"))?;
+    }
+    let f =
+        File::create(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
+    let bar = progress::bytes(b.data_bytes(), "writing");
+    let mut w = BufWriter::with_capacity(1 << 20, bar.wrap_write(f));
+    let rep = b
+        .build(&mut w)
+        .with_context(|| format!("cannot write {}", a.output.display()))?;
+    w.flush()?;
+    bar.finish_and_clear();
+    if a.json {
+        output::print_json(&rep)?;
+    } else {
+        println!(
+            "{}: {} bytes, {} entries, {} blocks of ISO9660",
+            a.output.display(),
+            rep.size,
+            rep.entries,
+            rep.volume_blocks
+        );
+        for s in &rep.slots {
+            println!(
+                "reserved slot {}: offset {} size {}",
+                s.path, s.offset, s.size
+            );
+        }
+    }
+    Ok(output::exit(output::SUCCESS))
 }
 
 /// Runs `imgpipe iso`.
@@ -39,6 +319,89 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 output::print_json(&r)?;
             } else {
                 output::print_json(&r.details)?;
+            }
+            Ok(output::exit(output::SUCCESS))
+        }
+        Command::Create(a) => create(*a),
+        Command::Ls {
+            image,
+            namespace,
+            json,
+        } => {
+            let mut r = open(&image, namespace)?;
+            let mut list = Vec::new();
+            let mut out = std::io::stdout().lock();
+            r.walk(|p, e| {
+                let item = Listed {
+                    path: String::from_utf8_lossy(p).into_owned(),
+                    kind: e.kind,
+                    mode: e.mode_string(),
+                    uid: e.uid,
+                    gid: e.gid,
+                    size: e.size,
+                    mtime: e.mtime,
+                    link_target: e.link_target.clone(),
+                    device: e.device,
+                };
+                if json {
+                    list.push(item);
+                } else {
+                    let size = match item.device {
+                        Some((a, b)) => format!("{a},{b}"),
+                        None => item.size.to_string(),
+                    };
+                    let _ = write!(
+                        out,
+                        "{} {:>5} {:>5} {:>12} {:>11} {}",
+                        item.mode,
+                        item.uid,
+                        item.gid,
+                        size,
+                        item.mtime.unwrap_or(0),
+                        item.path
+                    );
+                    if let Some(t) = &item.link_target {
+                        let _ = write!(out, " -> {t}");
+                    }
+                    let _ = writeln!(out);
+                }
+                Ok(())
+            })
+            .with_context(|| format!("cannot list {}", image.display()))?;
+            if json {
+                output::print_json(&list)?;
+            }
+            Ok(output::exit(output::SUCCESS))
+        }
+        Command::Extract {
+            image,
+            dest,
+            namespace,
+            owners,
+            json,
+        } => {
+            let mut r = open(&image, namespace)?;
+            let rep = r
+                .extract(
+                    &dest,
+                    ExtractOptions {
+                        owners,
+                        ..ExtractOptions::default()
+                    },
+                )
+                .with_context(|| format!("cannot extract {}", image.display()))?;
+            if json {
+                output::print_json(&rep)?;
+            } else {
+                println!(
+                    "{} directories, {} files ({} bytes), {} hard links, {} symlinks, {} special files",
+                    rep.directories,
+                    rep.files,
+                    rep.bytes,
+                    rep.hard_links,
+                    rep.symlinks,
+                    rep.special_files
+                );
             }
             Ok(output::exit(output::SUCCESS))
         }

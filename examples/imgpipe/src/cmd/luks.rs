@@ -1,9 +1,23 @@
-//! `imgpipe luks ...`: subcommands over crates/luks (issue 4).
+//! `imgpipe luks ...`: LUKS2 volumes over crates/luks (issue 4).
+//!
+//! Passphrase files are used byte for byte, trailing newline included, exactly as
+//! cryptsetup's `--key-file` does, so the same file opens the volume with both tools.
 
-use std::path::PathBuf;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
+use clap::builder::TypedValueParser as _;
+use imgpipe_luks::{
+    Argon2Variant, Error as LuksError, FormatOptions, HashAlg, Inspection, KdfParams,
+    KeyslotParams, Luks2Header, Metadata,
+};
+use rand_core::{CryptoRng, SeedableRng};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::cmd::inspect::{Format, report};
 use crate::output;
@@ -13,6 +27,85 @@ use crate::output;
 pub struct Args {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Pbkdf {
+    Argon2id,
+    Argon2i,
+    Pbkdf2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Hash {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+impl From<Hash> for HashAlg {
+    fn from(h: Hash) -> Self {
+        match h {
+            Hash::Sha1 => HashAlg::Sha1,
+            Hash::Sha256 => HashAlg::Sha256,
+            Hash::Sha512 => HashAlg::Sha512,
+        }
+    }
+}
+
+/// KDF options shared by format, add-key and change-key.
+#[derive(Debug, Clone, clap::Args)]
+struct KdfArgs {
+    /// Key derivation function of the new keyslot.
+    #[arg(long, value_enum, default_value = "argon2id")]
+    pbkdf: Pbkdf,
+    /// Argon2 memory cost in KiB (cryptsetup accepts 32 .. 4194304).
+    #[arg(long, default_value_t = 1_048_576)]
+    pbkdf_memory: u32,
+    /// Argon2 time cost (passes).
+    #[arg(long, default_value_t = 4)]
+    pbkdf_time: u32,
+    /// Argon2 lanes.
+    #[arg(long, default_value_t = 4)]
+    pbkdf_parallel: u32,
+    /// PBKDF2 iterations (at least 1000).
+    #[arg(long, default_value_t = 1_000_000)]
+    iterations: u32,
+    /// PBKDF2 hash (also the anti-forensic hash).
+    #[arg(long, value_enum, default_value = "sha256")]
+    hash: Hash,
+    /// Keyslot priority: 0 ignore, 1 normal, 2 prefer.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
+    priority: Option<u8>,
+    /// Seed (hex) for a reproducible result instead of the OS random source.
+    #[arg(long)]
+    seed: Option<String>,
+}
+
+impl KdfArgs {
+    fn params(&self) -> KeyslotParams {
+        let kdf = match self.pbkdf {
+            Pbkdf::Pbkdf2 => KdfParams::Pbkdf2 {
+                hash: self.hash.into(),
+                iterations: self.iterations,
+            },
+            Pbkdf::Argon2id | Pbkdf::Argon2i => KdfParams::Argon2 {
+                variant: if self.pbkdf == Pbkdf::Argon2i {
+                    Argon2Variant::Argon2i
+                } else {
+                    Argon2Variant::Argon2id
+                },
+                time: self.pbkdf_time,
+                memory: self.pbkdf_memory,
+                cpus: self.pbkdf_parallel,
+            },
+        };
+        KeyslotParams {
+            kdf,
+            af_hash: self.hash.into(),
+            priority: self.priority.filter(|&p| p != 1),
+        }
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -25,6 +118,227 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a new LUKS2 header and keyslot 0 (the data area is not touched).
+    Format {
+        /// Image file (created if missing).
+        image: PathBuf,
+        /// File whose bytes are the passphrase.
+        #[arg(long)]
+        passphrase_file: PathBuf,
+        /// Set the image size in bytes (required when the image does not exist).
+        #[arg(long)]
+        size: Option<u64>,
+        /// Volume key size in bits.
+        #[arg(long, default_value_t = 512, value_parser = clap::builder::PossibleValuesParser::new(["256", "512"]).map(|s| s.parse::<u32>().unwrap_or(512)))]
+        key_size: u32,
+        /// Encryption sector size in bytes.
+        #[arg(long, default_value_t = 512, value_parser = clap::builder::PossibleValuesParser::new(["512", "1024", "2048", "4096"]).map(|s| s.parse::<u32>().unwrap_or(512)))]
+        sector_size: u32,
+        /// Header copy size in bytes (16384 .. 4194304, a power of two).
+        #[arg(long, default_value_t = 16384)]
+        header_size: u64,
+        /// Data offset in bytes (0 with --header-only makes a detached header).
+        #[arg(long, default_value_t = 16 << 20)]
+        data_offset: u64,
+        /// Keyslots area size in bytes (default: up to the data offset).
+        #[arg(long)]
+        keyslots_size: Option<u64>,
+        /// PBKDF2 iterations of the volume key digest.
+        #[arg(long, default_value_t = 100_000)]
+        digest_iterations: u32,
+        /// Label.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Subsystem.
+        #[arg(long, default_value = "")]
+        subsystem: String,
+        /// UUID (default: random, or derived from --seed).
+        #[arg(long)]
+        uuid: Option<String>,
+        #[command(flatten)]
+        kdf: KdfArgs,
+        /// Overwrite an existing LUKS header (its keyslots and data become unrecoverable).
+        #[arg(long)]
+        force: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print both header copies' state and the metadata.
+    Dump {
+        /// Image or detached header.
+        image: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a passphrase (exit 1 when no keyslot accepts it).
+    Unlock {
+        /// Image or detached header.
+        image: PathBuf,
+        /// File whose bytes are the passphrase.
+        #[arg(long)]
+        passphrase_file: PathBuf,
+        /// Only try this keyslot.
+        #[arg(long)]
+        key_slot: Option<u32>,
+        /// Print the volume key as hex on stdout.
+        #[arg(long)]
+        dump_volume_key: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a keyslot for a new passphrase (unlocking with an existing one).
+    AddKey {
+        /// Image or detached header.
+        image: PathBuf,
+        /// An existing passphrase.
+        #[arg(long)]
+        passphrase_file: PathBuf,
+        /// The new passphrase.
+        #[arg(long)]
+        new_passphrase_file: PathBuf,
+        /// Keyslot id for the new key (default: lowest free).
+        #[arg(long)]
+        key_slot: Option<u32>,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+    /// Remove the keyslot a passphrase opens, or a keyslot by id.
+    RemoveKey {
+        /// Image or detached header.
+        image: PathBuf,
+        /// Remove the keyslot this passphrase opens.
+        #[arg(long, required_unless_present = "key_slot")]
+        passphrase_file: Option<PathBuf>,
+        /// Remove this keyslot.
+        #[arg(long, conflicts_with = "passphrase_file")]
+        key_slot: Option<u32>,
+        /// Allow removing the last keyslot (the data becomes unrecoverable).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Change the passphrase of the keyslot a passphrase opens.
+    ChangeKey {
+        /// Image or detached header.
+        image: PathBuf,
+        /// The current passphrase.
+        #[arg(long)]
+        passphrase_file: PathBuf,
+        /// The new passphrase.
+        #[arg(long)]
+        new_passphrase_file: PathBuf,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+    /// Encrypt a plaintext file into the data segment.
+    Encrypt {
+        /// Image (or data device when --header is given).
+        image: PathBuf,
+        /// File whose bytes are the passphrase.
+        #[arg(long)]
+        passphrase_file: PathBuf,
+        /// The plaintext.
+        #[arg(long)]
+        input: PathBuf,
+        /// Detached header file.
+        #[arg(long)]
+        header: Option<PathBuf>,
+    },
+    /// Decrypt the data segment into a plaintext file.
+    Decrypt {
+        /// Image (or data device when --header is given).
+        image: PathBuf,
+        /// File whose bytes are the passphrase.
+        #[arg(long)]
+        passphrase_file: PathBuf,
+        /// Where to write the plaintext.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Detached header file.
+        #[arg(long)]
+        header: Option<PathBuf>,
+    },
+}
+
+fn passphrase(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Zeroizing::new(bytes))
+}
+
+fn open_rw(path: &Path) -> anyhow::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {} for writing", path.display()))
+}
+
+fn open_ro(path: &Path) -> anyhow::Result<File> {
+    File::open(path).with_context(|| format!("cannot open {}", path.display()))
+}
+
+fn read_header(file: &mut File, path: &Path) -> anyhow::Result<Luks2Header> {
+    let hdr = Luks2Header::read(file)
+        .with_context(|| format!("{}: not a usable LUKS2 header", path.display()))?;
+    for c in &hdr.copies {
+        if let Some(p) = &c.problem {
+            eprintln!(
+                "imgpipe: warning: {}: header copy at offset {}: {p}",
+                path.display(),
+                c.offset
+            );
+        }
+    }
+    Ok(hdr)
+}
+
+/// The RNG: ChaCha20 seeded from SHA-256 of the `--seed` bytes, else the OS source.
+fn rng(seed: Option<&str>) -> anyhow::Result<Box<dyn CryptoRng>> {
+    match seed {
+        Some(hex) => {
+            let bytes = decode_hex(hex).context("--seed must be hex digits")?;
+            let digest: [u8; 32] = Sha256::digest(&bytes).into();
+            Ok(Box::new(rand_chacha::ChaCha20Rng::from_seed(digest)))
+        }
+        None => Ok(Box::new(rand_core::UnwrapErr(getrandom::SysRng))),
+    }
+}
+
+fn decode_hex(s: &str) -> anyhow::Result<Vec<u8>> {
+    let s = s.trim();
+    if s.is_empty() || !s.len().is_multiple_of(2) {
+        bail!("odd number of hex digits or empty");
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|d| u8::from_str_radix(d, 16).ok())
+                .context("not a hex digit")
+        })
+        .collect()
+}
+
+/// Wrong passphrase is a negative answer (exit 1), not an input error.
+fn negative_or_err(e: LuksError, what: &str) -> anyhow::Result<ExitCode> {
+    if matches!(e, LuksError::WrongPassphrase) {
+        eprintln!("imgpipe: error: {what}: {e}");
+        return Ok(output::exit(output::NEGATIVE));
+    }
+    Err(anyhow::Error::new(e).context(what.to_owned()))
+}
+
+#[derive(Serialize)]
+struct Dump<'a> {
+    uuid: &'a str,
+    label: &'a str,
+    subsystem: &'a str,
+    hdr_size: u64,
+    seqid: u64,
+    copies: &'a [imgpipe_luks::CopyReport; 2],
+    metadata: &'a Metadata,
 }
 
 /// Runs `imgpipe luks`.
@@ -42,5 +356,357 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(output::exit(output::SUCCESS))
         }
+        Command::Format {
+            image,
+            passphrase_file,
+            size,
+            key_size,
+            sector_size,
+            header_size,
+            data_offset,
+            keyslots_size,
+            digest_iterations,
+            label,
+            subsystem,
+            uuid,
+            kdf,
+            force,
+            json,
+        } => {
+            let pass = passphrase(&passphrase_file)?;
+            let exists = image.exists();
+            if exists && !force {
+                let mut head = [0u8; 8];
+                let n = std::io::Read::read(&mut open_ro(&image)?, &mut head).unwrap_or(0);
+                if imgpipe_luks::detect(&head[..n]) {
+                    bail!(
+                        "{} already holds a LUKS header: use --force to overwrite it",
+                        image.display()
+                    );
+                }
+            }
+            let mut f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&image)
+                .with_context(|| format!("cannot open {}", image.display()))?;
+            match size {
+                Some(s) => f.set_len(s).context("cannot set the image size")?,
+                None if !exists => bail!("{} does not exist: give --size", image.display()),
+                None => {}
+            }
+            let opts = FormatOptions {
+                hdr_size: header_size,
+                keyslots_size,
+                data_offset,
+                sector_size,
+                key_size: (key_size / 8) as usize,
+                keyslot: kdf.params(),
+                digest_iterations,
+                label,
+                subsystem,
+                uuid,
+                ..FormatOptions::default()
+            };
+            let len = f.metadata().context("cannot stat the image")?.len();
+            if data_offset != 0 && len <= data_offset {
+                bail!(
+                    "{} is {len} bytes, not larger than the data offset {data_offset}",
+                    image.display()
+                );
+            }
+            let mut rng = rng(kdf.seed.as_deref())?;
+            let (hdr, _) = Luks2Header::format(&mut f, &opts, &pass, &mut *rng)
+                .with_context(|| format!("cannot format {}", image.display()))?;
+            f.sync_all().context("cannot sync the image")?;
+            if json {
+                output::print_json(&Inspection::of(&hdr))?;
+            } else {
+                println!("{}: LUKS2 volume {} formatted", image.display(), hdr.uuid);
+            }
+            Ok(output::exit(output::SUCCESS))
+        }
+        Command::Dump { image, json } => {
+            let mut f = open_ro(&image)?;
+            let hdr = read_header(&mut f, &image)?;
+            if json {
+                output::print_json(&Dump {
+                    uuid: &hdr.uuid,
+                    label: &hdr.label,
+                    subsystem: &hdr.subsystem,
+                    hdr_size: hdr.hdr_size,
+                    seqid: hdr.seqid,
+                    copies: &hdr.copies,
+                    metadata: &hdr.metadata,
+                })?;
+            } else {
+                print_dump(&hdr);
+            }
+            Ok(output::exit(output::SUCCESS))
+        }
+        Command::Unlock {
+            image,
+            passphrase_file,
+            key_slot,
+            dump_volume_key,
+            json,
+        } => {
+            let pass = passphrase(&passphrase_file)?;
+            let mut f = open_ro(&image)?;
+            let hdr = read_header(&mut f, &image)?;
+            let result = match key_slot {
+                Some(id) => hdr.unlock_keyslot(&mut f, id, &pass).map(|k| (id, k)),
+                None => hdr.unlock(&mut f, &pass),
+            };
+            let (slot, vk) = match result {
+                Ok(r) => r,
+                Err(e) => return negative_or_err(e, &format!("{}", image.display())),
+            };
+            if json {
+                #[derive(Serialize)]
+                struct Unlocked<'a> {
+                    keyslot: u32,
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    volume_key: Option<&'a str>,
+                }
+                let hex = vk.to_hex();
+                output::print_json(&Unlocked {
+                    keyslot: slot,
+                    volume_key: dump_volume_key.then_some(hex.as_str()),
+                })?;
+            } else if dump_volume_key {
+                println!("{}", vk.to_hex().as_str());
+            } else {
+                eprintln!("keyslot {slot} unlocked");
+            }
+            Ok(output::exit(output::SUCCESS))
+        }
+        Command::AddKey {
+            image,
+            passphrase_file,
+            new_passphrase_file,
+            key_slot,
+            kdf,
+        } => {
+            let pass = passphrase(&passphrase_file)?;
+            let new = passphrase(&new_passphrase_file)?;
+            let mut f = open_rw(&image)?;
+            let mut hdr = read_header(&mut f, &image)?;
+            let vk = match hdr.unlock(&mut f, &pass) {
+                Ok((_, vk)) => vk,
+                Err(e) => return negative_or_err(e, &format!("{}", image.display())),
+            };
+            let mut rng = rng(kdf.seed.as_deref())?;
+            let id = hdr
+                .add_keyslot(&mut f, &vk, &new, &kdf.params(), key_slot, &mut *rng)
+                .context("cannot add the keyslot")?;
+            f.sync_all().context("cannot sync the image")?;
+            println!("keyslot {id} added");
+            Ok(output::exit(output::SUCCESS))
+        }
+        Command::RemoveKey {
+            image,
+            passphrase_file,
+            key_slot,
+            force,
+        } => {
+            let mut f = open_rw(&image)?;
+            let mut hdr = read_header(&mut f, &image)?;
+            let id = match (key_slot, passphrase_file) {
+                (Some(id), _) => id,
+                (None, Some(p)) => {
+                    let pass = passphrase(&p)?;
+                    match hdr.unlock(&mut f, &pass) {
+                        Ok((id, _)) => id,
+                        Err(e) => return negative_or_err(e, &format!("{}", image.display())),
+                    }
+                }
+                (None, None) => bail!("give --passphrase-file or --key-slot"),
+            };
+            if !hdr.metadata.keyslots.contains_key(&id) {
+                bail!("keyslot {id} does not exist");
+            }
+            if hdr.metadata.keyslots.len() == 1 && !force {
+                bail!(
+                    "keyslot {id} is the last one: the volume would become unusable (use --force)"
+                );
+            }
+            hdr.remove_keyslot(&mut f, id)
+                .context("cannot remove the keyslot")?;
+            f.sync_all().context("cannot sync the image")?;
+            println!("keyslot {id} removed");
+            Ok(output::exit(output::SUCCESS))
+        }
+        Command::ChangeKey {
+            image,
+            passphrase_file,
+            new_passphrase_file,
+            kdf,
+        } => {
+            let pass = passphrase(&passphrase_file)?;
+            let new = passphrase(&new_passphrase_file)?;
+            let mut f = open_rw(&image)?;
+            let mut hdr = read_header(&mut f, &image)?;
+            let (id, vk) = match hdr.unlock(&mut f, &pass) {
+                Ok(r) => r,
+                Err(e) => return negative_or_err(e, &format!("{}", image.display())),
+            };
+            let mut rng = rng(kdf.seed.as_deref())?;
+            hdr.change_keyslot(&mut f, id, &vk, &new, &kdf.params(), &mut *rng)
+                .context("cannot change the keyslot")?;
+            f.sync_all().context("cannot sync the image")?;
+            println!("keyslot {id} changed");
+            Ok(output::exit(output::SUCCESS))
+        }
+        Command::Encrypt {
+            image,
+            passphrase_file,
+            input,
+            header,
+        } => {
+            let pass = passphrase(&passphrase_file)?;
+            let hdr_path = header.as_deref().unwrap_or(&image);
+            let mut hf = open_ro(hdr_path)?;
+            let hdr = read_header(&mut hf, hdr_path)?;
+            let vk = match hdr.unlock(&mut hf, &pass) {
+                Ok((_, vk)) => vk,
+                Err(e) => return negative_or_err(e, &format!("{}", hdr_path.display())),
+            };
+            let seg = hdr
+                .data_segment(&vk)
+                .context("cannot use the data segment")?;
+            let plain = open_ro(&input)?;
+            let total = plain.metadata().map(|m| m.len()).unwrap_or(0);
+            let mut dev = open_rw(&image)?;
+            let bar = crate::progress::bytes(total, "encrypting");
+            let n = seg
+                .encrypt_stream(BufReader::new(plain), &mut dev, &mut |d| {
+                    bar.set_position(d)
+                })
+                .context("cannot encrypt the payload")?;
+            bar.finish_and_clear();
+            dev.sync_all().context("cannot sync the image")?;
+            println!("{n} bytes encrypted at offset {}", seg.offset);
+            Ok(output::exit(output::SUCCESS))
+        }
+        Command::Decrypt {
+            image,
+            passphrase_file,
+            output: out_path,
+            header,
+        } => {
+            let pass = passphrase(&passphrase_file)?;
+            let hdr_path = header.as_deref().unwrap_or(&image);
+            let mut hf = open_ro(hdr_path)?;
+            let hdr = read_header(&mut hf, hdr_path)?;
+            let vk = match hdr.unlock(&mut hf, &pass) {
+                Ok((_, vk)) => vk,
+                Err(e) => return negative_or_err(e, &format!("{}", hdr_path.display())),
+            };
+            let seg = hdr
+                .data_segment(&vk)
+                .context("cannot use the data segment")?;
+            let mut dev = open_ro(&image)?;
+            let size = dev.metadata().context("cannot stat the image")?.len();
+            let len = seg.payload_len(size);
+            let out = File::create(&out_path)
+                .with_context(|| format!("cannot create {}", out_path.display()))?;
+            let bar = crate::progress::bytes(len, "decrypting");
+            let mut w = BufWriter::new(out);
+            seg.decrypt_stream(&mut dev, len, &mut w, &mut |d| bar.set_position(d))
+                .context("cannot decrypt the payload")?;
+            w.flush().context("cannot write the plaintext")?;
+            bar.finish_and_clear();
+            eprintln!("{len} bytes decrypted");
+            Ok(output::exit(output::SUCCESS))
+        }
     }
+}
+
+fn print_dump(hdr: &Luks2Header) {
+    let md = &hdr.metadata;
+    println!("LUKS header information");
+    println!("Version:        2");
+    println!("Epoch (seqid):  {}", hdr.seqid);
+    println!("Metadata area:  {} [bytes]", hdr.hdr_size);
+    println!("Keyslots area:  {} [bytes]", md.config.keyslots_size);
+    println!("UUID:           {}", hdr.uuid);
+    println!("Label:          {}", or_none(&hdr.label, "(no label)"));
+    println!(
+        "Subsystem:      {}",
+        or_none(&hdr.subsystem, "(no subsystem)")
+    );
+    for (name, c) in ["primary", "secondary"].iter().zip(&hdr.copies) {
+        match &c.problem {
+            None => println!("Header copy:    {name} at {} ok", c.offset),
+            Some(p) => println!("Header copy:    {name} at {} DAMAGED: {p}", c.offset),
+        }
+    }
+    let reqs = md.config.mandatory_requirements();
+    if !reqs.is_empty() {
+        println!("Requirements:   {}", reqs.join(" "));
+    }
+    println!("\nData segments:");
+    for (id, s) in &md.segments {
+        println!("  {id}: {}", s.kind);
+        println!("\toffset: {} [bytes]", s.offset);
+        match s.size {
+            imgpipe_luks::raw::SegmentSize::Dynamic => println!("\tlength: (whole device)"),
+            imgpipe_luks::raw::SegmentSize::Bytes(b) => println!("\tlength: {b} [bytes]"),
+        }
+        if let Some(c) = &s.crypt {
+            println!("\tcipher: {}", c.encryption);
+            println!("\tsector: {} [bytes]", c.sector_size);
+        }
+    }
+    println!("\nKeyslots:");
+    for (id, k) in &md.keyslots {
+        println!("  {id}: luks2");
+        println!("\tKey:        {} bits", k.key_size * 8);
+        let prio = match k.priority {
+            Some(0) => "ignored",
+            Some(2) => "preferred",
+            _ => "normal",
+        };
+        println!("\tPriority:   {prio}");
+        println!("\tCipher:     {}", k.area.encryption);
+        println!("\tCipher key: {} bits", k.area.key_size * 8);
+        println!("\tPBKDF:      {}", k.kdf.type_name());
+        match &k.kdf {
+            imgpipe_luks::Kdf::Pbkdf2 {
+                hash, iterations, ..
+            } => {
+                println!("\tHash:       {}", hash.name());
+                println!("\tIterations: {iterations}");
+            }
+            imgpipe_luks::Kdf::Argon2 {
+                time, memory, cpus, ..
+            } => {
+                println!("\tTime cost:  {time}");
+                println!("\tMemory:     {memory}");
+                println!("\tThreads:    {cpus}");
+            }
+        }
+        println!("\tAF stripes: {}", k.af.stripes);
+        println!("\tAF hash:    {}", k.af.hash.name());
+        println!("\tArea offset: {} [bytes]", k.area.offset);
+        println!("\tArea length: {} [bytes]", k.area.size);
+    }
+    println!("Tokens:");
+    for (id, t) in &md.tokens {
+        let kind = t.get("type").and_then(|v| v.as_str()).unwrap_or("?");
+        println!("  {id}: {kind}");
+    }
+    println!("Digests:");
+    for (id, d) in &md.digests {
+        println!("  {id}: pbkdf2");
+        println!("\tHash:       {}", d.hash.name());
+        println!("\tIterations: {}", d.iterations);
+    }
+}
+
+fn or_none<'a>(s: &'a str, none: &'a str) -> &'a str {
+    if s.is_empty() { none } else { s }
 }

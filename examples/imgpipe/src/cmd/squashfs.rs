@@ -1,9 +1,15 @@
-//! `imgpipe squashfs ...`: subcommands over crates/squashfs (issue 7).
+//! `imgpipe squashfs ...`: create, list and extract squashfs images (crates/squashfs).
 
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
+use imgpipe_squashfs::raw::{InodeData, decode_dev};
+use imgpipe_squashfs::{
+    Builder, Compression, Compressor, ExtractOptions, Limits, Reader, WriteOptions,
+};
+use serde::Serialize;
 
 use crate::cmd::inspect::{Format, report};
 use crate::output;
@@ -25,6 +31,168 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a squashfs image of a directory, byte-reproducibly.
+    Create {
+        /// The directory to pack.
+        dir: PathBuf,
+        /// The image to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Compressor.
+        #[arg(long, default_value = "gzip", value_parser = ["gzip", "xz", "lzo", "lz4", "zstd"])]
+        comp: String,
+        /// Compression level (gzip 1-9, xz 0-9, zstd 1-22; default as mksquashfs).
+        #[arg(long)]
+        level: Option<u32>,
+        /// Block size in bytes (4096..=1048576, a power of two).
+        #[arg(long, default_value_t = 131_072)]
+        block_size: u32,
+        /// Do not pack small files and tail ends into fragments.
+        #[arg(long)]
+        no_fragments: bool,
+        /// Pack only whole small files into fragments, not tail ends of larger files.
+        #[arg(long)]
+        no_tail_ends: bool,
+        /// Do not store identical files once.
+        #[arg(long)]
+        no_dedup: bool,
+        /// Do not store xattrs.
+        #[arg(long)]
+        no_xattrs: bool,
+        /// Do not write the NFS export table.
+        #[arg(long)]
+        no_exports: bool,
+        /// Make every file owned by root.
+        #[arg(long)]
+        all_root: bool,
+        /// Superblock time (default SOURCE_DATE_EPOCH, else 0).
+        #[arg(long)]
+        epoch: Option<u64>,
+        /// Lower every file time later than the epoch to the epoch.
+        #[arg(long)]
+        clamp_mtime: bool,
+        /// Print a JSON report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every entry: type and mode, owner, size, mtime (UTC), path, link target.
+    Ls {
+        /// The image.
+        image: PathBuf,
+        /// Byte offset of the image inside the file.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Extract the image below DEST (created if missing); nothing is written outside DEST.
+    Extract {
+        /// The image.
+        image: PathBuf,
+        /// The destination directory.
+        dest: PathBuf,
+        /// Byte offset of the image inside the file.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        /// Do not restore owners (default: restored when running as root).
+        #[arg(long)]
+        no_owners: bool,
+        /// Do not restore xattrs (default: restored when running as root).
+        #[arg(long)]
+        no_xattrs: bool,
+        /// Refuse symlinks whose target leaves DEST (absolute or too many `..`).
+        #[arg(long)]
+        refuse_link_escapes: bool,
+        /// Print a JSON report.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// One line of `ls`.
+#[derive(Debug, Serialize)]
+struct LsEntry {
+    path: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    mode: String,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    mtime: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link_target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<(u32, u32)>,
+    inode: u32,
+    nlink: u32,
+}
+
+fn kind_name(k: imgpipe_squashfs::raw::InodeKind) -> &'static str {
+    use imgpipe_squashfs::raw::InodeKind as K;
+    match k {
+        K::Dir => "dir",
+        K::File => "file",
+        K::Symlink => "symlink",
+        K::BlockDev => "block-device",
+        K::CharDev => "char-device",
+        K::Fifo => "fifo",
+        K::Socket => "socket",
+    }
+}
+
+fn perms(letter: char, mode: u16) -> String {
+    let m = u32::from(mode);
+    let mut s = String::from(letter);
+    for (shift, special, lower, upper) in [
+        (6, 0o4000, 's', 'S'),
+        (3, 0o2000, 's', 'S'),
+        (0, 0o1000, 't', 'T'),
+    ] {
+        let bits = (m >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(match (m & special != 0, bits & 1 != 0) {
+            (true, true) => lower,
+            (true, false) => upper,
+            (false, true) => 'x',
+            (false, false) => '-',
+        });
+    }
+    s
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC.
+fn utc(secs: u32) -> String {
+    let secs = i64::from(secs);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn open(image: &PathBuf, offset: u64) -> anyhow::Result<Reader> {
+    let f = std::fs::File::open(image).with_context(|| format!("opening {}", image.display()))?;
+    Reader::open_at(f, offset, Limits::default())
+        .with_context(|| format!("reading {}", image.display()))
+}
+
+fn running_as_root() -> bool {
+    // /proc/self belongs to the effective uid; avoids unsafe libc calls in the binary.
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// Runs `imgpipe squashfs`.
@@ -40,7 +208,179 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 output::print_json(&r.details)?;
             }
-            Ok(output::exit(output::SUCCESS))
         }
+        Command::Create {
+            dir,
+            output: out,
+            comp,
+            level,
+            block_size,
+            no_fragments,
+            no_tail_ends,
+            no_dedup,
+            no_xattrs,
+            no_exports,
+            all_root,
+            epoch,
+            clamp_mtime,
+            json,
+        } => {
+            let epoch = output::epoch(epoch)?.0;
+            let epoch =
+                u32::try_from(epoch).context("squashfs times end in 2106: epoch too large")?;
+            let compressor = Compressor::from_name(&comp).context("unknown compressor")?;
+            let mut opts = WriteOptions::new(epoch);
+            opts.compression = Compression { compressor, level };
+            opts.block_size = block_size;
+            opts.fragments = !no_fragments;
+            opts.tail_ends = !no_tail_ends;
+            opts.dedup = !no_dedup;
+            opts.xattrs = !no_xattrs;
+            opts.exportable = !no_exports;
+            opts.all_root = all_root;
+            opts.clamp_mtime = clamp_mtime.then_some(epoch);
+            let mut b = Builder::new(opts)?;
+            b.add_tree(&dir)
+                .with_context(|| format!("scanning {}", dir.display()))?;
+            let tmp = out.with_extension("partial");
+            let mut f = std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::create(&tmp)
+                    .with_context(|| format!("creating {}", tmp.display()))?,
+            );
+            let rep = b.build(&mut f);
+            drop(f);
+            let rep = match rep {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e).with_context(|| format!("writing {}", out.display()));
+                }
+            };
+            std::fs::rename(&tmp, &out)
+                .with_context(|| format!("renaming to {}", out.display()))?;
+            if json {
+                output::print_json(&rep)?;
+            } else {
+                println!(
+                    "{}: {} inodes, {} files ({} duplicates), {} fragment blocks, {} bytes of content in {} bytes",
+                    out.display(),
+                    rep.inodes,
+                    rep.files,
+                    rep.duplicates,
+                    rep.fragments,
+                    rep.content_bytes,
+                    rep.image_size
+                );
+            }
+        }
+        Command::Ls {
+            image,
+            offset,
+            json,
+        } => {
+            let r = open(&image, offset)?;
+            let mut list = Vec::new();
+            for e in r.walk()? {
+                let (uid, gid) = r.owner(&e.inode)?;
+                let (size, link_target, device) = match &e.inode.data {
+                    InodeData::Dir(d) => (u64::from(d.file_size), None, None),
+                    InodeData::File(f) => (f.file_size, None, None),
+                    InodeData::Symlink(t) => (
+                        t.len() as u64,
+                        Some(String::from_utf8_lossy(t).into_owned()),
+                        None,
+                    ),
+                    InodeData::Device(d) => (0, None, Some(decode_dev(*d))),
+                    InodeData::Ipc => (0, None, None),
+                };
+                list.push(LsEntry {
+                    path: format!("/{}", String::from_utf8_lossy(&e.path)),
+                    kind: kind_name(e.inode.kind),
+                    mode: perms(e.inode.kind.letter(), e.inode.mode),
+                    uid,
+                    gid,
+                    size,
+                    mtime: e.inode.mtime,
+                    link_target,
+                    device,
+                    inode: e.inode.inode_number,
+                    nlink: e.inode.nlink,
+                });
+            }
+            if json {
+                output::print_json(&list)?;
+            } else {
+                use std::io::Write;
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                for e in &list {
+                    let size = match e.device {
+                        Some((ma, mi)) => format!("{ma},{mi}"),
+                        None => e.size.to_string(),
+                    };
+                    let link = e
+                        .link_target
+                        .as_ref()
+                        .map(|t| format!(" -> {t}"))
+                        .unwrap_or_default();
+                    writeln!(
+                        out,
+                        "{} {:>5}/{:<5} {:>10} {} {}{link}",
+                        e.mode,
+                        e.uid,
+                        e.gid,
+                        size,
+                        utc(e.mtime),
+                        e.path
+                    )?;
+                }
+                out.flush()?;
+            }
+        }
+        Command::Extract {
+            image,
+            dest,
+            offset,
+            no_owners,
+            no_xattrs,
+            refuse_link_escapes,
+            json,
+        } => {
+            let r = open(&image, offset)?;
+            let root = running_as_root();
+            let mut opts = ExtractOptions::default();
+            opts.owners = root && !no_owners;
+            opts.xattrs = root && !no_xattrs;
+            opts.refuse_link_escapes = refuse_link_escapes;
+            let rep = r
+                .extract(&dest, opts)
+                .with_context(|| format!("extracting to {}", dest.display()))?;
+            if json {
+                output::print_json(&rep)?;
+            } else {
+                println!(
+                    "{}: {} directories, {} files, {} hard links, {} symlinks, {} special files ({} skipped), {} bytes",
+                    dest.display(),
+                    rep.dirs,
+                    rep.files,
+                    rep.hard_links,
+                    rep.symlinks,
+                    rep.special,
+                    rep.skipped,
+                    rep.bytes
+                );
+            }
+        }
+    }
+    Ok(output::exit(output::SUCCESS))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
+        assert_eq!(super::utc(1_700_000_000), "2023-11-14 22:13:20");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00");
     }
 }

@@ -1,0 +1,967 @@
+//! Building a FAT12/16/32 volume in memory: collect a tree, plan geometry and clusters, emit
+//! sequentially.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::raw::{
+    FatBootSector, FatType, NT_LOWER_BASE, NT_LOWER_EXT, ShortEntry, attr, dos_datetime,
+    fs_info_sector, lfn_entries, short_name_checksum,
+};
+
+/// Most entries in one directory (FAT specification: a directory is at most 2 MiB).
+pub const MAX_DIR_ENTRIES: usize = 65_536;
+/// Longest name, in UTF-16 code units.
+pub const MAX_NAME_UNITS: usize = 255;
+/// Largest file FAT can store.
+pub const MAX_FILE_SIZE: u64 = u32::MAX as u64;
+
+#[derive(Debug, Clone)]
+enum Node {
+    File(Vec<u8>),
+    Dir(Dir),
+}
+
+#[derive(Debug, Clone, Default)]
+struct Dir {
+    /// Entries by name; byte order makes the output deterministic.
+    entries: BTreeMap<String, Node>,
+    /// Upper-cased names, to refuse two names FAT considers equal.
+    folded: BTreeSet<String>,
+}
+
+impl Dir {
+    fn get_or_create_dir(&mut self, name: &str) -> Result<&mut Dir> {
+        if !self.entries.contains_key(name) {
+            validate_name(name)?;
+            if !self.folded.insert(name.to_uppercase()) {
+                return Err(Error::InvalidName {
+                    name: name.to_string(),
+                    reason: "differs only in case from another name in the directory",
+                });
+            }
+            self.entries
+                .insert(name.to_string(), Node::Dir(Dir::default()));
+        }
+        match self.entries.get_mut(name) {
+            Some(Node::Dir(d)) => Ok(d),
+            _ => Err(Error::InvalidName {
+                name: name.to_string(),
+                reason: "is a file, not a directory",
+            }),
+        }
+    }
+}
+
+/// What the builder planned and wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FatSummary {
+    /// The boot sector written.
+    pub boot_sector: FatBootSector,
+    /// Clusters in use (directories and files).
+    pub used_clusters: u32,
+    /// Files written.
+    pub files: u64,
+    /// Directories written (without the root).
+    pub directories: u64,
+}
+
+/// Collects files and directories, then writes a FAT volume of a fixed size.
+///
+/// Geometry follows the FAT specification and mkfs.fat's conventions: two FATs, 512 root
+/// entries on FAT12/16, 32 reserved sectors with FSInfo at 1 and a boot sector copy at 6 on
+/// FAT32, the data region aligned to the cluster size. Without an explicit type, volumes of
+/// 512 MiB and more get FAT32, smaller ones FAT16, and those too small for FAT16 FAT12; the
+/// cluster size is the smallest that keeps the count in the type's range.
+///
+/// Names that are valid upper-case 8.3 names are stored as such; all-lower-case 8.3 names
+/// use the NT case flags as Windows and Linux do; every other name gets long-name entries and
+/// a `~N` short alias unique in its directory. Every timestamp is the epoch given.
+#[derive(Debug, Clone)]
+pub struct FatBuilder {
+    size: u64,
+    sector_size: u16,
+    fat_type: Option<FatType>,
+    label: Option<String>,
+    volume_id: u32,
+    epoch: u64,
+    hidden_sectors: u32,
+    root: Dir,
+}
+
+impl FatBuilder {
+    /// A volume of `size` bytes (rounded down to whole sectors), with volume id 0, no label and
+    /// every timestamp at 1980-01-01 until [`FatBuilder::epoch`] says otherwise.
+    pub fn new(size: u64) -> Self {
+        Self {
+            size,
+            sector_size: 512,
+            fat_type: None,
+            label: None,
+            volume_id: 0,
+            epoch: 0,
+            hidden_sectors: 0,
+            root: Dir::default(),
+        }
+    }
+
+    /// Bytes per sector: 512 (default), 1024, 2048 or 4096 (for 4Kn disks).
+    pub fn sector_size(mut self, bytes: u16) -> Self {
+        self.sector_size = bytes;
+        self
+    }
+
+    /// Forces FAT12, FAT16 or FAT32.
+    pub fn fat_type(mut self, t: FatType) -> Self {
+        self.fat_type = Some(t);
+        self
+    }
+
+    /// The volume label (up to 11 characters; stored upper-case).
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// The volume serial number.
+    pub fn volume_id(mut self, id: u32) -> Self {
+        self.volume_id = id;
+        self
+    }
+
+    /// The Unix time every timestamp gets (clamped to what FAT can store: 1980..2107).
+    pub fn epoch(mut self, unix_seconds: u64) -> Self {
+        self.epoch = unix_seconds;
+        self
+    }
+
+    /// Sectors before the volume on its disk (the partition's start), recorded in the BPB.
+    pub fn hidden_sectors(mut self, sectors: u32) -> Self {
+        self.hidden_sectors = sectors;
+        self
+    }
+
+    /// Adds a directory (and its parents) at a `/`-separated path.
+    pub fn add_dir(&mut self, path: &str) -> Result<()> {
+        let mut dir = &mut self.root;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            dir = dir.get_or_create_dir(part)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a file (creating parent directories) at a `/`-separated path.
+    pub fn add_file(&mut self, path: &str, data: Vec<u8>) -> Result<()> {
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        let Some((name, parents)) = parts.split_last() else {
+            return Err(Error::InvalidName {
+                name: path.to_string(),
+                reason: "empty path",
+            });
+        };
+        if data.len() as u64 > MAX_FILE_SIZE {
+            return Err(Error::LimitExceeded {
+                what: "FAT file size",
+                limit: MAX_FILE_SIZE,
+            });
+        }
+        let mut dir = &mut self.root;
+        for part in parents {
+            dir = dir.get_or_create_dir(part)?;
+        }
+        validate_name(name)?;
+        if dir.entries.contains_key(*name) || !dir.folded.insert(name.to_uppercase()) {
+            return Err(Error::InvalidName {
+                name: (*name).to_string(),
+                reason: "already exists (FAT names are case-insensitive)",
+            });
+        }
+        dir.entries.insert((*name).to_string(), Node::File(data));
+        Ok(())
+    }
+
+    /// Adds everything below the host directory `src` at the volume root, in byte order of
+    /// names. Regular files and directories only: symlinks are followed, other special files
+    /// are refused.
+    pub fn add_tree(&mut self, src: &Path) -> Result<()> {
+        self.add_tree_at(src, "", 0)
+    }
+
+    fn add_tree_at(&mut self, src: &Path, prefix: &str, depth: usize) -> Result<()> {
+        if depth > 64 {
+            return Err(Error::LimitExceeded {
+                what: "directory depth",
+                limit: 64,
+            });
+        }
+        let mut names = Vec::new();
+        for e in std::fs::read_dir(src).map_err(Error::io("reading a source directory"))? {
+            let e = e.map_err(Error::io("reading a source directory"))?;
+            names.push(e.file_name());
+        }
+        // read_dir order is the file system's; sort for reproducible output.
+        names.sort();
+        for os_name in names {
+            let name = os_name.to_str().ok_or_else(|| Error::InvalidName {
+                name: os_name.to_string_lossy().into_owned(),
+                reason: "not valid UTF-8",
+            })?;
+            let path = src.join(&os_name);
+            let rel = if prefix.is_empty() {
+                name.to_string()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let meta = std::fs::metadata(&path).map_err(Error::io("reading source metadata"))?;
+            if meta.is_dir() {
+                self.add_dir(&rel)?;
+                self.add_tree_at(&path, &rel, depth + 1)?;
+            } else if meta.is_file() {
+                let data = std::fs::read(&path).map_err(Error::io("reading a source file"))?;
+                self.add_file(&rel, data)?;
+            } else {
+                return Err(Error::InvalidName {
+                    name: rel,
+                    reason: "neither a regular file nor a directory",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the volume in memory.
+    pub fn build_vec(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(usize::try_from(self.size).unwrap_or(0));
+        self.build(&mut out)?;
+        Ok(out)
+    }
+
+    /// Plans the volume and writes exactly `size` bytes (whole sectors) to `w`, front to back.
+    pub fn build<W: Write>(&self, mut w: W) -> Result<FatSummary> {
+        self.emit(&mut w, &mut |w: &mut W, n| write_zeros(w, n))
+    }
+
+    /// Like [`FatBuilder::build`], but seeks over long runs of zeros (free space) instead of
+    /// writing them, which leaves holes in a sparse file. The target must already read as
+    /// zeros there and be long enough: a fresh file given its length with `set_len`, or a
+    /// zeroed buffer. The stream ends positioned after the volume.
+    pub fn build_sparse<W: Write + Seek>(&self, mut w: W) -> Result<FatSummary> {
+        self.emit(&mut w, &mut |w: &mut W, n| {
+            if n < 1 << 20 {
+                return write_zeros(w, n);
+            }
+            let d = i64::try_from(n).map_err(|_| Error::LimitExceeded {
+                what: "seek distance",
+                limit: i64::MAX as u64,
+            })?;
+            w.seek(SeekFrom::Current(d))
+                .map(drop)
+                .map_err(Error::io("seeking over free space"))
+        })
+    }
+
+    fn emit<W: Write>(
+        &self,
+        w: &mut W,
+        zeros: &mut dyn FnMut(&mut W, u64) -> Result<()>,
+    ) -> Result<FatSummary> {
+        let label = self.label.as_deref().map(normalize_label).transpose()?;
+        let geo = Geometry::choose(self.size, self.sector_size, self.fat_type)?;
+        let stamp = Stamp::new(self.epoch);
+        // Phase 1: flatten the tree and give every directory and file its clusters.
+        let mut plan = Plan {
+            dirs: Vec::new(),
+            extents: Vec::new(),
+            next_cluster: 2,
+            cluster_size: geo.cluster_size(),
+            files: 0,
+        };
+        plan.add_dir(&self.root, None, geo.fat_type, label.is_some())?;
+        let used = plan.next_cluster - 2;
+        if used > geo.clusters {
+            return Err(Error::DoesNotFit {
+                index: 0,
+                needed: u64::from(used) * geo.cluster_size() + geo.data_offset(),
+                available: geo.total_sectors as u64 * u64::from(geo.bps),
+            });
+        }
+        if geo.fat_type != FatType::Fat32 {
+            let root_entries = plan.dirs[0].entry_count;
+            if root_entries > usize::from(geo.root_entries) {
+                return Err(Error::LimitExceeded {
+                    what: "FAT12/16 root directory entries",
+                    limit: u64::from(geo.root_entries),
+                });
+            }
+        }
+        // Phase 2: emit reserved sectors, FATs, the fixed root, then clusters in order.
+        let boot = FatBootSector {
+            oem_name: "MSWIN4.1".into(),
+            bytes_per_sector: geo.bps,
+            sectors_per_cluster: geo.spc,
+            reserved_sectors: geo.reserved,
+            num_fats: 2,
+            root_entries: geo.root_entries,
+            total_sectors: geo.total_sectors,
+            media: 0xF8,
+            fat_size: geo.fat_size,
+            sectors_per_track: 63,
+            heads: 255,
+            hidden_sectors: self.hidden_sectors,
+            root_cluster: if geo.fat_type == FatType::Fat32 { 2 } else { 0 },
+            fs_info_sector: if geo.fat_type == FatType::Fat32 { 1 } else { 0 },
+            backup_boot_sector: if geo.fat_type == FatType::Fat32 { 6 } else { 0 },
+            volume_id: self.volume_id,
+            volume_label: label
+                .map(|l| String::from_utf8_lossy(&l).trim_end().to_string())
+                .unwrap_or_default(),
+            fat_type: geo.fat_type,
+            clusters: geo.clusters,
+        };
+        let bps = usize::from(geo.bps);
+        let mut head = vec![0u8; usize::from(geo.reserved) * bps];
+        let bs = boot.to_bytes();
+        head[..bps].copy_from_slice(&bs);
+        if geo.fat_type == FatType::Fat32 {
+            let free = geo.clusters - used;
+            let next = if free == 0 {
+                u32::MAX
+            } else {
+                plan.next_cluster
+            };
+            let info = fs_info_sector(geo.bps, free, next);
+            head[bps..2 * bps].copy_from_slice(&info);
+            head[6 * bps..7 * bps].copy_from_slice(&bs);
+            head[7 * bps..8 * bps].copy_from_slice(&info);
+        }
+        write(w, &head)?;
+        let fat = plan.fat_bytes(&geo);
+        write(w, &fat)?;
+        write(w, &fat)?;
+        if geo.fat_type != FatType::Fat32 {
+            let mut root = plan.dir_bytes(0, &stamp, label.as_ref());
+            root.resize(geo.root_sectors() as usize * bps, 0);
+            write(w, &root)?;
+        }
+        let cs = geo.cluster_size() as usize;
+        for extent in &plan.extents {
+            let len = extent.clusters as usize * cs;
+            match extent.source {
+                ExtentSource::Dir(i) => {
+                    let mut b = plan.dir_bytes(i, &stamp, label.as_ref());
+                    b.resize(len, 0);
+                    write(w, &b)?;
+                }
+                ExtentSource::File(data) => {
+                    write(w, data)?;
+                    write_zeros(w, (len - data.len()) as u64)?;
+                }
+            }
+        }
+        let written = geo.data_offset() + u64::from(used) * geo.cluster_size();
+        let total = u64::from(geo.total_sectors) * u64::from(geo.bps);
+        zeros(w, total - written)?;
+        Ok(FatSummary {
+            boot_sector: boot,
+            used_clusters: used,
+            files: plan.files,
+            directories: plan.dirs.len() as u64 - 1,
+        })
+    }
+}
+
+fn write<W: Write>(w: &mut W, b: &[u8]) -> Result<()> {
+    w.write_all(b).map_err(Error::io("writing the FAT volume"))
+}
+
+fn write_zeros<W: Write>(w: &mut W, mut n: u64) -> Result<()> {
+    let zeros = [0u8; 65_536];
+    while n > 0 {
+        let k = n.min(zeros.len() as u64) as usize;
+        write(w, &zeros[..k])?;
+        n -= k as u64;
+    }
+    Ok(())
+}
+
+/// Refuses names FAT cannot store or that would be ambiguous.
+fn validate_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() || name == "." || name == ".." {
+        return bad("empty, `.` or `..`");
+    }
+    if name.encode_utf16().count() > MAX_NAME_UNITS {
+        return bad("longer than 255 UTF-16 code units");
+    }
+    if name
+        .chars()
+        .any(|c| c < ' ' || c == '\u{7f}' || "\"*/:<>?\\|".contains(c))
+    {
+        return bad("contains a control character or one of \" * / : < > ? \\ |");
+    }
+    if name.ends_with('.') || name.ends_with(' ') {
+        return bad("ends with a dot or a space, which FAT drops");
+    }
+    Ok(())
+}
+
+/// Characters allowed in a short name besides A-Z and 0-9.
+const SHORT_SPECIALS: &[u8] = b"!#$%&'()-@^_`{}~";
+
+fn short_char_ok(c: u8) -> bool {
+    c.is_ascii_uppercase() || c.is_ascii_digit() || SHORT_SPECIALS.contains(&c)
+}
+
+fn normalize_label(label: &str) -> Result<[u8; 11]> {
+    let up = label.to_ascii_uppercase();
+    let b = up.as_bytes();
+    if b.is_empty()
+        || b.len() > 11
+        || b[0] == b' '
+        || !b.iter().all(|&c| short_char_ok(c) || c == b' ')
+    {
+        return Err(Error::InvalidOption {
+            what: "volume label",
+            reason: "1 to 11 characters from A-Z 0-9 space ! # $ % & ' ( ) - @ ^ _ ` { } ~",
+        });
+    }
+    let mut out = [b' '; 11];
+    out[..b.len()].copy_from_slice(b);
+    Ok(out)
+}
+
+/// The 8.3 form of `name` if it needs no long name: the 11-byte name and NT case flags.
+fn exact_short_name(name: &str) -> Option<([u8; 11], u8)> {
+    if !name.is_ascii() {
+        return None;
+    }
+    let (base, ext) = match name.rsplit_once('.') {
+        Some((b, e)) => (b, e),
+        None => (name, ""),
+    };
+    if base.is_empty() || base.len() > 8 || ext.len() > 3 || base.contains('.') {
+        return None;
+    }
+    let case = |part: &str, flag: u8| -> Option<u8> {
+        let has_lower = part.bytes().any(|c| c.is_ascii_lowercase());
+        let has_upper = part.bytes().any(|c| c.is_ascii_uppercase());
+        match (has_lower, has_upper) {
+            (true, true) => None,
+            (true, false) => Some(flag),
+            _ => Some(0),
+        }
+    };
+    let flags = case(base, NT_LOWER_BASE)? | case(ext, NT_LOWER_EXT)?;
+    let mut out = [b' '; 11];
+    for (i, c) in base.bytes().enumerate() {
+        let c = c.to_ascii_uppercase();
+        if !short_char_ok(c) {
+            return None;
+        }
+        out[i] = c;
+    }
+    for (i, c) in ext.bytes().enumerate() {
+        let c = c.to_ascii_uppercase();
+        if !short_char_ok(c) {
+            return None;
+        }
+        out[8 + i] = c;
+    }
+    Some((out, flags))
+}
+
+/// A `BASE~N.EXT` alias for a long name, unique among `taken`.
+fn alias_short_name(name: &str, taken: &BTreeSet<[u8; 11]>) -> Result<[u8; 11]> {
+    let clean = |s: &str| -> Vec<u8> {
+        s.chars()
+            .filter(|&c| c != ' ' && c != '.')
+            .map(|c| {
+                let u = c.to_ascii_uppercase();
+                if u.is_ascii() && short_char_ok(u as u8) {
+                    u as u8
+                } else {
+                    b'_'
+                }
+            })
+            .collect()
+    };
+    let trimmed = name.trim_start_matches('.');
+    let (base, ext) = match trimmed.rsplit_once('.') {
+        Some((b, e)) => (clean(b), clean(e)),
+        None => (clean(trimmed), Vec::new()),
+    };
+    let base = if base.is_empty() { b"_".to_vec() } else { base };
+    for n in 1..=999_999u32 {
+        let tail = format!("~{n}");
+        let keep = (8 - tail.len()).min(base.len());
+        let mut out = [b' '; 11];
+        out[..keep].copy_from_slice(&base[..keep]);
+        out[keep..keep + tail.len()].copy_from_slice(tail.as_bytes());
+        for (i, &c) in ext.iter().take(3).enumerate() {
+            out[8 + i] = c;
+        }
+        if !taken.contains(&out) {
+            return Ok(out);
+        }
+    }
+    Err(Error::LimitExceeded {
+        what: "short name aliases in one directory",
+        limit: 999_999,
+    })
+}
+
+/// The chosen layout of the volume.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    fat_type: FatType,
+    bps: u16,
+    spc: u8,
+    reserved: u16,
+    root_entries: u16,
+    fat_size: u32,
+    total_sectors: u32,
+    clusters: u32,
+}
+
+impl Geometry {
+    fn cluster_size(&self) -> u64 {
+        u64::from(self.bps) * u64::from(self.spc)
+    }
+
+    fn root_sectors(&self) -> u32 {
+        (u32::from(self.root_entries) * 32).div_ceil(u32::from(self.bps))
+    }
+
+    fn data_offset(&self) -> u64 {
+        (u64::from(self.reserved) + 2 * u64::from(self.fat_size) + u64::from(self.root_sectors()))
+            * u64::from(self.bps)
+    }
+
+    fn choose(size: u64, bps: u16, requested: Option<FatType>) -> Result<Self> {
+        if !matches!(bps, 512 | 1024 | 2048 | 4096) {
+            return Err(Error::InvalidOption {
+                what: "FAT sector size",
+                reason: "must be 512, 1024, 2048 or 4096",
+            });
+        }
+        let total = u32::try_from(size / u64::from(bps)).map_err(|_| Error::InvalidOption {
+            what: "FAT volume size",
+            reason: "more than 2^32 sectors",
+        })?;
+        let spcs = || {
+            (0..8)
+                .map(|s| 1u8 << s)
+                .filter(|&spc| u32::from(spc) * u32::from(bps) <= 32_768)
+        };
+        let first = |t: FatType, min_clusters: u32| {
+            spcs().find_map(|spc| {
+                Self::try_new(t, bps, spc, total).filter(|g| g.clusters >= min_clusters)
+            })
+        };
+        let found = match requested {
+            Some(t) => first(t, 0),
+            None if size >= 512 << 20 => {
+                let target: u32 = match size >> 30 {
+                    0..=7 => 4096,
+                    8..=15 => 8192,
+                    16..=31 => 16_384,
+                    _ => 32_768,
+                };
+                let spc = (target / u32::from(bps)).max(1) as u8;
+                Self::try_new(FatType::Fat32, bps, spc, total).or_else(|| first(FatType::Fat32, 0))
+            }
+            // Stay clear of cluster counts just above 4085, which some readers misjudge.
+            None => first(FatType::Fat16, 4096).or_else(|| first(FatType::Fat12, 0)),
+        };
+        found.ok_or(Error::InvalidOption {
+            what: "FAT volume size",
+            reason: "no cluster size gives a cluster count valid for this FAT type",
+        })
+    }
+
+    fn try_new(t: FatType, bps: u16, spc: u8, total: u32) -> Option<Self> {
+        let (base_reserved, root_entries) = match t {
+            FatType::Fat32 => (32u32, 0u16),
+            _ => (1, 512),
+        };
+        let root_sectors = (u32::from(root_entries) * 32).div_ceil(u32::from(bps));
+        let spc32 = u32::from(spc);
+        let mut fat_size = 1u32;
+        let mut reserved;
+        let mut clusters;
+        loop {
+            let meta = base_reserved + 2 * fat_size + root_sectors;
+            // Align the data region to the cluster size.
+            reserved = base_reserved + (spc32 - meta % spc32) % spc32;
+            let meta = reserved + 2 * fat_size + root_sectors;
+            clusters = total.checked_sub(meta)? / spc32;
+            let fat_bytes = (u64::from(clusters) + 2) * u64::from(t.bits()) / 8 + 1;
+            let need = u32::try_from(fat_bytes.div_ceil(u64::from(bps))).ok()?;
+            if need <= fat_size {
+                break;
+            }
+            fat_size = need;
+        }
+        let ok = match t {
+            FatType::Fat12 => (1..=4084).contains(&clusters),
+            FatType::Fat16 => (4085..=65_524).contains(&clusters),
+            FatType::Fat32 => (65_525..=0x0FFF_FFF4).contains(&clusters),
+        };
+        let fat_size_ok = t == FatType::Fat32 || fat_size <= u32::from(u16::MAX);
+        (ok && fat_size_ok).then_some(Self {
+            fat_type: t,
+            bps,
+            spc,
+            reserved: u16::try_from(reserved).ok()?,
+            root_entries,
+            fat_size,
+            total_sectors: total,
+            clusters,
+        })
+    }
+}
+
+/// Timestamps every entry gets.
+struct Stamp {
+    date: u16,
+    time: u16,
+    tenth: u8,
+}
+
+impl Stamp {
+    fn new(epoch: u64) -> Self {
+        let (date, time, tenth) = dos_datetime(epoch);
+        Self { date, time, tenth }
+    }
+
+    fn entry(&self, name: [u8; 11], attr: u8, nt_res: u8, cluster: u32, size: u32) -> ShortEntry {
+        ShortEntry {
+            name,
+            attr,
+            nt_res,
+            crt_time_tenth: self.tenth,
+            crt_time: self.time,
+            crt_date: self.date,
+            acc_date: self.date,
+            first_cluster: cluster,
+            wrt_time: self.time,
+            wrt_date: self.date,
+            size,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum ExtentSource<'a> {
+    Dir(usize),
+    File(&'a [u8]),
+}
+
+#[derive(Debug)]
+struct Extent<'a> {
+    first_cluster: u32,
+    clusters: u32,
+    source: ExtentSource<'a>,
+}
+
+#[derive(Debug)]
+struct PlannedEntry {
+    long_name: Option<Vec<u16>>,
+    short: [u8; 11],
+    nt_res: u8,
+    is_dir: bool,
+    first_cluster: u32,
+    size: u32,
+}
+
+#[derive(Debug)]
+struct PlannedDir {
+    /// 0 for the FAT12/16 root, which lives outside the data region.
+    first_cluster: u32,
+    parent_cluster: u32,
+    is_root: bool,
+    entries: Vec<PlannedEntry>,
+    entry_count: usize,
+}
+
+struct Plan<'a> {
+    dirs: Vec<PlannedDir>,
+    extents: Vec<Extent<'a>>,
+    next_cluster: u32,
+    cluster_size: u64,
+    files: u64,
+}
+
+impl<'a> Plan<'a> {
+    fn alloc(&mut self, bytes: u64, source: ExtentSource<'a>) -> Result<u32> {
+        if bytes == 0 {
+            return Ok(0);
+        }
+        let n =
+            u32::try_from(bytes.div_ceil(self.cluster_size)).map_err(|_| Error::LimitExceeded {
+                what: "clusters",
+                limit: u64::from(u32::MAX),
+            })?;
+        let first = self.next_cluster;
+        self.next_cluster = first.checked_add(n).ok_or(Error::LimitExceeded {
+            what: "clusters",
+            limit: u64::from(u32::MAX),
+        })?;
+        self.extents.push(Extent {
+            first_cluster: first,
+            clusters: n,
+            source,
+        });
+        Ok(first)
+    }
+
+    /// Plans `dir` and, depth first in name order, everything below it; returns its index.
+    fn add_dir(
+        &mut self,
+        dir: &'a Dir,
+        parent: Option<u32>,
+        fat_type: FatType,
+        has_label: bool,
+    ) -> Result<usize> {
+        let is_root = parent.is_none();
+        // Short names first: exact 8.3 names claim theirs before aliases are made up.
+        let mut taken = BTreeSet::new();
+        let mut names: Vec<(Option<Vec<u16>>, [u8; 11], u8)> =
+            Vec::with_capacity(dir.entries.len());
+        for name in dir.entries.keys() {
+            match exact_short_name(name) {
+                Some((short, flags)) if taken.insert(short) => names.push((None, short, flags)),
+                _ => names.push((Some(name.encode_utf16().collect()), [0; 11], 0)),
+            }
+        }
+        for (long, short, _) in &mut names {
+            if long.is_some() {
+                let alias = alias_short_name(
+                    &String::from_utf16_lossy(long.as_deref().unwrap_or_default()),
+                    &taken,
+                )?;
+                taken.insert(alias);
+                *short = alias;
+            }
+        }
+        let mut count = usize::from(!is_root) * 2 + usize::from(is_root && has_label);
+        for (long, _, _) in &names {
+            count += 1 + long
+                .as_ref()
+                .map_or(0, |u| u.len().div_ceil(crate::raw::LFN_UNITS));
+        }
+        if count > MAX_DIR_ENTRIES {
+            return Err(Error::LimitExceeded {
+                what: "entries in one FAT directory",
+                limit: MAX_DIR_ENTRIES as u64,
+            });
+        }
+        let index = self.dirs.len();
+        let fixed_root = is_root && fat_type != FatType::Fat32;
+        let first_cluster = if fixed_root {
+            0
+        } else {
+            // A directory always has at least one cluster.
+            self.alloc((count as u64 * 32).max(1), ExtentSource::Dir(index))?
+        };
+        self.dirs.push(PlannedDir {
+            first_cluster,
+            parent_cluster: parent.unwrap_or(0),
+            is_root,
+            entries: Vec::with_capacity(names.len()),
+            entry_count: count,
+        });
+        // The root cluster of FAT32 is written as 0 in `..` entries.
+        let self_ref = if is_root { 0 } else { first_cluster };
+        for ((long, short, nt_res), node) in names.into_iter().zip(dir.entries.values()) {
+            let (is_dir, first, size) = match node {
+                Node::File(data) => {
+                    self.files += 1;
+                    let first = self.alloc(data.len() as u64, ExtentSource::File(data))?;
+                    (false, first, data.len() as u32)
+                }
+                Node::Dir(sub) => {
+                    let sub_index = self.add_dir(sub, Some(self_ref), fat_type, false)?;
+                    (true, self.dirs[sub_index].first_cluster, 0)
+                }
+            };
+            self.dirs[index].entries.push(PlannedEntry {
+                long_name: long,
+                short,
+                nt_res,
+                is_dir,
+                first_cluster: first,
+                size,
+            });
+        }
+        Ok(index)
+    }
+
+    fn dir_bytes(&self, index: usize, stamp: &Stamp, label: Option<&[u8; 11]>) -> Vec<u8> {
+        let d = &self.dirs[index];
+        let mut out = Vec::with_capacity(d.entry_count * 32);
+        if d.is_root {
+            if let Some(l) = label {
+                out.extend_from_slice(&stamp.entry(*l, attr::VOLUME_ID, 0, 0, 0).to_bytes());
+            }
+        } else {
+            let dot = *b".          ";
+            let dotdot = *b"..         ";
+            out.extend_from_slice(
+                &stamp
+                    .entry(dot, attr::DIRECTORY, 0, d.first_cluster, 0)
+                    .to_bytes(),
+            );
+            out.extend_from_slice(
+                &stamp
+                    .entry(dotdot, attr::DIRECTORY, 0, d.parent_cluster, 0)
+                    .to_bytes(),
+            );
+        }
+        for e in &d.entries {
+            if let Some(units) = &e.long_name {
+                for lfn in lfn_entries(units, short_name_checksum(&e.short)) {
+                    out.extend_from_slice(&lfn);
+                }
+            }
+            let a = if e.is_dir {
+                attr::DIRECTORY
+            } else {
+                attr::ARCHIVE
+            };
+            out.extend_from_slice(
+                &stamp
+                    .entry(e.short, a, e.nt_res, e.first_cluster, e.size)
+                    .to_bytes(),
+            );
+        }
+        out
+    }
+
+    fn fat_bytes(&self, geo: &Geometry) -> Vec<u8> {
+        let entries = geo.clusters as usize + 2;
+        let mut fat = vec![0u32; entries];
+        let eoc = match geo.fat_type {
+            FatType::Fat12 => 0x0FFF,
+            FatType::Fat16 => 0xFFFF,
+            FatType::Fat32 => 0x0FFF_FFFF,
+        };
+        fat[0] = (eoc & !0xFF) | 0xF8;
+        fat[1] = eoc;
+        for e in &self.extents {
+            for k in 0..e.clusters {
+                let c = (e.first_cluster + k) as usize;
+                fat[c] = if k + 1 == e.clusters {
+                    eoc
+                } else {
+                    e.first_cluster + k + 1
+                };
+            }
+        }
+        let mut out = vec![0u8; geo.fat_size as usize * usize::from(geo.bps)];
+        match geo.fat_type {
+            FatType::Fat12 => {
+                for (i, pair) in fat.chunks(2).enumerate() {
+                    let a = pair[0];
+                    let b = pair.get(1).copied().unwrap_or(0);
+                    let v = a | (b << 12);
+                    out[3 * i..3 * i + 3].copy_from_slice(&v.to_le_bytes()[..3]);
+                }
+            }
+            FatType::Fat16 => {
+                for (i, v) in fat.iter().enumerate() {
+                    out[2 * i..2 * i + 2].copy_from_slice(&(*v as u16).to_le_bytes());
+                }
+            }
+            FatType::Fat32 => {
+                for (i, v) in fat.iter().enumerate() {
+                    out[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names() {
+        assert_eq!(exact_short_name("BOOTX64.EFI"), Some((*b"BOOTX64 EFI", 0)));
+        assert_eq!(
+            exact_short_name("grub.cfg"),
+            Some((*b"GRUB    CFG", NT_LOWER_BASE | NT_LOWER_EXT))
+        );
+        assert_eq!(exact_short_name("EFI"), Some((*b"EFI        ", 0)));
+        assert_eq!(exact_short_name("Grub.cfg"), None);
+        assert_eq!(exact_short_name("a.b.c"), None);
+        assert_eq!(exact_short_name("toolongname"), None);
+        assert_eq!(exact_short_name("a+b"), None);
+        let mut taken = BTreeSet::new();
+        let a = alias_short_name("A long file name.text", &taken).unwrap();
+        assert_eq!(&a, b"ALONGF~1TEX");
+        taken.insert(a);
+        assert_eq!(
+            &alias_short_name("A long file name.text", &taken).unwrap(),
+            b"ALONGF~2TEX"
+        );
+        assert_eq!(
+            &alias_short_name(".bashrc", &BTreeSet::new()).unwrap(),
+            b"BASHRC~1   "
+        );
+        assert_eq!(
+            &alias_short_name("日本", &BTreeSet::new()).unwrap(),
+            b"__~1       "
+        );
+    }
+
+    #[test]
+    fn geometry_choices() {
+        let g = Geometry::choose(64 << 20, 512, None).unwrap();
+        assert_eq!(g.fat_type, FatType::Fat16);
+        let g = Geometry::choose(1 << 20, 512, None).unwrap();
+        assert_eq!(g.fat_type, FatType::Fat12);
+        let g = Geometry::choose(600 << 20, 512, None).unwrap();
+        assert_eq!(g.fat_type, FatType::Fat32);
+        assert_eq!(g.spc, 8);
+        assert_eq!(g.data_offset() % g.cluster_size(), 0);
+        let g = Geometry::choose(64 << 20, 512, Some(FatType::Fat32)).unwrap();
+        assert_eq!(g.fat_type, FatType::Fat32);
+        assert!(Geometry::choose(8 << 20, 512, Some(FatType::Fat32)).is_err());
+        assert!(Geometry::choose(4096, 512, None).is_err());
+        assert!(Geometry::choose(64 << 20, 500, None).is_err());
+    }
+
+    #[test]
+    fn names_refused() {
+        let mut b = FatBuilder::new(4 << 20);
+        assert!(b.add_file("a/b:c", vec![]).is_err());
+        assert!(b.add_file("trailing.", vec![]).is_err());
+        assert!(b.add_file("", vec![]).is_err());
+        b.add_file("Readme", vec![1]).unwrap();
+        assert!(b.add_file("README", vec![2]).is_err());
+        assert!(b.add_dir("Readme").is_err());
+        assert!(b.add_file(&"x".repeat(256), vec![]).is_err());
+        assert!(
+            FatBuilder::new(4 << 20)
+                .label("bad/label")
+                .build_vec()
+                .is_err()
+        );
+        assert!(
+            FatBuilder::new(4 << 20)
+                .label("twelve chars")
+                .build_vec()
+                .is_err()
+        );
+    }
+}

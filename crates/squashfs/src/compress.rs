@@ -1,0 +1,227 @@
+//! Compression behind one small interface: the superblock's compressor id selects the codec.
+//!
+//! | compressor | crate | backend |
+//! |---|---|---|
+//! | gzip (zlib) | `flate2` with `zlib-rs` | pure Rust |
+//! | xz, legacy lzma (read) | `liblzma` | C (liblzma, built from source): no pure-Rust xz encoder matches its ratio, and the kernel reads what liblzma writes |
+//! | zstd | `zstd` | C (libzstd, built from source): the reference implementation; pure-Rust encoders lag far behind at level 15 |
+//! | lz4 | `lz4_flex` | pure Rust (safe mode) |
+//! | lzo | own decoder, `lzokay-native` encoder | pure Rust |
+
+use std::cell::RefCell;
+
+use crate::error::{Error, Result};
+use crate::raw::Compressor;
+
+/// Compressor and level used by the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    /// The algorithm.
+    pub compressor: Compressor,
+    /// The level; `None` = squashfs-tools' default (gzip 9, xz 6, zstd 15).
+    pub level: Option<u32>,
+}
+
+impl Compression {
+    /// Compression with the default level.
+    pub fn new(compressor: Compressor) -> Self {
+        Self {
+            compressor,
+            level: None,
+        }
+    }
+
+    /// The level actually used.
+    pub fn effective_level(&self) -> u32 {
+        self.level.unwrap_or(match self.compressor {
+            Compressor::Gzip => 9,
+            Compressor::Xz | Compressor::Lzma => 6,
+            Compressor::Zstd => 15,
+            Compressor::Lzo | Compressor::Lz4 => 0,
+        })
+    }
+
+    /// Checks the level range for the compressor.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason| {
+            Err(Error::InvalidOption {
+                option: "level",
+                reason,
+            })
+        };
+        match (self.compressor, self.level) {
+            (Compressor::Lzma, _) => Err(Error::Unsupported {
+                feature: "writing legacy lzma (the kernel cannot read it; use xz)",
+            }),
+            (_, None) => Ok(()),
+            (Compressor::Gzip, Some(1..=9)) => Ok(()),
+            (Compressor::Gzip, _) => bad("gzip levels are 1..=9"),
+            (Compressor::Xz, Some(0..=9)) => Ok(()),
+            (Compressor::Xz, _) => bad("xz levels are 0..=9"),
+            (Compressor::Zstd, Some(1..=22)) => Ok(()),
+            (Compressor::Zstd, _) => bad("zstd levels are 1..=22"),
+            (Compressor::Lz4 | Compressor::Lzo, Some(_)) => bad("lz4 and lzo take no level here"),
+        }
+    }
+}
+
+thread_local! {
+    static ZSTD_C: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+    static ZSTD_D: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+/// Compresses `src`; `block_size` bounds the xz dictionary (the kernel's decoder has no more).
+/// The result may be larger than `src`; the caller then stores the block uncompressed.
+pub(crate) fn compress(c: Compression, block_size: u32, src: &[u8]) -> Result<Vec<u8>> {
+    let level = c.effective_level();
+    let fail = |reason| Error::Compress {
+        compressor: c.compressor.name(),
+        reason,
+    };
+    match c.compressor {
+        Compressor::Gzip => {
+            use std::io::Write;
+            let mut e = flate2::write::ZlibEncoder::new(
+                Vec::with_capacity(src.len() / 2),
+                flate2::Compression::new(level),
+            );
+            e.write_all(src).map_err(|_| fail("zlib stream error"))?;
+            e.finish().map_err(|_| fail("zlib stream error"))
+        }
+        Compressor::Xz => {
+            use liblzma::stream::{Action, Check, Filters, LzmaOptions, Status, Stream};
+            let mut opts = LzmaOptions::new_preset(level).map_err(|_| fail("bad preset"))?;
+            opts.dict_size(block_size.max(8192));
+            let mut filters = Filters::new();
+            filters.lzma2(&opts);
+            let mut s = Stream::new_stream_encoder(&filters, Check::Crc32)
+                .map_err(|_| fail("encoder init"))?;
+            let mut out = Vec::with_capacity(src.len() + src.len() / 2 + 256);
+            let st = s
+                .process_vec(src, &mut out, Action::Finish)
+                .map_err(|_| fail("encoder error"))?;
+            if st != Status::StreamEnd {
+                return Err(fail("encoder did not finish"));
+            }
+            Ok(out)
+        }
+        Compressor::Zstd => ZSTD_C.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let lvl = level as i32;
+            if slot.as_ref().is_none_or(|(l, _)| *l != lvl) {
+                let z = zstd::bulk::Compressor::new(lvl).map_err(|_| fail("context init"))?;
+                *slot = Some((lvl, z));
+            }
+            match slot.as_mut() {
+                Some((_, z)) => z.compress(src).map_err(|_| fail("compress error")),
+                None => Err(fail("context init")),
+            }
+        }),
+        Compressor::Lz4 => Ok(lz4_flex::block::compress(src)),
+        Compressor::Lzo => lzokay_native::compress(src).map_err(|_| fail("compress error")),
+        Compressor::Lzma => Err(Error::Unsupported {
+            feature: "writing legacy lzma",
+        }),
+    }
+}
+
+/// Decompresses one block into at most `cap` bytes; errors name nothing (the caller knows
+/// where the block is).
+pub(crate) fn decompress(
+    compressor: Compressor,
+    src: &[u8],
+    cap: usize,
+) -> Result<Vec<u8>, &'static str> {
+    match compressor {
+        Compressor::Gzip => {
+            let mut d = flate2::Decompress::new(true);
+            let mut out = vec![0u8; cap + 1];
+            let st = d
+                .decompress(src, &mut out, flate2::FlushDecompress::Finish)
+                .map_err(|_| "corrupt zlib stream")?;
+            let n = d.total_out() as usize;
+            if n > cap {
+                return Err("output larger than the block");
+            }
+            if st != flate2::Status::StreamEnd {
+                return Err("truncated zlib stream");
+            }
+            out.truncate(n);
+            Ok(out)
+        }
+        Compressor::Xz | Compressor::Lzma => {
+            use liblzma::stream::{Action, Status, Stream};
+            // The dictionary a hostile header may claim is capped; squashfs uses <= 1 MiB.
+            const MEMLIMIT: u64 = 64 << 20;
+            let mut s = if compressor == Compressor::Xz {
+                Stream::new_stream_decoder(MEMLIMIT, 0)
+            } else {
+                Stream::new_lzma_decoder(MEMLIMIT)
+            }
+            .map_err(|_| "decoder init")?;
+            let mut out = vec![0u8; cap + 1];
+            let st = s
+                .process(src, &mut out, Action::Finish)
+                .map_err(|_| "corrupt xz stream")?;
+            let n = s.total_out() as usize;
+            if n > cap {
+                return Err("output larger than the block");
+            }
+            if st != Status::StreamEnd {
+                return Err("truncated xz stream");
+            }
+            out.truncate(n);
+            Ok(out)
+        }
+        Compressor::Zstd => ZSTD_D.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(zstd::bulk::Decompressor::new().map_err(|_| "context init")?);
+            }
+            let d = slot.as_mut().ok_or("context init")?;
+            let mut out = vec![0u8; cap];
+            let n = d
+                .decompress_to_buffer(src, &mut out[..])
+                .map_err(|_| "corrupt zstd frame or output larger than the block")?;
+            out.truncate(n);
+            Ok(out)
+        }),
+        Compressor::Lz4 => {
+            let mut out = vec![0u8; cap];
+            let n = lz4_flex::block::decompress_into(src, &mut out)
+                .map_err(|_| "corrupt lz4 block or output larger than the block")?;
+            out.truncate(n);
+            Ok(out)
+        }
+        Compressor::Lzo => crate::lzo::decompress(src, cap),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_codec_round_trips_and_respects_the_cap() {
+        let mut data = imgpipe_testsupport::pattern(50_000);
+        data.extend(std::iter::repeat_n(b'x', 50_000));
+        for c in [
+            Compressor::Gzip,
+            Compressor::Xz,
+            Compressor::Zstd,
+            Compressor::Lz4,
+            Compressor::Lzo,
+        ] {
+            let z = compress(Compression::new(c), 131_072, &data).unwrap();
+            assert!(z.len() < data.len(), "{c:?}");
+            assert_eq!(decompress(c, &z, data.len()).unwrap(), data, "{c:?}");
+            assert!(decompress(c, &z, data.len() - 1).is_err(), "{c:?}");
+            assert!(
+                decompress(c, &z[..z.len() / 2], data.len()).is_err(),
+                "{c:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Same tree + same epoch -> identical bytes: at 1 and at N threads, from another build
+//! directory made in another creation order under another umask.
+
+use std::path::Path;
+
+use imgpipe_squashfs::{Builder, Compression, Compressor, WriteOptions};
+use imgpipe_testsupport::{TreeOptions, run, tempdir, tricky_tree};
+
+fn image(src: &Path, threads: usize, comp: Compressor) -> Vec<u8> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let mut opts = WriteOptions::new(1_234_567_890);
+        opts.compression = Compression::new(comp);
+        opts.block_size = 16_384;
+        let mut b = Builder::new(opts).unwrap();
+        b.add_tree(src).unwrap();
+        let mut out = std::io::Cursor::new(Vec::new());
+        b.build(&mut out).unwrap();
+        out.into_inner()
+    })
+}
+
+fn extra_files(root: &Path, reverse: bool) {
+    let mut names: Vec<usize> = (0..60).collect();
+    if reverse {
+        names.reverse();
+    }
+    for i in names {
+        let data = imgpipe_testsupport::pattern(i * 1000 + 17);
+        std::fs::write(root.join(format!("many/f{i:03}")), data).unwrap();
+    }
+}
+
+#[test]
+fn identical_bytes_across_threads_build_dirs_umask_and_creation_order() {
+    let tmp = tempdir();
+    let a = tmp.path().join("first-build-dir");
+    std::fs::create_dir(&a).unwrap();
+    tricky_tree(&a, TreeOptions::default());
+    std::fs::create_dir(a.join("many")).unwrap();
+    extra_files(&a, false);
+    std::fs::set_permissions(
+        a.join("many"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    imgpipe_testsupport::set_mtimes(&a, 1_700_000_000);
+
+    // A second copy elsewhere: `cp -a` creates entries in readdir order under umask 077,
+    // and the extra files are rewritten in the reverse order.
+    let b = tmp.path().join("another/deeper/build");
+    std::fs::create_dir_all(b.parent().unwrap()).unwrap();
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    run("cp", ["-a".as_ref(), a.as_os_str(), b.as_os_str()]);
+    for i in 0..60 {
+        std::fs::remove_file(b.join(format!("many/f{i:03}"))).unwrap();
+    }
+    extra_files(&b, true);
+    rustix::process::umask(old);
+    for i in 0..60 {
+        std::fs::set_permissions(
+            b.join(format!("many/f{i:03}")),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    imgpipe_testsupport::set_mtimes(&b, 1_700_000_000);
+    let d = imgpipe_testsupport::diff_trees(&a, &b, imgpipe_testsupport::Compare::default());
+    assert!(d.is_empty(), "the two source trees differ: {d:?}");
+
+    for comp in [Compressor::Zstd, Compressor::Gzip] {
+        let one = image(&a, 1, comp);
+        assert_eq!(one, image(&a, 3, comp), "{comp:?}: 1 vs 3 threads");
+        assert_eq!(
+            one,
+            image(&b, 2, comp),
+            "{comp:?}: other build dir / order / umask"
+        );
+        assert!(one.len() > 100_000);
+    }
+}
