@@ -295,3 +295,48 @@ fn four_k_sectors_and_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 }
+
+#[test]
+fn without_seed_another_build_directory_gives_the_same_disk() {
+    let t = tempdir();
+    let mut images = Vec::new();
+    for dir in ["build-a", "elsewhere/build-b"] {
+        let root = t.path().join(dir);
+        let esp = root.join("esp");
+        esp_dir(&esp);
+        let img = root.join("disk.img");
+        let part = format!("type=esp,size=8M,label=ESP,fat={}", esp.display());
+        ok(&[
+            "gpt",
+            "create",
+            "-o",
+            img.to_str().unwrap(),
+            "--size",
+            "16M",
+            "--epoch",
+            "1700000000",
+            "--part",
+            &part,
+        ]);
+        images.push(fs::read(&img).unwrap());
+    }
+    assert!(
+        images[0] == images[1],
+        "default seed depends on the build directory"
+    );
+    // A different layout still gets different GUIDs.
+    let other = t.path().join("other.img");
+    ok(&[
+        "gpt",
+        "create",
+        "-o",
+        other.to_str().unwrap(),
+        "--size",
+        "16M",
+        "--epoch",
+        "1700000000",
+        "--part",
+        "type=esp,size=4M,label=ESP",
+    ]);
+    assert_ne!(fs::read(&other).unwrap()[512..1024], images[0][512..1024]);
+}

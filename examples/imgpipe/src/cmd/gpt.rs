@@ -206,13 +206,27 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     let seed = match &a.seed {
         Some(s) => Seed::parse(s).context("--seed: expected 32 hex digits (dashes allowed)")?,
         None => {
-            // No randomness: the same arguments give the same disk.
+            // No randomness: the same layout gives the same disk. Paths of `fat=` and `file=`
+            // are left out, so building from another directory gives the same GUIDs.
+            let layout: Vec<String> = a
+                .parts
+                .iter()
+                .map(|spec| {
+                    spec.split(',')
+                        .map(|item| match item.split_once('=') {
+                            Some((key @ ("fat" | "file"), _)) => key,
+                            _ => item,
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .collect();
             let material = format!(
                 "imgpipe gpt create\0{}\0{}\0{}\0{}",
                 a.size,
                 a.sector_size,
                 a.alignment,
-                a.parts.join("\0")
+                layout.join("\0")
             );
             Seed::from_material(material.as_bytes())
         }
