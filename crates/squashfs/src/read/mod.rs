@@ -275,11 +275,10 @@ impl Reader {
                 end: r.table_end(SuperBlock::SIZE as u64),
             };
             let blk = r.meta_block(t.start, t)?;
-            r.options = Some(CompressorOptions::parse(
-                r.sb.compressor,
-                &blk.data,
-                t.start,
-            )?);
+            // Decompression never needs the options, so a block we cannot parse is not fatal,
+            // as in unsquashfs: backhand 0.25.5 writes a 7-byte gzip block (a one-byte window
+            // size where the format has two bytes).
+            r.options = CompressorOptions::parse(r.sb.compressor, &blk.data, t.start).ok();
         }
         let n = usize::from(r.sb.id_count);
         if n == 0 {
@@ -371,7 +370,7 @@ impl Reader {
         &self.sb
     }
 
-    /// The compressor options block, when the image has one.
+    /// The compressor options block, when the image has one we can parse.
     pub fn compressor_options(&self) -> Option<CompressorOptions> {
         self.options
     }
