@@ -272,6 +272,12 @@ fn encrypt_decrypt_round_trip_and_against_cryptsetup() {
         out_path.to_str().unwrap(),
     ]);
     let out = fs::read(&out_path).unwrap();
+    let mut partial = out_path.clone().into_os_string();
+    partial.push(".partial");
+    assert!(
+        !Path::new(&partial).exists(),
+        "temporary output left behind"
+    );
     assert_eq!(
         out.len(),
         4 << 20,

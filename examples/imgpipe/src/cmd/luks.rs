@@ -4,7 +4,7 @@
 //! cryptsetup's `--key-file` does, so the same file opens the volume with both tools.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -322,6 +322,27 @@ fn decode_hex(s: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Wrong passphrase is a negative answer (exit 1), not an input error.
+/// Unlocks the volume whose header is in `header` (or `image`) and returns its data segment;
+/// `Err(code)` when the passphrase opens no keyslot (exit 1, message printed).
+fn unlock_segment(
+    image: &Path,
+    header: Option<&Path>,
+    passphrase_file: &Path,
+) -> anyhow::Result<Result<imgpipe_luks::DataSegment, ExitCode>> {
+    let pass = passphrase(passphrase_file)?;
+    let hdr_path = header.unwrap_or(image);
+    let mut hf = open_ro(hdr_path)?;
+    let hdr = read_header(&mut hf, hdr_path)?;
+    let vk = match hdr.unlock(&mut hf, &pass) {
+        Ok((_, vk)) => vk,
+        Err(e) => return negative_or_err(e, &format!("{}", hdr_path.display())).map(Err),
+    };
+    let seg = hdr
+        .data_segment(&vk)
+        .context("cannot use the data segment")?;
+    Ok(Ok(seg))
+}
+
 fn negative_or_err(e: LuksError, what: &str) -> anyhow::Result<ExitCode> {
     if matches!(e, LuksError::WrongPassphrase) {
         eprintln!("imgpipe: error: {what}: {e}");
@@ -566,17 +587,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             input,
             header,
         } => {
-            let pass = passphrase(&passphrase_file)?;
-            let hdr_path = header.as_deref().unwrap_or(&image);
-            let mut hf = open_ro(hdr_path)?;
-            let hdr = read_header(&mut hf, hdr_path)?;
-            let vk = match hdr.unlock(&mut hf, &pass) {
-                Ok((_, vk)) => vk,
-                Err(e) => return negative_or_err(e, &format!("{}", hdr_path.display())),
+            let seg = match unlock_segment(&image, header.as_deref(), &passphrase_file)? {
+                Ok(seg) => seg,
+                Err(code) => return Ok(code),
             };
-            let seg = hdr
-                .data_segment(&vk)
-                .context("cannot use the data segment")?;
             let plain = open_ro(&input)?;
             let total = plain.metadata().map(|m| m.len()).unwrap_or(0);
             let mut dev = open_rw(&image)?;
@@ -597,28 +611,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             output: out_path,
             header,
         } => {
-            let pass = passphrase(&passphrase_file)?;
-            let hdr_path = header.as_deref().unwrap_or(&image);
-            let mut hf = open_ro(hdr_path)?;
-            let hdr = read_header(&mut hf, hdr_path)?;
-            let vk = match hdr.unlock(&mut hf, &pass) {
-                Ok((_, vk)) => vk,
-                Err(e) => return negative_or_err(e, &format!("{}", hdr_path.display())),
+            let seg = match unlock_segment(&image, header.as_deref(), &passphrase_file)? {
+                Ok(seg) => seg,
+                Err(code) => return Ok(code),
             };
-            let seg = hdr
-                .data_segment(&vk)
-                .context("cannot use the data segment")?;
             let mut dev = open_ro(&image)?;
             let size = dev.metadata().context("cannot stat the image")?.len();
             let len = seg.payload_len(size);
-            let out = File::create(&out_path)
-                .with_context(|| format!("cannot create {}", out_path.display()))?;
+            // Write beside the target and rename, so a failure leaves no half-written output.
+            let mut partial = out_path.clone().into_os_string();
+            partial.push(".partial");
+            let partial = PathBuf::from(partial);
             let bar = crate::progress::bytes(len, "decrypting");
-            let mut w = BufWriter::new(out);
-            seg.decrypt_stream(&mut dev, len, &mut w, &mut |d| bar.set_position(d))
-                .context("cannot decrypt the payload")?;
-            w.flush().context("cannot write the plaintext")?;
+            let written = (|| -> anyhow::Result<()> {
+                let out = File::create(&partial)
+                    .with_context(|| format!("cannot create {}", partial.display()))?;
+                let mut w = BufWriter::new(out);
+                seg.decrypt_stream(&mut dev, len, &mut w, &mut |d| bar.set_position(d))
+                    .context("cannot decrypt the payload")?;
+                w.into_inner()
+                    .map_err(|e| e.into_error())
+                    .and_then(|f| f.sync_all())
+                    .context("cannot write the plaintext")?;
+                std::fs::rename(&partial, &out_path)
+                    .with_context(|| format!("cannot rename to {}", out_path.display()))
+            })();
             bar.finish_and_clear();
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
             eprintln!("{len} bytes decrypted");
             Ok(output::exit(output::SUCCESS))
         }
