@@ -4,10 +4,12 @@
 //! (build + read of an in-memory image), then the comparison: for each compressor, wall time
 //! and image size of our writer against mksquashfs with the same compressor, level and block
 //! size, and extraction of mksquashfs's image by our reader against `unsquashfs -d`; peak
-//! RSS of both sides. Ratios > 1 mean we are faster / smaller.
+//! RSS of both sides (ours reset per run through /proc/self/clear_refs); a cold-cache walk
+//! with `lstat` of every entry on kernel mounts of both images, and `ls -l` plus a lookup of
+//! each name in a 20,000-entry directory. Ratios > 1 mean we are faster / smaller.
 //!
 //! Environment: `IMGPIPE_BENCH_TREE=/some/dir` benchmarks that tree instead of the copy;
-//! `IMGPIPE_BENCH_MB` bounds the copy of /usr (default 400); `IMGPIPE_BENCH_COMPS` picks the
+//! `IMGPIPE_BENCH_MB` bounds the copy of /usr (default 1024); `IMGPIPE_BENCH_COMPS` picks the
 //! compressors (default `zstd,xz,gzip,lz4`).
 
 use std::ffi::OsStr;
@@ -111,6 +113,22 @@ fn rss_of(cmd: &mut Command) -> Option<(Duration, u64)> {
     Some((Duration::from_secs_f64(secs), kib))
 }
 
+/// Resets this process's peak RSS (Linux >= 4.0), so the next reading covers one run.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Flushes dirty pages so one run's writeback does not land in the next run's time.
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
+/// Drops the page, dentry and inode caches (root only), for cold-cache measurements.
+fn drop_caches() -> bool {
+    settle();
+    std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
+}
+
 fn our_peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -145,6 +163,47 @@ fn with_mount<T>(image: &Path, f: impl FnOnce(&Path) -> T) -> Option<T> {
     Some(f(dir.path()))
 }
 
+/// Every entry's `lstat` through a walk of the whole tree on cold kernel mounts of both
+/// images (page, dentry and inode caches dropped first): `find -ls` on a live system.
+fn kernel_walk(ours: &Path, theirs: &Path) {
+    fn walk(root: &Path) -> u64 {
+        let mut n = 0;
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let m = std::fs::symlink_metadata(e.path()).unwrap();
+                n += m.len();
+                if m.is_dir() {
+                    stack.push(e.path());
+                }
+            }
+        }
+        n
+    }
+    let timed = |root: &Path| {
+        if !drop_caches() {
+            return None;
+        }
+        Some(time_ours(1, || {
+            std::hint::black_box(walk(root));
+        }))
+    };
+    let mut best: (Option<Duration>, Option<Duration>) = (None, None);
+    for _ in 0..3 {
+        let (Some(Some(a)), Some(Some(b))) = (with_mount(ours, timed), with_mount(theirs, timed))
+        else {
+            println!("squashfs kernel walk: needs root (mount, drop_caches), skipped");
+            return;
+        };
+        best.0 = Some(best.0.map_or(a, |x: Duration| x.min(a)));
+        best.1 = Some(best.1.map_or(b, |x: Duration| x.min(b)));
+    }
+    if let (Some(a), Some(b)) = best {
+        imgpipe_benches::print_ratio("squashfs kernel cold walk + lstat of every entry", a, b);
+    }
+}
+
 /// `ls -l` of a directory with 20,000 entries and a lookup of each name, on fresh kernel mounts
 /// of our image and mksquashfs's: what a missing directory index makes slow.
 fn kernel_lookups(mksquashfs: &Path, tmp: &Path) {
@@ -172,6 +231,7 @@ fn kernel_lookups(mksquashfs: &Path, tmp: &Path) {
         return;
     }
     let walk = |root: &Path| {
+        drop_caches();
         time_ours(1, || {
             let big = root.join("big");
             let mut n = 0;
@@ -191,7 +251,7 @@ fn kernel_lookups(mksquashfs: &Path, tmp: &Path) {
     else {
         return;
     };
-    imgpipe_benches::print_ratio("squashfs kernel ls -l + 20k lookups", t_ours, t_theirs);
+    imgpipe_benches::print_ratio("squashfs kernel cold ls -l + 20k lookups", t_ours, t_theirs);
     let _ = std::fs::remove_dir_all(&tree);
 }
 
@@ -210,7 +270,7 @@ fn main() {
             let mb: u64 = std::env::var("IMGPIPE_BENCH_MB")
                 .ok()
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(400);
+                .unwrap_or(1024);
             let t = tmp.path().join("tree");
             let n = copy_usr(&t, mb << 20);
             println!("bench tree: {} MiB of files copied from /usr", n >> 20);
@@ -222,6 +282,8 @@ fn main() {
         let comp = Compressor::from_name(name).expect("compressor name");
         let ours = tmp.path().join(format!("ours-{name}.sqfs"));
         let theirs = tmp.path().join(format!("theirs-{name}.sqfs"));
+        settle();
+        reset_peak_rss();
         let t_ours = time_ours(1, || {
             let mut o = WriteOptions::new(0);
             o.compression = Compression::new(comp);
@@ -231,6 +293,8 @@ fn main() {
                 std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&ours).unwrap());
             b.build(&mut f).unwrap();
         });
+        let rss_ours = our_peak_rss_kib();
+        settle();
         let mut cmd = Command::new(&mksquashfs);
         cmd.args([tree.as_os_str(), theirs.as_os_str()]).args(
             [
@@ -254,17 +318,25 @@ fn main() {
         );
         imgpipe_benches::print_ratio(&format!("squashfs create {name}"), t_ours, t_theirs);
         println!(
-            "squashfs create {name}: size ours {s_ours} B, mksquashfs {s_theirs} B, size ratio {:.4} (< 1 means ours is smaller); peak RSS mksquashfs {} MiB",
+            "squashfs create {name}: size ours {s_ours} B, mksquashfs {s_theirs} B, size ratio {:.4} (< 1 means ours is smaller); peak RSS ours {} MiB, mksquashfs {} MiB",
             s_ours as f64 / s_theirs as f64,
+            rss_ours >> 10,
             rss_theirs >> 10
         );
+        if name == comps.split(',').next().unwrap_or_default() {
+            kernel_walk(&ours, &theirs);
+        }
         // Extraction of the same (mksquashfs) image.
         let out_ours = tmp.path().join(format!("x-ours-{name}"));
         let out_theirs = tmp.path().join(format!("x-theirs-{name}"));
+        settle();
+        reset_peak_rss();
         let t_x_ours = time_ours(1, || {
             let r = Reader::open(std::fs::File::open(&theirs).unwrap()).unwrap();
             r.extract(&out_ours, ExtractOptions::default()).unwrap();
         });
+        let rss_x_ours = our_peak_rss_kib();
+        settle();
         let mut cmd = Command::new(&unsquashfs);
         cmd.args([
             "-q".as_ref(),
@@ -276,7 +348,8 @@ fn main() {
         if let Some((t_x_theirs, rss)) = rss_of(&mut cmd) {
             imgpipe_benches::print_ratio(&format!("squashfs extract {name}"), t_x_ours, t_x_theirs);
             println!(
-                "squashfs extract {name}: peak RSS unsquashfs {} MiB",
+                "squashfs extract {name}: peak RSS ours {} MiB, unsquashfs {} MiB",
+                rss_x_ours >> 10,
                 rss >> 10
             );
         }

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::raw::{
-    Compressor, EROFS_MAGIC, EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock, SQUASHFS_MAGIC, SuperBlock,
+    Compressor, CompressorOptions, EROFS_MAGIC, EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock,
+    METADATA_SIZE, MetadataHeader, SQUASHFS_MAGIC, SuperBlock, flags,
 };
 
 /// Whether `head` (the first bytes of an image) starts with a squashfs 4.0 superblock.
@@ -41,6 +42,8 @@ pub struct SquashfsInspection {
     pub exportable: bool,
     /// Whether an xattr table is present.
     pub xattrs: bool,
+    /// The compressor options block, when there is one and it parses.
+    pub compressor_options: Option<CompressorOptions>,
 }
 
 /// Summary of an EROFS image.
@@ -101,6 +104,11 @@ pub fn inspect_squashfs<R: Read + Seek>(mut r: R) -> Result<SquashfsInspection> 
     let mut b = [0u8; SuperBlock::SIZE];
     read_at(&mut r, 0, &mut b, "squashfs superblock")?;
     let sb = SuperBlock::parse(&b, 0)?;
+    let compressor_options = if sb.flags & flags::COMPRESSOR_OPTIONS != 0 {
+        options_block(&mut r, sb.compressor)
+    } else {
+        None
+    };
     Ok(SquashfsInspection {
         compressor: sb.compressor,
         block_size: sb.block_size,
@@ -111,7 +119,23 @@ pub fn inspect_squashfs<R: Read + Seek>(mut r: R) -> Result<SquashfsInspection> 
         flags: sb.flags,
         exportable: sb.export_table != u64::MAX,
         xattrs: sb.xattr_table != u64::MAX,
+        compressor_options,
     })
+}
+
+/// The options block right after the superblock (one metadata block); `None` when it does
+/// not read or parse (decompression never needs it, so neither does a summary).
+fn options_block<R: Read + Seek>(r: &mut R, compressor: Compressor) -> Option<CompressorOptions> {
+    let at = SuperBlock::SIZE as u64;
+    let mut word = [0u8; 2];
+    read_at(r, at, &mut word, "compressor options").ok()?;
+    let h = MetadataHeader::parse(u16::from_le_bytes(word), at).ok()?;
+    let mut data = vec![0u8; usize::from(h.stored_len)];
+    read_at(r, at + 2, &mut data, "compressor options").ok()?;
+    if h.compressed {
+        data = crate::compress::decompress(compressor, &data, METADATA_SIZE).ok()?;
+    }
+    CompressorOptions::parse(compressor, &data, at + 2).ok()
 }
 
 /// Reads the EROFS superblock and summarises it.

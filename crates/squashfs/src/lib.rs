@@ -37,7 +37,8 @@
 //! comparison, sparse blocks.
 //!
 //! Compression backends (see also `compress.rs`): gzip via `flate2` with the pure-Rust
-//! `zlib-rs`; lz4 via `lz4_flex` (pure Rust); lzo decoded by this crate's own checked LZO1X
+//! `zlib-rs`; lz4 written by liblz4 (C, the encoder mksquashfs calls, so the blocks match its
+//! byte for byte) and read by `lz4_flex` (pure Rust); lzo decoded by this crate's own checked LZO1X
 //! decoder and encoded by `lzokay-native` (pure Rust); **xz and zstd are C-backed**
 //! (`liblzma` and `zstd`, both built from their bundled sources) because they are the
 //! reference implementations: the pure-Rust encoders available reach neither the ratio nor
@@ -70,7 +71,7 @@ pub mod raw;
 mod read;
 mod write;
 
-pub use compress::Compression;
+pub use compress::{Compression, bcj};
 pub use error::{Error, Result};
 pub use inspect::{
     ErofsInspection, SquashfsInspection, detect_erofs, detect_squashfs, inspect_erofs,
@@ -80,4 +81,4 @@ pub use raw::Compressor;
 pub use read::{
     Bytes, ExtractOptions, ExtractReport, Limits, ReadAt, Reader, SeekSource, WalkEntry,
 };
-pub use write::{BuildReport, Builder, EntryMeta, WriteOptions};
+pub use write::{BuildReport, Builder, EntryMeta, Progress, ProgressFn, WriteOptions};

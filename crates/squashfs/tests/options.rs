@@ -163,11 +163,23 @@ fn bad_options_and_entries_are_errors() {
     o.block_size = 3000;
     assert!(matches!(Builder::new(o), Err(Error::InvalidOption { .. })));
     let mut o = WriteOptions::new(0);
-    o.compression = Compression {
-        compressor: Compressor::Zstd,
-        level: Some(30),
-    };
+    o.compression = Compression::with_level(Compressor::Zstd, Some(30));
     assert!(Builder::new(o).is_err());
+    // Options of another compressor, or filter bits squashfs-tools does not know.
+    for (comp, bcj, hc) in [
+        (Compressor::Gzip, imgpipe_squashfs::bcj::X86, false),
+        (Compressor::Xz, 64, false),
+        (Compressor::Xz, 0, true),
+    ] {
+        let mut o = WriteOptions::new(0);
+        o.compression = Compression::new(comp);
+        o.compression.xz_bcj = bcj;
+        o.compression.lz4_hc = hc;
+        assert!(
+            matches!(Builder::new(o), Err(Error::InvalidOption { .. })),
+            "{comp:?} {bcj} {hc}"
+        );
+    }
     let mut b = Builder::new(WriteOptions::new(0)).unwrap();
     assert!(b.add_file("missing/parent", meta(0, 0), vec![]).is_err());
     assert!(b.add_file("..", meta(0, 0), vec![]).is_err());

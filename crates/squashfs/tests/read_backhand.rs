@@ -14,7 +14,7 @@ mod common;
 use std::io::Cursor;
 use std::path::Path;
 
-use backhand::compression::{CompressionOptions, Compressor, Gzip, Zstd};
+use backhand::compression::{CompressionOptions, Compressor, Gzip, Lz4, Zstd};
 use backhand::{FilesystemCompressor, FilesystemWriter, NodeHeader};
 use imgpipe_squashfs::raw::CompressorOptions;
 use imgpipe_squashfs::{ExtractOptions, Reader};
@@ -281,4 +281,28 @@ fn zstd_level_15_small_block() {
         8192,
         Some(CompressorOptions::Zstd { level: 15 }),
     );
+}
+
+#[test]
+fn lz4_with_options() {
+    let opts = CompressionOptions::Lz4(Lz4 {
+        version: 1,
+        flags: 0,
+    });
+    let comp = FilesystemCompressor::new(Compressor::Lz4, Some(opts)).unwrap();
+    check(
+        "lz4",
+        comp,
+        64 * 1024,
+        Some(CompressorOptions::Lz4 {
+            version: 1,
+            flags: 0,
+        }),
+    );
+}
+
+#[test]
+fn lzo_default() {
+    let comp = FilesystemCompressor::new(Compressor::Lzo, None).unwrap();
+    check("lzo", comp, 128 * 1024, None);
 }

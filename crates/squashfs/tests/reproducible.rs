@@ -71,7 +71,7 @@ fn identical_bytes_across_threads_build_dirs_umask_and_creation_order() {
     let d = imgpipe_testsupport::diff_trees(&a, &b, imgpipe_testsupport::Compare::default());
     assert!(d.is_empty(), "the two source trees differ: {d:?}");
 
-    for comp in [Compressor::Zstd, Compressor::Gzip] {
+    for comp in [Compressor::Zstd, Compressor::Gzip, Compressor::Lz4] {
         let one = image(&a, 1, comp);
         assert_eq!(one, image(&a, 3, comp), "{comp:?}: 1 vs 3 threads");
         assert_eq!(
@@ -81,4 +81,54 @@ fn identical_bytes_across_threads_build_dirs_umask_and_creation_order() {
         );
         assert!(one.len() > 100_000);
     }
+}
+
+/// Over 32 MiB of content crosses several batches: reader, compressors and writer overlap,
+/// and the bytes still do not depend on the thread count; progress reaches the total.
+#[test]
+fn many_batches_same_bytes_at_any_thread_count_and_progress_reaches_the_total() {
+    use std::sync::{Arc, Mutex};
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let block = imgpipe_testsupport::pattern(1 << 20);
+    for i in 0..80u32 {
+        // Every file differs (no dedup), some share a size, tails go to fragments.
+        let mut data = block[..(1 << 20) - (i as usize % 7) * 4099].to_vec();
+        data[..4].copy_from_slice(&i.to_le_bytes());
+        std::fs::write(src.join(format!("f{i:02}")), data).unwrap();
+    }
+    std::fs::write(
+        src.join("zz-copy-of-f00"),
+        std::fs::read(src.join("f00")).unwrap(),
+    )
+    .unwrap();
+    let build = |threads: usize| {
+        let seen: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
+        let s2 = seen.clone();
+        let img = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let mut opts = WriteOptions::new(7);
+                opts.compression = Compression::new(Compressor::Lz4);
+                let mut b = Builder::new(opts).unwrap();
+                b.add_tree(&src).unwrap();
+                b.on_progress(move |p| s2.lock().unwrap().push((p.done, p.total)));
+                let mut out = std::io::Cursor::new(Vec::new());
+                let rep = b.build(&mut out).unwrap();
+                assert_eq!(rep.duplicates, 1);
+                (out.into_inner(), rep.content_bytes)
+            });
+        let seen = seen.lock().unwrap().clone();
+        (img, seen)
+    };
+    let ((one, total), seen) = build(1);
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+    assert!(seen.iter().all(|&(_, t)| t == total), "{seen:?}");
+    assert_eq!(seen.last().unwrap().0, total);
+    assert_eq!(build(2).0.0, one);
+    assert_eq!(build(5).0.0, one);
 }

@@ -216,3 +216,93 @@ fn ls_at_an_offset() {
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stdout).contains("/hello"));
 }
+
+#[test]
+fn an_output_inside_the_tree_is_not_packed_and_thread_count_changes_nothing() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    tree(&src);
+    let img = src.join("out.sqfs");
+    let create = |img: &Path, extra: &[&str]| {
+        // Writing into the tree changes its root's mtime; clamping hides that.
+        let mut args: Vec<&OsStr> = [
+            "squashfs",
+            "create",
+            "--epoch",
+            "1600000000",
+            "--clamp-mtime",
+            "-o",
+        ]
+        .map(OsStr::new)
+        .to_vec();
+        args.push(img.as_os_str());
+        args.extend(extra.iter().map(OsStr::new));
+        args.push(src.as_os_str());
+        ok(&imgpipe(args));
+        std::fs::read(img).unwrap()
+    };
+    // Twice into the tree: the second run must neither pack the first image nor itself.
+    let first = create(&img, &[]);
+    let second = create(&img, &["--processors", "1"]);
+    assert_eq!(
+        first, second,
+        "the image changed once an older copy sat in the tree"
+    );
+    let o = imgpipe(["squashfs".as_ref(), "ls".as_ref(), img.as_os_str()]);
+    ok(&o);
+    let listing = String::from_utf8(o.stdout).unwrap();
+    assert!(!listing.contains("out.sqfs"), "{listing}");
+    assert!(!listing.contains("out.partial"), "{listing}");
+    assert!(listing.contains("/data/small.txt"), "{listing}");
+    // The same bytes as an image written outside the tree, at another thread count.
+    let outside = tmp.path().join("outside.sqfs");
+    std::fs::remove_file(&img).unwrap();
+    assert_eq!(create(&outside, &["--processors", "3"]), first);
+}
+
+#[test]
+fn xz_bcj_and_lz4_hc_options_reach_the_image() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    tree(&src);
+    let img = tmp.path().join("bcj.sqfs");
+    ok(&imgpipe([
+        "squashfs".as_ref(),
+        "create".as_ref(),
+        "--comp".as_ref(),
+        "xz".as_ref(),
+        "--xz-bcj".as_ref(),
+        "x86,arm".as_ref(),
+        "-o".as_ref(),
+        img.as_os_str(),
+        src.as_os_str(),
+    ]));
+    let o = imgpipe(["inspect".as_ref(), "--json".as_ref(), img.as_os_str()]);
+    ok(&o);
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("\"filters\": 9"), "{s}");
+    let o = imgpipe([
+        "squashfs".as_ref(),
+        "create".as_ref(),
+        "--comp".as_ref(),
+        "xz".as_ref(),
+        "--xz-bcj".as_ref(),
+        "mips".as_ref(),
+        "-o".as_ref(),
+        img.as_os_str(),
+        src.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("mips"));
+    let o = imgpipe([
+        "squashfs".as_ref(),
+        "create".as_ref(),
+        "--comp".as_ref(),
+        "gzip".as_ref(),
+        "--lz4-hc".as_ref(),
+        "-o".as_ref(),
+        img.as_os_str(),
+        src.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "lz4 option with gzip is refused");
+}

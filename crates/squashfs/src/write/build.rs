@@ -8,6 +8,7 @@ use super::data::{FileJob, FileLayout, write_data};
 use super::meta::{MetaWriter, indexed_table};
 use super::tree::NodeKind;
 use super::{BuildReport, Builder};
+use crate::compress::Compression;
 use crate::error::{Error, Result};
 use crate::raw::{
     Compressor, CompressorOptions, DirEntry, DirHeader, DirIndex, DirInode, FileInode, Inode,
@@ -18,12 +19,12 @@ use crate::raw::{
 type Xattr = (Vec<u8>, Vec<u8>);
 
 /// A writer that counts what went through it.
-struct Counting<'a, W: Write> {
+struct Counting<'a, W: Write + Send> {
     inner: &'a mut W,
     pos: u64,
 }
 
-impl<W: Write> Write for Counting<'_, W> {
+impl<W: Write + Send> Write for Counting<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.pos += n as u64;
@@ -44,7 +45,7 @@ fn werr(source: std::io::Error) -> Error {
 impl Builder {
     /// Writes the image to `out` (from its current position 0). The same entries and options
     /// give the same bytes whatever the number of rayon threads.
-    pub fn build<W: Write + Seek>(self, out: &mut W) -> Result<BuildReport> {
+    pub fn build<W: Write + Seek + Send>(mut self, out: &mut W) -> Result<BuildReport> {
         let opts = self.opts;
         let nodes = &self.nodes;
         // 1. Inode order: post-order, subdirectories first, then the other children, then
@@ -118,25 +119,7 @@ impl Builder {
         }
 
         // 3. Data.
-        let options = match opts.compression.compressor {
-            Compressor::Lz4 => Some(CompressorOptions::Lz4 {
-                version: 1,
-                flags: 0,
-            }),
-            Compressor::Gzip if opts.compression.effective_level() != 9 => {
-                Some(CompressorOptions::Gzip {
-                    level: opts.compression.effective_level(),
-                    window_size: 15,
-                    strategies: 0,
-                })
-            }
-            Compressor::Zstd if opts.compression.effective_level() != 15 => {
-                Some(CompressorOptions::Zstd {
-                    level: opts.compression.effective_level(),
-                })
-            }
-            _ => None,
-        };
+        let options = compressor_options(opts.compression, opts.block_size);
         out.seek(SeekFrom::Start(0)).map_err(werr)?;
         let mut w = Counting { inner: out, pos: 0 };
         w.write_all(&[0u8; SuperBlock::SIZE]).map_err(werr)?;
@@ -162,7 +145,8 @@ impl Builder {
             })
             .collect();
         let start = w.pos;
-        let (data, end) = write_data(&mut w, start, opts, &jobs)?;
+        let progress = self.progress.0.take();
+        let (data, end) = write_data(&mut w, start, opts, &jobs, progress)?;
         let mut layout_of: Vec<Option<&FileLayout>> = vec![None; nodes.len()];
         for (k, &n) in file_nodes.iter().enumerate() {
             layout_of[n] = data.layouts.get(k);
@@ -399,6 +383,28 @@ impl Builder {
             bytes_used,
             image_size: bytes_used + pad,
         })
+    }
+}
+
+/// The options block mksquashfs writes for these settings (none where it writes none).
+fn compressor_options(c: Compression, block_size: u32) -> Option<CompressorOptions> {
+    let level = c.effective_level();
+    match c.compressor {
+        Compressor::Lz4 => Some(CompressorOptions::Lz4 {
+            version: 1,
+            flags: u32::from(c.lz4_hc),
+        }),
+        Compressor::Gzip if level != 9 => Some(CompressorOptions::Gzip {
+            level,
+            window_size: 15,
+            strategies: 0,
+        }),
+        Compressor::Zstd if level != 15 => Some(CompressorOptions::Zstd { level }),
+        Compressor::Xz if c.xz_bcj != 0 => Some(CompressorOptions::Xz {
+            dictionary_size: block_size.max(8192),
+            filters: c.xz_bcj,
+        }),
+        _ => None,
     }
 }
 

@@ -3,13 +3,12 @@
 //! batches and written in plan order, so the bytes never depend on the thread count.
 
 use std::collections::BTreeMap;
-use std::hash::Hasher;
 use std::io::{Read, Write};
 
 use rayon::prelude::*;
 
-use super::WriteOptions;
 use super::tree::Content;
+use super::{Progress, ProgressFn, WriteOptions};
 use crate::compress;
 use crate::error::{Error, Result};
 use crate::raw::{FragmentEntry, NO_FRAGMENT, encode_data_block_size};
@@ -36,14 +35,23 @@ enum Job {
     Frag { data: Vec<u8> },
 }
 
-enum Stored {
+/// A job after compression: only the bytes that will be written are kept.
+struct Stored {
+    /// The file a block belongs to; `None` for a fragment block.
+    file: Option<usize>,
+    /// Uncompressed length.
+    len: usize,
+    form: Form,
+}
+
+enum Form {
     Sparse,
-    Raw,
+    Raw(Vec<u8>),
     Compressed(Vec<u8>),
 }
 
 /// Batches bound memory: at most this many content bytes wait for compression.
-const BATCH_BYTES: usize = 32 << 20;
+const BATCH_BYTES: usize = 16 << 20;
 
 pub(crate) struct DataOut {
     pub(crate) layouts: Vec<FileLayout>,
@@ -61,17 +69,21 @@ struct Producer {
     frag_count: u32,
     /// (fragment, offset) per file.
     frag_info: Vec<(u32, u32)>,
-    tx: std::sync::mpsc::SyncSender<Vec<Job>>,
+    /// Duplicate content bytes since the last batch (for progress).
+    skipped: u64,
+    tx: std::sync::mpsc::SyncSender<(Vec<Job>, u64)>,
 }
 
 /// Compresses batches in parallel and writes them in order, recording where blocks went.
 struct Sink<'w> {
-    out: &'w mut dyn Write,
+    out: &'w mut (dyn Write + Send),
     pos: u64,
-    opts: WriteOptions,
     layouts: Vec<FileLayout>,
     started: Vec<bool>,
     fragments: Vec<FragmentEntry>,
+    progress: Option<ProgressFn>,
+    done: u64,
+    total: u64,
 }
 
 struct Plan {
@@ -93,11 +105,28 @@ fn open<'a>(content: &'a Content, path: &[u8]) -> Result<Box<dyn Read + 'a>> {
 }
 
 fn read_full(r: &mut dyn Read, buf: &mut [u8], job: &FileJob<'_>) -> Result<()> {
-    r.read_exact(buf).map_err(|source| Error::IoPath {
+    r.read_exact(buf).map_err(|source| shrunk(job, source))
+}
+
+fn shrunk(job: &FileJob<'_>, source: std::io::Error) -> Error {
+    Error::IoPath {
         what: "reading (did it shrink while building?)",
         path: crate::read::lossy_path(job.path),
         source,
-    })
+    }
+}
+
+/// The next `n` bytes of `r` in a new vector (not zero-filled first: at a gigabyte of content
+/// the memset showed up in profiles).
+fn read_block(r: &mut dyn Read, n: usize, job: &FileJob<'_>) -> Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(n);
+    r.take(n as u64)
+        .read_to_end(&mut data)
+        .map_err(|source| shrunk(job, source))?;
+    if data.len() != n {
+        return Err(shrunk(job, std::io::ErrorKind::UnexpectedEof.into()));
+    }
+    Ok(data)
 }
 
 fn check_eof(r: &mut dyn Read, job: &FileJob<'_>) -> Result<()> {
@@ -116,31 +145,37 @@ fn check_eof(r: &mut dyn Read, job: &FileJob<'_>) -> Result<()> {
     }
 }
 
-fn hash_content(job: &FileJob<'_>) -> Result<u64> {
-    // SipHash with fixed keys: the same on every run; only used to pick candidates, which
-    // are then compared byte by byte.
-    let mut h = std::hash::DefaultHasher::new();
-    let mut r = open(job.content, job.path)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = job.size;
-    while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
-        read_full(&mut r, &mut buf[..n], job)?;
-        h.write(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(h.finish())
+/// Reusable buffers for hashing and comparing candidates (allocated once, not per file).
+struct Scratch {
+    a: Vec<u8>,
+    b: Vec<u8>,
 }
 
-fn same_content(a: &FileJob<'_>, b: &FileJob<'_>) -> Result<bool> {
+const SCRATCH: usize = 1 << 20;
+
+fn hash_content(job: &FileJob<'_>, s: &mut Scratch) -> Result<u64> {
+    // xxh3: fixed seed, the same on every run; it only picks candidates, which are then
+    // compared byte by byte.
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut r = open(job.content, job.path)?;
+    let mut left = job.size;
+    while left > 0 {
+        let n = left.min(SCRATCH as u64) as usize;
+        read_full(&mut r, &mut s.a[..n], job)?;
+        h.update(&s.a[..n]);
+        left -= n as u64;
+    }
+    Ok(h.digest())
+}
+
+fn same_content(a: &FileJob<'_>, b: &FileJob<'_>, s: &mut Scratch) -> Result<bool> {
     let (mut ra, mut rb) = (open(a.content, a.path)?, open(b.content, b.path)?);
-    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
     let mut left = a.size;
     while left > 0 {
-        let n = left.min(ba.len() as u64) as usize;
-        read_full(&mut ra, &mut ba[..n], a)?;
-        read_full(&mut rb, &mut bb[..n], b)?;
-        if ba[..n] != bb[..n] {
+        let n = left.min(SCRATCH as u64) as usize;
+        read_full(&mut ra, &mut s.a[..n], a)?;
+        read_full(&mut rb, &mut s.b[..n], b)?;
+        if s.a[..n] != s.b[..n] {
             return Ok(false);
         }
         left -= n as u64;
@@ -153,21 +188,28 @@ fn same_content(a: &FileJob<'_>, b: &FileJob<'_>) -> Result<bool> {
 /// batch while the caller's rayon pool compresses the current one; the output order is the
 /// plan order, whatever the timing.
 pub(crate) fn write_data(
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
     pos: u64,
     opts: WriteOptions,
     files: &[FileJob<'_>],
+    progress: Option<ProgressFn>,
 ) -> Result<(DataOut, u64)> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Job>>(1);
+    // Three stages overlap: a reader thread cuts files into jobs, the caller's rayon pool
+    // compresses a batch, a writer thread writes the previous one. Channels of one batch
+    // bound the memory; the writer sees batches in plan order, so timing never shows.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Job>, u64)>(1);
+    let (ztx, zrx) = std::sync::mpsc::sync_channel::<Compressed>(1);
     let mut sink = Sink {
         out,
         pos,
-        opts,
         layouts: vec![FileLayout::default(); files.len()],
         started: vec![false; files.len()],
         fragments: Vec::new(),
+        progress,
+        done: 0,
+        total: files.iter().map(|f| f.size).sum(),
     };
-    let (plan, written) = std::thread::scope(|s| {
+    let (plan, compressed, sink, written) = std::thread::scope(|s| {
         let producer = s.spawn(move || {
             let mut p = Producer {
                 opts,
@@ -176,25 +218,44 @@ pub(crate) fn write_data(
                 frag_buf: Vec::new(),
                 frag_count: 0,
                 frag_info: vec![(NO_FRAGMENT, 0); files.len()],
+                skipped: 0,
                 tx,
             };
             p.run(files)
         });
-        let mut written: Result<()> = Ok(());
-        for batch in rx.iter() {
-            written = sink.write_batch(batch);
-            if written.is_err() {
-                break; // dropping the receiver stops the producer
+        let writer = s.spawn(move || {
+            for c in zrx.iter() {
+                if let Err(e) = sink.write_batch(c) {
+                    return (sink, Err(e)); // dropping the receiver stops compression
+                }
+            }
+            (sink, Ok(()))
+        });
+        let mut compressed: Result<()> = Ok(());
+        for (jobs, skipped) in rx.iter() {
+            let c = match compress_batch(opts, jobs, skipped) {
+                Ok(c) => c,
+                Err(e) => {
+                    compressed = Err(e);
+                    break;
+                }
+            };
+            if ztx.send(c).is_err() {
+                break; // the writer failed; its error is reported
             }
         }
-        drop(rx);
-        let plan = match producer.join() {
-            Ok(p) => p,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        (plan, written)
+        drop(rx); // stops the producer if we left early
+        drop(ztx);
+        let (sink, written) = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let plan = producer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (plan, compressed, sink, written)
     });
     written?;
+    compressed?;
     let plan = plan?;
     let mut layouts = sink.layouts;
     for (l, &(fragment, frag_offset)) in layouts.iter_mut().zip(&plan.frag_info) {
@@ -217,6 +278,37 @@ pub(crate) fn write_data(
     ))
 }
 
+/// A batch in stored form.
+struct Compressed {
+    stored: Vec<Stored>,
+    skipped: u64,
+}
+
+fn compress_batch(opts: WriteOptions, jobs: Vec<Job>, skipped: u64) -> Result<Compressed> {
+    let stored = jobs
+        .into_par_iter()
+        .map(|j| {
+            let (file, data, may_be_sparse) = match j {
+                Job::Block { file, data } => (Some(file), data, opts.sparse),
+                Job::Frag { data } => (None, data, false),
+            };
+            let len = data.len();
+            let form = if may_be_sparse && data.iter().all(|&b| b == 0) {
+                Form::Sparse
+            } else if !opts.compress_data {
+                Form::Raw(data)
+            } else {
+                match compress::compress(opts.compression, opts.block_size, &data)? {
+                    Some(z) => Form::Compressed(z),
+                    None => Form::Raw(data),
+                }
+            };
+            Ok(Stored { file, len, form })
+        })
+        .collect::<Result<Vec<Stored>>>()?;
+    Ok(Compressed { stored, skipped })
+}
+
 /// The consumer went away (it failed; its error is the one reported).
 struct Stopped;
 
@@ -232,6 +324,10 @@ impl Producer {
         let mut dup_of: Vec<Option<usize>> = vec![None; files.len()];
         let mut duplicates = 0;
         let mut content_bytes = 0;
+        let mut scratch = Scratch {
+            a: Vec::new(),
+            b: Vec::new(),
+        };
         let plan = |frag_info, dup_of, duplicates, content_bytes| Plan {
             frag_info,
             dup_of,
@@ -241,11 +337,15 @@ impl Producer {
         for (i, f) in files.iter().enumerate() {
             content_bytes += f.size;
             if self.opts.dedup && f.size > 0 && size_count.get(&f.size).is_some_and(|&n| n > 1) {
-                let h = hash_content(f)?;
+                if scratch.a.is_empty() {
+                    scratch.a = vec![0u8; SCRATCH];
+                    scratch.b = vec![0u8; SCRATCH];
+                }
+                let h = hash_content(f, &mut scratch)?;
                 let cands = by_key.entry((f.size, h)).or_default();
                 let mut found = None;
                 for &c in cands.iter() {
-                    if same_content(&files[c], f)? {
+                    if same_content(&files[c], f, &mut scratch)? {
                         found = Some(c);
                         break;
                     }
@@ -253,6 +353,7 @@ impl Producer {
                 if let Some(c) = found {
                     dup_of[i] = Some(c);
                     duplicates += 1;
+                    self.skipped += f.size;
                     continue;
                 }
                 cands.push(i);
@@ -277,10 +378,11 @@ impl Producer {
     fn send(&mut self) -> std::result::Result<(), Stopped> {
         self.pending = 0;
         let jobs = std::mem::take(&mut self.jobs);
-        if jobs.is_empty() {
+        let skipped = std::mem::take(&mut self.skipped);
+        if jobs.is_empty() && skipped == 0 {
             return Ok(());
         }
-        self.tx.send(jobs).map_err(|_| Stopped)
+        self.tx.send((jobs, skipped)).map_err(|_| Stopped)
     }
 
     fn add_file(&mut self, i: usize, f: &FileJob<'_>) -> Result<std::result::Result<(), Stopped>> {
@@ -300,8 +402,7 @@ impl Producer {
         };
         for b in 0..blocks {
             let n = (f.size - b * bs).min(bs) as usize;
-            let mut data = vec![0u8; n];
-            read_full(&mut r, &mut data, f)?;
+            let data = read_block(&mut r, n, f)?;
             self.pending += n;
             self.jobs.push(Job::Block { file: i, data });
             if self.pending >= BATCH_BYTES && self.send().is_err() {
@@ -309,8 +410,7 @@ impl Producer {
             }
         }
         if tail_in_fragment {
-            let mut data = vec![0u8; tail as usize];
-            read_full(&mut r, &mut data, f)?;
+            let data = read_block(&mut r, tail as usize, f)?;
             if self.frag_buf.len() + data.len() > bs as usize {
                 let full = std::mem::take(&mut self.frag_buf);
                 self.pending += full.len();
@@ -329,52 +429,37 @@ impl Producer {
 }
 
 impl Sink<'_> {
-    fn write_batch(&mut self, jobs: Vec<Job>) -> Result<()> {
-        let opts = self.opts;
-        let stored: Vec<Result<Stored>> = jobs
-            .par_iter()
-            .map(|j| {
-                let (data, may_be_sparse) = match j {
-                    Job::Block { data, .. } => (data, opts.sparse),
-                    Job::Frag { data } => (data, false),
-                };
-                if may_be_sparse && data.iter().all(|&b| b == 0) {
-                    return Ok(Stored::Sparse);
-                }
-                if !opts.compress_data {
-                    return Ok(Stored::Raw);
-                }
-                let z = compress::compress(opts.compression, opts.block_size, data)?;
-                Ok(if z.len() < data.len() {
-                    Stored::Compressed(z)
-                } else {
-                    Stored::Raw
-                })
-            })
-            .collect();
-        for (job, st) in jobs.iter().zip(stored) {
-            let st = st?;
-            let data = match job {
-                Job::Block { data, .. } | Job::Frag { data } => data,
+    fn report(&mut self, skipped: u64) {
+        self.done = (self.done + skipped).min(self.total);
+        if let Some(f) = self.progress.as_mut() {
+            f(Progress {
+                done: self.done,
+                total: self.total,
+            });
+        }
+    }
+
+    fn write_batch(&mut self, c: Compressed) -> Result<()> {
+        let Compressed { stored, skipped } = c;
+        for st in stored {
+            let (bytes, word) = match &st.form {
+                Form::Sparse => (&[][..], 0),
+                Form::Raw(d) => (&d[..], encode_data_block_size(d.len() as u32, false)),
+                Form::Compressed(z) => (&z[..], encode_data_block_size(z.len() as u32, true)),
             };
-            let (bytes, word) = match &st {
-                Stored::Sparse => (&[][..], 0),
-                Stored::Raw => (&data[..], encode_data_block_size(data.len() as u32, false)),
-                Stored::Compressed(z) => (&z[..], encode_data_block_size(z.len() as u32, true)),
-            };
-            match job {
-                Job::Block { file, data } => {
-                    let l = &mut self.layouts[*file];
-                    if !self.started[*file] {
-                        self.started[*file] = true;
+            match st.file {
+                Some(file) => {
+                    let l = &mut self.layouts[file];
+                    if !self.started[file] {
+                        self.started[file] = true;
                         l.blocks_start = self.pos;
                     }
                     if word == 0 {
-                        l.sparse += data.len() as u64;
+                        l.sparse += st.len as u64;
                     }
                     l.block_sizes.push(word);
                 }
-                Job::Frag { .. } => self.fragments.push(FragmentEntry {
+                None => self.fragments.push(FragmentEntry {
                     start: self.pos,
                     size: word,
                 }),
@@ -384,7 +469,9 @@ impl Sink<'_> {
                 source,
             })?;
             self.pos += bytes.len() as u64;
+            self.done += st.len as u64;
         }
+        self.report(skipped);
         Ok(())
     }
 }

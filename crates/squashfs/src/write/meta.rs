@@ -70,13 +70,13 @@ impl MetaWriter {
         }
         self.block_starts.push(self.out.len() as u32);
         let z = if self.compressed {
-            Some(compress::compress(self.comp, self.block_size, &self.buf)?)
+            compress::compress(self.comp, self.block_size, &self.buf)?
         } else {
             None
         };
         let (data, compressed) = match &z {
-            Some(z) if z.len() < self.buf.len() => (&z[..], true),
-            _ => (&self.buf[..], false),
+            Some(z) => (&z[..], true),
+            None => (&self.buf[..], false),
         };
         let h = MetadataHeader {
             stored_len: data.len() as u16,

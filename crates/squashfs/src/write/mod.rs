@@ -9,7 +9,7 @@ mod tree;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -133,11 +133,35 @@ pub struct BuildReport {
     pub image_size: u64,
 }
 
+/// How far [`Builder::build`] has got, reported after each batch of data blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// File content bytes handled so far (compressed and written, or found duplicate).
+    pub done: u64,
+    /// File content bytes in all.
+    pub total: u64,
+}
+
+/// A callback that receives [`Progress`].
+pub type ProgressFn = Box<dyn FnMut(Progress) + Send>;
+
+struct ProgressSlot(Option<ProgressFn>);
+
+impl std::fmt::Debug for ProgressSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
 /// Collects entries, then writes a squashfs image. See the crate docs for an example.
 #[derive(Debug)]
 pub struct Builder {
     opts: WriteOptions,
     nodes: Vec<Node>,
+    progress: ProgressSlot,
+    /// Host paths [`add_tree`](Self::add_tree) skips (canonical parent + name).
+    exclude: Vec<PathBuf>,
 }
 
 fn bad(path: &[u8], reason: &'static str) -> Error {
@@ -171,7 +195,24 @@ impl Builder {
         Ok(Self {
             opts,
             nodes: vec![root],
+            progress: ProgressSlot(None),
+            exclude: Vec::new(),
         })
+    }
+
+    /// Calls `f` as data is written (after each batch of about 32 MiB, and once at the end),
+    /// on the thread that runs [`build`](Self::build).
+    pub fn on_progress(&mut self, f: impl FnMut(Progress) + Send + 'static) {
+        self.progress = ProgressSlot(Some(Box::new(f)));
+    }
+
+    /// Makes [`add_tree`](Self::add_tree) skip the host path `path` (which need not exist
+    /// yet): give it the image being written when that lies inside the tree, as mksquashfs
+    /// skips its own output, so the image neither packs itself nor an older copy of itself.
+    pub fn exclude_host_path(&mut self, path: &Path) -> Result<()> {
+        let abs = absolute(path)?;
+        self.exclude.push(abs);
+        Ok(())
     }
 
     /// The options.
@@ -408,6 +449,10 @@ impl Builder {
     /// Adds everything below the host directory `dir` under the image root (and takes the
     /// root's metadata from `dir`). Names are visited in byte order, so the result does not
     /// depend on `read_dir` order; hard links are detected by device and inode number.
+    ///
+    /// Directories are listed and their entries `lstat`ed in parallel on the current rayon
+    /// pool, a breadth-first frontier at a time (so depth costs no stack); the entries are
+    /// then added in one fixed depth-first order, whatever the timing.
     pub fn add_tree(&mut self, dir: &Path) -> Result<()> {
         let m = fs::symlink_metadata(dir).map_err(io("reading", dir))?;
         if !m.is_dir() {
@@ -417,26 +462,35 @@ impl Builder {
                 source: std::io::ErrorKind::NotADirectory.into(),
             });
         }
-        let meta = self.host_meta(dir, &m)?;
-        self.set_root(meta)?;
+        let xattrs = if self.opts.xattrs {
+            host_xattrs(dir)?
+        } else {
+            Vec::new()
+        };
+        self.set_root(host_meta(&m, xattrs))?;
+        // Excluded paths are compared against the walk's paths from the canonical root.
+        let base = if self.exclude.is_empty() {
+            dir.to_path_buf()
+        } else {
+            fs::canonicalize(dir).map_err(io("resolving", dir))?
+        };
+        let listings = scan(base, self.opts.xattrs, &self.exclude)?;
         let mut links: BTreeMap<(u64, u64), Vec<u8>> = BTreeMap::new();
-        let mut stack: Vec<(PathBuf, Vec<u8>)> = vec![(dir.to_path_buf(), Vec::new())];
-        while let Some((host, image)) = stack.pop() {
-            let mut names: Vec<Vec<u8>> = Vec::new();
-            for e in fs::read_dir(&host).map_err(io("listing", &host))? {
-                let e = e.map_err(io("listing", &host))?;
-                names.push(e.file_name().as_bytes().to_vec());
-            }
-            names.sort();
+        let mut listings: Vec<Option<Vec<Listed>>> = listings.into_iter().map(Some).collect();
+        let mut stack: Vec<(usize, Vec<u8>)> = vec![(0, Vec::new())];
+        while let Some((id, image)) = stack.pop() {
+            let entries = listings
+                .get_mut(id)
+                .and_then(Option::take)
+                .unwrap_or_default();
             let mut subdirs = Vec::new();
-            for name in names {
-                let hp = host.join(OsStr::from_bytes(&name));
+            for e in entries {
                 let mut ip = image.clone();
                 if !ip.is_empty() {
                     ip.push(b'/');
                 }
-                ip.extend_from_slice(&name);
-                let m = fs::symlink_metadata(&hp).map_err(io("reading", &hp))?;
+                ip.extend_from_slice(&e.name);
+                let m = &e.meta;
                 let ft = m.file_type();
                 if !ft.is_dir() && m.nlink() > 1 {
                     if let Some(first) = links.get(&(m.dev(), m.ino())) {
@@ -446,15 +500,16 @@ impl Builder {
                     }
                     links.insert((m.dev(), m.ino()), ip.clone());
                 }
-                let meta = self.host_meta(&hp, &m)?;
+                let meta = host_meta(m, e.xattrs);
                 if ft.is_dir() {
                     self.add_dir(&ip, meta)?;
-                    subdirs.push((hp, ip));
+                    if let Some(d) = e.dir {
+                        subdirs.push((d, ip));
+                    }
                 } else if ft.is_file() {
-                    self.add_host_file(&ip, meta, hp, m.len())?;
+                    self.add_host_file(&ip, meta, e.host, m.len())?;
                 } else if ft.is_symlink() {
-                    let t = fs::read_link(&hp).map_err(io("reading link", &hp))?;
-                    self.add_symlink(&ip, meta, t.as_os_str().as_bytes())?;
+                    self.add_symlink(&ip, meta, e.link.unwrap_or_default())?;
                 } else if ft.is_block_device() || ft.is_char_device() {
                     let kind = if ft.is_block_device() {
                         InodeKind::BlockDev
@@ -476,21 +531,106 @@ impl Builder {
         }
         Ok(())
     }
+}
 
-    fn host_meta(&self, p: &Path, m: &fs::Metadata) -> Result<EntryMeta> {
-        let mtime = m.mtime().clamp(0, i64::from(u32::MAX)) as u32;
-        let mut xattrs = Vec::new();
-        if self.opts.xattrs {
-            xattrs = host_xattrs(p)?;
+/// One host directory entry, read by [`scan`].
+struct Listed {
+    name: Vec<u8>,
+    host: PathBuf,
+    meta: fs::Metadata,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    link: Option<Vec<u8>>,
+    /// Listing id, for directories.
+    dir: Option<usize>,
+}
+
+/// Lists `root` and everything below it: listing 0 is `root`'s, sorted by name; a directory
+/// entry's `dir` is the id of its own listing.
+fn scan(root: PathBuf, xattrs: bool, exclude: &[PathBuf]) -> Result<Vec<Vec<Listed>>> {
+    use rayon::prelude::*;
+    let mut listings: Vec<Vec<Listed>> = vec![Vec::new()];
+    let mut frontier: Vec<(usize, PathBuf)> = vec![(0, root)];
+    while !frontier.is_empty() {
+        let listed: Vec<Result<Vec<Listed>>> = frontier
+            .par_iter()
+            .map(|(_, host)| list_dir(host, xattrs, exclude))
+            .collect();
+        let mut next = Vec::new();
+        for ((id, _), entries) in frontier.iter().zip(listed) {
+            let mut entries = entries?;
+            for e in entries.iter_mut().filter(|e| e.meta.is_dir()) {
+                e.dir = Some(listings.len());
+                listings.push(Vec::new());
+                next.push((listings.len() - 1, e.host.clone()));
+            }
+            listings[*id] = entries;
         }
-        Ok(EntryMeta {
-            mode: (m.mode() & 0o7777) as u16,
-            uid: m.uid(),
-            gid: m.gid(),
-            mtime,
-            xattrs,
-        })
+        frontier = next;
     }
+    Ok(listings)
+}
+
+/// One directory's entries, sorted by name, each `lstat`ed (in parallel).
+fn list_dir(host: &Path, xattrs: bool, exclude: &[PathBuf]) -> Result<Vec<Listed>> {
+    use rayon::prelude::*;
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    for e in fs::read_dir(host).map_err(io("listing", host))? {
+        let e = e.map_err(io("listing", host))?;
+        names.push(e.file_name().as_bytes().to_vec());
+    }
+    names.sort();
+    names.retain(|n| !exclude.contains(&host.join(OsStr::from_bytes(n))));
+    names
+        .into_par_iter()
+        .map(|name| {
+            let hp = host.join(OsStr::from_bytes(&name));
+            let meta = fs::symlink_metadata(&hp).map_err(io("reading", &hp))?;
+            let link = if meta.file_type().is_symlink() {
+                let t = fs::read_link(&hp).map_err(io("reading link", &hp))?;
+                Some(t.into_os_string().into_vec())
+            } else {
+                None
+            };
+            let xattrs = if xattrs {
+                host_xattrs(&hp)?
+            } else {
+                Vec::new()
+            };
+            Ok(Listed {
+                name,
+                host: hp,
+                meta,
+                xattrs,
+                link,
+                dir: None,
+            })
+        })
+        .collect()
+}
+
+fn host_meta(m: &fs::Metadata, xattrs: Vec<(Vec<u8>, Vec<u8>)>) -> EntryMeta {
+    EntryMeta {
+        mode: (m.mode() & 0o7777) as u16,
+        uid: m.uid(),
+        gid: m.gid(),
+        mtime: m.mtime().clamp(0, i64::from(u32::MAX)) as u32,
+        xattrs,
+    }
+}
+
+/// `path` with its parent directory resolved (the last component may not exist yet).
+fn absolute(path: &Path) -> Result<PathBuf> {
+    let name = path.file_name().ok_or_else(|| Error::IoPath {
+        what: "excluding",
+        path: path.to_path_buf(),
+        source: std::io::ErrorKind::InvalidInput.into(),
+    })?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent = fs::canonicalize(parent).map_err(io("resolving", parent))?;
+    Ok(parent.join(name))
 }
 
 /// The storable xattrs of a host path (not following symlinks), sorted by name.

@@ -1,5 +1,6 @@
 //! `imgpipe squashfs ...`: create, list and extract squashfs images (crates/squashfs).
 
+use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,12 +8,12 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use imgpipe_squashfs::raw::{InodeData, decode_dev};
 use imgpipe_squashfs::{
-    Builder, Compression, Compressor, ExtractOptions, Limits, Reader, WriteOptions,
+    Builder, Compression, Compressor, ExtractOptions, Limits, Reader, WriteOptions, bcj,
 };
 use serde::Serialize;
 
 use crate::cmd::inspect::{Format, report};
-use crate::output;
+use crate::{output, progress};
 
 /// Arguments of `imgpipe squashfs`.
 #[derive(Debug, clap::Args)]
@@ -44,6 +45,16 @@ enum Command {
         /// Compression level (gzip 1-9, xz 0-9, zstd 1-22; default as mksquashfs).
         #[arg(long)]
         level: Option<u32>,
+        /// xz: BCJ filters to try on each block, comma-separated (x86, powerpc, ia64, arm,
+        /// armthumb, sparc); the smallest result is kept, as mksquashfs -Xbcj.
+        #[arg(long, value_delimiter = ',')]
+        xz_bcj: Vec<String>,
+        /// lz4: high compression (LZ4HC), as mksquashfs -Xhc.
+        #[arg(long)]
+        lz4_hc: bool,
+        /// Compression threads (default: one per CPU).
+        #[arg(long)]
+        processors: Option<usize>,
         /// Block size in bytes (4096..=1048576, a power of two).
         #[arg(long, default_value_t = 131_072)]
         block_size: u32,
@@ -214,6 +225,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             output: out,
             comp,
             level,
+            xz_bcj,
+            lz4_hc,
+            processors,
             block_size,
             no_fragments,
             no_tail_ends,
@@ -230,7 +244,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 u32::try_from(epoch).context("squashfs times end in 2106: epoch too large")?;
             let compressor = Compressor::from_name(&comp).context("unknown compressor")?;
             let mut opts = WriteOptions::new(epoch);
-            opts.compression = Compression { compressor, level };
+            opts.compression = Compression::with_level(compressor, level);
+            for name in &xz_bcj {
+                let (_, bit) = bcj::ALL
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .with_context(|| format!("unknown BCJ filter {name:?}"))?;
+                opts.compression.xz_bcj |= bit;
+            }
+            opts.compression.lz4_hc = lz4_hc;
             opts.block_size = block_size;
             opts.fragments = !no_fragments;
             opts.tail_ends = !no_tail_ends;
@@ -240,15 +262,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             opts.all_root = all_root;
             opts.clamp_mtime = clamp_mtime.then_some(epoch);
             let mut b = Builder::new(opts)?;
+            let tmp = out.with_extension("partial");
+            // An output inside the tree is not packed (nor an older copy of it).
+            b.exclude_host_path(&out)?;
+            b.exclude_host_path(&tmp)?;
             b.add_tree(&dir)
                 .with_context(|| format!("scanning {}", dir.display()))?;
-            let tmp = out.with_extension("partial");
+            let bar = progress::bytes(0, "compressing");
+            let bar2 = bar.clone();
+            b.on_progress(move |p| {
+                bar2.set_length(p.total);
+                bar2.set_position(p.done);
+            });
             let mut f = std::io::BufWriter::with_capacity(
                 1 << 20,
                 std::fs::File::create(&tmp)
                     .with_context(|| format!("creating {}", tmp.display()))?,
             );
-            let rep = b.build(&mut f);
+            let rep = match processors {
+                Some(n) => rayon::ThreadPoolBuilder::new()
+                    .num_threads(n.max(1))
+                    .build()
+                    .context("starting compression threads")?
+                    .install(|| b.build(&mut f)),
+                None => b.build(&mut f),
+            };
+            bar.finish_and_clear();
+            let rep = rep
+                .map_err(anyhow::Error::from)
+                .and_then(|r| f.flush().map(|()| r).map_err(anyhow::Error::from));
             drop(f);
             let rep = match rep {
                 Ok(r) => r,
