@@ -225,12 +225,21 @@ impl Luks2Header {
             });
         }
         let mut area_key = Zeroizing::new(vec![0u8; ks.area.key_size as usize]);
-        derive_key(
-            &ks.kdf,
-            passphrase,
-            &mut area_key,
-            Limits::default().max_argon2_memory_kib,
-        )?;
+        // The digest's own PBKDF2 runs after the keyslot's: refuse an absurd one up front.
+        let limits = Limits::default();
+        if self
+            .metadata
+            .digests
+            .values()
+            .filter(|d| d.keyslots.contains(&id))
+            .any(|d| d.iterations > limits.max_pbkdf2_iterations)
+        {
+            return Err(Error::LimitExceeded {
+                what: "digest pbkdf2 iterations",
+                limit: u64::from(limits.max_pbkdf2_iterations),
+            });
+        }
+        derive_key(&ks.kdf, passphrase, &mut area_key, &limits)?;
         let key_size = ks.key_size as usize;
         let split_len = af_split_size(key_size, ks.af.stripes).ok_or(Error::LimitExceeded {
             what: "keyslot split key size",
@@ -409,7 +418,13 @@ impl Luks2Header {
         rng.fill_bytes(&mut salt);
         let kdf = params.kdf.with_salt(salt);
         let mut area_key = Zeroizing::new(vec![0u8; key_size]);
-        derive_key(&kdf, passphrase, &mut area_key, u32::MAX)?;
+        let own = Limits {
+            max_argon2_memory_kib: u32::MAX,
+            max_argon2_work: u64::MAX,
+            max_pbkdf2_iterations: u32::MAX,
+            ..Limits::default()
+        };
+        derive_key(&kdf, passphrase, &mut area_key, &own)?;
         let split = af_split(vk.as_bytes(), KEYSLOT_STRIPES, params.af_hash, &mut |b| {
             rng.fill_bytes(b)
         })
@@ -510,7 +525,12 @@ impl Luks2Header {
     }
 }
 
+/// Whether `vk` matches digest `d`; a digest asking for more iterations than the default
+/// [`Limits`] allow never matches (it would keep the caller busy for hours).
 fn digest_matches(d: &crate::raw::DigestEntry, vk: &VolumeKey) -> bool {
+    if d.iterations > Limits::default().max_pbkdf2_iterations {
+        return false;
+    }
     let mut out = Zeroizing::new(vec![0u8; d.digest.len()]);
     d.hash
         .pbkdf2(vk.as_bytes(), &d.salt, d.iterations, &mut out);

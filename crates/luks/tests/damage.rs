@@ -420,3 +420,44 @@ fn unknown_fields_survive_a_rewrite() {
         .unlock(&mut Cursor::new(&img), PASS)
         .unwrap();
 }
+
+/// A header is untrusted: costs that would keep an unlock busy for hours are refused before
+/// any work, while the header itself still reads (so `luks dump` can show it).
+#[test]
+fn absurd_kdf_and_digest_costs_refuse_unlock_at_once() {
+    let img = volume();
+    let cases: [Case; 3] = [
+        (
+            "keyslot pbkdf2",
+            |v| v["keyslots"]["0"]["kdf"]["iterations"] = json!(u32::MAX),
+            "pbkdf2 iterations",
+        ),
+        (
+            "digest pbkdf2",
+            |v| v["digests"]["0"]["iterations"] = json!(u32::MAX),
+            "digest pbkdf2 iterations",
+        ),
+        (
+            "argon2",
+            |v| {
+                v["keyslots"]["0"]["kdf"] = json!({
+                    "type": "argon2id",
+                    "time": u32::MAX,
+                    "memory": 32,
+                    "cpus": 1,
+                    "salt": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+                })
+            },
+            "argon2 work",
+        ),
+    ];
+    for (name, edit, want) in cases {
+        let bad = with_json(&img, edit);
+        let hdr = read(&bad).unwrap();
+        let e = hdr
+            .unlock(&mut Cursor::new(&bad), PASS)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{name}: {e}");
+    }
+}

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::HashAlg;
 use crate::error::{Error, Result};
+use crate::raw::Limits;
 
 /// Which Argon2 variant a keyslot uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -76,7 +77,8 @@ impl Kdf {
 /// Derives `out.len()` bytes from `passphrase` with `kdf`.
 ///
 /// `max_memory_kib` caps the Argon2 memory a header may demand (untrusted input).
-pub fn derive_key(kdf: &Kdf, passphrase: &[u8], out: &mut [u8], max_memory_kib: u32) -> Result<()> {
+/// Derives `out` from `passphrase`; refuses costs beyond `limits` before doing any work.
+pub fn derive_key(kdf: &Kdf, passphrase: &[u8], out: &mut [u8], limits: &Limits) -> Result<()> {
     match kdf {
         Kdf::Pbkdf2 {
             hash,
@@ -89,6 +91,12 @@ pub fn derive_key(kdf: &Kdf, passphrase: &[u8], out: &mut [u8], max_memory_kib: 
                     reason: "must be at least 1",
                 });
             }
+            if *iterations > limits.max_pbkdf2_iterations {
+                return Err(Error::LimitExceeded {
+                    what: "pbkdf2 iterations",
+                    limit: u64::from(limits.max_pbkdf2_iterations),
+                });
+            }
             hash.pbkdf2(passphrase, salt, *iterations, out);
             Ok(())
         }
@@ -99,10 +107,16 @@ pub fn derive_key(kdf: &Kdf, passphrase: &[u8], out: &mut [u8], max_memory_kib: 
             cpus,
             salt,
         } => {
-            if *memory > max_memory_kib {
+            if *memory > limits.max_argon2_memory_kib {
                 return Err(Error::LimitExceeded {
                     what: "argon2 memory cost (KiB)",
-                    limit: u64::from(max_memory_kib),
+                    limit: u64::from(limits.max_argon2_memory_kib),
+                });
+            }
+            if u64::from(*memory) * u64::from(*time) > limits.max_argon2_work {
+                return Err(Error::LimitExceeded {
+                    what: "argon2 work (memory KiB x time passes)",
+                    limit: limits.max_argon2_work,
                 });
             }
             let params = argon2::Params::new(*memory, *time, *cpus, Some(out.len())).map_err(
@@ -137,7 +151,7 @@ mod tests {
             salt: b"salt".to_vec(),
         };
         let mut out = [0u8; 20];
-        derive_key(&kdf, b"password", &mut out, 0).unwrap();
+        derive_key(&kdf, b"password", &mut out, &Limits::default()).unwrap();
         assert_eq!(
             out,
             [
@@ -157,9 +171,53 @@ mod tests {
             salt: vec![0; 32],
         };
         let mut out = [0u8; 32];
+        let limits = Limits {
+            max_argon2_memory_kib: 1 << 20,
+            ..Limits::default()
+        };
         assert!(matches!(
-            derive_key(&kdf, b"pw", &mut out, 1 << 20),
+            derive_key(&kdf, b"pw", &mut out, &limits),
             Err(Error::LimitExceeded { .. })
         ));
+    }
+
+    /// A hostile header asking for 2^32 - 1 passes or iterations is refused at once instead
+    /// of keeping the caller busy for hours.
+    #[test]
+    fn work_caps_refuse_hostile_costs_before_any_work() {
+        let mut out = [0u8; 32];
+        let argon = Kdf::Argon2 {
+            variant: Argon2Variant::Argon2id,
+            time: u32::MAX,
+            memory: 32,
+            cpus: 1,
+            salt: vec![0; 32],
+        };
+        let err = derive_key(&argon, b"pw", &mut out, &Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("argon2 work"), "{err}");
+        let pbkdf2 = Kdf::Pbkdf2 {
+            hash: HashAlg::Sha256,
+            iterations: u32::MAX,
+            salt: vec![0; 32],
+        };
+        let err = derive_key(&pbkdf2, b"pw", &mut out, &Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("pbkdf2 iterations"), "{err}");
+        // At the cap it would run; one past it does not.
+        let limits = Limits {
+            max_pbkdf2_iterations: 2,
+            ..Limits::default()
+        };
+        let ok = Kdf::Pbkdf2 {
+            hash: HashAlg::Sha1,
+            iterations: 2,
+            salt: b"salt".to_vec(),
+        };
+        derive_key(&ok, b"password", &mut out[..20], &limits).unwrap();
+        let over = Kdf::Pbkdf2 {
+            hash: HashAlg::Sha1,
+            iterations: 3,
+            salt: b"salt".to_vec(),
+        };
+        assert!(derive_key(&over, b"password", &mut out[..20], &limits).is_err());
     }
 }

@@ -33,6 +33,13 @@ pub struct Limits {
     pub max_array: usize,
     /// Most Argon2 memory a keyslot may ask for, in KiB (default 4 GiB, cryptsetup's maximum).
     pub max_argon2_memory_kib: u32,
+    /// Most Argon2 work a keyslot may ask for: memory in KiB times passes (default 2^29, for
+    /// instance 1 GiB x 512 passes; cryptsetup's benchmark picks about 1 GiB x 4-10). The
+    /// format allows 2^32 passes, hours of work from a header nobody should trust.
+    pub max_argon2_work: u64,
+    /// Most PBKDF2 iterations a keyslot or digest may ask for (default 2^28: about a minute;
+    /// cryptsetup's 2-second benchmark gives a few million).
+    pub max_pbkdf2_iterations: u32,
 }
 
 impl Default for Limits {
@@ -41,6 +48,8 @@ impl Default for Limits {
             max_objects: 32,
             max_array: 64,
             max_argon2_memory_kib: 4 * 1024 * 1024,
+            max_argon2_work: 1 << 29,
+            max_pbkdf2_iterations: 1 << 28,
         }
     }
 }

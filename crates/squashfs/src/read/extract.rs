@@ -132,11 +132,15 @@ impl Reader {
         let mut first_link: BTreeMap<u32, usize> = BTreeMap::new();
         let mut primaries = Vec::new();
         let mut links = Vec::new();
+        // Entries whose metadata the last pass restores by path (files get theirs through
+        // their open descriptor while being written, in parallel).
+        let mut by_path = vec![false; entries.len()];
         for (i, e) in entries.iter().enumerate() {
             let p = target(e);
             match &e.inode.data {
                 InodeData::Dir(_) => {
                     report.dirs += 1;
+                    by_path[i] = true;
                     if e.path.is_empty() {
                         continue;
                     }
@@ -167,6 +171,7 @@ impl Reader {
                     std::os::unix::fs::symlink(OsStr::from_bytes(t), &p)
                         .map_err(io("creating symlink", &p))?;
                     report.symlinks += 1;
+                    by_path[i] = true;
                 }
                 InodeData::Device(_) | InodeData::Ipc => {
                     if !opts.special_files {
@@ -187,7 +192,10 @@ impl Reader {
                         _ => (FileType::Fifo, 0),
                     };
                     match mknodat(CWD, &p, ft, Mode::from_raw_mode(0o600), dev) {
-                        Ok(()) => report.special += 1,
+                        Ok(()) => {
+                            report.special += 1;
+                            by_path[i] = true;
+                        }
                         Err(rustix::io::Errno::PERM) => report.skipped += 1,
                         Err(err) => return Err(io("creating special file", &p)(err.into())),
                     }
@@ -205,18 +213,26 @@ impl Reader {
                     .open(&p)
                     .map_err(io("creating file", &p))?;
                 let mut at = 0u64;
+                let mut hole_at_end = false;
                 let n = self.read_file_chunks(&e.inode, &mut |c| {
                     match c {
                         // Runs of zeros become holes.
-                        Chunk::Zeros(n) => at += n as u64,
+                        Chunk::Zeros(n) => {
+                            at += n as u64;
+                            hole_at_end = true;
+                        }
                         Chunk::Data(d) => {
                             f.write_all_at(d, at).map_err(io("writing", &p))?;
                             at += d.len() as u64;
+                            hole_at_end = false;
                         }
                     }
                     Ok(())
                 })?;
-                f.set_len(n).map_err(io("sizing", &p))?;
+                if hole_at_end {
+                    f.set_len(n).map_err(io("sizing", &p))?;
+                }
+                self.restore_file_metadata(e, &f, &p, opts)?;
                 Ok(n)
             })
             .collect();
@@ -228,14 +244,41 @@ impl Reader {
             report.hard_links += 1;
         }
         // Metadata last and children first, so read-only directories and mtimes stick.
-        for e in entries.iter().rev() {
-            let p = target(e);
-            if fs::symlink_metadata(&p).is_err() {
-                continue; // a skipped special file
-            }
-            self.restore_metadata(e, &p, opts)?;
+        for (e, _) in entries.iter().zip(&by_path).rev().filter(|(_, b)| **b) {
+            self.restore_metadata(e, &target(e), opts)?;
         }
         Ok(report)
+    }
+
+    /// Owner, xattrs, mode and mtime of a regular file, through its open descriptor (in the
+    /// same order as [`restore_metadata`](Self::restore_metadata): chown clears set-id bits).
+    fn restore_file_metadata(
+        &self,
+        e: &WalkEntry,
+        f: &fs::File,
+        p: &Path,
+        opts: ExtractOptions,
+    ) -> Result<()> {
+        if opts.owners {
+            let (uid, gid) = self.owner(&e.inode)?;
+            std::os::unix::fs::fchown(f, Some(uid), Some(gid)).map_err(io("chown", p))?;
+        }
+        if opts.xattrs {
+            for (name, value) in self.xattrs(&e.inode)? {
+                rustix::fs::fsetxattr(
+                    f,
+                    OsStr::from_bytes(&name),
+                    &value,
+                    rustix::fs::XattrFlags::empty(),
+                )
+                .map_err(|err| io("setting xattrs on", p)(err.into()))?;
+            }
+        }
+        f.set_permissions(fs::Permissions::from_mode(u32::from(e.inode.mode & 0o7777)))
+            .map_err(io("chmod", p))?;
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(e.inode.mtime));
+        f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t))
+            .map_err(io("setting mtime on", p))
     }
 
     fn restore_metadata(&self, e: &WalkEntry, p: &Path, opts: ExtractOptions) -> Result<()> {
