@@ -37,6 +37,14 @@ pub enum Error {
         /// Bytes available.
         available: u64,
     },
+    /// A nested filesystem could not be read (the format crate's error, as text).
+    #[error("reading {layer}: {message}")]
+    Layer {
+        /// The filesystem chain, outermost first, joined with ` > `.
+        layer: String,
+        /// What its reader said.
+        message: String,
+    },
     /// A valid image using a feature this crate does not implement.
     #[error("unsupported {feature}")]
     Unsupported {

@@ -13,6 +13,9 @@
 //! # Ok::<(), imgpipe_repro::Error>(())
 //! ```
 //!
+//! [`diagnose_files`] goes further when two builds differ: which files inside which nested
+//! filesystem (the squashfs inside the ISO, the ESP inside the disk) differ, and how.
+//!
 //! # Determinism
 //! This crate is the only place the rules live: epochs are explicit, identifiers derive from
 //! seeds, walks are sorted by bytes.
@@ -25,10 +28,12 @@ mod compare;
 mod derive;
 mod epoch;
 mod error;
+mod nested;
 mod walk;
 
 pub use compare::{ByteRange, Comparison, DiffOptions, RangeDiff, compare_streams, diff_streams};
 pub use derive::{derive_uuid, hmac_sha256, uuid_text};
 pub use epoch::Epoch;
 pub use error::{Error, Result};
+pub use nested::{FileDifference, NestedDiff, NestedOptions, diagnose_files};
 pub use walk::{WalkEntry, walk_sorted};

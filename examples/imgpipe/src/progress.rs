@@ -19,6 +19,18 @@ pub fn bytes(total: u64, message: &'static str) -> ProgressBar {
     bar
 }
 
+/// A spinner for work of unknown length, drawn only when stderr is a terminal.
+pub fn spinner(message: &'static str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, target());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 fn target() -> ProgressDrawTarget {
     if std::io::stderr().is_terminal() {
         ProgressDrawTarget::stderr()

@@ -90,3 +90,81 @@ fn names_the_gpt_partition_that_differs() {
         serde_json::json!(["gpt partition 2 (root)"])
     );
 }
+
+fn imgpipe(args: &[&std::ffi::OsStr]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The user's question after two builds of a live ISO differ: which file, inside the squashfs
+/// inside the ISO? Both builds go through `imgpipe squashfs create` and `imgpipe iso create`.
+#[test]
+fn names_the_file_inside_the_squashfs_inside_the_iso() {
+    let t = tempdir();
+    let build = |name: &str, hostname: &str| {
+        let root = t.path().join(format!("{name}-root"));
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/hostname"), hostname).unwrap();
+        fs::write(root.join("etc/os-release"), "ID=demo\n").unwrap();
+        let iso_dir = t.path().join(format!("{name}-iso"));
+        fs::create_dir_all(iso_dir.join("LiveOS")).unwrap();
+        let sq = iso_dir.join("LiveOS/squashfs.img");
+        let e = std::ffi::OsStr::new;
+        imgpipe(&[
+            e("squashfs"),
+            e("create"),
+            e("--epoch"),
+            e("1700000000"),
+            e("--clamp-mtime"),
+            e("-o"),
+            sq.as_os_str(),
+            root.as_os_str(),
+        ]);
+        let iso = t.path().join(format!("{name}.iso"));
+        imgpipe(&[
+            e("iso"),
+            e("create"),
+            e("--epoch"),
+            e("1700000000"),
+            e("--clamp-mtime"),
+            e("-o"),
+            iso.as_os_str(),
+            iso_dir.as_os_str(),
+        ]);
+        iso
+    };
+    let a = build("a", "live-a\n");
+    let b = build("b", "live-b2\n");
+    let (code, v) = diff(&a, &b);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(
+        v["files"]["differences"],
+        serde_json::json!([{
+            "within": ["iso9660", "/LiveOS/squashfs.img (squashfs)"],
+            "path": "/etc/hostname",
+            "what": "content (7 vs 8 bytes)"
+        }]),
+        "{v:#}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .arg("diff")
+        .args([&a, &b])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("iso9660 > /LiveOS/squashfs.img (squashfs): /etc/hostname: content"),
+        "{text}"
+    );
+    // A rebuild of A is identical: no file report at all.
+    let (code, v) = diff(&a, &a);
+    assert_eq!(code, 0);
+    assert!(v.get("files").is_none(), "{v:#}");
+}

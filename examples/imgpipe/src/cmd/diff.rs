@@ -3,7 +3,10 @@
 //! Exit 0 when identical, 1 when different, 2 when an input cannot be read. Both inputs are
 //! streamed, so memory stays bounded whatever their size. Each differing range is attributed
 //! to the top-level structure of the first image that holds it (a GPT partition, the ISO9660
-//! system area or descriptor set, a LUKS2 header copy).
+//! system area or descriptor set, a LUKS2 header copy). When the images differ and are ISO9660,
+//! GPT, squashfs or FAT, the files are compared too, down through nested filesystems (the
+//! squashfs inside the ISO, the ESP and root inside the disk): which file, inside which
+//! filesystem, differs in what (`imgpipe_repro::diagnose_files`).
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -11,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use imgpipe_repro::{ByteRange, DiffOptions, RangeDiff, diff_streams};
+use imgpipe_repro::{
+    ByteRange, DiffOptions, NestedDiff, NestedOptions, RangeDiff, diagnose_files, diff_streams,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -34,6 +39,12 @@ pub struct Args {
     /// Merge differing runs separated by fewer equal bytes than this.
     #[arg(long, default_value_t = 512)]
     merge_gap: u64,
+    /// Only compare bytes; do not open the filesystems to say which files differ.
+    #[arg(long)]
+    no_files: bool,
+    /// Report at most this many file differences (the rest are counted).
+    #[arg(long, default_value_t = 1000)]
+    max_files: usize,
 }
 
 /// A named region of an image.
@@ -73,6 +84,12 @@ pub struct DiffReport {
     pub differences: Vec<Difference>,
     /// Ranges beyond `--max-ranges`.
     pub ranges_omitted: u64,
+    /// File-level differences through nested filesystems, when the format allows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<NestedDiff>,
+    /// Why the file-level comparison stopped, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_error: Option<String>,
 }
 
 fn u64_at(v: &Value, key: &str) -> Option<u64> {
@@ -172,6 +189,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .collect(),
         })
         .collect();
+    let nested = matches!(
+        recognised.as_ref().map(|r| r.format),
+        Some(Format::Iso9660 | Format::Gpt | Format::Squashfs | Format::Fat)
+    );
+    let (mut files, mut files_error) = (None, None);
+    if !d.identical && nested && !args.no_files {
+        let mut opts = NestedOptions::default();
+        opts.max_differences = args.max_files;
+        let open = |p: &Path| File::open(p).with_context(|| format!("cannot open {}", p.display()));
+        let spin = progress::spinner("comparing files inside the images");
+        match diagnose_files(&open(&args.a)?, &open(&args.b)?, opts) {
+            Ok(n) => files = Some(n),
+            Err(e) => files_error = Some(e.to_string()),
+        }
+        spin.finish_and_clear();
+    }
     let rep = DiffReport {
         identical: d.identical,
         format: recognised.map(|r| r.format),
@@ -180,6 +213,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         differing_bytes: d.differing_bytes,
         differences,
         ranges_omitted: d.ranges_omitted,
+        files,
+        files_error,
     };
     if args.json {
         output::print_json(&rep)?;
@@ -206,6 +241,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         if rep.ranges_omitted > 0 {
             println!("  ... and {} more ranges", rep.ranges_omitted);
+        }
+        if let Some(n) = &rep.files {
+            if n.differences.is_empty() {
+                println!("files: identical in {}", n.compared.join(", "));
+            } else {
+                println!("files that differ:");
+                for f in &n.differences {
+                    println!("  {}: {}: {}", f.within.join(" > "), f.path, f.what);
+                }
+                if n.omitted > 0 {
+                    println!("  ... and {} more", n.omitted);
+                }
+            }
+        }
+        if let Some(e) = &rep.files_error {
+            println!("files: not compared: {e}");
         }
     }
     Ok(output::exit(if rep.identical {

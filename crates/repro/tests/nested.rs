@@ -1,0 +1,191 @@
+//! File-level divergence diagnosis through nested filesystems: a squashfs inside an ISO, and
+//! an ESP (FAT) plus a squashfs root inside a GPT disk, all written by this workspace's own
+//! writers in two variants that differ in known ways.
+
+use std::fs::File;
+use std::io::{Cursor, Seek, SeekFrom};
+use std::path::Path;
+
+use imgpipe_repro::{FileDifference, NestedOptions, diagnose_files};
+
+const T: u32 = 1_700_000_000;
+
+/// A small root filesystem; `variant` changes one file's content, one mode and one entry.
+fn squashfs(variant: u8) -> Vec<u8> {
+    use imgpipe_squashfs::{Builder, EntryMeta, WriteOptions};
+    let mut b = Builder::new(WriteOptions::new(T)).unwrap();
+    for d in ["etc", "usr", "usr/bin"] {
+        b.add_dir(d, EntryMeta::new(0o755, T)).unwrap();
+    }
+    let host = if variant == 0 { "live-a\n" } else { "live-b\n" };
+    b.add_file(
+        "etc/hostname",
+        EntryMeta::new(0o644, T),
+        host.as_bytes().to_vec(),
+    )
+    .unwrap();
+    b.add_file(
+        "etc/os-release",
+        EntryMeta::new(0o644, T),
+        b"ID=test\n".to_vec(),
+    )
+    .unwrap();
+    let mode = if variant == 0 { 0o755 } else { 0o700 };
+    b.add_file("usr/bin/tool", EntryMeta::new(mode, T), vec![7u8; 300_000])
+        .unwrap();
+    if variant == 0 {
+        b.add_file("only-a", EntryMeta::new(0o644, T), b"x".to_vec())
+            .unwrap();
+    }
+    let mut out = Cursor::new(Vec::new());
+    b.build(&mut out).unwrap();
+    out.into_inner()
+}
+
+fn iso(variant: u8, path: &Path) {
+    use imgpipe_isofs::{Builder, Metadata, Options};
+    let mut b = Builder::new(Options::new("LIVE", T.into()));
+    b.add_dir("boot", Metadata::directory(0o755)).unwrap();
+    b.add_file(
+        "boot/grub.cfg",
+        Metadata::file(0o644),
+        b"menuentry {}\n".to_vec(),
+    )
+    .unwrap();
+    b.add_dir("LiveOS", Metadata::directory(0o755)).unwrap();
+    b.add_file(
+        "LiveOS/squashfs.img",
+        Metadata::file(0o644),
+        squashfs(variant),
+    )
+    .unwrap();
+    b.add_file("zz-after", Metadata::file(0o644), b"same\n".to_vec())
+        .unwrap();
+    b.build(&mut File::create(path).unwrap()).unwrap();
+}
+
+fn disk(variant: u8, path: &Path) {
+    use imgpipe_gptpart::{
+        FatBuilder, GptBuilder, PartitionSize, PartitionSpec, Seed, partition_type,
+    };
+    let seed = Seed::parse("0123456789abcdef0123456789abcdef").unwrap();
+    let layout = GptBuilder::new(24 << 20, seed)
+        .partition(
+            PartitionSpec::new(
+                partition_type("esp").unwrap(),
+                PartitionSize::Bytes(8 << 20),
+            )
+            .name("ESP"),
+        )
+        .partition(
+            PartitionSpec::new(partition_type("root-x86-64").unwrap(), PartitionSize::Rest)
+                .name("root"),
+        )
+        .plan()
+        .unwrap();
+    let (esp_at, esp_len) = layout.partition_range(1).unwrap();
+    let (root_at, _) = layout.partition_range(2).unwrap();
+    let mut esp = FatBuilder::new(esp_len)
+        .label("ESP")
+        .volume_id(0x1234_5678)
+        .epoch(T.into());
+    esp.add_file("EFI/BOOT/BOOTX64.EFI", b"MZ...".to_vec())
+        .unwrap();
+    let entry = if variant == 0 {
+        "title A\n"
+    } else {
+        "title B!\n"
+    };
+    esp.add_file("loader/entries/linux.conf", entry.as_bytes().to_vec())
+        .unwrap();
+    let mut f = File::create(path).unwrap();
+    f.set_len(24 << 20).unwrap();
+    layout.write_table(&mut f).unwrap();
+    f.seek(SeekFrom::Start(esp_at)).unwrap();
+    esp.build(&mut f).unwrap();
+    f.seek(SeekFrom::Start(root_at)).unwrap();
+    std::io::Write::write_all(&mut f, &squashfs(variant)).unwrap();
+}
+
+fn diff(a: &Path, b: &Path) -> Vec<FileDifference> {
+    let r = diagnose_files(
+        &File::open(a).unwrap(),
+        &File::open(b).unwrap(),
+        NestedOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(r.omitted, 0);
+    r.differences
+}
+
+fn has(d: &[FileDifference], within: &[&str], path: &str, what: &str) -> bool {
+    d.iter()
+        .any(|x| x.within == within && x.path == path && x.what.starts_with(what))
+}
+
+#[test]
+fn a_squashfs_inside_an_iso_is_compared_file_by_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.iso"), tmp.path().join("b.iso"));
+    iso(0, &a);
+    iso(1, &b);
+    let d = diff(&a, &b);
+    let sq = ["iso9660", "/LiveOS/squashfs.img (squashfs)"];
+    assert!(
+        has(&d, &sq, "/etc/hostname", "content (7 vs 7 bytes)"),
+        "{d:#?}"
+    );
+    assert!(has(&d, &sq, "/usr/bin/tool", "mode 0755 -> 0700"), "{d:#?}");
+    assert!(has(&d, &sq, "/only-a", "only in A"), "{d:#?}");
+    assert_eq!(d.len(), 3, "nothing else differs: {d:#?}");
+
+    // The same build twice: nothing at all.
+    let c = tmp.path().join("c.iso");
+    iso(0, &c);
+    assert!(diff(&a, &c).is_empty());
+}
+
+#[test]
+fn partitions_of_a_disk_are_opened_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.img"), tmp.path().join("b.img"));
+    disk(0, &a);
+    disk(1, &b);
+    let d = diff(&a, &b);
+    let esp = ["gpt", "partition 1 (ESP) (fat)"];
+    let root = ["gpt", "partition 2 (root) (squashfs)"];
+    assert!(
+        has(
+            &d,
+            &esp,
+            "/loader/entries/linux.conf",
+            "content (8 vs 9 bytes)"
+        ),
+        "{d:#?}"
+    );
+    assert!(has(&d, &root, "/etc/hostname", "content"), "{d:#?}");
+    assert!(has(&d, &root, "/only-a", "only in A"), "{d:#?}");
+    assert!(!d.iter().any(|x| x.path.contains("BOOTX64")), "{d:#?}");
+}
+
+#[test]
+fn a_damaged_nested_filesystem_is_reported_not_fatal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.iso"), tmp.path().join("b.iso"));
+    iso(0, &a);
+    iso(0, &b);
+    // Break the squashfs superblock's inode table pointer inside B's ISO.
+    let mut bytes = std::fs::read(&b).unwrap();
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"hsqs")
+        .expect("squashfs inside the ISO");
+    bytes[at + 64..at + 72].copy_from_slice(&u64::MAX.to_le_bytes());
+    std::fs::write(&b, bytes).unwrap();
+    let d = diff(&a, &b);
+    assert!(
+        d.iter()
+            .any(|x| x.path == "/LiveOS/squashfs.img" && x.what.contains("reading")),
+        "{d:#?}"
+    );
+}
