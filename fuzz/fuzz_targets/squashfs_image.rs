@@ -9,6 +9,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         max_file_blocks: 4096,
         ..Limits::default()
     };
+    let _ = imgpipe_squashfs::inspect_squashfs(std::io::Cursor::new(data));
     let Ok(r) = Reader::open_at(Bytes(data.to_vec()), 0, limits) else {
         return;
     };

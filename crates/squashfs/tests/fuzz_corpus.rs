@@ -27,6 +27,7 @@ fn erofs_superblock() {
 fn squashfs_image() {
     let mut walked = 0;
     for (path, data) in fuzz_inputs("squashfs_image") {
+        let _ = imgpipe_squashfs::inspect_squashfs(std::io::Cursor::new(&data));
         let limits = Limits {
             max_entries: 10_000,
             max_file_blocks: 4096,
