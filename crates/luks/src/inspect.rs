@@ -5,14 +5,45 @@ use std::io::{Read, Seek};
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::header::ALLOWED_HDR_SIZES;
 use crate::header::{CopyReport, Luks2Header};
-use crate::raw::{MAGIC_PRIMARY, SegmentSize};
+use crate::raw::{MAGIC_PRIMARY, MAGIC_SECONDARY, SegmentSize};
 
-/// Whether `head` (the first bytes of a device or image) starts with a LUKS2 primary
-/// header. (A volume whose primary is wiped is still readable by [`inspect`], which probes
-/// for the secondary copy, but is not recognised from its first bytes.)
+/// Whether `head` (the first bytes of a device or image) holds a LUKS2 header: the primary
+/// at byte 0, or, when the primary is wiped or damaged, the secondary copy at one of the
+/// offsets the format allows that lie inside `head` (cryptsetup's default puts it at 16 KiB).
+/// [`inspect`] and [`Luks2Header::read`] then fall back to that copy.
 pub fn detect(head: &[u8]) -> bool {
-    head.len() >= 8 && head[..6] == MAGIC_PRIMARY && head[6..8] == [0, 2]
+    let at = |o: usize, magic: [u8; 6]| {
+        head.get(o..o + 8)
+            .is_some_and(|b| b[..6] == magic && b[6..8] == [0, 2])
+    };
+    at(0, MAGIC_PRIMARY)
+        || ALLOWED_HDR_SIZES
+            .iter()
+            .any(|&o| at(o as usize, MAGIC_SECONDARY))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::detect;
+
+    #[test]
+    fn primary_or_secondary_copy() {
+        let mut head = vec![0u8; 64 * 1024];
+        assert!(!detect(&head));
+        head[0x4000..0x4008].copy_from_slice(b"SKUL\xba\xbe\0\x02");
+        assert!(detect(&head), "secondary at 16 KiB");
+        assert!(!detect(&head[..0x4004]), "cut short");
+        head[0x4007] = 1;
+        assert!(!detect(&head), "LUKS1 has no secondary");
+        head[..8].copy_from_slice(b"LUKS\xba\xbe\0\x02");
+        assert!(detect(&head));
+        // A secondary magic at an offset the format never uses is not enough.
+        let mut odd = vec![0u8; 64 * 1024];
+        odd[0x5000..0x5008].copy_from_slice(b"SKUL\xba\xbe\0\x02");
+        assert!(!detect(&odd));
+    }
 }
 
 /// One keyslot, summarised.

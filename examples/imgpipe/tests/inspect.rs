@@ -254,6 +254,16 @@ fn cryptsetup_luks2() {
     assert_eq!(v["details"]["primary"]["checksum_ok"], true);
     assert_eq!(v["details"]["secondary"]["checksum_ok"], true);
     assert_eq!(v["details"]["keyslots"], serde_json::json!(["0"]));
+
+    // The primary header wiped (as `wipefs` or a stray dd leaves it): still recognised from
+    // the secondary copy at 16 KiB, and described from it.
+    let mut bytes = fs::read(&img).unwrap();
+    bytes[..4096].fill(0);
+    fs::write(&img, bytes).unwrap();
+    let v = assert_format(&img, "luks2");
+    assert_eq!(v["details"]["label"], "rootfs");
+    assert_eq!(v["details"]["secondary"]["checksum_ok"], true);
+    assert_ne!(v["details"]["primary"]["checksum_ok"], true, "{v:#}");
 }
 
 #[test]
