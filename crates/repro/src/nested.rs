@@ -1,6 +1,6 @@
 //! Divergence diagnosis: which files inside which nested filesystem differ between two builds.
 //!
-//! [`diagnose_files`] recognises the outer image (ISO9660, GPT disk, squashfs, FAT), lists
+//! [`diagnose_files`] recognises the outer image (ISO9660, GPT disk, squashfs, EROFS, FAT), lists
 //! both sides, and compares entry by entry: presence, kind, mode, owner, mtime, size, link
 //! target, xattrs (squashfs) and content (SHA-256, streamed). A differing file or partition
 //! that is itself a filesystem stored contiguously (the squashfs inside a live ISO, the ESP
@@ -68,6 +68,7 @@ pub struct NestedDiff {
 enum Kind {
     Iso,
     Squashfs,
+    Erofs,
     Gpt,
     Fat,
 }
@@ -77,6 +78,7 @@ impl Kind {
         match self {
             Kind::Iso => "iso9660",
             Kind::Squashfs => "squashfs",
+            Kind::Erofs => "erofs",
             Kind::Gpt => "gpt",
             Kind::Fat => "fat",
         }
@@ -126,6 +128,8 @@ impl<'a> Src<'a> {
         let h = self.head(40 * 1024)?;
         Ok(if h.starts_with(b"hsqs") {
             Some(Kind::Squashfs)
+        } else if imgpipe_squashfs::detect_erofs(&h) {
+            Some(Kind::Erofs)
         } else if h.get(32769..32774) == Some(b"CD001") {
             Some(Kind::Iso)
         } else if h.get(512..520) == Some(b"EFI PART") || h.get(4096..4104) == Some(b"EFI PART") {
@@ -263,6 +267,17 @@ impl Walker<'_> {
             Kind::Squashfs => {
                 let (ma, ra) = sqfs_list(a, &within)?;
                 let (mb, rb) = sqfs_list(b, &within)?;
+                self.compare_maps(&ma, &mb, a, b, &within, &mut |side, path| {
+                    let (r, m) = if side == 0 { (&ra, &ma) } else { (&rb, &mb) };
+                    let mut h = HashWriter(Sha256::new());
+                    r.read_file(&m[path].1, &mut h)
+                        .map_err(|e| layer_err(&within, e))?;
+                    Ok(h.0.finalize().into())
+                })
+            }
+            Kind::Erofs => {
+                let (ma, ra) = erofs_list(a, &within)?;
+                let (mb, rb) = erofs_list(b, &within)?;
                 self.compare_maps(&ma, &mb, a, b, &within, &mut |side, path| {
                     let (r, m) = if side == 0 { (&ra, &ma) } else { (&rb, &mb) };
                     let mut h = HashWriter(Sha256::new());
@@ -561,6 +576,57 @@ fn sqfs_list(s: Src<'_>, within: &[String]) -> Result<(SqfsMap, imgpipe_squashfs
         };
         let path = format!("/{}", String::from_utf8_lossy(&e.path));
         map.insert(path, (meta, e.inode));
+    }
+    Ok((map, r))
+}
+
+type ErofsMap = Listing<imgpipe_squashfs::erofs::ErofsInode>;
+
+fn erofs_list(
+    s: Src<'_>,
+    within: &[String],
+) -> Result<(ErofsMap, imgpipe_squashfs::erofs::ErofsReader)> {
+    use imgpipe_squashfs::raw::InodeKind;
+    let f = s.file.try_clone().map_err(io("reopening an image"))?;
+    let r = imgpipe_squashfs::erofs::ErofsReader::open_at(
+        f,
+        s.off,
+        imgpipe_squashfs::Limits::default(),
+    )
+    .map_err(|e| layer_err(within, e))?;
+    let mut map = BTreeMap::new();
+    for e in r.walk().map_err(|e| layer_err(within, e))? {
+        let i = &e.inode;
+        let kind = match i.kind {
+            InodeKind::Dir => 'd',
+            InodeKind::File => '-',
+            InodeKind::Symlink => 'l',
+            InodeKind::BlockDev => 'b',
+            InodeKind::CharDev => 'c',
+            InodeKind::Fifo => 'p',
+            InodeKind::Socket => 's',
+        };
+        let link = if kind == 'l' {
+            Some(r.read_link(i).map_err(|e| layer_err(within, e))?)
+        } else {
+            None
+        };
+        let meta = Meta {
+            kind,
+            mode: Some(u32::from(i.mode)),
+            owner: Some((i.uid, i.gid)),
+            mtime: i64::try_from(i.mtime).ok(),
+            size: if kind == '-' { i.size } else { 0 },
+            link,
+            rdev: i.device,
+            xattrs: r.xattrs(i).map_err(|e| layer_err(within, e))?,
+            // Uncompressed data is often contiguous, but not always: not opened in place.
+            contiguous: None,
+        };
+        map.insert(
+            format!("/{}", String::from_utf8_lossy(&e.path)),
+            (meta, e.inode),
+        );
     }
     Ok((map, r))
 }

@@ -189,3 +189,45 @@ fn a_damaged_nested_filesystem_is_reported_not_fatal() {
         "{d:#?}"
     );
 }
+
+#[test]
+fn erofs_images_from_mkfs_erofs_are_compared_file_by_file() {
+    let Some(mkfs) = imgpipe_testsupport::tool("mkfs.erofs") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut images = Vec::new();
+    for (name, host, mode) in [("a", "live-a\n", 0o644), ("b", "live-bb\n", 0o600)] {
+        let root = tmp.path().join(format!("{name}-root"));
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/hostname"), host).unwrap();
+        std::fs::write(root.join("etc/os-release"), "ID=demo\n").unwrap();
+        std::os::unix::fs::symlink("etc/os-release", root.join("os-release")).unwrap();
+        std::fs::set_permissions(
+            root.join("etc/os-release"),
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        )
+        .unwrap();
+        let img = tmp.path().join(format!("{name}.erofs"));
+        imgpipe_testsupport::run(
+            &mkfs,
+            [
+                "--quiet".as_ref(),
+                "-T1700000000".as_ref(),
+                img.as_os_str(),
+                root.as_os_str(),
+            ],
+        );
+        images.push(img);
+    }
+    let d = diff(&images[0], &images[1]);
+    assert!(
+        has(&d, &["erofs"], "/etc/hostname", "content (7 vs 8 bytes)"),
+        "{d:#?}"
+    );
+    assert!(
+        has(&d, &["erofs"], "/etc/os-release", "mode 0644 -> 0600"),
+        "{d:#?}"
+    );
+    assert_eq!(d.len(), 2, "{d:#?}");
+}

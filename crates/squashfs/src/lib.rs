@@ -1,5 +1,5 @@
-//! squashfs (and, later, EROFS) images in pure Rust: read, write, compress in parallel,
-//! byte-reproducibly.
+//! squashfs images in pure Rust: read, write, compress in parallel, byte-reproducibly; and
+//! EROFS images read ([`erofs::ErofsReader`]: uncompressed layouts today).
 //!
 //! Build an image in memory and read it back:
 //!
@@ -64,6 +64,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod compress;
+pub mod erofs;
 mod error;
 mod inspect;
 mod lzo;

@@ -34,6 +34,8 @@ enum Command {
     Iso(cmd::iso::Args),
     /// squashfs images: create, list, extract.
     Squashfs(cmd::squashfs::Args),
+    /// EROFS images: describe, list (uncompressed images read in full).
+    Erofs(cmd::erofs::Args),
     /// GPT disk images: create, show.
     Gpt(cmd::gpt::Args),
     /// FAT file systems: create, list, extract.
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Diff(a) => cmd::diff::run(a),
         Command::Iso(a) => cmd::iso::run(a),
         Command::Squashfs(a) => cmd::squashfs::run(a),
+        Command::Erofs(a) => cmd::erofs::run(a),
         Command::Gpt(a) => cmd::gpt::run(a),
         Command::Fat(a) => cmd::fat::run(a),
         Command::Luks(a) => cmd::luks::run(a),

@@ -306,3 +306,64 @@ fn xz_bcj_and_lz4_hc_options_reach_the_image() {
     ]);
     assert_eq!(o.status.code(), Some(2), "lz4 option with gzip is refused");
 }
+
+/// `imgpipe erofs ls` of mkfs.erofs's image lists what `imgpipe squashfs ls` lists for our
+/// squashfs image of the same tree (path, type, mode, owner, file size, link target).
+#[test]
+fn erofs_ls_agrees_with_squashfs_ls_on_the_same_tree() {
+    let Some(mkfs) = tool("mkfs.erofs") else {
+        return;
+    };
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    tree(&src);
+    let erofs = tmp.path().join("t.erofs");
+    imgpipe_testsupport::run(
+        &mkfs,
+        [
+            OsStr::new("--quiet"),
+            OsStr::new("-T1600000000"),
+            erofs.as_os_str(),
+            src.as_os_str(),
+        ],
+    );
+    let sqfs = tmp.path().join("t.sqfs");
+    ok(&imgpipe([
+        OsStr::new("squashfs"),
+        OsStr::new("create"),
+        OsStr::new("-o"),
+        sqfs.as_os_str(),
+        src.as_os_str(),
+    ]));
+    let listing = |args: [&OsStr; 4]| -> Vec<serde_json::Value> {
+        let o = imgpipe(args);
+        ok(&o);
+        let v: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+        v.into_iter()
+            .map(|mut e| {
+                let m = e.as_object_mut().unwrap();
+                for k in ["inode", "nlink", "mtime"] {
+                    m.remove(k);
+                }
+                if m["type"] != "file" {
+                    m.remove("size");
+                }
+                e
+            })
+            .collect()
+    };
+    let e = listing([
+        OsStr::new("erofs"),
+        OsStr::new("ls"),
+        OsStr::new("--json"),
+        erofs.as_os_str(),
+    ]);
+    let s = listing([
+        OsStr::new("squashfs"),
+        OsStr::new("ls"),
+        OsStr::new("--json"),
+        sqfs.as_os_str(),
+    ]);
+    assert!(e.len() > 10);
+    assert_eq!(e, s);
+}

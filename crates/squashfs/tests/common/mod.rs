@@ -124,13 +124,18 @@ impl Mount {
     /// Mounts `image` read-only; `None` when mounting is impossible here (not root, no
     /// loop devices) outside CI.
     pub fn new(image: &Path) -> Option<Self> {
+        Self::typed(image, "squashfs")
+    }
+
+    /// Mounts `image` read-only as file system type `fstype`.
+    pub fn typed(image: &Path, fstype: &str) -> Option<Self> {
         if !imgpipe_testsupport::is_root() {
             eprintln!("skipping kernel mount: not root");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
         let out = std::process::Command::new("mount")
-            .args(["-o", "loop,ro", "-t", "squashfs"])
+            .args(["-o", "loop,ro", "-t", fstype])
             .arg(image)
             .arg(dir.path())
             .output()

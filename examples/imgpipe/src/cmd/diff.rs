@@ -4,7 +4,7 @@
 //! streamed, so memory stays bounded whatever their size. Each differing range is attributed
 //! to the top-level structure of the first image that holds it (a GPT partition, the ISO9660
 //! system area or descriptor set, a LUKS2 header copy). When the images differ and are ISO9660,
-//! GPT, squashfs or FAT, the files are compared too, down through nested filesystems (the
+//! GPT, squashfs, EROFS or FAT, the files are compared too, down through nested filesystems (the
 //! squashfs inside the ISO, the ESP and root inside the disk): which file, inside which
 //! filesystem, differs in what (`imgpipe_repro::diagnose_files`).
 
@@ -191,7 +191,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     let nested = matches!(
         recognised.as_ref().map(|r| r.format),
-        Some(Format::Iso9660 | Format::Gpt | Format::Squashfs | Format::Fat)
+        Some(Format::Iso9660 | Format::Gpt | Format::Squashfs | Format::Erofs | Format::Fat)
     );
     let (mut files, mut files_error) = (None, None);
     if !d.identical && nested && !args.no_files {

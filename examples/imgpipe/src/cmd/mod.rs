@@ -1,6 +1,7 @@
 //! One module per subcommand group; each has `Args` (clap) and `run`.
 
 pub mod diff;
+pub mod erofs;
 pub mod fat;
 pub mod gpt;
 pub mod inspect;

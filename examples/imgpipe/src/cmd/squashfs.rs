@@ -123,24 +123,24 @@ enum Command {
 
 /// One line of `ls`.
 #[derive(Debug, Serialize)]
-struct LsEntry {
-    path: String,
+pub(crate) struct LsEntry {
+    pub(crate) path: String,
     #[serde(rename = "type")]
-    kind: &'static str,
-    mode: String,
-    uid: u32,
-    gid: u32,
-    size: u64,
-    mtime: u32,
+    pub(crate) kind: &'static str,
+    pub(crate) mode: String,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) size: u64,
+    pub(crate) mtime: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    link_target: Option<String>,
+    pub(crate) link_target: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    device: Option<(u32, u32)>,
-    inode: u32,
-    nlink: u32,
+    pub(crate) device: Option<(u32, u32)>,
+    pub(crate) inode: u32,
+    pub(crate) nlink: u32,
 }
 
-fn kind_name(k: imgpipe_squashfs::raw::InodeKind) -> &'static str {
+pub(crate) fn kind_name(k: imgpipe_squashfs::raw::InodeKind) -> &'static str {
     use imgpipe_squashfs::raw::InodeKind as K;
     match k {
         K::Dir => "dir",
@@ -153,7 +153,7 @@ fn kind_name(k: imgpipe_squashfs::raw::InodeKind) -> &'static str {
     }
 }
 
-fn perms(letter: char, mode: u16) -> String {
+pub(crate) fn perms(letter: char, mode: u16) -> String {
     let m = u32::from(mode);
     let mut s = String::from(letter);
     for (shift, special, lower, upper) in [
@@ -175,7 +175,7 @@ fn perms(letter: char, mode: u16) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
-fn utc(secs: u32) -> String {
+pub(crate) fn utc(secs: u32) -> String {
     let secs = i64::from(secs);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let z = days + 719_468;
@@ -204,6 +204,37 @@ fn open(image: &PathBuf, offset: u64) -> anyhow::Result<Reader> {
 fn running_as_root() -> bool {
     // /proc/self belongs to the effective uid; avoids unsafe libc calls in the binary.
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Prints a listing as `ls -l`-like lines, or as JSON.
+pub(crate) fn print_listing(list: &[LsEntry], json: bool) -> anyhow::Result<()> {
+    if json {
+        return output::print_json(&list);
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for e in list {
+        let size = match e.device {
+            Some((ma, mi)) => format!("{ma},{mi}"),
+            None => e.size.to_string(),
+        };
+        let link = e
+            .link_target
+            .as_ref()
+            .map(|t| format!(" -> {t}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{} {:>5}/{:<5} {:>10} {} {}{link}",
+            e.mode,
+            e.uid,
+            e.gid,
+            size,
+            utc(e.mtime),
+            e.path
+        )?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// Runs `imgpipe squashfs`.
@@ -350,34 +381,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     nlink: e.inode.nlink,
                 });
             }
-            if json {
-                output::print_json(&list)?;
-            } else {
-                use std::io::Write;
-                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                for e in &list {
-                    let size = match e.device {
-                        Some((ma, mi)) => format!("{ma},{mi}"),
-                        None => e.size.to_string(),
-                    };
-                    let link = e
-                        .link_target
-                        .as_ref()
-                        .map(|t| format!(" -> {t}"))
-                        .unwrap_or_default();
-                    writeln!(
-                        out,
-                        "{} {:>5}/{:<5} {:>10} {} {}{link}",
-                        e.mode,
-                        e.uid,
-                        e.gid,
-                        size,
-                        utc(e.mtime),
-                        e.path
-                    )?;
-                }
-                out.flush()?;
-            }
+            print_listing(&list, json)?;
         }
         Command::Extract {
             image,

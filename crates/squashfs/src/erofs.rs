@@ -1,0 +1,690 @@
+//! EROFS reading: superblock, compact and extended inodes, directories, the uncompressed data
+//! layouts (flat plain, flat inline with the tail after the inode, chunk based with a block
+//! map or chunk indexes), symlinks, device nodes, and xattrs (inline and shared). Compressed
+//! files (lz4, lzma, deflate, zstd layouts) are refused by name for now.
+//!
+//! Layout facts (the kernel's `erofs_fs.h`, erofs-utils): the superblock is at byte 1024; an
+//! inode lives at `meta_blkaddr * block_size + 32 * nid`, 32 bytes (compact: 32-bit size,
+//! 16-bit ids, the image's build time as mtime) or 64 (extended); `i_format` bit 0 is the
+//! version, bits 1..=3 the data layout; the xattr body after the inode is
+//! `12 + 4 * (i_xattr_icount - 1)` bytes; directory blocks start with 12-byte dirents whose
+//! first `nameoff` also gives their count, names follow, sorted.
+//!
+//! Every offset is checked against the image before it is read, sizes never allocate more
+//! than one block at a time, walks are bounded by [`Limits`] and refuse directory loops.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::raw::{EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock, InodeKind, decode_dev};
+use crate::read::{Limits, ReadAt};
+
+/// `i_format` data layouts.
+const FLAT_PLAIN: u8 = 0;
+const COMPRESSED_FULL: u8 = 1;
+const FLAT_INLINE: u8 = 2;
+const COMPRESSED_COMPACT: u8 = 3;
+const CHUNK_BASED: u8 = 4;
+/// `i_u` of a chunk-based inode: chunk indexes rather than a block map.
+const CHUNK_FORMAT_INDEXES: u32 = 0x20;
+/// A block address meaning "no block" (a hole, or only an inline tail).
+const NULL_ADDR: u32 = u32::MAX;
+
+/// One inode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErofsInode {
+    /// Node number (the inode's slot in the metadata area).
+    pub nid: u64,
+    /// Type.
+    pub kind: InodeKind,
+    /// Permission bits (`0o7777`).
+    pub mode: u16,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time (seconds).
+    pub mtime: u64,
+    /// Link count.
+    pub nlink: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Inode number for stat(2).
+    pub ino: u32,
+    /// Whether the 64-byte extended form is used.
+    pub extended: bool,
+    /// Data layout (0 flat plain, 1/3 compressed, 2 flat inline, 4 chunk based).
+    pub layout: u8,
+    /// Device numbers of a device node.
+    pub device: Option<(u32, u32)>,
+    raw_u: u32,
+    xattr_icount: u16,
+    /// Absolute offset of the inode.
+    offset: u64,
+}
+
+impl ErofsInode {
+    fn inode_size(&self) -> u64 {
+        if self.extended { 64 } else { 32 }
+    }
+
+    fn xattr_size(&self) -> u64 {
+        if self.xattr_icount == 0 {
+            0
+        } else {
+            12 + 4 * (u64::from(self.xattr_icount) - 1)
+        }
+    }
+
+    /// Where inline data (tail, chunk map) starts: right after the inode and its xattrs.
+    fn inline_at(&self) -> u64 {
+        self.offset + self.inode_size() + self.xattr_size()
+    }
+}
+
+/// One entry of [`ErofsReader::walk`].
+#[derive(Debug, Clone)]
+pub struct ErofsEntry {
+    /// Path below the root (`/`-separated, no leading slash; empty for the root).
+    pub path: Vec<u8>,
+    /// Its inode.
+    pub inode: ErofsInode,
+}
+
+/// A reader over an EROFS image held by any [`ReadAt`], at any offset.
+pub struct ErofsReader {
+    src: Box<dyn ReadAt>,
+    base: u64,
+    len: u64,
+    sb: ErofsSuperBlock,
+    blksz: u64,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for ErofsReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErofsReader")
+            .field("base", &self.base)
+            .field("sb", &self.sb)
+            .finish_non_exhaustive()
+    }
+}
+
+fn malformed(
+    structure: &'static str,
+    field: &'static str,
+    offset: u64,
+    reason: &'static str,
+) -> Error {
+    Error::Malformed {
+        structure,
+        field,
+        offset,
+        reason,
+    }
+}
+
+fn le16(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+
+fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+fn le64(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes([
+        b[o],
+        b[o + 1],
+        b[o + 2],
+        b[o + 3],
+        b[o + 4],
+        b[o + 5],
+        b[o + 6],
+        b[o + 7],
+    ])
+}
+
+impl ErofsReader {
+    /// Opens the image that starts `offset` bytes into `src`.
+    pub fn open_at(src: impl ReadAt + 'static, offset: u64, limits: Limits) -> Result<Self> {
+        let total = src.len().map_err(|source| Error::Io {
+            what: "sizing the image",
+            source,
+        })?;
+        let len = total.saturating_sub(offset);
+        let need = EROFS_SUPERBLOCK_OFFSET + ErofsSuperBlock::SIZE as u64;
+        if len < need {
+            return Err(Error::Truncated {
+                structure: "EROFS superblock",
+                offset: offset + EROFS_SUPERBLOCK_OFFSET,
+                needed: ErofsSuperBlock::SIZE as u64,
+                available: len.saturating_sub(EROFS_SUPERBLOCK_OFFSET),
+            });
+        }
+        let mut b = [0u8; ErofsSuperBlock::SIZE];
+        src.read_exact_at(&mut b, offset + EROFS_SUPERBLOCK_OFFSET)
+            .map_err(|source| Error::Io {
+                what: "reading the image",
+                source,
+            })?;
+        let sb = ErofsSuperBlock::parse(&b, offset + EROFS_SUPERBLOCK_OFFSET)?;
+        let r = Self {
+            src: Box::new(src),
+            base: offset,
+            len,
+            blksz: 1u64 << sb.blkszbits,
+            sb,
+            limits,
+        };
+        if r.sb.feature_incompat & 0x8 != 0 {
+            return Err(Error::Unsupported {
+                feature: "EROFS images spread over extra devices",
+            });
+        }
+        Ok(r)
+    }
+
+    /// The superblock.
+    pub fn superblock(&self) -> &ErofsSuperBlock {
+        &self.sb
+    }
+
+    /// Reads `len` bytes at image offset `at` (relative to the image start).
+    fn read(&self, at: u64, len: u64, structure: &'static str) -> Result<Vec<u8>> {
+        let end = at.checked_add(len).filter(|&e| e <= self.len);
+        if end.is_none() {
+            return Err(Error::Truncated {
+                structure,
+                offset: self.base + at,
+                needed: len,
+                available: self.len.saturating_sub(at),
+            });
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.src
+            .read_exact_at(&mut buf, self.base + at)
+            .map_err(|source| Error::Io {
+                what: "reading the image",
+                source,
+            })?;
+        Ok(buf)
+    }
+
+    fn block_at(&self, blkaddr: u32, field: &'static str, at: u64) -> Result<u64> {
+        if blkaddr == NULL_ADDR {
+            return Err(malformed("EROFS inode", field, at, "no block address"));
+        }
+        Ok(u64::from(blkaddr) * self.blksz)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> Result<ErofsInode> {
+        self.inode(u64::from(self.sb.root_nid))
+    }
+
+    /// The inode with node number `nid`.
+    pub fn inode(&self, nid: u64) -> Result<ErofsInode> {
+        let offset = nid
+            .checked_mul(32)
+            .and_then(|o| o.checked_add(u64::from(self.sb.meta_blkaddr) * self.blksz))
+            .ok_or(malformed(
+                "EROFS inode",
+                "nid",
+                self.base,
+                "address overflows",
+            ))?;
+        let b = self.read(offset, 32, "EROFS inode")?;
+        let at = self.base + offset;
+        let format = le16(&b, 0);
+        let extended = format & 1 != 0;
+        let layout = ((format >> 1) & 7) as u8;
+        if layout > CHUNK_BASED {
+            return Err(malformed(
+                "EROFS inode",
+                "i_format",
+                at,
+                "unknown data layout",
+            ));
+        }
+        let b = if extended {
+            self.read(offset, 64, "EROFS extended inode")?
+        } else {
+            b
+        };
+        let imode = le16(&b, 4);
+        let kind = match imode & 0o170000 {
+            0o040000 => InodeKind::Dir,
+            0o100000 => InodeKind::File,
+            0o120000 => InodeKind::Symlink,
+            0o060000 => InodeKind::BlockDev,
+            0o020000 => InodeKind::CharDev,
+            0o010000 => InodeKind::Fifo,
+            0o140000 => InodeKind::Socket,
+            _ => {
+                return Err(malformed(
+                    "EROFS inode",
+                    "i_mode",
+                    at + 4,
+                    "unknown file type",
+                ));
+            }
+        };
+        let raw_u = le32(&b, 16);
+        let (size, uid, gid, mtime, nlink) = if extended {
+            (
+                le64(&b, 8),
+                le32(&b, 24),
+                le32(&b, 28),
+                le64(&b, 32),
+                le32(&b, 44),
+            )
+        } else {
+            (
+                u64::from(le32(&b, 8)),
+                u32::from(le16(&b, 24)),
+                u32::from(le16(&b, 26)),
+                self.sb.build_time,
+                u32::from(le16(&b, 6)),
+            )
+        };
+        let device =
+            matches!(kind, InodeKind::BlockDev | InodeKind::CharDev).then(|| decode_dev(raw_u));
+        Ok(ErofsInode {
+            nid,
+            kind,
+            mode: imode & 0o7777,
+            uid,
+            gid,
+            mtime,
+            nlink,
+            size,
+            ino: le32(&b, 20),
+            extended,
+            layout,
+            device,
+            raw_u,
+            xattr_icount: le16(&b, 2),
+            offset,
+        })
+    }
+
+    /// Calls `emit` with the content in order, at most one block (or one 1 MiB run) at a time.
+    fn content(&self, i: &ErofsInode, emit: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        let at = self.base + i.offset;
+        let plain = |start: u64, len: u64, emit: &mut dyn FnMut(&[u8]) -> Result<()>| {
+            let mut done = 0;
+            while done < len {
+                let n = (len - done).min(1 << 20);
+                emit(&self.read(start + done, n, "EROFS file data")?)?;
+                done += n;
+            }
+            Ok(())
+        };
+        match i.layout {
+            FLAT_PLAIN => {
+                if i.size == 0 {
+                    return Ok(());
+                }
+                plain(
+                    self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)?,
+                    i.size,
+                    emit,
+                )
+            }
+            FLAT_INLINE => {
+                let tail = i.size % self.blksz;
+                let full = i.size - tail;
+                if full > 0 {
+                    plain(self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)?, full, emit)?;
+                }
+                if tail > 0 {
+                    let start = i.inline_at();
+                    if start % self.blksz + tail > self.blksz {
+                        return Err(malformed(
+                            "EROFS inode",
+                            "i_size",
+                            at,
+                            "inline tail crosses a block boundary",
+                        ));
+                    }
+                    emit(&self.read(start, tail, "EROFS inline tail")?)?;
+                }
+                Ok(())
+            }
+            CHUNK_BASED => {
+                let chunkbits = self.sb.blkszbits as u32 + (i.raw_u & 0x1f);
+                if chunkbits > 40 {
+                    return Err(malformed(
+                        "EROFS inode",
+                        "i_u (chunk format)",
+                        at,
+                        "chunk size over 1 TiB",
+                    ));
+                }
+                let chunk = 1u64 << chunkbits;
+                let count = i.size.div_ceil(chunk);
+                let indexes = i.raw_u & CHUNK_FORMAT_INDEXES != 0;
+                let unit = if indexes { 8 } else { 4 };
+                let table = i.inline_at().next_multiple_of(unit);
+                for k in 0..count {
+                    let e = self.read(table + k * unit, unit, "EROFS chunk index")?;
+                    let blkaddr = if indexes {
+                        if le16(&e, 2) != 0 {
+                            return Err(Error::Unsupported {
+                                feature: "EROFS chunks on extra devices",
+                            });
+                        }
+                        le32(&e, 4)
+                    } else {
+                        le32(&e, 0)
+                    };
+                    let len = (i.size - k * chunk).min(chunk);
+                    if blkaddr == NULL_ADDR {
+                        let zeros = vec![0u8; len.min(1 << 20) as usize];
+                        let mut left = len;
+                        while left > 0 {
+                            let n = left.min(zeros.len() as u64);
+                            emit(&zeros[..n as usize])?;
+                            left -= n;
+                        }
+                    } else {
+                        plain(u64::from(blkaddr) * self.blksz, len, emit)?;
+                    }
+                }
+                Ok(())
+            }
+            COMPRESSED_FULL | COMPRESSED_COMPACT => Err(Error::Unsupported {
+                feature: "compressed EROFS files (lz4, lzma, deflate, zstd); only uncompressed images are read so far",
+            }),
+            _ => Err(malformed(
+                "EROFS inode",
+                "i_format",
+                at,
+                "unknown data layout",
+            )),
+        }
+    }
+
+    /// Writes a regular file's content to `w`; returns its size.
+    pub fn read_file(&self, i: &ErofsInode, w: &mut dyn Write) -> Result<u64> {
+        if i.kind != InodeKind::File {
+            return Err(malformed(
+                "EROFS inode",
+                "i_mode",
+                self.base + i.offset,
+                "not a regular file",
+            ));
+        }
+        let mut n = 0u64;
+        self.content(i, &mut |b| {
+            n += b.len() as u64;
+            w.write_all(b).map_err(|source| Error::Io {
+                what: "writing file content",
+                source,
+            })
+        })?;
+        Ok(n)
+    }
+
+    /// A symlink's target.
+    pub fn read_link(&self, i: &ErofsInode) -> Result<Vec<u8>> {
+        if i.kind != InodeKind::Symlink || i.size == 0 || i.size > 4096 {
+            return Err(malformed(
+                "EROFS inode",
+                "i_size",
+                self.base + i.offset,
+                "not a symlink, or its target is empty or over 4096 bytes",
+            ));
+        }
+        let mut t = Vec::new();
+        self.content(i, &mut |b| {
+            t.extend_from_slice(b);
+            Ok(())
+        })?;
+        Ok(t)
+    }
+
+    /// A directory's entries (without `.` and `..`) as (name, nid), in stored (sorted) order.
+    pub fn read_dir(&self, dir: &ErofsInode) -> Result<Vec<(Vec<u8>, u64)>> {
+        let at = self.base + dir.offset;
+        if dir.kind != InodeKind::Dir {
+            return Err(malformed("EROFS inode", "i_mode", at, "not a directory"));
+        }
+        if dir.size / self.blksz > self.limits.max_entries {
+            return Err(Error::LimitExceeded {
+                what: "EROFS directory blocks",
+                limit: self.limits.max_entries,
+            });
+        }
+        let mut out: Vec<(Vec<u8>, u64)> = Vec::new();
+        let mut pending: Vec<u8> = Vec::new();
+        let blksz = self.blksz as usize;
+        let mut fail = None;
+        self.content(dir, &mut |chunk| {
+            // Regroup what arrives into directory blocks.
+            pending.extend_from_slice(chunk);
+            while pending.len() >= blksz {
+                let rest = pending.split_off(blksz);
+                let block = std::mem::replace(&mut pending, rest);
+                if let Err(e) = parse_dir_block(&block, at, &mut out) {
+                    fail.get_or_insert(e);
+                }
+            }
+            Ok(())
+        })?;
+        if !pending.is_empty() {
+            parse_dir_block(&pending, at, &mut out)?;
+        }
+        if let Some(e) = fail {
+            return Err(e);
+        }
+        if out.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(malformed(
+                "EROFS directory",
+                "names",
+                at,
+                "not strictly sorted",
+            ));
+        }
+        Ok(out)
+    }
+
+    /// An inode's xattrs as (full name, value), inline ones then shared ones.
+    pub fn xattrs(&self, i: &ErofsInode) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let size = i.xattr_size();
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let start = i.offset + i.inode_size();
+        let body = self.read(start, size, "EROFS xattr body")?;
+        let at = self.base + start;
+        let shared = usize::from(body[4]);
+        if 12 + 4 * shared > body.len() {
+            return Err(malformed(
+                "EROFS xattr body",
+                "h_shared_count",
+                at + 4,
+                "more shared ids than fit",
+            ));
+        }
+        let mut out = Vec::new();
+        let mut p = 12 + 4 * shared;
+        while p + 4 <= body.len() {
+            let (name, value, used) = parse_xattr_entry(&body[p..], at + p as u64)?;
+            out.push((name, value));
+            p += used;
+            if out.len() as u64 > u64::from(self.limits.max_xattrs) {
+                return Err(Error::LimitExceeded {
+                    what: "EROFS xattrs on one inode",
+                    limit: u64::from(self.limits.max_xattrs),
+                });
+            }
+        }
+        for k in 0..shared {
+            let id = le32(&body, 12 + 4 * k);
+            let pos = u64::from(self.sb.xattr_blkaddr) * self.blksz + u64::from(id) * 4;
+            let head = self.read(pos, 4, "EROFS shared xattr")?;
+            let need = 4 + u64::from(head[0]) + u64::from(le16(&head, 2));
+            let e = self.read(pos, need, "EROFS shared xattr")?;
+            let (name, value, _) = parse_xattr_entry(&e, self.base + pos)?;
+            out.push((name, value));
+        }
+        Ok(out)
+    }
+
+    /// Every entry in depth-first pre-order, names sorted: the root first (empty path), each
+    /// directory immediately followed by its subtree (the order `Reader::walk` uses).
+    pub fn walk(&self) -> Result<Vec<ErofsEntry>> {
+        let root = self.root()?;
+        if root.kind != InodeKind::Dir {
+            return Err(malformed(
+                "EROFS superblock",
+                "root_nid",
+                self.base + 1024,
+                "root is not a directory",
+            ));
+        }
+        let mut seen_dirs = BTreeSet::new();
+        let mut out = Vec::new();
+        // Entries still to emit, last one next: (path, inode, depth).
+        let mut stack = vec![(Vec::new(), root, 0usize)];
+        while let Some((path, inode, depth)) = stack.pop() {
+            if out.len() as u64 >= self.limits.max_entries {
+                return Err(Error::LimitExceeded {
+                    what: "EROFS entries",
+                    limit: self.limits.max_entries,
+                });
+            }
+            if inode.kind == InodeKind::Dir {
+                if depth > self.limits.max_depth {
+                    return Err(Error::LimitExceeded {
+                        what: "EROFS directory depth",
+                        limit: self.limits.max_depth as u64,
+                    });
+                }
+                if !seen_dirs.insert(inode.nid) {
+                    return Err(malformed(
+                        "EROFS directory",
+                        "nid",
+                        self.base + inode.offset,
+                        "directory loop",
+                    ));
+                }
+                let children = self.read_dir(&inode)?;
+                for (name, nid) in children.into_iter().rev() {
+                    let child = self.inode(nid)?;
+                    let mut p = path.clone();
+                    if !p.is_empty() {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(&name);
+                    stack.push((p, child, depth + 1));
+                }
+            }
+            out.push(ErofsEntry { path, inode });
+        }
+        Ok(out)
+    }
+}
+
+/// Parses one directory block into `out`.
+fn parse_dir_block(b: &[u8], at: u64, out: &mut Vec<(Vec<u8>, u64)>) -> Result<()> {
+    if b.len() < 12 {
+        return Err(malformed(
+            "EROFS directory block",
+            "dirents",
+            at,
+            "shorter than one dirent",
+        ));
+    }
+    let first = usize::from(le16(b, 8));
+    if first < 12 || first % 12 != 0 || first > b.len() {
+        return Err(malformed(
+            "EROFS directory block",
+            "nameoff",
+            at,
+            "first name offset is not a dirent boundary inside the block",
+        ));
+    }
+    let count = first / 12;
+    for k in 0..count {
+        let d = &b[k * 12..k * 12 + 12];
+        let start = usize::from(le16(d, 8));
+        let end = if k + 1 < count {
+            usize::from(le16(b, (k + 1) * 12 + 8))
+        } else {
+            b.len()
+        };
+        if start < first || start > end || end > b.len() {
+            return Err(malformed(
+                "EROFS directory block",
+                "nameoff",
+                at,
+                "names out of order or outside the block",
+            ));
+        }
+        let mut name = &b[start..end];
+        if k + 1 == count
+            && let Some(z) = name.iter().position(|&c| c == 0)
+        {
+            name = &name[..z];
+        }
+        if name.is_empty() || name.len() > 255 || name.contains(&b'/') || name.contains(&0) {
+            return Err(malformed(
+                "EROFS directory block",
+                "name",
+                at,
+                "empty, over 255 bytes, or has `/` or NUL",
+            ));
+        }
+        if name == b"." || name == b".." {
+            continue;
+        }
+        out.push((name.to_vec(), le64(d, 0)));
+    }
+    Ok(())
+}
+
+/// One xattr entry: (full name, value, bytes used including the 4-byte alignment).
+fn parse_xattr_entry(b: &[u8], at: u64) -> Result<(Vec<u8>, Vec<u8>, usize)> {
+    if b.len() < 4 {
+        return Err(malformed("EROFS xattr entry", "header", at, "truncated"));
+    }
+    let (name_len, index, value_len) = (usize::from(b[0]), b[1], usize::from(le16(b, 2)));
+    let end = 4 + name_len + value_len;
+    if end > b.len() {
+        return Err(malformed(
+            "EROFS xattr entry",
+            "e_value_size",
+            at,
+            "runs past the xattr body",
+        ));
+    }
+    let prefix: &[u8] = match index {
+        1 => b"user.",
+        2 => b"system.posix_acl_access",
+        3 => b"system.posix_acl_default",
+        4 => b"trusted.",
+        6 => b"security.",
+        _ if index & 0x80 != 0 => {
+            return Err(Error::Unsupported {
+                feature: "EROFS long xattr name prefixes",
+            });
+        }
+        _ => {
+            return Err(malformed(
+                "EROFS xattr entry",
+                "e_name_index",
+                at + 1,
+                "unknown name index",
+            ));
+        }
+    };
+    let mut name = prefix.to_vec();
+    name.extend_from_slice(&b[4..4 + name_len]);
+    Ok((name, b[4 + name_len..end].to_vec(), end.next_multiple_of(4)))
+}

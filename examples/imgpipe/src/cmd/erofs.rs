@@ -1,0 +1,96 @@
+//! `imgpipe erofs ...`: describe and list EROFS images (crates/squashfs, module `erofs`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use imgpipe_squashfs::Limits;
+use imgpipe_squashfs::erofs::ErofsReader;
+use imgpipe_squashfs::raw::InodeKind;
+
+use crate::cmd::inspect::{Format, report};
+use crate::cmd::squashfs::{LsEntry, kind_name, perms, print_listing};
+use crate::output;
+
+/// Arguments of `imgpipe erofs`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Describe the file (as `imgpipe inspect`, refusing other formats).
+    Info {
+        /// The file.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every entry: type and mode, owner, size, mtime (UTC), path, link target.
+    /// Uncompressed images are read in full; compressed files are listed, not read.
+    Ls {
+        /// The image.
+        image: PathBuf,
+        /// Byte offset of the image inside the file.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `imgpipe erofs`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Info { file, json } => {
+            let r = report(&file)?;
+            if r.format != Format::Erofs {
+                bail!("{}: not a {:?} file", file.display(), Format::Erofs);
+            }
+            if json {
+                output::print_json(&r)?;
+            } else {
+                output::print_json(&r.details)?;
+            }
+        }
+        Command::Ls {
+            image,
+            offset,
+            json,
+        } => {
+            let f = std::fs::File::open(&image)
+                .with_context(|| format!("opening {}", image.display()))?;
+            let r = ErofsReader::open_at(f, offset, Limits::default())
+                .with_context(|| format!("reading {}", image.display()))?;
+            let mut list = Vec::new();
+            for e in r.walk()? {
+                let i = &e.inode;
+                let link_target = match i.kind {
+                    InodeKind::Symlink => {
+                        Some(String::from_utf8_lossy(&r.read_link(i)?).into_owned())
+                    }
+                    _ => None,
+                };
+                list.push(LsEntry {
+                    path: format!("/{}", String::from_utf8_lossy(&e.path)),
+                    kind: kind_name(i.kind),
+                    mode: perms(i.kind.letter(), i.mode),
+                    uid: i.uid,
+                    gid: i.gid,
+                    size: i.size,
+                    mtime: u32::try_from(i.mtime).unwrap_or(u32::MAX),
+                    link_target,
+                    device: i.device,
+                    inode: i.ino,
+                    nlink: i.nlink,
+                });
+            }
+            print_listing(&list, json)?;
+        }
+    }
+    Ok(output::exit(output::SUCCESS))
+}
