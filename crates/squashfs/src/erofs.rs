@@ -67,6 +67,11 @@ pub struct ErofsInode {
 }
 
 impl ErofsInode {
+    /// Byte offset of the on-disk inode, relative to the image start.
+    pub fn position(&self) -> u64 {
+        self.offset
+    }
+
     fn inode_size(&self) -> u64 {
         if self.extended { 64 } else { 32 }
     }
@@ -367,6 +372,15 @@ impl ErofsReader {
                 }
                 let chunk = 1u64 << chunkbits;
                 let count = i.size.div_ceil(chunk);
+                // Holes cost nothing on disk: without a cap a few index bytes could declare
+                // petabytes of zeros for a reader to produce.
+                let cap = self.limits.max_file_blocks.saturating_mul(self.blksz);
+                if count > self.limits.max_file_blocks || i.size > cap {
+                    return Err(Error::LimitExceeded {
+                        what: "EROFS chunk-based file size (Limits::max_file_blocks blocks)",
+                        limit: cap,
+                    });
+                }
                 let indexes = i.raw_u & CHUNK_FORMAT_INDEXES != 0;
                 let unit = if indexes { 8 } else { 4 };
                 let table = i.inline_at().next_multiple_of(unit);

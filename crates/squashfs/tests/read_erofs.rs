@@ -230,3 +230,56 @@ fn compressed_files_are_refused_by_name_and_truncation_is_an_error() {
         }
     }
 }
+
+/// A chunk-based file whose size claims far more chunks than the limits allow is refused
+/// before any zeros are produced for its holes.
+#[test]
+fn chunk_counts_are_capped() {
+    let Some(mkfs) = tool("mkfs.erofs") else {
+        return;
+    };
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), vec![1u8; 9000]).unwrap();
+    let img = tmp.path().join("c.erofs");
+    run(
+        &mkfs,
+        [
+            OsStr::new("--quiet"),
+            OsStr::new("--chunksize=4096"),
+            img.as_os_str(),
+            src.as_os_str(),
+        ],
+    );
+    let mut bytes = std::fs::read(&img).unwrap();
+    let limits = Limits {
+        max_file_blocks: 16,
+        ..Limits::default()
+    };
+    let r = ErofsReader::open_at(Bytes(bytes.clone()), 0, limits).unwrap();
+    let f = r
+        .walk()
+        .unwrap()
+        .into_iter()
+        .find(|e| e.path == b"f")
+        .unwrap();
+    assert_eq!(f.inode.layout, 4, "chunk based");
+    r.read_file(&f.inode, &mut std::io::sink()).unwrap();
+    // Claim 1 MiB (256 chunks of 4 KiB) in the size field (32-bit compact, 64-bit extended).
+    let at = f.inode.position() as usize + 8;
+    if f.inode.extended {
+        bytes[at..at + 8].copy_from_slice(&(1u64 << 20).to_le_bytes());
+    } else {
+        bytes[at..at + 4].copy_from_slice(&(1u32 << 20).to_le_bytes());
+    }
+    let r = ErofsReader::open_at(Bytes(bytes), 0, limits).unwrap();
+    let f = r
+        .walk()
+        .unwrap()
+        .into_iter()
+        .find(|e| e.path == b"f")
+        .unwrap();
+    let err = r.read_file(&f.inode, &mut std::io::sink()).unwrap_err();
+    assert!(err.to_string().contains("chunk-based file size"), "{err}");
+}
