@@ -158,6 +158,26 @@ fn check(name: &str, extra: &[&str]) {
         assert_eq!(kernel, ours, "{name}: kernel mount vs our reader");
     }
 
+    // Extraction gives back the source tree (owners too when root), xattrs included.
+    let out = tmp.path().join("extracted");
+    let rep = r
+        .extract(&out, imgpipe_squashfs::ExtractOptions::full())
+        .unwrap();
+    assert!(rep.files > 700 && rep.symlinks > 0, "{name}: {rep:?}");
+    let what = imgpipe_testsupport::Compare {
+        owner: imgpipe_testsupport::is_root(),
+        ..imgpipe_testsupport::Compare::default()
+    };
+    let d = imgpipe_testsupport::diff_trees(&src, &out, what);
+    assert!(d.is_empty(), "{name}: extracted tree: {d:#?}");
+    let x = rustix::fs::lgetxattr(out.join("bin/tool"), "user.b", &mut [0u8; 256][..]).unwrap();
+    assert_eq!(x, 39, "{name}: xattr restored");
+    // Extracting again into the same place refuses to overwrite.
+    assert!(
+        r.extract(&out, imgpipe_squashfs::ExtractOptions::full())
+            .is_err()
+    );
+
     // At an offset inside a larger file.
     let mut shifted = vec![0xa5u8; 12_345];
     shifted.extend(std::fs::read(&img).unwrap());

@@ -366,4 +366,21 @@ fn erofs_ls_agrees_with_squashfs_ls_on_the_same_tree() {
     ]);
     assert!(e.len() > 10);
     assert_eq!(e, s);
+
+    // And `erofs extract` gives the tree back (mkfs.erofs -T set every time to its value).
+    let out = tmp.path().join("out");
+    ok(&imgpipe([
+        OsStr::new("erofs"),
+        OsStr::new("extract"),
+        erofs.as_os_str(),
+        out.as_os_str(),
+    ]));
+    let what = Compare {
+        mtime: false,
+        dir_mtime: false,
+        owner: imgpipe_testsupport::is_root(),
+        ..Compare::default()
+    };
+    let d = diff_trees(&src, &out, what);
+    assert!(d.is_empty(), "{d:#?}");
 }

@@ -78,7 +78,10 @@ pub struct ExtractReport {
     pub bytes: u64,
 }
 
-fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+pub(crate) fn io<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |source| Error::IoPath {
         what,
         path: path.to_path_buf(),
@@ -250,8 +253,24 @@ impl Reader {
         Ok(report)
     }
 
-    /// Owner, xattrs, mode and mtime of a regular file, through its open descriptor (in the
-    /// same order as [`restore_metadata`](Self::restore_metadata): chown clears set-id bits).
+    fn restore_of(&self, e: &WalkEntry, opts: ExtractOptions) -> Result<Restore> {
+        Ok(Restore {
+            owner: if opts.owners {
+                Some(self.owner(&e.inode)?)
+            } else {
+                None
+            },
+            xattrs: if opts.xattrs {
+                self.xattrs(&e.inode)?
+            } else {
+                Vec::new()
+            },
+            mode: e.inode.mode,
+            mtime: u64::from(e.inode.mtime),
+            symlink: e.inode.kind == InodeKind::Symlink,
+        })
+    }
+
     fn restore_file_metadata(
         &self,
         e: &WalkEntry,
@@ -259,54 +278,68 @@ impl Reader {
         p: &Path,
         opts: ExtractOptions,
     ) -> Result<()> {
-        if opts.owners {
-            let (uid, gid) = self.owner(&e.inode)?;
+        self.restore_of(e, opts)?.on_fd(f, p)
+    }
+
+    fn restore_metadata(&self, e: &WalkEntry, p: &Path, opts: ExtractOptions) -> Result<()> {
+        self.restore_of(e, opts)?.on_path(p)
+    }
+}
+
+/// What extraction restores on one entry besides its content (squashfs and EROFS alike).
+pub(crate) struct Restore {
+    /// (uid, gid) when owners are restored.
+    pub(crate) owner: Option<(u32, u32)>,
+    /// Xattrs to set (empty when they are not restored).
+    pub(crate) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(crate) mode: u16,
+    pub(crate) mtime: u64,
+    pub(crate) symlink: bool,
+}
+
+impl Restore {
+    /// Through a regular file's open descriptor, in the order chown, xattrs, chmod (chown
+    /// clears set-id bits), times.
+    pub(crate) fn on_fd(&self, f: &fs::File, p: &Path) -> Result<()> {
+        if let Some((uid, gid)) = self.owner {
             std::os::unix::fs::fchown(f, Some(uid), Some(gid)).map_err(io("chown", p))?;
         }
-        if opts.xattrs {
-            for (name, value) in self.xattrs(&e.inode)? {
-                rustix::fs::fsetxattr(
-                    f,
-                    OsStr::from_bytes(&name),
-                    &value,
-                    rustix::fs::XattrFlags::empty(),
-                )
-                .map_err(|err| io("setting xattrs on", p)(err.into()))?;
-            }
+        for (name, value) in &self.xattrs {
+            rustix::fs::fsetxattr(
+                f,
+                OsStr::from_bytes(name),
+                value,
+                rustix::fs::XattrFlags::empty(),
+            )
+            .map_err(|err| io("setting xattrs on", p)(err.into()))?;
         }
-        f.set_permissions(fs::Permissions::from_mode(u32::from(e.inode.mode & 0o7777)))
+        f.set_permissions(fs::Permissions::from_mode(u32::from(self.mode & 0o7777)))
             .map_err(io("chmod", p))?;
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(e.inode.mtime));
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.mtime);
         f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t))
             .map_err(io("setting mtime on", p))
     }
 
-    fn restore_metadata(&self, e: &WalkEntry, p: &Path, opts: ExtractOptions) -> Result<()> {
-        let symlink = e.inode.kind == InodeKind::Symlink;
-        if opts.owners {
-            let (uid, gid) = self.owner(&e.inode)?;
+    /// By path, never following a symlink (directories, symlinks, special files).
+    pub(crate) fn on_path(&self, p: &Path) -> Result<()> {
+        if let Some((uid, gid)) = self.owner {
             std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(io("chown", p))?;
         }
-        if opts.xattrs {
-            for (name, value) in self.xattrs(&e.inode)? {
-                rustix::fs::lsetxattr(
-                    p,
-                    OsStr::from_bytes(&name),
-                    &value,
-                    rustix::fs::XattrFlags::empty(),
-                )
-                .map_err(|err| io("setting xattrs on", p)(err.into()))?;
-            }
-        }
-        if !symlink {
-            fs::set_permissions(
+        for (name, value) in &self.xattrs {
+            rustix::fs::lsetxattr(
                 p,
-                fs::Permissions::from_mode(u32::from(e.inode.mode & 0o7777)),
+                OsStr::from_bytes(name),
+                value,
+                rustix::fs::XattrFlags::empty(),
             )
-            .map_err(io("chmod", p))?;
+            .map_err(|err| io("setting xattrs on", p)(err.into()))?;
+        }
+        if !self.symlink {
+            fs::set_permissions(p, fs::Permissions::from_mode(u32::from(self.mode & 0o7777)))
+                .map_err(io("chmod", p))?;
         }
         let t = rustix::fs::Timespec {
-            tv_sec: i64::from(e.inode.mtime),
+            tv_sec: i64::try_from(self.mtime).unwrap_or(i64::MAX),
             tv_nsec: 0,
         };
         rustix::fs::utimensat(
@@ -318,8 +351,7 @@ impl Reader {
             },
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
         )
-        .map_err(|err| io("setting mtime on", p)(err.into()))?;
-        Ok(())
+        .map_err(|err| io("setting mtime on", p)(err.into()))
     }
 }
 

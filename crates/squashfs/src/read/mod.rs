@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 
 pub use extract::{ExtractOptions, ExtractReport};
+pub(crate) use extract::{Restore, io as io_path, link_escapes};
 pub use source::{Bytes, ReadAt, SeekSource};
 
 use crate::compress;

@@ -9,7 +9,7 @@ use imgpipe_squashfs::erofs::ErofsReader;
 use imgpipe_squashfs::raw::InodeKind;
 
 use crate::cmd::inspect::{Format, report};
-use crate::cmd::squashfs::{LsEntry, kind_name, perms, print_listing};
+use crate::cmd::squashfs::{ExtractArgs, LsEntry, kind_name, perms, print_listing};
 use crate::output;
 
 /// Arguments of `imgpipe erofs`.
@@ -41,6 +41,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Extract the image below DEST (created if missing); nothing is written outside DEST.
+    Extract(ExtractArgs),
 }
 
 /// Runs `imgpipe erofs`.
@@ -62,10 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             offset,
             json,
         } => {
-            let f = std::fs::File::open(&image)
-                .with_context(|| format!("opening {}", image.display()))?;
-            let r = ErofsReader::open_at(f, offset, Limits::default())
-                .with_context(|| format!("reading {}", image.display()))?;
+            let r = open(&image, offset)?;
             let mut list = Vec::new();
             for e in r.walk()? {
                 let i = &e.inode;
@@ -91,6 +90,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             print_listing(&list, json)?;
         }
+        Command::Extract(x) => {
+            let r = open(&x.image, x.offset)?;
+            let rep = r
+                .extract(&x.dest, x.options())
+                .with_context(|| format!("extracting to {}", x.dest.display()))?;
+            x.print(&rep)?;
+        }
     }
     Ok(output::exit(output::SUCCESS))
+}
+
+fn open(image: &std::path::Path, offset: u64) -> anyhow::Result<ErofsReader> {
+    let f = std::fs::File::open(image).with_context(|| format!("opening {}", image.display()))?;
+    ErofsReader::open_at(f, offset, Limits::default())
+        .with_context(|| format!("reading {}", image.display()))
 }

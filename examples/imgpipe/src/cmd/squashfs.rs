@@ -98,27 +98,62 @@ enum Command {
         json: bool,
     },
     /// Extract the image below DEST (created if missing); nothing is written outside DEST.
-    Extract {
-        /// The image.
-        image: PathBuf,
-        /// The destination directory.
-        dest: PathBuf,
-        /// Byte offset of the image inside the file.
-        #[arg(long, default_value_t = 0)]
-        offset: u64,
-        /// Do not restore owners (default: restored when running as root).
-        #[arg(long)]
-        no_owners: bool,
-        /// Do not restore xattrs (default: restored when running as root).
-        #[arg(long)]
-        no_xattrs: bool,
-        /// Refuse symlinks whose target leaves DEST (absolute or too many `..`).
-        #[arg(long)]
-        refuse_link_escapes: bool,
-        /// Print a JSON report.
-        #[arg(long)]
-        json: bool,
-    },
+    Extract(ExtractArgs),
+}
+
+/// Arguments of `squashfs extract` and `erofs extract`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExtractArgs {
+    /// The image.
+    pub(crate) image: PathBuf,
+    /// The destination directory.
+    pub(crate) dest: PathBuf,
+    /// Byte offset of the image inside the file.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) offset: u64,
+    /// Do not restore owners (default: restored when running as root).
+    #[arg(long)]
+    no_owners: bool,
+    /// Do not restore xattrs (default: restored when running as root).
+    #[arg(long)]
+    no_xattrs: bool,
+    /// Refuse symlinks whose target leaves DEST (absolute or too many `..`).
+    #[arg(long)]
+    refuse_link_escapes: bool,
+    /// Print a JSON report.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ExtractArgs {
+    /// Owners and xattrs are restored when running as root unless refused.
+    pub(crate) fn options(&self) -> ExtractOptions {
+        let root = running_as_root();
+        let mut opts = ExtractOptions::default();
+        opts.owners = root && !self.no_owners;
+        opts.xattrs = root && !self.no_xattrs;
+        opts.refuse_link_escapes = self.refuse_link_escapes;
+        opts
+    }
+
+    /// Prints the report as JSON or one line.
+    pub(crate) fn print(&self, rep: &imgpipe_squashfs::ExtractReport) -> anyhow::Result<()> {
+        if self.json {
+            return output::print_json(rep);
+        }
+        println!(
+            "{}: {} directories, {} files, {} hard links, {} symlinks, {} special files ({} skipped), {} bytes",
+            self.dest.display(),
+            rep.dirs,
+            rep.files,
+            rep.hard_links,
+            rep.symlinks,
+            rep.special,
+            rep.skipped,
+            rep.bytes
+        );
+        Ok(())
+    }
 }
 
 /// One line of `ls`.
@@ -201,7 +236,7 @@ fn open(image: &PathBuf, offset: u64) -> anyhow::Result<Reader> {
         .with_context(|| format!("reading {}", image.display()))
 }
 
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     // /proc/self belongs to the effective uid; avoids unsafe libc calls in the binary.
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
@@ -383,39 +418,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             print_listing(&list, json)?;
         }
-        Command::Extract {
-            image,
-            dest,
-            offset,
-            no_owners,
-            no_xattrs,
-            refuse_link_escapes,
-            json,
-        } => {
-            let r = open(&image, offset)?;
-            let root = running_as_root();
-            let mut opts = ExtractOptions::default();
-            opts.owners = root && !no_owners;
-            opts.xattrs = root && !no_xattrs;
-            opts.refuse_link_escapes = refuse_link_escapes;
+        Command::Extract(x) => {
+            let r = open(&x.image, x.offset)?;
             let rep = r
-                .extract(&dest, opts)
-                .with_context(|| format!("extracting to {}", dest.display()))?;
-            if json {
-                output::print_json(&rep)?;
-            } else {
-                println!(
-                    "{}: {} directories, {} files, {} hard links, {} symlinks, {} special files ({} skipped), {} bytes",
-                    dest.display(),
-                    rep.dirs,
-                    rep.files,
-                    rep.hard_links,
-                    rep.symlinks,
-                    rep.special,
-                    rep.skipped,
-                    rep.bytes
-                );
-            }
+                .extract(&x.dest, x.options())
+                .with_context(|| format!("extracting to {}", x.dest.display()))?;
+            x.print(&rep)?;
         }
     }
     Ok(output::exit(output::SUCCESS))
