@@ -161,6 +161,16 @@ impl<'a> Src<'a> {
 
 struct HashWriter(Sha256);
 
+/// SHA-256 of what `write` writes; its error is reported for the layer `within`.
+fn sha256_of<T, E: std::fmt::Display>(
+    within: &[String],
+    write: impl FnOnce(&mut HashWriter) -> std::result::Result<T, E>,
+) -> Result<[u8; 32]> {
+    let mut h = HashWriter(Sha256::new());
+    write(&mut h).map_err(|e| layer_err(within, e))?;
+    Ok(h.0.finalize().into())
+}
+
 impl Write for HashWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.update(buf);
@@ -258,10 +268,7 @@ impl Walker<'_> {
                     } else {
                         (&mut rb, &mb)
                     };
-                    let e = &m[path].1;
-                    let mut h = HashWriter(Sha256::new());
-                    r.copy_to(e, &mut h).map_err(|e| layer_err(&within, e))?;
-                    Ok(h.0.finalize().into())
+                    sha256_of(&within, |h| r.copy_to(&m[path].1, h))
                 })
             }
             Kind::Squashfs => {
@@ -269,10 +276,7 @@ impl Walker<'_> {
                 let (mb, rb) = sqfs_list(b, &within)?;
                 self.compare_maps(&ma, &mb, a, b, &within, &mut |side, path| {
                     let (r, m) = if side == 0 { (&ra, &ma) } else { (&rb, &mb) };
-                    let mut h = HashWriter(Sha256::new());
-                    r.read_file(&m[path].1, &mut h)
-                        .map_err(|e| layer_err(&within, e))?;
-                    Ok(h.0.finalize().into())
+                    sha256_of(&within, |h| r.read_file(&m[path].1, h))
                 })
             }
             Kind::Erofs => {
@@ -280,10 +284,7 @@ impl Walker<'_> {
                 let (mb, rb) = erofs_list(b, &within)?;
                 self.compare_maps(&ma, &mb, a, b, &within, &mut |side, path| {
                     let (r, m) = if side == 0 { (&ra, &ma) } else { (&rb, &mb) };
-                    let mut h = HashWriter(Sha256::new());
-                    r.read_file(&m[path].1, &mut h)
-                        .map_err(|e| layer_err(&within, e))?;
-                    Ok(h.0.finalize().into())
+                    sha256_of(&within, |h| r.read_file(&m[path].1, h))
                 })
             }
             Kind::Fat => {
@@ -295,10 +296,7 @@ impl Walker<'_> {
                     } else {
                         (&mut rb, &mb)
                     };
-                    let mut h = HashWriter(Sha256::new());
-                    r.copy_file(&m[path].1, &mut h)
-                        .map_err(|e| layer_err(&within, e))?;
-                    Ok(h.0.finalize().into())
+                    sha256_of(&within, |h| r.copy_file(&m[path].1, h))
                 })
             }
         }
@@ -538,10 +536,24 @@ fn iso_list(s: Src<'_>, within: &[String]) -> Result<(Listing<imgpipe_isofs::Ent
     Ok((map, r))
 }
 
+/// `ls -l`'s type letter (`-` for a regular file).
+fn letter(k: imgpipe_squashfs::raw::InodeKind) -> char {
+    use imgpipe_squashfs::raw::InodeKind;
+    match k {
+        InodeKind::Dir => 'd',
+        InodeKind::File => '-',
+        InodeKind::Symlink => 'l',
+        InodeKind::BlockDev => 'b',
+        InodeKind::CharDev => 'c',
+        InodeKind::Fifo => 'p',
+        InodeKind::Socket => 's',
+    }
+}
+
 type SqfsMap = Listing<imgpipe_squashfs::raw::Inode>;
 
 fn sqfs_list(s: Src<'_>, within: &[String]) -> Result<(SqfsMap, imgpipe_squashfs::Reader)> {
-    use imgpipe_squashfs::raw::{InodeData, InodeKind};
+    use imgpipe_squashfs::raw::InodeData;
     let f = s.file.try_clone().map_err(io("reopening an image"))?;
     let r = imgpipe_squashfs::Reader::open_at(f, s.off, imgpipe_squashfs::Limits::default())
         .map_err(|e| layer_err(within, e))?;
@@ -554,15 +566,7 @@ fn sqfs_list(s: Src<'_>, within: &[String]) -> Result<(SqfsMap, imgpipe_squashfs
             InodeData::Device(d) => (0, None, Some(imgpipe_squashfs::raw::decode_dev(*d))),
             _ => (0, None, None),
         };
-        let kind = match i.kind {
-            InodeKind::Dir => 'd',
-            InodeKind::File => '-',
-            InodeKind::Symlink => 'l',
-            InodeKind::BlockDev => 'b',
-            InodeKind::CharDev => 'c',
-            InodeKind::Fifo => 'p',
-            InodeKind::Socket => 's',
-        };
+        let kind = letter(i.kind);
         let meta = Meta {
             kind,
             mode: Some(u32::from(i.mode)),
@@ -586,7 +590,6 @@ fn erofs_list(
     s: Src<'_>,
     within: &[String],
 ) -> Result<(ErofsMap, imgpipe_squashfs::erofs::ErofsReader)> {
-    use imgpipe_squashfs::raw::InodeKind;
     let f = s.file.try_clone().map_err(io("reopening an image"))?;
     let r = imgpipe_squashfs::erofs::ErofsReader::open_at(
         f,
@@ -597,15 +600,7 @@ fn erofs_list(
     let mut map = BTreeMap::new();
     for e in r.walk().map_err(|e| layer_err(within, e))? {
         let i = &e.inode;
-        let kind = match i.kind {
-            InodeKind::Dir => 'd',
-            InodeKind::File => '-',
-            InodeKind::Symlink => 'l',
-            InodeKind::BlockDev => 'b',
-            InodeKind::CharDev => 'c',
-            InodeKind::Fifo => 'p',
-            InodeKind::Socket => 's',
-        };
+        let kind = letter(i.kind);
         let link = if kind == 'l' {
             Some(r.read_link(i).map_err(|e| layer_err(within, e))?)
         } else {
