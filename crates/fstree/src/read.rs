@@ -1,0 +1,83 @@
+//! The one reading trait that every format reader implements.
+
+use std::io::Write;
+
+use crate::entry::Entry;
+
+/// A piece of a file's content as the image stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Extent {
+    /// Where the piece starts in the file's content.
+    pub file_offset: u64,
+    /// Content bytes it holds.
+    pub len: u64,
+    /// Where its stored bytes start, relative to the image start.
+    pub image_offset: u64,
+    /// Stored length (equal to `len` unless compressed).
+    pub stored_len: u64,
+    /// Whether the stored bytes are compressed (then equal stored bytes with equal
+    /// compressor settings mean equal content, but the stored bytes are not the content).
+    pub compressed: bool,
+}
+
+/// Which facts a format keeps, so comparisons across formats look only at those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Holds {
+    /// Permission bits.
+    pub mode: bool,
+    /// uid and gid.
+    pub owner: bool,
+    /// Modification time in seconds (FAT: two-second resolution).
+    pub mtime: bool,
+    /// Nanoseconds of the modification time.
+    pub mtime_nsec: bool,
+    /// Extended attributes.
+    pub xattrs: bool,
+    /// Symbolic links, devices, fifos and sockets.
+    pub special_files: bool,
+    /// Hard links.
+    pub hard_links: bool,
+}
+
+impl Holds {
+    /// Everything a POSIX filesystem holds.
+    pub const POSIX: Self = Self {
+        mode: true,
+        owner: true,
+        mtime: true,
+        mtime_nsec: true,
+        xattrs: true,
+        special_files: true,
+        hard_links: true,
+    };
+}
+
+/// A filesystem image opened for reading: walk its entries, stream a file's content, and
+/// say where a file's bytes lie in the image.
+///
+/// Implemented by the ISO9660, squashfs, EROFS and FAT readers, so listing, extraction,
+/// diffing and carrying a tree into another format need no per-format code.
+pub trait FsRead {
+    /// The reader's own handle on an entry (an inode, a directory record), enough to read it
+    /// again without a lookup.
+    type Node: Clone + Send + Sync;
+    /// The reader's error type.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The facts this format keeps.
+    fn holds(&self) -> Holds;
+
+    /// Every entry, root first, each directory before its contents, siblings in byte order of
+    /// their names. Bounded by the reader's limits.
+    fn walk(&self) -> Result<Vec<(Entry, Self::Node)>, Self::Error>;
+
+    /// Writes the content of a regular file to `out`; returns the bytes written.
+    fn read_content(&self, node: &Self::Node, out: &mut dyn Write) -> Result<u64, Self::Error>;
+
+    /// Where the file's content lies in the image, in content order, where the layout says
+    /// (`None` when it does not, e.g. inline data). Holes are absent from the list.
+    fn extents(&self, node: &Self::Node) -> Result<Option<Vec<Extent>>, Self::Error> {
+        let _ = node;
+        Ok(None)
+    }
+}

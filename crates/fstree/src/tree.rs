@@ -1,0 +1,396 @@
+//! A tree of entries with their content: what every writer takes and every reader can give.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::entry::{Entry, FileType, Metadata};
+use crate::error::{Error, Result};
+use crate::read::FsRead;
+use crate::source::ReadAt;
+
+/// Streams a file's content into a writer; returns the bytes written.
+pub type StreamFn = dyn Fn(&mut dyn Write) -> std::io::Result<u64> + Send + Sync;
+
+/// Where a regular file's content comes from.
+#[derive(Clone, Default)]
+pub enum Content {
+    /// No content: directories, links, special files, empty files.
+    #[default]
+    None,
+    /// Bytes held in memory.
+    Bytes(Arc<[u8]>),
+    /// A host file, read when the image is written (its size was taken at scan time).
+    Host(PathBuf),
+    /// A byte range of another image, read through a positioned-read source (an ISO can
+    /// carry a squashfs being written; an injected file is addressed by its bytes).
+    Range {
+        /// The source.
+        source: Arc<dyn ReadAt>,
+        /// Where the content starts in it.
+        offset: u64,
+        /// Its length.
+        len: u64,
+    },
+    /// Content that a reader decodes on demand (a compressed file of another image).
+    Stream(Arc<StreamFn>),
+}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            Self::Host(p) => f.debug_tuple("Host").field(p).finish(),
+            Self::Range { offset, len, .. } => {
+                write!(f, "Range {{ offset: {offset}, len: {len} }}")
+            }
+            Self::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+impl Content {
+    /// Writes the content to `out`; returns the bytes written.
+    pub fn write_to(&self, out: &mut dyn Write) -> std::io::Result<u64> {
+        match self {
+            Self::None => Ok(0),
+            Self::Bytes(b) => {
+                out.write_all(b)?;
+                Ok(b.len() as u64)
+            }
+            Self::Host(p) => {
+                let mut f = std::fs::File::open(p)?;
+                std::io::copy(&mut f, out)
+            }
+            Self::Range {
+                source,
+                offset,
+                len,
+            } => {
+                let mut buf = vec![0u8; (*len).min(1 << 20) as usize];
+                let mut done = 0u64;
+                while done < *len {
+                    let n = (*len - done).min(buf.len() as u64) as usize;
+                    let chunk = buf.get_mut(..n).unwrap_or_default();
+                    let at = offset
+                        .checked_add(done)
+                        .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+                    source.read_exact_at(chunk, at)?;
+                    out.write_all(chunk)?;
+                    done += n as u64;
+                }
+                Ok(done)
+            }
+            Self::Stream(f) => f(out),
+        }
+    }
+
+    /// The content as a reader (host files are opened; other kinds are read into memory
+    /// only when they are streamed).
+    pub fn open(&self) -> std::io::Result<Box<dyn Read + Send>> {
+        match self {
+            Self::None => Ok(Box::new(std::io::empty())),
+            Self::Bytes(b) => Ok(Box::new(std::io::Cursor::new(b.clone()))),
+            Self::Host(p) => Ok(Box::new(std::fs::File::open(p)?)),
+            Self::Range {
+                source,
+                offset,
+                len,
+            } => Ok(Box::new(
+                crate::source::Cursor::new(crate::source::Slice::new(
+                    source.clone(),
+                    *offset,
+                    *len,
+                ))
+                .take(*len),
+            )),
+            Self::Stream(_) => {
+                let mut v = Vec::new();
+                self.write_to(&mut v)?;
+                Ok(Box::new(std::io::Cursor::new(v)))
+            }
+        }
+    }
+}
+
+/// One entry of a [`Tree`] and its content.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The entry.
+    pub entry: Entry,
+    /// Its content (regular files only).
+    pub content: Content,
+}
+
+/// A filesystem tree: entries keyed by their path components, so iteration is depth-first,
+/// each directory before its contents, siblings in byte order of their names, whatever the
+/// order of insertion.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    root: Node,
+    /// Every other node, keyed by its path components.
+    nodes: BTreeMap<Vec<Vec<u8>>, Node>,
+}
+
+fn components(path: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let path = path.strip_prefix(b"/").unwrap_or(path);
+    if path.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for c in path.split(|&b| b == b'/') {
+        if c.is_empty() || c == b"." || c == b".." || c.contains(&0) {
+            return Err(Error::InvalidPath {
+                path: path.to_vec(),
+            });
+        }
+        out.push(c.to_vec());
+    }
+    Ok(out)
+}
+
+impl Tree {
+    /// A tree holding only its root directory, with metadata `root`.
+    pub fn new(root: Metadata) -> Self {
+        Self {
+            root: Node {
+                entry: Entry::new(Vec::new(), FileType::Dir, root),
+                content: Content::None,
+            },
+            nodes: BTreeMap::new(),
+        }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Entry {
+        &self.root.entry
+    }
+
+    /// Replaces the root directory's metadata.
+    pub fn set_root_meta(&mut self, meta: Metadata) {
+        self.root.entry.meta = meta;
+    }
+
+    /// Adds an entry; its parent must be a directory of the tree and its path new. The
+    /// entry's path is normalised (no leading `/`).
+    pub fn insert(&mut self, mut entry: Entry, content: Content) -> Result<()> {
+        let key = components(&entry.path)?;
+        let Some((_, parent)) = key.split_last() else {
+            return Err(Error::Duplicate { path: Vec::new() });
+        };
+        let parent_is_dir = parent.is_empty()
+            || self
+                .nodes
+                .get(parent)
+                .is_some_and(|p| p.entry.file_type == FileType::Dir);
+        if !parent_is_dir {
+            return Err(Error::NoParent { path: entry.path });
+        }
+        if self.nodes.contains_key(&key) {
+            return Err(Error::Duplicate { path: entry.path });
+        }
+        entry.path = key.join(&b'/');
+        self.nodes.insert(key, Node { entry, content });
+        Ok(())
+    }
+
+    /// Adds an entry, creating missing parent directories with `dir_meta`.
+    pub fn insert_with_parents(
+        &mut self,
+        entry: Entry,
+        content: Content,
+        dir_meta: &Metadata,
+    ) -> Result<()> {
+        let key = components(&entry.path)?;
+        for i in 1..key.len() {
+            let parent = key.get(..i).unwrap_or_default();
+            if !self.nodes.contains_key(parent) {
+                let path = parent.join(&b'/');
+                self.insert(
+                    Entry::new(path, FileType::Dir, dir_meta.clone()),
+                    Content::None,
+                )?;
+            }
+        }
+        self.insert(entry, content)
+    }
+
+    /// The node at `path` (with or without a leading `/`).
+    pub fn get(&self, path: &[u8]) -> Option<&Node> {
+        let key = components(path).ok()?;
+        if key.is_empty() {
+            return Some(&self.root);
+        }
+        self.nodes.get(&key)
+    }
+
+    /// The node at `path`, mutably (its path must not be changed).
+    pub fn get_mut(&mut self, path: &[u8]) -> Option<&mut Node> {
+        let key = components(path).ok()?;
+        if key.is_empty() {
+            return Some(&mut self.root);
+        }
+        self.nodes.get_mut(&key)
+    }
+
+    /// Removes the entry at `path` and everything below it; returns how many were removed.
+    pub fn remove(&mut self, path: &[u8]) -> usize {
+        let Ok(key) = components(path) else { return 0 };
+        if key.is_empty() {
+            return 0;
+        }
+        let below: Vec<_> = self
+            .nodes
+            .range(key.clone()..)
+            .take_while(|(k, _)| k.starts_with(&key))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &below {
+            self.nodes.remove(k);
+        }
+        below.len()
+    }
+
+    /// Every node: root first, each directory before its contents, siblings by name bytes.
+    pub fn iter(&self) -> impl Iterator<Item = &Node> {
+        std::iter::once(&self.root).chain(self.nodes.values())
+    }
+
+    /// The direct children of the directory at `path`, by name bytes.
+    pub fn children<'a>(&'a self, path: &[u8]) -> impl Iterator<Item = &'a Node> + 'a {
+        let key = components(path).unwrap_or_default();
+        let depth = key.len() + 1;
+        self.nodes
+            .range(key.clone()..)
+            .take_while(move |(k, _)| k.starts_with(&key))
+            .filter(move |(k, _)| k.len() == depth)
+            .map(|(_, n)| n)
+    }
+
+    /// Number of entries, the root included.
+    pub fn len(&self) -> usize {
+        self.nodes.len() + 1
+    }
+
+    /// Whether the tree holds only its root.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The tree of an image opened by any [`FsRead`] reader: every entry with its metadata;
+    /// file content is decoded from the image when a writer streams it.
+    pub fn from_reader<R>(reader: Arc<R>) -> Result<Self>
+    where
+        R: FsRead + Send + Sync + 'static,
+        R::Node: 'static,
+    {
+        let walked = reader.walk().map_err(Error::reader)?;
+        let mut it = walked.into_iter();
+        let root_meta = match it.next() {
+            Some((e, _)) if e.file_type == FileType::Dir && e.path.is_empty() => e.meta,
+            _ => Metadata::new(0o755, 0),
+        };
+        let mut tree = Self::new(root_meta);
+        for (entry, node) in it {
+            let content = if entry.file_type == FileType::File && entry.size > 0 {
+                let r = reader.clone();
+                Content::Stream(Arc::new(move |out: &mut dyn Write| {
+                    r.read_content(&node, out).map_err(std::io::Error::other)
+                }))
+            } else {
+                Content::None
+            };
+            tree.insert(entry, content)?;
+        }
+        Ok(tree)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, body: &[u8]) -> (Entry, Content) {
+        let mut e = Entry::new(path, FileType::File, Metadata::new(0o644, 0));
+        e.size = body.len() as u64;
+        (e, Content::Bytes(body.into()))
+    }
+
+    #[test]
+    fn iterates_in_tree_order_whatever_the_insertion_order() {
+        let dm = Metadata::new(0o755, 0);
+        let mut a = Tree::new(dm.clone());
+        let mut b = Tree::new(dm.clone());
+        let items = ["a/b", "a.b", "a/c", "z", "a/b/x"];
+        for p in items {
+            let (e, c) = file(&format!("{p}/f"), b"x");
+            a.insert_with_parents(e, c, &dm).unwrap();
+        }
+        for p in items.iter().rev() {
+            let (e, c) = file(&format!("{p}/f"), b"x");
+            b.insert_with_parents(e, c, &dm).unwrap();
+        }
+        let pa: Vec<_> = a.iter().map(|n| n.entry.display_path()).collect();
+        let pb: Vec<_> = b.iter().map(|n| n.entry.display_path()).collect();
+        assert_eq!(pa, pb);
+        assert_eq!(
+            pa,
+            [
+                "/", "/a", "/a/b", "/a/b/f", "/a/b/x", "/a/b/x/f", "/a/c", "/a/c/f", "/a.b",
+                "/a.b/f", "/z", "/z/f"
+            ]
+        );
+        let kids: Vec<_> = a.children(b"a").map(|n| n.entry.display_path()).collect();
+        assert_eq!(kids, ["/a/b", "/a/c"]);
+        assert_eq!(a.remove(b"/a/b"), 4);
+        assert_eq!(a.len(), 8);
+    }
+
+    #[test]
+    fn refuses_bad_paths_duplicates_and_orphans() {
+        let mut t = Tree::new(Metadata::new(0o755, 0));
+        let (e, c) = file("x", b"1");
+        t.insert(e.clone(), c.clone()).unwrap();
+        assert!(matches!(
+            t.insert(e, c.clone()),
+            Err(Error::Duplicate { .. })
+        ));
+        let (e, _) = file("x/y", b"1");
+        assert!(matches!(
+            t.insert(e, c.clone()),
+            Err(Error::NoParent { .. })
+        ));
+        for bad in ["a//b", "a/../b", "./a", "a\0b"] {
+            let (e, _) = file(bad, b"");
+            assert!(
+                matches!(t.insert(e, c.clone()), Err(Error::InvalidPath { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn content_streams_from_every_kind_of_source() {
+        let backing: Arc<dyn ReadAt> = Arc::new(crate::source::Bytes(b"0123456789".to_vec()));
+        let range = Content::Range {
+            source: backing,
+            offset: 3,
+            len: 4,
+        };
+        let mut out = Vec::new();
+        assert_eq!(range.write_to(&mut out).unwrap(), 4);
+        assert_eq!(out, b"3456");
+        let mut via_read = Vec::new();
+        range.open().unwrap().read_to_end(&mut via_read).unwrap();
+        assert_eq!(via_read, b"3456");
+        let stream = Content::Stream(Arc::new(|w: &mut dyn Write| {
+            w.write_all(b"abc")?;
+            Ok(3)
+        }));
+        let mut s = Vec::new();
+        stream.open().unwrap().read_to_end(&mut s).unwrap();
+        assert_eq!(s, b"abc");
+    }
+}
