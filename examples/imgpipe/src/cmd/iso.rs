@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use imgpipe_fstree::ExtractOptions;
 use imgpipe_isofs::{
-    BiosBoot, Builder, EfiBoot, ExtractOptions, HybridMbr, Limits, MbrFlavor, Namespace, Options,
-    Reader,
+    BiosBoot, Builder, EfiBoot, HybridMbr, Limits, MbrFlavor, Namespace, Options, Reader,
 };
-use serde::Serialize;
 
 use crate::cmd::inspect::{Format, report};
+use crate::cmd::squashfs::{list, print_listing};
 use crate::{output, progress};
 
 /// Arguments of `imgpipe iso`.
@@ -160,23 +160,6 @@ struct CreateArgs {
     json: bool,
     /// The directory to put in the image.
     dir: PathBuf,
-}
-
-/// One line of `iso ls`.
-#[derive(Debug, Serialize)]
-struct Listed {
-    path: String,
-    #[serde(rename = "type")]
-    kind: imgpipe_isofs::EntryKind,
-    mode: String,
-    uid: u32,
-    gid: u32,
-    size: u64,
-    mtime: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    link_target: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    device: Option<(u32, u32)>,
 }
 
 fn open(image: &PathBuf, ns: NamespaceArg) -> anyhow::Result<Reader<BufReader<File>>> {
@@ -328,49 +311,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             namespace,
             json,
         } => {
-            let mut r = open(&image, namespace)?;
-            let mut list = Vec::new();
-            let mut out = std::io::stdout().lock();
-            r.walk(|p, e| {
-                let item = Listed {
-                    path: String::from_utf8_lossy(p).into_owned(),
-                    kind: e.kind,
-                    mode: e.mode_string(),
-                    uid: e.uid,
-                    gid: e.gid,
-                    size: e.size,
-                    mtime: e.mtime,
-                    link_target: e.link_target.clone(),
-                    device: e.device,
-                };
-                if json {
-                    list.push(item);
-                } else {
-                    let size = match item.device {
-                        Some((a, b)) => format!("{a},{b}"),
-                        None => item.size.to_string(),
-                    };
-                    let _ = write!(
-                        out,
-                        "{} {:>5} {:>5} {:>12} {:>11} {}",
-                        item.mode,
-                        item.uid,
-                        item.gid,
-                        size,
-                        item.mtime.unwrap_or(0),
-                        item.path
-                    );
-                    if let Some(t) = &item.link_target {
-                        let _ = write!(out, " -> {t}");
-                    }
-                    let _ = writeln!(out);
-                }
-                Ok(())
-            })
-            .with_context(|| format!("cannot list {}", image.display()))?;
-            if json {
-                output::print_json(&list)?;
-            }
+            let r = open(&image, namespace)?;
+            let listing =
+                list("iso9660", &r).with_context(|| format!("cannot list {}", image.display()))?;
+            print_listing(&listing, json)?;
             Ok(output::exit(output::SUCCESS))
         }
         Command::Extract {
@@ -380,27 +324,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             owners,
             json,
         } => {
-            let mut r = open(&image, namespace)?;
-            let rep = r
-                .extract(
-                    &dest,
-                    ExtractOptions {
-                        owners,
-                        ..ExtractOptions::default()
-                    },
-                )
+            let r = open(&image, namespace)?;
+            let mut opts = ExtractOptions::default();
+            opts.owners = owners;
+            let rep = imgpipe_fstree::extract(&r, &dest, opts)
                 .with_context(|| format!("cannot extract {}", image.display()))?;
             if json {
                 output::print_json(&rep)?;
             } else {
                 println!(
                     "{} directories, {} files ({} bytes), {} hard links, {} symlinks, {} special files",
-                    rep.directories,
-                    rep.files,
-                    rep.bytes,
-                    rep.hard_links,
-                    rep.symlinks,
-                    rep.special_files
+                    rep.dirs, rep.files, rep.bytes, rep.hard_links, rep.symlinks, rep.special
                 );
             }
             Ok(output::exit(output::SUCCESS))
