@@ -73,11 +73,9 @@ mod read;
 mod write;
 
 pub use compress::{Compression, bcj};
+pub use erofs::{ErofsInspection, detect_erofs, inspect_erofs};
 pub use error::{Error, Result};
-pub use inspect::{
-    ErofsInspection, SquashfsInspection, detect_erofs, detect_squashfs, inspect_erofs,
-    inspect_squashfs,
-};
+pub use inspect::{SquashfsInspection, detect_squashfs, inspect_squashfs};
 pub use raw::Compressor;
 pub use read::{
     Bytes, ExtractOptions, ExtractReport, Limits, ReadAt, Reader, SeekSource, WalkEntry,

@@ -7,7 +7,6 @@
 //! block positions.
 
 mod dir;
-mod erofs_superblock;
 mod inode;
 mod metadata;
 mod superblock;
@@ -100,7 +99,6 @@ impl Input for SliceInput<'_> {
 
 pub use dir::{DirEntry, DirHeader, DirIndex, MAX_NAME, parse_directory};
 pub(crate) use dir::{read_listing, valid_name};
-pub use erofs_superblock::{EROFS_MAGIC, EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock};
 pub(crate) use inode::MAX_SYMLINK;
 pub use inode::{
     DirInode, FileInode, Inode, InodeData, InodeKind, NO_FRAGMENT, NO_XATTR, decode_dev, encode_dev,
