@@ -109,7 +109,7 @@ fn options_block<R: Read + Seek>(r: &mut R, compressor: Compressor) -> Option<Co
     let mut data = vec![0u8; usize::from(h.stored_len)];
     read_at(r, at + 2, &mut data, "compressor options").ok()?;
     if h.compressed {
-        data = crate::compress::decompress(compressor, &data, METADATA_SIZE).ok()?;
+        data = crate::codec::decompress(compressor, &data, METADATA_SIZE).ok()?;
     }
     CompressorOptions::parse(compressor, &data, at + 2).ok()
 }

@@ -110,14 +110,3 @@ pub use tables::{
     CompressorOptions, FragmentEntry, XattrIdEntry, XattrIdTableHeader, XattrKey, data_block_size,
     encode_data_block_size,
 };
-
-/// Decompresses one block (data or metadata) of `compressor` into at most `cap` bytes: what
-/// the reader runs on every block, exposed for fuzzing and tools.
-pub fn decompress(compressor: Compressor, src: &[u8], cap: usize) -> Result<Vec<u8>> {
-    crate::compress::decompress(compressor, src, cap).map_err(|reason| Error::Decompress {
-        structure: "block",
-        offset: 0,
-        compressor: compressor.name(),
-        reason,
-    })
-}

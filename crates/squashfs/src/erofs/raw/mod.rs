@@ -1,7 +1,7 @@
 //! Raw EROFS on-disk structures (the kernel's `erofs_fs.h`, erofs-utils), each parsed and
 //! encoded side by side: the superblock, compact and extended inodes, directory entries,
-//! xattr bodies and entries. Nothing here reads an image or decompresses; the
-//! [`read`](super::read) layer does that.
+//! xattr bodies and entries. Nothing here reads an image or decompresses: the reader
+//! ([`super::ErofsReader`]) does that.
 
 mod dirent;
 mod inode;
