@@ -11,7 +11,7 @@ use imgpipe_gptpart::{
     PartitionSpec, Seed, attributes, partition_type, read_gpt,
 };
 
-use crate::cmd::inspect::{Format, report};
+use crate::cmd::inspect::{Format, InfoArgs, info};
 use crate::output;
 
 /// Arguments of `imgpipe gpt`.
@@ -45,14 +45,8 @@ enum Command {
         #[arg(long, value_parser = parse_size)]
         size: u64,
     },
-    /// Describe the file (as `imgpipe inspect`, refusing other formats).
-    Info {
-        /// The file.
-        file: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Describe the image (as `imgpipe inspect`, refusing other formats): text, or JSON.
+    Info(InfoArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -431,17 +425,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             print_disk(&d);
             Ok(output::exit(output::SUCCESS))
         }
-        Command::Info { file, json } => {
-            let r = report(&file)?;
-            if r.format != Format::Gpt {
-                bail!("{}: not a {:?} file", file.display(), Format::Gpt);
-            }
-            if json {
-                output::print_json(&r)?;
-            } else {
-                output::print_json(&r.details)?;
-            }
-            Ok(output::exit(output::SUCCESS))
-        }
+        Command::Info(a) => info(a, Format::Gpt),
     }
 }
