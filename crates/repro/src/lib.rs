@@ -26,6 +26,7 @@
 
 mod compare;
 mod derive;
+mod disk;
 mod epoch;
 mod error;
 mod format;
@@ -35,6 +36,7 @@ mod walk;
 
 pub use compare::{ByteRange, Comparison, DiffOptions, RangeDiff, compare_streams, diff_streams};
 pub use derive::{derive_uuid, hmac_sha256, uuid_text};
+pub use disk::{Contents, DiskPlan, DiskRequest, parse_hybrid, parse_part, parse_size};
 pub use epoch::Epoch;
 pub use error::{Error, Result};
 pub use format::{
