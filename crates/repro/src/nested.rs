@@ -21,6 +21,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::format::{Format, HEAD_LEN, detect};
 
 /// How deep and how much [`diagnose_files`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,28 +64,6 @@ pub struct NestedDiff {
     pub differences: Vec<FileDifference>,
     /// Differences beyond [`NestedOptions::max_differences`].
     pub omitted: u64,
-}
-
-/// The filesystems this module opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Iso,
-    Squashfs,
-    Erofs,
-    Gpt,
-    Fat,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Iso => "iso9660",
-            Kind::Squashfs => "squashfs",
-            Kind::Erofs => "erofs",
-            Kind::Gpt => "gpt",
-            Kind::Fat => "fat",
-        }
-    }
 }
 
 /// A byte range of an open file holding one filesystem.
@@ -130,21 +109,10 @@ impl<'a> Src<'a> {
         Ok(buf)
     }
 
-    fn kind(&self) -> Result<Option<Kind>> {
-        let h = self.head(40 * 1024)?;
-        Ok(if h.starts_with(b"hsqs") {
-            Some(Kind::Squashfs)
-        } else if imgpipe_squashfs::detect_erofs(&h) {
-            Some(Kind::Erofs)
-        } else if h.get(32769..32774) == Some(b"CD001") {
-            Some(Kind::Iso)
-        } else if h.get(512..520) == Some(b"EFI PART") || h.get(4096..4104) == Some(b"EFI PART") {
-            Some(Kind::Gpt)
-        } else if imgpipe_gptpart::detect_fat(&h) {
-            Some(Kind::Fat)
-        } else {
-            None
-        })
+    /// The filesystem or disk the range holds, by the one detector ([`detect`]).
+    fn kind(&self) -> Result<Option<Format>> {
+        let h = self.head(HEAD_LEN)?;
+        Ok(detect(&h).filter(|f| f.is_filesystem()))
     }
 
     fn sub(&self, off: u64, len: u64) -> Option<Src<'a>> {
@@ -229,8 +197,8 @@ pub fn diagnose_files(a: &File, b: &File, opts: NestedOptions) -> Result<NestedD
             "/",
             format!(
                 "format {} -> {}",
-                ka.map_or("unknown", Kind::name),
-                kb.map_or("unknown", Kind::name)
+                ka.map_or("unknown", Format::name),
+                kb.map_or("unknown", Format::name)
             ),
         ),
     }
@@ -288,7 +256,7 @@ impl Walker<'_> {
         });
     }
 
-    fn compare(&mut self, kind: Kind, a: Src<'_>, b: Src<'_>, outer: &[String]) -> Result<()> {
+    fn compare(&mut self, kind: Format, a: Src<'_>, b: Src<'_>, outer: &[String]) -> Result<()> {
         let mut within = outer.to_vec();
         if within.is_empty() {
             within.push(kind.name().to_owned());
@@ -296,14 +264,14 @@ impl Walker<'_> {
         self.out.compared.push(layer(&within));
         let w = &within;
         match kind {
-            Kind::Gpt => self.compare_gpt(a, b, w),
-            Kind::Iso => {
+            Format::Gpt => self.compare_gpt(a, b, w),
+            Format::Iso9660 => {
                 let open = |s: Src<'_>| {
                     imgpipe_isofs::Reader::open(s.window()?).map_err(|e| layer_err(w, e))
                 };
                 self.compare_fs(&open(a)?, &open(b)?, a, b, w)
             }
-            Kind::Squashfs => {
+            Format::Squashfs => {
                 let open = |s: Src<'_>| {
                     let f = s.file.try_clone().map_err(io("reopening an image"))?;
                     imgpipe_squashfs::Reader::open_at(f, s.off, imgpipe_squashfs::Limits::default())
@@ -312,7 +280,7 @@ impl Walker<'_> {
                 };
                 self.compare_fs(&open(a)?, &open(b)?, a, b, w)
             }
-            Kind::Erofs => {
+            Format::Erofs => {
                 let open = |s: Src<'_>| {
                     let f = s.file.try_clone().map_err(io("reopening an image"))?;
                     imgpipe_squashfs::erofs::ErofsReader::open_at(
@@ -325,12 +293,14 @@ impl Walker<'_> {
                 };
                 self.compare_fs(&open(a)?, &open(b)?, a, b, w)
             }
-            Kind::Fat => {
+            Format::Fat => {
                 let open = |s: Src<'_>| {
                     imgpipe_gptpart::FatVolume::open(s.window()?).map_err(|e| layer_err(w, e))
                 };
                 self.compare_fs(&open(a)?, &open(b)?, a, b, w)
             }
+            // `kind` only yields filesystems and disks.
+            other => Err(layer_err(w, format!("{other} is not a filesystem"))),
         }
     }
 
@@ -439,7 +409,7 @@ impl Walker<'_> {
     /// own structures (superblock, tables, layout) and is reported on the container entry.
     fn descend(
         &mut self,
-        k: Kind,
+        k: Format,
         a: Src<'_>,
         b: Src<'_>,
         inner: &[String],
