@@ -23,8 +23,11 @@ use super::raw::{
     XATTR_BODY_HEADER_SIZE, XattrEntry, malformed, parse_dir_block, xattr_body_size,
 };
 use crate::error::{Error, Result};
-use crate::raw::{InodeKind, decode_dev, le_u16, le_u32};
-use crate::read::{ExtractOptions, ExtractReport, Limits, ReadAt, Restore, io_path, link_escapes};
+use imgpipe_fstree::ReadAt;
+use imgpipe_fstree::le::{le_u16, le_u32};
+
+use crate::raw::{InodeKind, decode_dev};
+use crate::read::{ExtractOptions, ExtractReport, Limits, Restore, io_path, link_escapes};
 
 /// One inode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

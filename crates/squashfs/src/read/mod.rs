@@ -1,7 +1,6 @@
 //! Reading images: [`Reader`] over any [`ReadAt`] source, at any offset inside it.
 
 mod extract;
-mod source;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -11,7 +10,7 @@ use rayon::prelude::*;
 
 pub use extract::{ExtractOptions, ExtractReport};
 pub(crate) use extract::{Restore, io as io_path, link_escapes};
-pub use source::{Bytes, ReadAt, SeekSource};
+use imgpipe_fstree::ReadAt;
 
 use crate::codec as compress;
 use crate::error::{Error, Result};
