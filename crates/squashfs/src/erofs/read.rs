@@ -23,8 +23,8 @@ use super::raw::{
     XATTR_BODY_HEADER_SIZE, XattrEntry, malformed, parse_dir_block, xattr_body_size,
 };
 use crate::error::{Error, Result};
-use imgpipe_fstree::ReadAt;
 use imgpipe_fstree::le::{le_u16, le_u32};
+use imgpipe_fstree::{Entry, Extent, FsRead, Holds, Metadata, ReadAt};
 
 use crate::raw::{InodeKind, decode_dev};
 use crate::read::{ExtractOptions, ExtractReport, Limits, Restore, io_path, link_escapes};
@@ -82,6 +82,19 @@ impl ErofsInode {
     fn inline_at(&self) -> u64 {
         self.offset + self.inode_size() + self.xattr_size()
     }
+}
+
+/// The chunk map of a chunk-based inode.
+#[derive(Debug, Clone, Copy)]
+struct ChunkMap {
+    /// Chunk size in bytes.
+    chunk: u64,
+    /// Number of chunks.
+    count: u64,
+    /// 8-byte chunk indexes rather than a 4-byte block map.
+    indexes: bool,
+    /// Where the map starts, relative to the image start.
+    table: u64,
 }
 
 /// One entry of [`ErofsReader::walk`].
@@ -295,41 +308,10 @@ impl ErofsReader {
                 Ok(())
             }
             CHUNK_BASED => {
-                let chunkbits = self.sb.blkszbits as u32 + (i.raw_u & 0x1f);
-                if chunkbits > 40 {
-                    return Err(malformed(
-                        "EROFS inode",
-                        "i_u (chunk format)",
-                        at,
-                        "chunk size over 1 TiB",
-                    ));
-                }
-                let chunk = 1u64 << chunkbits;
-                let count = i.size.div_ceil(chunk);
-                // Holes cost nothing on disk: without a cap a few index bytes could declare
-                // petabytes of zeros for a reader to produce.
-                let cap = self.limits.max_file_blocks.saturating_mul(self.blksz);
-                if count > self.limits.max_file_blocks || i.size > cap {
-                    return Err(Error::LimitExceeded {
-                        what: "EROFS chunk-based file size (Limits::max_file_blocks blocks)",
-                        limit: cap,
-                    });
-                }
-                let indexes = i.raw_u & CHUNK_FORMAT_INDEXES != 0;
-                let unit = if indexes { 8 } else { 4 };
-                let table = i.inline_at().next_multiple_of(unit);
-                for k in 0..count {
-                    let e = self.read(table + k * unit, unit, "EROFS chunk index")?;
-                    let blkaddr = if indexes {
-                        if le_u16(&e, 2) != 0 {
-                            return Err(Error::Unsupported {
-                                feature: "EROFS chunks on extra devices",
-                            });
-                        }
-                        le_u32(&e, 4)
-                    } else {
-                        le_u32(&e, 0)
-                    };
+                let m = self.chunk_map(i)?;
+                let chunk = m.chunk;
+                for k in 0..m.count {
+                    let blkaddr = self.chunk_addr(&m, k)?;
                     let len = (i.size - k * chunk).min(chunk);
                     if blkaddr == NULL_ADDR {
                         let zeros = vec![0u8; len.min(1 << 20) as usize];
@@ -354,6 +336,55 @@ impl ErofsReader {
                 at,
                 "unknown data layout",
             )),
+        }
+    }
+
+    /// Where the chunk map of a chunk-based inode is and what it covers.
+    fn chunk_map(&self, i: &ErofsInode) -> Result<ChunkMap> {
+        let at = self.base + i.offset;
+        let chunkbits = u32::from(self.sb.blkszbits) + (i.raw_u & 0x1f);
+        if chunkbits > 40 {
+            return Err(malformed(
+                "EROFS inode",
+                "i_u (chunk format)",
+                at,
+                "chunk size over 1 TiB",
+            ));
+        }
+        let chunk = 1u64 << chunkbits;
+        let count = i.size.div_ceil(chunk);
+        // Holes cost nothing on disk: without a cap a few index bytes could declare
+        // petabytes of zeros for a reader to produce.
+        let cap = self.limits.max_file_blocks.saturating_mul(self.blksz);
+        if count > self.limits.max_file_blocks || i.size > cap {
+            return Err(Error::LimitExceeded {
+                what: "EROFS chunk-based file size (Limits::max_file_blocks blocks)",
+                limit: cap,
+            });
+        }
+        let indexes = i.raw_u & CHUNK_FORMAT_INDEXES != 0;
+        let unit = if indexes { 8 } else { 4 };
+        Ok(ChunkMap {
+            chunk,
+            count,
+            indexes,
+            table: i.inline_at().next_multiple_of(unit),
+        })
+    }
+
+    /// The start block of chunk `k` (`NULL_ADDR` for a hole).
+    fn chunk_addr(&self, m: &ChunkMap, k: u64) -> Result<u32> {
+        let unit = if m.indexes { 8 } else { 4 };
+        let e = self.read(m.table + k * unit, unit, "EROFS chunk index")?;
+        if m.indexes {
+            if le_u16(&e, 2) != 0 {
+                return Err(Error::Unsupported {
+                    feature: "EROFS chunks on extra devices",
+                });
+            }
+            Ok(le_u32(&e, 4))
+        } else {
+            Ok(le_u32(&e, 0))
         }
     }
 
@@ -664,5 +695,123 @@ impl ErofsReader {
             mtime: i.mtime,
             symlink: i.kind == InodeKind::Symlink,
         })
+    }
+}
+
+impl ErofsReader {
+    /// The shared [`Entry`] for `inode` at `path`: xattrs sorted by name, the mtime's
+    /// nanoseconds, a hard-link identity (the nid) on files with more than one name.
+    pub fn entry(&self, path: &[u8], i: &ErofsInode) -> Result<Entry> {
+        let mut xattrs = self.xattrs(i)?;
+        xattrs.sort();
+        let meta = Metadata {
+            mode: u32::from(i.mode & 0o7777),
+            uid: i.uid,
+            gid: i.gid,
+            // The kernel reads the 64-bit field as a signed time64_t.
+            mtime: i.mtime as i64,
+            mtime_nsec: i.mtime_nsec,
+            xattrs,
+        };
+        let mut e = Entry::new(path, crate::read::file_type(i.kind), meta);
+        match i.kind {
+            InodeKind::File => {
+                e.size = i.size;
+                if i.nlink > 1 {
+                    e.link = Some(i.nid);
+                }
+            }
+            InodeKind::Symlink => {
+                let t = self.read_link(i)?;
+                e.size = t.len() as u64;
+                e.target = Some(t);
+            }
+            InodeKind::BlockDev | InodeKind::CharDev => e.rdev = i.device,
+            InodeKind::Dir | InodeKind::Fifo | InodeKind::Socket => {}
+        }
+        Ok(e)
+    }
+
+    /// Where a regular file's bytes lie: its blocks, its inline tail, its chunks (holes left
+    /// out, adjacent pieces merged). `None` for other types and compressed layouts.
+    fn file_extents(&self, i: &ErofsInode) -> Result<Option<Vec<Extent>>> {
+        if i.kind != InodeKind::File {
+            return Ok(None);
+        }
+        let at = self.base + i.offset;
+        let mut out: Vec<Extent> = Vec::new();
+        let mut push = |file_offset: u64, image_offset: u64, len: u64| {
+            if len == 0 {
+                return;
+            }
+            if let Some(last) = out.last_mut()
+                && last.file_offset + last.len == file_offset
+                && last.image_offset + last.stored_len == image_offset
+            {
+                last.len += len;
+                last.stored_len += len;
+                return;
+            }
+            out.push(Extent {
+                file_offset,
+                len,
+                image_offset,
+                stored_len: len,
+                compressed: false,
+            });
+        };
+        match i.layout {
+            FLAT_PLAIN => {
+                if i.size > 0 {
+                    push(0, self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)?, i.size);
+                }
+            }
+            FLAT_INLINE => {
+                let tail = i.size % self.blksz;
+                let full = i.size - tail;
+                if full > 0 {
+                    push(0, self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)?, full);
+                }
+                push(full, i.inline_at(), tail);
+            }
+            CHUNK_BASED => {
+                let m = self.chunk_map(i)?;
+                for k in 0..m.count {
+                    let blkaddr = self.chunk_addr(&m, k)?;
+                    if blkaddr != NULL_ADDR {
+                        let len = (i.size - k * m.chunk).min(m.chunk);
+                        push(k * m.chunk, u64::from(blkaddr) * self.blksz, len);
+                    }
+                }
+            }
+            _ => return Ok(None),
+        }
+        Ok(Some(out))
+    }
+}
+
+impl FsRead for ErofsReader {
+    type Node = ErofsInode;
+    type Error = Error;
+
+    /// EROFS keeps everything POSIX has; nanoseconds live in extended inodes (a compact
+    /// inode takes the build time's).
+    fn holds(&self) -> Holds {
+        Holds::POSIX
+    }
+
+    fn walk(&self) -> Result<Vec<(Entry, ErofsInode)>> {
+        ErofsReader::walk(self)?
+            .into_iter()
+            .map(|w| Ok((self.entry(&w.path, &w.inode)?, w.inode)))
+            .collect()
+    }
+
+    fn read_content(&self, node: &ErofsInode, out: &mut dyn Write) -> Result<u64> {
+        self.read_file(node, out)
+    }
+
+    fn extents(&self, node: &ErofsInode) -> Result<Option<Vec<Extent>>> {
+        self.file_extents(node)
     }
 }
