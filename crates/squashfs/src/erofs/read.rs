@@ -8,12 +8,9 @@
 //! allocate more than one block at a time, walks are bounded by [`Limits`] and refuse
 //! directory loops.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsStr;
-use std::fs;
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -27,7 +24,7 @@ use imgpipe_fstree::le::{le_u16, le_u32};
 use imgpipe_fstree::{Entry, Extent, FsRead, Holds, Metadata, ReadAt};
 
 use crate::raw::{InodeKind, decode_dev};
-use crate::read::{ExtractOptions, ExtractReport, Limits, Restore, io_path, link_escapes};
+use crate::read::{ExtractOptions, ExtractReport, Limits, extract_error};
 
 /// One inode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -571,130 +568,12 @@ impl ErofsReader {
 }
 
 impl ErofsReader {
-    /// Extracts the whole image below `dest` with the same guarantees as
-    /// [`Reader::extract`](crate::Reader::extract): nothing is written outside `dest`
-    /// (names are checked, files are created with `create_new`, directories with
-    /// `create_dir`, no symlink is followed), files are written in parallel, metadata comes
-    /// last and children first. Compressed files make it fail by name.
+    /// Extracts the whole image below `dest` with the one safe extractor,
+    /// [`imgpipe_fstree::extract`], and the same guarantees as
+    /// [`Reader::extract`](crate::Reader::extract): nothing is written outside `dest`.
+    /// Compressed files make it fail by name.
     pub fn extract(&self, dest: &Path, opts: ExtractOptions) -> Result<ExtractReport> {
-        use rayon::prelude::*;
-        let entries = self.walk()?;
-        let mut report = ExtractReport::default();
-        fs::create_dir_all(dest).map_err(io_path("creating", dest))?;
-        let target = |e: &ErofsEntry| -> PathBuf {
-            if e.path.is_empty() {
-                dest.to_path_buf()
-            } else {
-                dest.join(OsStr::from_bytes(&e.path))
-            }
-        };
-        let mut first_link: BTreeMap<u64, usize> = BTreeMap::new();
-        let (mut primaries, mut links) = (Vec::new(), Vec::new());
-        let mut by_path = vec![false; entries.len()];
-        for (k, e) in entries.iter().enumerate() {
-            let p = target(e);
-            let i = &e.inode;
-            match i.kind {
-                InodeKind::Dir => {
-                    report.dirs += 1;
-                    by_path[k] = true;
-                    if e.path.is_empty() {
-                        continue;
-                    }
-                    if let Err(err) = fs::create_dir(&p) {
-                        let is_dir = fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
-                        if err.kind() != std::io::ErrorKind::AlreadyExists || !is_dir {
-                            return Err(io_path("creating directory", &p)(err));
-                        }
-                    }
-                }
-                InodeKind::File => {
-                    if i.nlink > 1 {
-                        if let Some(&j) = first_link.get(&i.nid) {
-                            links.push((j, k));
-                            continue;
-                        }
-                        first_link.insert(i.nid, k);
-                    }
-                    primaries.push(k);
-                }
-                InodeKind::Symlink => {
-                    let t = self.read_link(i)?;
-                    if opts.refuse_link_escapes && link_escapes(&e.path, &t) {
-                        return Err(Error::Refused {
-                            path: crate::read::lossy_path(&e.path),
-                            reason: "symlink target leaves the destination",
-                        });
-                    }
-                    std::os::unix::fs::symlink(OsStr::from_bytes(&t), &p)
-                        .map_err(io_path("creating symlink", &p))?;
-                    report.symlinks += 1;
-                    by_path[k] = true;
-                }
-                InodeKind::BlockDev | InodeKind::CharDev | InodeKind::Fifo | InodeKind::Socket => {
-                    if !opts.special_files {
-                        report.skipped += 1;
-                        continue;
-                    }
-                    use rustix::fs::{CWD, FileType, Mode, makedev, mknodat};
-                    let (ma, mi) = i.device.unwrap_or((0, 0));
-                    let ft = match i.kind {
-                        InodeKind::BlockDev => FileType::BlockDevice,
-                        InodeKind::CharDev => FileType::CharacterDevice,
-                        InodeKind::Socket => FileType::Socket,
-                        _ => FileType::Fifo,
-                    };
-                    match mknodat(CWD, &p, ft, Mode::from_raw_mode(0o600), makedev(ma, mi)) {
-                        Ok(()) => {
-                            report.special += 1;
-                            by_path[k] = true;
-                        }
-                        Err(rustix::io::Errno::PERM) => report.skipped += 1,
-                        Err(err) => return Err(io_path("creating special file", &p)(err.into())),
-                    }
-                }
-            }
-        }
-        let bytes: Result<Vec<u64>> = primaries
-            .par_iter()
-            .map(|&k| {
-                let e = &entries[k];
-                let p = target(e);
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&p)
-                    .map_err(io_path("creating file", &p))?;
-                let n = self.read_file(&e.inode, &mut f)?;
-                self.restore(&e.inode, opts)?.on_fd(&f, &p)?;
-                Ok(n)
-            })
-            .collect();
-        report.bytes = bytes?.iter().sum();
-        report.files = primaries.len() as u64;
-        for &(j, k) in &links {
-            let (from, to) = (target(&entries[j]), target(&entries[k]));
-            fs::hard_link(&from, &to).map_err(io_path("creating hard link", &to))?;
-            report.hard_links += 1;
-        }
-        for (e, _) in entries.iter().zip(&by_path).rev().filter(|(_, b)| **b) {
-            self.restore(&e.inode, opts)?.on_path(&target(e))?;
-        }
-        Ok(report)
-    }
-
-    fn restore(&self, i: &ErofsInode, opts: ExtractOptions) -> Result<Restore> {
-        Ok(Restore {
-            owner: opts.owners.then_some((i.uid, i.gid)),
-            xattrs: if opts.xattrs {
-                self.xattrs(i)?
-            } else {
-                Vec::new()
-            },
-            mode: i.mode,
-            mtime: i.mtime,
-            symlink: i.kind == InodeKind::Symlink,
-        })
+        imgpipe_fstree::extract(self, dest, opts).map_err(extract_error)
     }
 }
 

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
+pub(crate) use extract::extract_error;
 pub use extract::{ExtractOptions, ExtractReport};
-pub(crate) use extract::{Restore, io as io_path, link_escapes};
 use imgpipe_fstree::ReadAt;
 
 use crate::codec as compress;
