@@ -44,6 +44,7 @@ mod error;
 pub mod le;
 mod listing;
 mod read;
+mod scan;
 mod source;
 mod tree;
 
@@ -51,5 +52,6 @@ pub use entry::{Entry, FileType, Metadata, Xattr, join_dev, mode_string, split_d
 pub use error::{Error, Result};
 pub use listing::{LISTING_SCHEMA, Listed, ListedXattr, Listing};
 pub use read::{Extent, FsRead, Holds};
+pub use scan::{ScanOptions, scan};
 pub use source::{Bytes, Cursor, ReadAt, SeekSource, Slice, Window};
 pub use tree::{Content, Node, StreamFn, Tree};
