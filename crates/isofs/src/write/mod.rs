@@ -664,7 +664,7 @@ impl Builder {
     /// An entry's metadata as ISO9660 holds it, or an error naming what it cannot hold.
     fn tree_meta(&self, e: &imgpipe_fstree::Entry, path: &str) -> Result<Metadata> {
         /// The range of a 7-byte recording date (ECMA-119 9.1.5): 1900-01-01 .. 2155-12-31.
-        const DATES: std::ops::RangeInclusive<i64> = -2_208_988_800..=5_900_284_799;
+        const DATES: std::ops::RangeInclusive<i64> = -2_208_988_800..=5_869_583_999;
         let m = &e.meta;
         if m.mode & !0o7777 != 0 {
             return Err(invalid("source tree", path, "mode has bits beyond 0o7777"));
