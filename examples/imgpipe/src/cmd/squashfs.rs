@@ -5,14 +5,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use imgpipe_squashfs::raw::{InodeData, decode_dev};
 use imgpipe_squashfs::{
     Builder, Compression, Compressor, ExtractOptions, Limits, Reader, WriteOptions, bcj,
 };
 use serde::Serialize;
 
-use crate::cmd::inspect::{Format, report};
+use crate::cmd::inspect::{Format, InfoArgs, info};
 use crate::{output, progress};
 
 /// Arguments of `imgpipe squashfs`.
@@ -24,14 +24,8 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Describe the file (as `imgpipe inspect`, refusing other formats).
-    Info {
-        /// The file.
-        file: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Describe the image (as `imgpipe inspect`, refusing other formats): text, or JSON.
+    Info(InfoArgs),
     /// Write a squashfs image of a directory, byte-reproducibly.
     Create {
         /// The directory to pack.
@@ -275,16 +269,8 @@ pub(crate) fn print_listing(list: &[LsEntry], json: bool) -> anyhow::Result<()> 
 /// Runs `imgpipe squashfs`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        Command::Info { file, json } => {
-            let r = report(&file)?;
-            if r.format != Format::Squashfs {
-                bail!("{}: not a {:?} file", file.display(), Format::Squashfs);
-            }
-            if json {
-                output::print_json(&r)?;
-            } else {
-                output::print_json(&r.details)?;
-            }
+        Command::Info(a) => {
+            return info(a, Format::Squashfs);
         }
         Command::Create {
             dir,
