@@ -276,8 +276,9 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         File::create(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
     let bar = progress::bytes(b.data_bytes(), "writing");
     let mut w = BufWriter::with_capacity(1 << 20, bar.wrap_write(f));
-    let rep = b
-        .build(&mut w)
+    // A GPT is planned by gptpart, its GUIDs from the seed rule (imgpipe_repro::iso).
+    let seed = imgpipe_repro::iso::default_iso_seed(&b.options().volume_id, b.options().epoch);
+    let rep = imgpipe_repro::iso::build_hybrid(b, seed, &mut w)
         .with_context(|| format!("cannot write {}", a.output.display()))?;
     w.flush()?;
     bar.finish_and_clear();
