@@ -29,6 +29,7 @@ mod derive;
 mod epoch;
 mod error;
 mod nested;
+mod output;
 mod walk;
 
 pub use compare::{ByteRange, Comparison, DiffOptions, RangeDiff, compare_streams, diff_streams};
@@ -36,4 +37,5 @@ pub use derive::{derive_uuid, hmac_sha256, uuid_text};
 pub use epoch::Epoch;
 pub use error::{Error, Result};
 pub use nested::{FileDifference, NestedDiff, NestedOptions, diagnose_files};
+pub use output::{AtomicFile, TEMP_SUFFIX, check_output, discard_pending_outputs, temp_path};
 pub use walk::{WalkEntry, walk_sorted};
