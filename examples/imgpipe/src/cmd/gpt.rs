@@ -12,7 +12,8 @@ use imgpipe_gptpart::{
 };
 
 use crate::cmd::inspect::{Format, report};
-use crate::output;
+use crate::flags::CreateCommon;
+use crate::{output, target};
 
 /// Arguments of `imgpipe gpt`.
 #[derive(Debug, clap::Args)]
@@ -60,25 +61,22 @@ struct CreateArgs {
     /// The image to write (replaced if it exists).
     #[arg(short, long)]
     output: PathBuf,
-    /// Disk size: bytes, or with a K, M, G or T suffix (powers of 1024).
+    /// Disk size: bytes, or with a K, M, G or T suffix (powers of 1024; KiB, MiB, ... too).
     #[arg(long, value_parser = parse_size)]
     size: u64,
     /// Logical sector size.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(512..=4096))]
     sector_size: u64,
-    /// 128-bit seed (32 hex digits, dashes allowed) every GUID derives from, as
-    /// systemd-repart's --seed. Default: derived from the layout arguments.
-    #[arg(long)]
-    seed: Option<String>,
     /// Explicit disk GUID instead of the derived one.
     #[arg(long)]
     disk_guid: Option<String>,
     /// Partition alignment (default 1M).
     #[arg(long, value_parser = parse_size, default_value = "1M")]
     alignment: u64,
-    /// Timestamps inside generated file systems (default: SOURCE_DATE_EPOCH, else 0).
-    #[arg(long)]
-    epoch: Option<u64>,
+    /// --seed: 128-bit seed (32 hex digits, dashes allowed) every GUID derives from, as
+    /// systemd-repart's --seed; --epoch: timestamps inside generated file systems.
+    #[command(flatten)]
+    common: CreateCommon,
     /// Mirror partitions into a hybrid MBR: `N:TYPE[:boot]` with TYPE in hex (e.g. `1:ef:boot`).
     #[arg(long = "hybrid-mbr", value_delimiter = ',')]
     hybrid_mbr: Vec<String>,
@@ -103,23 +101,7 @@ enum Contents {
     File(PathBuf),
 }
 
-/// Parses `512`, `64K`, `64M`, `1G`, `2T` (also `KiB`, `MiB`, ...).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, suffix) = t.split_at(digits);
-    let n: u64 = num.parse().map_err(|_| format!("bad size {s:?}"))?;
-    let shift = match suffix.to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        "T" | "TB" | "TIB" => 40,
-        _ => return Err(format!("bad size suffix in {s:?} (use K, M, G or T)")),
-    };
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("size {s:?} overflows"))
-}
+pub use crate::size::parse_size;
 
 fn parse_part(text: &str) -> anyhow::Result<(PartitionSpec, Contents)> {
     let mut ty = None;
@@ -202,8 +184,9 @@ fn parse_hybrid(text: &str) -> anyhow::Result<HybridEntry> {
 }
 
 fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
-    let epoch = output::epoch(a.epoch)?.0;
-    let seed = match &a.seed {
+    target::check_replace("-o/--output", &a.output, a.common.force)?;
+    let epoch = a.common.epoch()?;
+    let seed = match &a.common.seed {
         Some(s) => Seed::parse(s).context("--seed: expected 32 hex digits (dashes allowed)")?,
         None => {
             // No randomness: the same layout gives the same disk. Paths of `fat=` and `file=`
@@ -252,12 +235,22 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         b = b.hybrid_mbr(hybrid);
     }
     let layout = b.plan().context("planning the partition table")?;
-    if let Err(e) = write_disk(&a.output, &layout, &contents, seed, epoch) {
-        // Leave no half-written image behind.
-        let _ = std::fs::remove_file(&a.output);
-        return Err(e.context(format!("writing {}", a.output.display())));
+    for (_, c) in &contents {
+        match c {
+            Contents::Fat { dir, .. } if !dir.is_dir() => {
+                bail!("--part: fat={}: not a directory", dir.display())
+            }
+            Contents::File(f) if !f.is_file() => {
+                bail!("--part: file={}: not a file", f.display())
+            }
+            _ => {}
+        }
     }
-    let disk = read_gpt(File::open(&a.output)?).context("reading the written table back")?;
+    let file = target::create(&a.output)?;
+    write_disk(file.file(), &layout, &contents, seed, epoch)
+        .with_context(|| format!("writing {}", a.output.display()))?;
+    let disk = read_gpt(file.file()).context("reading the written table back")?;
+    target::commit(file)?;
     if a.json {
         output::print_json(&disk)?;
     } else {
@@ -267,18 +260,12 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn write_disk(
-    path: &PathBuf,
+    f: &File,
     layout: &GptLayout,
     contents: &[(String, Contents)],
     seed: Seed,
     epoch: u64,
 ) -> anyhow::Result<()> {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
     // A fresh sparse file of the right size: every byte we do not write reads as zero.
     f.set_len(layout.disk_size())?;
     let total: u64 = contents
@@ -332,7 +319,6 @@ fn write_disk(
         }
     }
     w.flush()?;
-    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     bar.finish_and_clear();
     Ok(())
 }

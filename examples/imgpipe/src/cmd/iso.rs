@@ -13,7 +13,9 @@ use imgpipe_isofs::{
 use serde::Serialize;
 
 use crate::cmd::inspect::{Format, report};
-use crate::{output, progress};
+use crate::flags::CreateCommon;
+use crate::size::parse_size;
+use crate::{output, progress, target};
 
 /// Arguments of `imgpipe iso`.
 #[derive(Debug, clap::Args)]
@@ -87,9 +89,8 @@ enum Command {
         /// Which directory tree to read.
         #[arg(long, value_enum, default_value = "auto")]
         namespace: NamespaceArg,
-        /// Restore owners (needs root).
-        #[arg(long)]
-        owners: bool,
+        #[command(flatten)]
+        owners: crate::flags::Owners,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -101,15 +102,11 @@ struct CreateArgs {
     /// Output image.
     #[arg(short, long)]
     output: PathBuf,
-    /// Volume identifier.
-    #[arg(long, default_value = "CDROM")]
-    volid: String,
-    /// Build time (else SOURCE_DATE_EPOCH, else 0).
-    #[arg(long)]
-    epoch: Option<u64>,
-    /// Clamp every mtime to the epoch.
-    #[arg(long)]
-    clamp_mtime: bool,
+    /// Volume label (the volume identifier, as xorriso -V).
+    #[arg(long, default_value = "CDROM", alias = "volid", alias = "volume-id")]
+    label: String,
+    #[command(flatten)]
+    common: CreateCommon,
     /// No Rock Ridge.
     #[arg(long)]
     no_rock: bool,
@@ -152,7 +149,8 @@ struct CreateArgs {
     /// `mkisofs -sort` file: lines of `PATH WEIGHT`; higher weights are placed first.
     #[arg(long)]
     sort: Option<PathBuf>,
-    /// Reserve a fixed-size slot for a file: PATH:SIZE[:ALIGN] (bytes; ALIGN default 2048).
+    /// Reserve a fixed-size slot for a file: PATH:SIZE[:ALIGN] (sizes as --size elsewhere:
+    /// bytes, K, M, G, T; ALIGN default 2048).
     #[arg(long)]
     reserve: Vec<String>,
     /// Print the build report as JSON.
@@ -185,25 +183,21 @@ fn open(image: &PathBuf, ns: NamespaceArg) -> anyhow::Result<Reader<BufReader<Fi
         .with_context(|| format!("cannot read {}", image.display()))
 }
 
-fn parse_size(s: &str) -> anyhow::Result<u64> {
-    let (num, mult) = match s.as_bytes().last() {
-        Some(b'K' | b'k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some(b'M' | b'm') => (&s[..s.len() - 1], 1 << 20),
-        Some(b'G' | b'g') => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    let n: u64 = num.parse().with_context(|| format!("bad size `{s}`"))?;
-    n.checked_mul(mult)
-        .with_context(|| format!("size `{s}` too large"))
-}
-
 fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
-    let epoch = output::epoch(a.epoch)?;
-    let epoch = i64::try_from(epoch.0).context("epoch out of range")?;
-    let mut o = Options::new(&a.volid, epoch);
+    // Everything is checked before the output is created.
+    target::check_replace("-o/--output", &a.output, a.common.force)?;
+    if !a.dir.is_dir() {
+        bail!("{}: not a directory", a.dir.display());
+    }
+    let epoch = a.common.epoch()?;
+    let epoch = i64::try_from(epoch).context("--epoch: out of range")?;
+    let mut o = Options::new(&a.label, epoch);
     o.rock_ridge = !a.no_rock;
     o.joliet = !a.no_joliet;
-    o.clamp_mtime = a.clamp_mtime;
+    o.clamp_mtime = a.common.clamp_mtime;
+    if let Some(seed) = &a.common.seed {
+        o.seed = Some(seed_u64(seed));
+    }
     o.relocate_deep = a.relocate_deep;
     if let Some(c) = &a.boot_catalog {
         o.boot_catalog = c.clone();
@@ -222,7 +216,8 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         (None, None) => None,
     };
     if let Some(m) = &a.isohybrid_mbr {
-        let code = std::fs::read(m).with_context(|| format!("cannot read {}", m.display()))?;
+        let code = std::fs::read(m)
+            .with_context(|| format!("--isohybrid-mbr: cannot read {}", m.display()))?;
         if code.len() < 432 || code.len() > 512 {
             bail!(
                 "{}: MBR boot code must be 432 to 512 bytes, not {}",
@@ -273,28 +268,48 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     for r in &a.reserve {
         let mut parts = r.splitn(3, ':');
         let path = parts.next().unwrap_or_default();
-        let size = parse_size(parts.next().context("--reserve needs PATH:SIZE[:ALIGN]")?)?;
-        let align = parts.next().map(parse_size).transpose()?.unwrap_or(2048);
+        let size = parse_size(parts.next().context("--reserve needs PATH:SIZE[:ALIGN]")?)
+            .map_err(|e| anyhow::anyhow!("--reserve: {e}"))?;
+        let align = parts
+            .next()
+            .map(parse_size)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--reserve: {e}"))?
+            .unwrap_or(2048);
         b.reserve_slot(path, size, align)
             .with_context(|| format!("--reserve {r}"))?;
     }
-    let f =
-        File::create(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
+    // The boot files named by flags must be in the tree before anything is written.
+    for (flag, path) in [("--bios-boot", &a.bios_boot), ("--efi-boot", &a.efi_boot)] {
+        if let Some(p) = path {
+            let host = a.dir.join(p.trim_start_matches('/'));
+            if !host.is_file() {
+                bail!("{flag}: {p} is not a file in {}", a.dir.display());
+            }
+        }
+    }
+    if let Some(f) = a.efi_partition.as_ref().filter(|f| !f.is_file()) {
+        bail!("--efi-partition: {} is not a file", f.display());
+    }
+    let file = target::create(&a.output)?;
     let bar = progress::bytes(b.data_bytes(), "writing");
-    let mut w = BufWriter::with_capacity(1 << 20, bar.wrap_write(f));
+    let mut w = BufWriter::with_capacity(1 << 20, bar.wrap_write(file.file()));
     let rep = b
         .build(&mut w)
+        .map_err(anyhow::Error::from)
+        .and_then(|r| w.flush().map(|()| r).map_err(anyhow::Error::from))
         .with_context(|| format!("cannot write {}", a.output.display()))?;
-    w.flush()?;
+    drop(w);
     bar.finish_and_clear();
+    target::commit(file)?;
     if a.json {
         output::print_json(&rep)?;
     } else {
         println!(
-            "{}: {} bytes, {} entries, {} blocks of ISO9660",
+            "{}: {} bytes, {}, {} blocks of ISO9660",
             a.output.display(),
             rep.size,
-            rep.entries,
+            output::plural(rep.entries, "entry", "entries"),
             rep.volume_blocks
         );
         for s in &rep.slots {
@@ -305,6 +320,18 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(output::exit(output::SUCCESS))
+}
+
+/// `--seed` as the 64-bit seed of the hybrid GPT's GUIDs: the number itself when it is one,
+/// else the first eight bytes of its SHA-256.
+fn seed_u64(seed: &str) -> u64 {
+    use sha2::Digest as _;
+    if let Ok(n) = seed.parse::<u64>() {
+        return n;
+    }
+    let d: [u8; 32] = sha2::Sha256::digest(seed.as_bytes()).into();
+    let (head, _) = d.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+    u64::from_le_bytes(*head)
 }
 
 /// Runs `imgpipe iso`.
@@ -385,7 +412,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .extract(
                     &dest,
                     ExtractOptions {
-                        owners,
+                        owners: owners.get(),
                         ..ExtractOptions::default()
                     },
                 )
