@@ -358,6 +358,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let mut r = open(&image, namespace)?;
             let mut list = Vec::new();
             let mut out = std::io::stdout().lock();
+            // The first stdout error (a closed pipe, a full disk) is reported after the walk.
+            let mut failed: std::io::Result<()> = Ok(());
             r.walk(|p, e| {
                 let item = Listed {
                     path: String::from_utf8_lossy(p).into_owned(),
@@ -377,7 +379,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         Some((a, b)) => format!("{a},{b}"),
                         None => item.size.to_string(),
                     };
-                    let _ = write!(
+                    if failed.is_err() {
+                        return Ok(());
+                    }
+                    failed = write!(
                         out,
                         "{} {:>5} {:>5} {:>12} {:>11} {}",
                         item.mode,
@@ -386,15 +391,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         size,
                         item.mtime.unwrap_or(0),
                         item.path
-                    );
-                    if let Some(t) = &item.link_target {
-                        let _ = write!(out, " -> {t}");
-                    }
-                    let _ = writeln!(out);
+                    )
+                    .and_then(|()| match &item.link_target {
+                        Some(t) => write!(out, " -> {t}"),
+                        None => Ok(()),
+                    })
+                    .and_then(|()| writeln!(out));
                 }
                 Ok(())
             })
             .with_context(|| format!("cannot list {}", image.display()))?;
+            failed.context("writing to stdout")?;
             if json {
                 output::print_json(&list)?;
             }
