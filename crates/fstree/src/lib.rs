@@ -41,6 +41,7 @@
 pub mod civil;
 mod entry;
 mod error;
+mod extract;
 pub mod le;
 mod listing;
 mod read;
@@ -49,6 +50,7 @@ mod tree;
 
 pub use entry::{Entry, FileType, Metadata, Xattr, join_dev, mode_string, split_dev};
 pub use error::{Error, Result};
+pub use extract::{ExtractOptions, ExtractReport, extract, extract_with_progress, link_escapes};
 pub use listing::{LISTING_SCHEMA, Listed, ListedXattr, Listing};
 pub use read::{Extent, FsRead, Holds};
 pub use source::{Bytes, Cursor, ReadAt, SeekSource, Slice, Window};

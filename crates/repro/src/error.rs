@@ -57,6 +57,36 @@ pub enum Error {
     /// ran): no output file is created or committed any more.
     #[error("interrupted: output discarded")]
     Discarded,
+    /// An argument in the command-line language of a composition (`--part`, `--hybrid-mbr`)
+    /// is invalid.
+    #[error("{flag} {value:?}: {reason}")]
+    Argument {
+        /// The flag, e.g. `--part`.
+        flag: &'static str,
+        /// Its text.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A host file could not be used.
+    #[error("{what} {}", path.display())]
+    HostIo {
+        /// What was being done, e.g. `opening`.
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A format crate refused one step of a composition (the crate's error, as text).
+    #[error("{step}: {message}")]
+    Step {
+        /// The step, e.g. `building the FAT file system of partition 1`.
+        step: String,
+        /// What the format crate said.
+        message: String,
+    },
     /// A valid image using a feature this crate does not implement.
     #[error("unsupported {feature}")]
     Unsupported {

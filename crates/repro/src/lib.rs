@@ -26,16 +26,25 @@
 
 mod compare;
 mod derive;
+mod disk;
 mod epoch;
 mod error;
+mod format;
 mod nested;
 mod output;
+mod seed;
 mod walk;
 
 pub use compare::{ByteRange, Comparison, DiffOptions, RangeDiff, compare_streams, diff_streams};
 pub use derive::{derive_uuid, hmac_sha256, uuid_text};
+pub use disk::{Contents, DiskPlan, DiskRequest, parse_hybrid, parse_part, parse_size};
 pub use epoch::Epoch;
 pub use error::{Error, Result};
+pub use format::{
+    Format, HEAD_LEN, Inspection, Region, Report, Truncation, detect, inspect, inspect_as,
+    read_head,
+};
 pub use nested::{FileDifference, NestedDiff, NestedOptions, diagnose_files};
 pub use output::{AtomicFile, TEMP_SUFFIX, check_output, discard_pending_outputs, temp_path};
+pub use seed::{Purpose, Seed};
 pub use walk::{WalkEntry, walk_sorted};

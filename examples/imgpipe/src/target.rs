@@ -55,9 +55,8 @@ pub fn refuse_recognised(path: &Path, force: bool) -> anyhow::Result<()> {
 
 /// What `path` holds when it is an image `imgpipe inspect` recognises (a kickstart file does
 /// not count); `None` when it does not exist or holds anything else.
-// One detector: switch to `imgpipe_repro::detect` once it lands.
 fn recognise(path: &Path) -> anyhow::Result<Option<&'static str>> {
-    use crate::cmd::inspect::Format;
+    use imgpipe_repro::Format;
     let mut f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -65,10 +64,10 @@ fn recognise(path: &Path) -> anyhow::Result<Option<&'static str>> {
     };
     let mut head = Vec::new();
     (&mut f)
-        .take(64 * 1024)
+        .take(imgpipe_repro::HEAD_LEN)
         .read_to_end(&mut head)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(match Format::detect(&head) {
+    Ok(match imgpipe_repro::detect(&head) {
         Some(Format::Luks2) => Some("a LUKS2 volume"),
         Some(Format::Squashfs) => Some("a squashfs image"),
         Some(Format::Erofs) => Some("an EROFS image"),
@@ -76,7 +75,9 @@ fn recognise(path: &Path) -> anyhow::Result<Option<&'static str>> {
         Some(Format::Gpt) => Some("a GPT partition table"),
         Some(Format::Fat) => Some("a FAT file system"),
         Some(Format::Mbr) => Some("an MBR partition table"),
+        // Kickstart files are text, not images; formats added later count as images.
         Some(Format::Kickstart) | None => None,
+        Some(_) => Some("a recognised image"),
     })
 }
 

@@ -340,3 +340,69 @@ fn without_seed_another_build_directory_gives_the_same_disk() {
     ]);
     assert_ne!(fs::read(&other).unwrap()[512..1024], images[0][512..1024]);
 }
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(fs::read(path).unwrap());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Output bytes of `gpt create` are pinned: the default seed from the layout, FAT contents,
+/// a file partition, a hybrid MBR, and a 4096-byte-sector disk with an explicit seed.
+#[test]
+fn golden_sha256_of_created_disks() {
+    let t = tempdir();
+    let esp = t.path().join("esp");
+    esp_dir(&esp);
+    let payload = t.path().join("payload.bin");
+    fs::write(&payload, imgpipe_testsupport::pattern(300_000)).unwrap();
+    let a = t.path().join("a.img");
+    ok(&[
+        "gpt",
+        "create",
+        "-o",
+        a.to_str().unwrap(),
+        "--size",
+        "40M",
+        "--epoch",
+        "1700000000",
+        "--hybrid-mbr",
+        "1:ef:boot",
+        "--part",
+        &format!("type=esp,size=33M,label=ESP,fat={}", esp.display()),
+        "--part",
+        &format!(
+            "type=linux-generic,size=1M,label=payload,file={}",
+            payload.display()
+        ),
+        "--part",
+        "type=root-x86-64,size=rest,label=root,flags=grow-fs",
+    ]);
+    let b = t.path().join("b.img");
+    ok(&[
+        "gpt",
+        "create",
+        "-o",
+        b.to_str().unwrap(),
+        "--size",
+        "64M",
+        "--sector-size",
+        "4096",
+        "--seed",
+        SEED,
+        "--epoch",
+        "1700000000",
+        "--part",
+        &format!("type=esp,size=40M,fat={},fat-type=16", esp.display()),
+        "--part",
+        "type=linux-generic,size=rest",
+    ]);
+    assert_eq!(
+        [sha256_hex(&a), sha256_hex(&b)],
+        [
+            "a11af9c7966ad2985597b2d97d8c48df1cf6e3dcef27b25dfb484d3cf8cddc83",
+            "2e0d5fb1f52d1ae6fa9acc50c9e48d8b15274c89b1ef27aff247a6a9ef71f25f"
+        ],
+        "gpt create output changed"
+    );
+}

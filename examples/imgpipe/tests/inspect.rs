@@ -331,3 +331,176 @@ fn garbage_unreadable_and_usage_errors_exit_2_with_one_line() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("imgpipe "));
 }
+
+fn imgpipe(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Cuts `path` to `len` bytes and checks that `inspect` still describes it, says it is
+/// truncated in text (a warning line) and JSON (a `truncated` field), and exits 0.
+fn assert_truncated(path: &Path, len: u64, format: &str) {
+    let f = fs::OpenOptions::new().write(true).open(path).unwrap();
+    let full = f.metadata().unwrap().len();
+    assert!(len < full);
+    f.set_len(len).unwrap();
+    drop(f);
+    let v = inspect_json(path);
+    assert_eq!(v["format"], format, "{v:#}");
+    assert_eq!(v["truncated"]["actual"], len, "{v:#}");
+    assert!(v["truncated"]["declared"].as_u64().unwrap() > len, "{v:#}");
+    let out = imgpipe(&["inspect".as_ref(), path.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let warning: Vec<&str> = text.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warning.len(), 1, "{text}");
+    assert!(warning[0].contains("truncated"), "{text}");
+}
+
+#[test]
+fn truncated_images_are_reported_not_refused() {
+    let t = tempdir();
+    let src = t.path().join("src");
+    small_tree(&src);
+    fs::write(src.join("big.bin"), imgpipe_testsupport::pattern(600_000)).unwrap();
+
+    // A whole image is not truncated.
+    let disk = t.path().join("disk.img");
+    let out = imgpipe(&[
+        "gpt".as_ref(),
+        "create".as_ref(),
+        "-o".as_ref(),
+        disk.as_os_str(),
+        "--size".as_ref(),
+        "8M".as_ref(),
+        "--part".as_ref(),
+        "type=linux-generic,size=rest".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = inspect_json(&disk);
+    assert!(v.get("truncated").is_none(), "{v:#}");
+    assert_truncated(&disk, 4 << 20, "gpt");
+
+    let sqfs = t.path().join("root.sqfs");
+    let out = imgpipe(&[
+        "squashfs".as_ref(),
+        "create".as_ref(),
+        src.as_os_str(),
+        "-o".as_ref(),
+        sqfs.as_os_str(),
+        "--comp".as_ref(),
+        "gzip".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(inspect_json(&sqfs).get("truncated").is_none());
+    assert_truncated(&sqfs, 4096, "squashfs");
+
+    let iso = t.path().join("root.iso");
+    let out = imgpipe(&[
+        "iso".as_ref(),
+        "create".as_ref(),
+        src.as_os_str(),
+        "-o".as_ref(),
+        iso.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(inspect_json(&iso).get("truncated").is_none());
+    assert_truncated(&iso, 200_000, "iso9660");
+}
+
+#[test]
+fn group_info_is_inspect_limited_to_one_format() {
+    let t = tempdir();
+    let disk = t.path().join("disk.img");
+    let out = imgpipe(&[
+        "gpt".as_ref(),
+        "create".as_ref(),
+        "-o".as_ref(),
+        disk.as_os_str(),
+        "--size".as_ref(),
+        "4M".as_ref(),
+        "--part".as_ref(),
+        "type=esp,size=rest,label=ESP".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Text by default, the same lines as `inspect`.
+    let info = imgpipe(&["gpt".as_ref(), "info".as_ref(), disk.as_os_str()]);
+    assert_eq!(info.status.code(), Some(0));
+    let inspect = imgpipe(&["inspect".as_ref(), disk.as_os_str()]);
+    assert_eq!(info.stdout, inspect.stdout);
+    let text = String::from_utf8(info.stdout).unwrap();
+    assert!(text.starts_with("format: gpt\n"), "{text}");
+    assert!(!text.trim_start().starts_with('{'), "{text}");
+    // JSON on request, the shape of `inspect --json`.
+    let json = imgpipe(&[
+        "gpt".as_ref(),
+        "info".as_ref(),
+        "--json".as_ref(),
+        disk.as_os_str(),
+    ]);
+    assert_eq!(json.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["format"], "gpt");
+    assert_eq!(v["details"]["partitions"][0]["name"], "ESP");
+    // Another format is an error naming both.
+    for group in ["iso", "squashfs", "erofs", "fat", "luks"] {
+        let out = imgpipe(&[group.as_ref(), "info".as_ref(), disk.as_os_str()]);
+        assert_eq!(out.status.code(), Some(2), "{group}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("it is gpt"), "{group}: {err}");
+    }
+    // --offset: the ESP inside the disk, as FAT.
+    let tree = t.path().join("tree");
+    small_tree(&tree);
+    let esp = t.path().join("esp.img");
+    let out = imgpipe(&[
+        "gpt".as_ref(),
+        "create".as_ref(),
+        "-o".as_ref(),
+        esp.as_os_str(),
+        "--size".as_ref(),
+        "40M".as_ref(),
+        "--part".as_ref(),
+        format!("type=esp,size=rest,label=ESP,fat={}", tree.display()).as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = imgpipe(&[
+        "fat".as_ref(),
+        "info".as_ref(),
+        "--json".as_ref(),
+        "--offset".as_ref(),
+        "1048576".as_ref(),
+        esp.as_os_str(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["format"], "fat");
+    assert_eq!(v["details"]["volume_label"], "ESP");
+}

@@ -7,7 +7,6 @@
 //! block positions.
 
 mod dir;
-mod erofs_superblock;
 mod inode;
 mod metadata;
 mod superblock;
@@ -100,7 +99,6 @@ impl Input for SliceInput<'_> {
 
 pub use dir::{DirEntry, DirHeader, DirIndex, MAX_NAME, parse_directory};
 pub(crate) use dir::{read_listing, valid_name};
-pub use erofs_superblock::{EROFS_MAGIC, EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock};
 pub(crate) use inode::MAX_SYMLINK;
 pub use inode::{
     DirInode, FileInode, Inode, InodeData, InodeKind, NO_FRAGMENT, NO_XATTR, decode_dev, encode_dev,
@@ -112,14 +110,3 @@ pub use tables::{
     CompressorOptions, FragmentEntry, XattrIdEntry, XattrIdTableHeader, XattrKey, data_block_size,
     encode_data_block_size,
 };
-
-/// Decompresses one block (data or metadata) of `compressor` into at most `cap` bytes: what
-/// the reader runs on every block, exposed for fuzzing and tools.
-pub fn decompress(compressor: Compressor, src: &[u8], cap: usize) -> Result<Vec<u8>> {
-    crate::compress::decompress(compressor, src, cap).map_err(|reason| Error::Decompress {
-        structure: "block",
-        offset: 0,
-        compressor: compressor.name(),
-        reason,
-    })
-}

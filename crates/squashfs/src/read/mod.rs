@@ -13,7 +13,7 @@ pub use extract::{ExtractOptions, ExtractReport};
 pub(crate) use extract::{Restore, io as io_path, link_escapes};
 pub use source::{Bytes, ReadAt, SeekSource};
 
-use crate::compress;
+use crate::codec as compress;
 use crate::error::{Error, Result};
 use crate::raw::{
     CompressorOptions, DirEntry, FragmentEntry, Inode, InodeData, InodeKind, Input, METADATA_SIZE,

@@ -18,7 +18,6 @@ use imgpipe_repro::{
     ByteRange, DiffOptions, NestedDiff, NestedOptions, RangeDiff, diagnose_files, diff_streams,
 };
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::cmd::inspect::{Format, report};
 use crate::{output, progress};
@@ -45,16 +44,6 @@ pub struct Args {
     /// Report at most this many file differences (the rest are counted).
     #[arg(long, default_value_t = 1000)]
     max_files: usize,
-}
-
-/// A named region of an image.
-#[derive(Debug, Clone, Serialize)]
-pub struct Region {
-    /// What it is, e.g. `gpt partition 2 (root)`.
-    pub name: String,
-    /// Where it is.
-    #[serde(flatten)]
-    pub range: ByteRange,
 }
 
 /// One differing range and the regions it touches.
@@ -92,66 +81,6 @@ pub struct DiffReport {
     pub files_error: Option<String>,
 }
 
-fn u64_at(v: &Value, key: &str) -> Option<u64> {
-    v.get(key).and_then(Value::as_u64)
-}
-
-/// The top-level regions of a recognised image, from its `inspect` description.
-fn regions(format: Format, details: &Value) -> Vec<Region> {
-    let mut out = Vec::new();
-    let mut add = |name: String, start: u64, len: u64| {
-        out.push(Region {
-            name,
-            range: ByteRange { start, len },
-        })
-    };
-    match format {
-        Format::Gpt => {
-            let ss = u64_at(details, "sector_size").unwrap_or(512);
-            add(
-                "protective MBR and primary GPT".into(),
-                0,
-                34 * ss.min(512).max(ss),
-            );
-            for p in details
-                .get("partitions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let (Some(first), Some(last)) = (u64_at(p, "first_lba"), u64_at(p, "last_lba"))
-                else {
-                    continue;
-                };
-                let index = u64_at(p, "index").unwrap_or(0);
-                let label = p.get("name").and_then(Value::as_str).unwrap_or("");
-                add(
-                    format!("gpt partition {index} ({label})"),
-                    first.saturating_mul(ss),
-                    last.saturating_sub(first)
-                        .saturating_add(1)
-                        .saturating_mul(ss),
-                );
-            }
-        }
-        Format::Iso9660 => {
-            add("system area (MBR/GPT)".into(), 0, 32768);
-            let n = details
-                .get("descriptors")
-                .and_then(Value::as_array)
-                .map_or(1, Vec::len) as u64;
-            add("volume descriptors".into(), 32768, n * 2048);
-        }
-        Format::Luks2 => {
-            let hdr = u64_at(details, "hdr_size").unwrap_or(16384);
-            add("primary LUKS2 header".into(), 0, hdr);
-            add("secondary LUKS2 header".into(), hdr, hdr);
-        }
-        _ => {}
-    }
-    out
-}
-
 fn open_counted(path: &Path, bar: &indicatif::ProgressBar) -> anyhow::Result<impl Read> {
     let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     Ok(bar.wrap_read(BufReader::with_capacity(1 << 20, f)))
@@ -175,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let recognised = report(&args.a).ok();
     let known = recognised
         .as_ref()
-        .map(|r| regions(r.format, &r.details))
+        .map(|r| r.details.regions())
         .unwrap_or_default();
     let differences = d
         .ranges
@@ -189,10 +118,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .collect(),
         })
         .collect();
-    let nested = matches!(
-        recognised.as_ref().map(|r| r.format),
-        Some(Format::Iso9660 | Format::Gpt | Format::Squashfs | Format::Erofs | Format::Fat)
-    );
+    let nested = recognised
+        .as_ref()
+        .is_some_and(|r| r.format.is_filesystem());
     let (mut files, mut files_error) = (None, None);
     if !d.identical && nested && !args.no_files {
         let mut opts = NestedOptions::default();

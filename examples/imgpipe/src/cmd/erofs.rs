@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use imgpipe_squashfs::Limits;
 use imgpipe_squashfs::erofs::ErofsReader;
 use imgpipe_squashfs::raw::InodeKind;
 
-use crate::cmd::inspect::{Format, report};
+use crate::cmd::inspect::{Format, InfoArgs, info};
 use crate::cmd::squashfs::{ExtractArgs, LsEntry, kind_name, perms, print_listing};
 use crate::output;
 
@@ -21,14 +21,8 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Describe the file (as `imgpipe inspect`, refusing other formats).
-    Info {
-        /// The file.
-        file: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Describe the image (as `imgpipe inspect`, refusing other formats): text, or JSON.
+    Info(InfoArgs),
     /// List every entry: type and mode, owner, size, mtime (UTC), path, link target.
     /// Uncompressed images are read in full; compressed files are listed, not read.
     Ls {
@@ -48,16 +42,8 @@ enum Command {
 /// Runs `imgpipe erofs`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        Command::Info { file, json } => {
-            let r = report(&file)?;
-            if r.format != Format::Erofs {
-                bail!("{}: not a {:?} file", file.display(), Format::Erofs);
-            }
-            if json {
-                output::print_json(&r)?;
-            } else {
-                output::print_json(&r.details)?;
-            }
+        Command::Info(a) => {
+            return info(a, Format::Erofs);
         }
         Command::Ls {
             image,

@@ -10,7 +10,7 @@ use imgpipe_gptpart::{FatBuilder, FatType, FatVolume, Seed, Window, read_gpt};
 use serde::Serialize;
 
 use crate::cmd::gpt::human;
-use crate::cmd::inspect::{Format, report};
+use crate::cmd::inspect::{Format, InfoArgs, info};
 use crate::flags::CreateCommon;
 use crate::size::parse_size;
 use crate::{output, target};
@@ -76,14 +76,8 @@ enum Command {
         /// Destination directory.
         dest: PathBuf,
     },
-    /// Describe the file (as `imgpipe inspect`, refusing other formats).
-    Info {
-        /// The file.
-        file: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Describe the image (as `imgpipe inspect`, refusing other formats): text, or JSON.
+    Info(InfoArgs),
 }
 
 fn parse_sector_size(s: &str) -> Result<u16, String> {
@@ -307,17 +301,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("extracted {n} files into {}", dest.display());
             Ok(output::exit(output::SUCCESS))
         }
-        Command::Info { file, json } => {
-            let r = report(&file)?;
-            if r.format != Format::Fat {
-                bail!("{}: not a {:?} file", file.display(), Format::Fat);
-            }
-            if json {
-                output::print_json(&r)?;
-            } else {
-                output::print_json(&r.details)?;
-            }
-            Ok(output::exit(output::SUCCESS))
-        }
+        Command::Info(a) => info(a, Format::Fat),
     }
 }

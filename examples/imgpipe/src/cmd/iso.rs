@@ -12,7 +12,7 @@ use imgpipe_isofs::{
 };
 use serde::Serialize;
 
-use crate::cmd::inspect::{Format, report};
+use crate::cmd::inspect::{Format, InfoArgs, info};
 use crate::flags::CreateCommon;
 use crate::size::parse_size;
 use crate::{output, progress, target};
@@ -59,14 +59,8 @@ enum FlavorArg {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Describe the file (as `imgpipe inspect`, refusing other formats).
-    Info {
-        /// The file.
-        file: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Describe the image (as `imgpipe inspect`, refusing other formats): text, or JSON.
+    Info(InfoArgs),
     /// Write a reproducible image of a directory.
     Create(Box<CreateArgs>),
     /// List every entry: path, type, mode, uid, gid, size, mtime, link target.
@@ -337,18 +331,7 @@ fn seed_u64(seed: &str) -> u64 {
 /// Runs `imgpipe iso`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        Command::Info { file, json } => {
-            let r = report(&file)?;
-            if r.format != Format::Iso9660 {
-                bail!("{}: not a {:?} file", file.display(), Format::Iso9660);
-            }
-            if json {
-                output::print_json(&r)?;
-            } else {
-                output::print_json(&r.details)?;
-            }
-            Ok(output::exit(output::SUCCESS))
-        }
+        Command::Info(a) => info(a, Format::Iso9660),
         Command::Create(a) => create(*a),
         Command::Ls {
             image,

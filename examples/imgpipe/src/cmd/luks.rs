@@ -14,12 +14,12 @@ use imgpipe_luks::{
     Argon2Variant, Error as LuksError, FormatOptions, HashAlg, Inspection, KdfParams,
     KeyslotParams, Luks2Header, Metadata,
 };
-use rand_core::{CryptoRng, SeedableRng};
+use imgpipe_repro::{Purpose, Seed};
+use rand_core::CryptoRng;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::cmd::inspect::{Format, report};
+use crate::cmd::inspect::{Format, InfoArgs, info};
 use crate::size::parse_size;
 use crate::{output, target};
 
@@ -111,14 +111,8 @@ impl KdfArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Describe the file (as `imgpipe inspect`, refusing other formats).
-    Info {
-        /// The file.
-        file: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Describe the image (as `imgpipe inspect`, refusing other formats): text, or JSON.
+    Info(InfoArgs),
     /// Write a new LUKS2 header and keyslot 0 (the data area is not touched).
     Format {
         /// Image file (created if missing).
@@ -300,31 +294,18 @@ fn read_header(file: &mut File, path: &Path) -> anyhow::Result<Luks2Header> {
     Ok(hdr)
 }
 
-/// The RNG: ChaCha20 seeded from SHA-256 of the `--seed` bytes, else the OS source.
-fn rng(seed: Option<&str>) -> anyhow::Result<Box<dyn CryptoRng>> {
-    match seed {
-        Some(hex) => {
-            let bytes = decode_hex(hex).context("--seed must be hex digits")?;
-            let digest: [u8; 32] = Sha256::digest(&bytes).into();
-            Ok(Box::new(rand_chacha::ChaCha20Rng::from_seed(digest)))
-        }
-        None => Ok(Box::new(rand_core::UnwrapErr(getrandom::SysRng))),
-    }
+/// The seed of `--seed`: 32 hex digits are the seed itself, other hex is seed material.
+fn seed(text: &str) -> anyhow::Result<Seed> {
+    Seed::parse_hex(text).context("--seed must be an even number of hex digits")
 }
 
-fn decode_hex(s: &str) -> anyhow::Result<Vec<u8>> {
-    let s = s.trim();
-    if s.is_empty() || !s.len().is_multiple_of(2) {
-        bail!("odd number of hex digits or empty");
+/// The RNG for keyslot salts and anti-forensic stripes: the seed's keyed stream for them, or
+/// the OS source without `--seed`.
+fn rng(seed_text: Option<&str>) -> anyhow::Result<Box<dyn CryptoRng>> {
+    match seed_text {
+        Some(text) => Ok(Box::new(seed(text)?.rng(&Purpose::Luks2Salts))),
+        None => Ok(Box::new(rand_core::UnwrapErr(getrandom::SysRng))),
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            s.get(i..i + 2)
-                .and_then(|d| u8::from_str_radix(d, 16).ok())
-                .context("not a hex digit")
-        })
-        .collect()
 }
 
 /// Wrong passphrase is a negative answer (exit 1), not an input error.
@@ -388,18 +369,7 @@ fn flag_error(e: LuksError) -> anyhow::Error {
 /// Runs `imgpipe luks`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        Command::Info { file, json } => {
-            let r = report(&file)?;
-            if r.format != Format::Luks2 {
-                bail!("{}: not a {:?} file", file.display(), Format::Luks2);
-            }
-            if json {
-                output::print_json(&r)?;
-            } else {
-                output::print_json(&r.details)?;
-            }
-            Ok(output::exit(output::SUCCESS))
-        }
+        Command::Info(a) => info(a, Format::Luks2),
         Command::Format {
             image,
             passphrase_file,
@@ -419,7 +389,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => {
             // Every argument is checked before the image is created or touched.
             let pass = passphrase(&passphrase_file)?;
-            let mut rng = rng(kdf.seed.as_deref())?;
             target::check_output("IMAGE", &image)?;
             let exists = image.exists();
             if exists {
@@ -450,6 +419,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 subsystem,
                 uuid,
                 ..FormatOptions::default()
+            };
+            // With --seed, the UUID, volume key and salts come from their own keyed streams.
+            let (opts, mut rng): (FormatOptions, Box<dyn CryptoRng>) = match &kdf.seed {
+                Some(text) => {
+                    let (opts, rng) = seed(text)?.luks2_format(opts);
+                    (opts, Box::new(rng))
+                }
+                None => (opts, rng(None)?),
             };
             let mut format = |f: &mut File| -> anyhow::Result<Luks2Header> {
                 if size.is_some() {

@@ -11,7 +11,7 @@ use imgpipe_squashfs::{
 };
 use serde::Serialize;
 
-use crate::cmd::inspect::{Format, report};
+use crate::cmd::inspect::{Format, InfoArgs, info};
 use crate::flags::CreateCommon;
 use crate::{output, progress, target};
 
@@ -24,14 +24,8 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Describe the file (as `imgpipe inspect`, refusing other formats).
-    Info {
-        /// The file.
-        file: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Describe the image (as `imgpipe inspect`, refusing other formats): text, or JSON.
+    Info(InfoArgs),
     /// Write a squashfs image of a directory, byte-reproducibly.
     Create(Box<CreateArgs>),
     /// List every entry: type and mode, owner, size, mtime (UTC), path, link target.
@@ -366,16 +360,8 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
 /// Runs `imgpipe squashfs`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        Command::Info { file, json } => {
-            let r = report(&file)?;
-            if r.format != Format::Squashfs {
-                bail!("{}: not a {:?} file", file.display(), Format::Squashfs);
-            }
-            if json {
-                output::print_json(&r)?;
-            } else {
-                output::print_json(&r.details)?;
-            }
+        Command::Info(a) => {
+            return info(a, Format::Squashfs);
         }
         Command::Create(a) => create(*a)?,
         Command::Ls {

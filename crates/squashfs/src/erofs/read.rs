@@ -1,17 +1,12 @@
-//! EROFS reading: superblock, compact and extended inodes, directories, the uncompressed data
-//! layouts (flat plain, flat inline with the tail after the inode, chunk based with a block
-//! map or chunk indexes), symlinks, device nodes, and xattrs (inline and shared). Compressed
-//! files (lz4, lzma, deflate, zstd layouts) are refused by name for now.
+//! EROFS reading: [`ErofsReader`] walks directories, reads the uncompressed data layouts
+//! (flat plain, flat inline with the tail after the inode, chunk based with a block map or
+//! chunk indexes), symlinks, device nodes and xattrs (inline and shared). Compressed files
+//! (lz4, lzma, deflate, zstd layouts) are refused by name for now.
 //!
-//! Layout facts (the kernel's `erofs_fs.h`, erofs-utils): the superblock is at byte 1024; an
-//! inode lives at `meta_blkaddr * block_size + 32 * nid`, 32 bytes (compact: 32-bit size,
-//! 16-bit ids, the image's build time as mtime) or 64 (extended); `i_format` bit 0 is the
-//! version, bits 1..=3 the data layout; the xattr body after the inode is
-//! `12 + 4 * (i_xattr_icount - 1)` bytes; directory blocks start with 12-byte dirents whose
-//! first `nameoff` also gives their count, names follow, sorted.
-//!
-//! Every offset is checked against the image before it is read, sizes never allocate more
-//! than one block at a time, walks are bounded by [`Limits`] and refuse directory loops.
+//! An inode lives at `meta_blkaddr * block_size + 32 * nid` (see [`super::raw`] for the
+//! structures). Every offset is checked against the image before it is read, sizes never
+//! allocate more than one block at a time, walks are bounded by [`Limits`] and refuse
+//! directory loops.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -22,20 +17,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::raw::{
+    CHUNK_BASED, CHUNK_FORMAT_INDEXES, COMPRESSED_COMPACT, COMPRESSED_FULL,
+    EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock, FLAT_INLINE, FLAT_PLAIN, InodeHeader, NULL_ADDR,
+    XATTR_BODY_HEADER_SIZE, XattrEntry, malformed, parse_dir_block, xattr_body_size,
+};
 use crate::error::{Error, Result};
-use crate::raw::{EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock, InodeKind, decode_dev};
+use crate::raw::{InodeKind, decode_dev, le_u16, le_u32};
 use crate::read::{ExtractOptions, ExtractReport, Limits, ReadAt, Restore, io_path, link_escapes};
-
-/// `i_format` data layouts.
-const FLAT_PLAIN: u8 = 0;
-const COMPRESSED_FULL: u8 = 1;
-const FLAT_INLINE: u8 = 2;
-const COMPRESSED_COMPACT: u8 = 3;
-const CHUNK_BASED: u8 = 4;
-/// `i_u` of a chunk-based inode: chunk indexes rather than a block map.
-const CHUNK_FORMAT_INDEXES: u32 = 0x20;
-/// A block address meaning "no block" (a hole, or only an inline tail).
-const NULL_ADDR: u32 = u32::MAX;
 
 /// One inode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,6 +41,8 @@ pub struct ErofsInode {
     pub gid: u32,
     /// Modification time (seconds).
     pub mtime: u64,
+    /// Nanoseconds of the modification time (a compact inode takes the build time's).
+    pub mtime_nsec: u32,
     /// Link count.
     pub nlink: u32,
     /// Size in bytes.
@@ -81,11 +72,7 @@ impl ErofsInode {
     }
 
     fn xattr_size(&self) -> u64 {
-        if self.xattr_icount == 0 {
-            0
-        } else {
-            12 + 4 * (u64::from(self.xattr_icount) - 1)
-        }
+        xattr_body_size(self.xattr_icount)
     }
 
     /// Where inline data (tail, chunk map) starts: right after the inode and its xattrs.
@@ -120,41 +107,6 @@ impl std::fmt::Debug for ErofsReader {
             .field("sb", &self.sb)
             .finish_non_exhaustive()
     }
-}
-
-fn malformed(
-    structure: &'static str,
-    field: &'static str,
-    offset: u64,
-    reason: &'static str,
-) -> Error {
-    Error::Malformed {
-        structure,
-        field,
-        offset,
-        reason,
-    }
-}
-
-fn le16(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
-}
-
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-}
-
-fn le64(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes([
-        b[o],
-        b[o + 1],
-        b[o + 2],
-        b[o + 3],
-        b[o + 4],
-        b[o + 5],
-        b[o + 6],
-        b[o + 7],
-    ])
 }
 
 impl ErofsReader {
@@ -248,24 +200,13 @@ impl ErofsReader {
             ))?;
         let b = self.read(offset, 32, "EROFS inode")?;
         let at = self.base + offset;
-        let format = le16(&b, 0);
-        let extended = format & 1 != 0;
-        let layout = ((format >> 1) & 7) as u8;
-        if layout > CHUNK_BASED {
-            return Err(malformed(
-                "EROFS inode",
-                "i_format",
-                at,
-                "unknown data layout",
-            ));
-        }
-        let b = if extended {
+        let b = if InodeHeader::is_extended_format(le_u16(&b, 0)) {
             self.read(offset, 64, "EROFS extended inode")?
         } else {
             b
         };
-        let imode = le16(&b, 4);
-        let kind = match imode & 0o170000 {
+        let h = InodeHeader::parse(&b, at)?;
+        let kind = match h.mode & 0o170000 {
             0o040000 => InodeKind::Dir,
             0o100000 => InodeKind::File,
             0o120000 => InodeKind::Symlink,
@@ -282,41 +223,27 @@ impl ErofsReader {
                 ));
             }
         };
-        let raw_u = le32(&b, 16);
-        let (size, uid, gid, mtime, nlink) = if extended {
-            (
-                le64(&b, 8),
-                le32(&b, 24),
-                le32(&b, 28),
-                le64(&b, 32),
-                le32(&b, 44),
-            )
-        } else {
-            (
-                u64::from(le32(&b, 8)),
-                u32::from(le16(&b, 24)),
-                u32::from(le16(&b, 26)),
-                self.sb.build_time,
-                u32::from(le16(&b, 6)),
-            )
-        };
+        let (mtime, mtime_nsec) = h
+            .mtime
+            .unwrap_or((self.sb.build_time, self.sb.build_time_nsec));
         let device =
-            matches!(kind, InodeKind::BlockDev | InodeKind::CharDev).then(|| decode_dev(raw_u));
+            matches!(kind, InodeKind::BlockDev | InodeKind::CharDev).then(|| decode_dev(h.u));
         Ok(ErofsInode {
             nid,
             kind,
-            mode: imode & 0o7777,
-            uid,
-            gid,
+            mode: h.mode & 0o7777,
+            uid: h.uid,
+            gid: h.gid,
             mtime,
-            nlink,
-            size,
-            ino: le32(&b, 20),
-            extended,
-            layout,
+            mtime_nsec,
+            nlink: h.nlink,
+            size: h.size,
+            ino: h.ino,
+            extended: h.extended(),
+            layout: h.layout(),
             device,
-            raw_u,
-            xattr_icount: le16(&b, 2),
+            raw_u: h.u,
+            xattr_icount: h.xattr_icount,
             offset,
         })
     }
@@ -391,14 +318,14 @@ impl ErofsReader {
                 for k in 0..count {
                     let e = self.read(table + k * unit, unit, "EROFS chunk index")?;
                     let blkaddr = if indexes {
-                        if le16(&e, 2) != 0 {
+                        if le_u16(&e, 2) != 0 {
                             return Err(Error::Unsupported {
                                 feature: "EROFS chunks on extra devices",
                             });
                         }
-                        le32(&e, 4)
+                        le_u32(&e, 4)
                     } else {
-                        le32(&e, 0)
+                        le_u32(&e, 0)
                     };
                     let len = (i.size - k * chunk).min(chunk);
                     if blkaddr == NULL_ADDR {
@@ -521,7 +448,7 @@ impl ErofsReader {
         let body = self.read(start, size, "EROFS xattr body")?;
         let at = self.base + start;
         let shared = usize::from(body[4]);
-        if 12 + 4 * shared > body.len() {
+        if XATTR_BODY_HEADER_SIZE + 4 * shared > body.len() {
             return Err(malformed(
                 "EROFS xattr body",
                 "h_shared_count",
@@ -530,10 +457,10 @@ impl ErofsReader {
             ));
         }
         let mut out = Vec::new();
-        let mut p = 12 + 4 * shared;
+        let mut p = XATTR_BODY_HEADER_SIZE + 4 * shared;
         while p + 4 <= body.len() {
-            let (name, value, used) = parse_xattr_entry(&body[p..], at + p as u64)?;
-            out.push((name, value));
+            let (e, used) = XattrEntry::parse(&body[p..], at + p as u64)?;
+            out.push((e.name, e.value));
             p += used;
             if out.len() as u64 > u64::from(self.limits.max_xattrs) {
                 return Err(Error::LimitExceeded {
@@ -543,13 +470,13 @@ impl ErofsReader {
             }
         }
         for k in 0..shared {
-            let id = le32(&body, 12 + 4 * k);
+            let id = le_u32(&body, XATTR_BODY_HEADER_SIZE + 4 * k);
             let pos = u64::from(self.sb.xattr_blkaddr) * self.blksz + u64::from(id) * 4;
             let head = self.read(pos, 4, "EROFS shared xattr")?;
-            let need = 4 + u64::from(head[0]) + u64::from(le16(&head, 2));
+            let need = 4 + u64::from(head[0]) + u64::from(le_u16(&head, 2));
             let e = self.read(pos, need, "EROFS shared xattr")?;
-            let (name, value, _) = parse_xattr_entry(&e, self.base + pos)?;
-            out.push((name, value));
+            let (e, _) = XattrEntry::parse(&e, self.base + pos)?;
+            out.push((e.name, e.value));
         }
         Ok(out)
     }
@@ -735,102 +662,4 @@ impl ErofsReader {
             symlink: i.kind == InodeKind::Symlink,
         })
     }
-}
-
-/// Parses one directory block into `out`.
-fn parse_dir_block(b: &[u8], at: u64, out: &mut Vec<(Vec<u8>, u64)>) -> Result<()> {
-    if b.len() < 12 {
-        return Err(malformed(
-            "EROFS directory block",
-            "dirents",
-            at,
-            "shorter than one dirent",
-        ));
-    }
-    let first = usize::from(le16(b, 8));
-    if first < 12 || first % 12 != 0 || first > b.len() {
-        return Err(malformed(
-            "EROFS directory block",
-            "nameoff",
-            at,
-            "first name offset is not a dirent boundary inside the block",
-        ));
-    }
-    let count = first / 12;
-    for k in 0..count {
-        let d = &b[k * 12..k * 12 + 12];
-        let start = usize::from(le16(d, 8));
-        let end = if k + 1 < count {
-            usize::from(le16(b, (k + 1) * 12 + 8))
-        } else {
-            b.len()
-        };
-        if start < first || start > end || end > b.len() {
-            return Err(malformed(
-                "EROFS directory block",
-                "nameoff",
-                at,
-                "names out of order or outside the block",
-            ));
-        }
-        let mut name = &b[start..end];
-        if k + 1 == count
-            && let Some(z) = name.iter().position(|&c| c == 0)
-        {
-            name = &name[..z];
-        }
-        if name.is_empty() || name.len() > 255 || name.contains(&b'/') || name.contains(&0) {
-            return Err(malformed(
-                "EROFS directory block",
-                "name",
-                at,
-                "empty, over 255 bytes, or has `/` or NUL",
-            ));
-        }
-        if name == b"." || name == b".." {
-            continue;
-        }
-        out.push((name.to_vec(), le64(d, 0)));
-    }
-    Ok(())
-}
-
-/// One xattr entry: (full name, value, bytes used including the 4-byte alignment).
-fn parse_xattr_entry(b: &[u8], at: u64) -> Result<(Vec<u8>, Vec<u8>, usize)> {
-    if b.len() < 4 {
-        return Err(malformed("EROFS xattr entry", "header", at, "truncated"));
-    }
-    let (name_len, index, value_len) = (usize::from(b[0]), b[1], usize::from(le16(b, 2)));
-    let end = 4 + name_len + value_len;
-    if end > b.len() {
-        return Err(malformed(
-            "EROFS xattr entry",
-            "e_value_size",
-            at,
-            "runs past the xattr body",
-        ));
-    }
-    let prefix: &[u8] = match index {
-        1 => b"user.",
-        2 => b"system.posix_acl_access",
-        3 => b"system.posix_acl_default",
-        4 => b"trusted.",
-        6 => b"security.",
-        _ if index & 0x80 != 0 => {
-            return Err(Error::Unsupported {
-                feature: "EROFS long xattr name prefixes",
-            });
-        }
-        _ => {
-            return Err(malformed(
-                "EROFS xattr entry",
-                "e_name_index",
-                at + 1,
-                "unknown name index",
-            ));
-        }
-    };
-    let mut name = prefix.to_vec();
-    name.extend_from_slice(&b[4..4 + name_len]);
-    Ok((name, b[4 + name_len..end].to_vec(), end.next_multiple_of(4)))
 }
