@@ -78,7 +78,7 @@ fn create_ls_extract_round_trip() {
         dest.as_os_str(),
         os("--owners"),
     ]));
-    assert!(out.contains("1 hard links"), "{out}");
+    assert!(out.contains("1 hard link,"), "{out}");
     let d = diff_trees(&src, &dest, Compare::default());
     assert!(d.is_empty(), "{d:#?}");
 

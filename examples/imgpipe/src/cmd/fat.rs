@@ -58,6 +58,9 @@ enum Command {
         /// Every timestamp is the epoch (--clamp-mtime is accepted; FAT stores only the epoch).
         #[command(flatten)]
         common: CreateCommon,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
         /// The directory whose contents become the volume's root.
         dir: PathBuf,
     },
@@ -209,6 +212,15 @@ fn utc(t: u64) -> String {
     )
 }
 
+/// The `fat create --json` report.
+#[derive(Debug, Serialize)]
+struct Created<'a> {
+    boot_sector: &'a imgpipe_gptpart::FatBootSector,
+    used_clusters: u32,
+    files: u64,
+    directories: u64,
+}
+
 /// Names the flag behind an option the FAT writer refuses.
 fn flag_error(e: imgpipe_gptpart::Error) -> anyhow::Error {
     if let imgpipe_gptpart::Error::InvalidOption { what, reason } = &e {
@@ -232,6 +244,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             fat,
             sector_size,
             common,
+            json,
             dir,
         } => {
             target::check_replace("-o/--output", &out, common.force)?;
@@ -275,6 +288,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("writing {}", out.display()))?;
             target::commit(file)?;
             let bs = &summary.boot_sector;
+            if json {
+                output::print_json(&Created {
+                    boot_sector: bs,
+                    used_clusters: summary.used_clusters,
+                    files: summary.files,
+                    directories: summary.directories,
+                })?;
+                return Ok(output::exit(output::SUCCESS));
+            }
             println!(
                 "{}: {:?}, {} clusters of {} bytes, {} used; {}, {}",
                 out.display(),
@@ -298,7 +320,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let n = vol
                 .extract(&dest)
                 .with_context(|| format!("extracting into {}", dest.display()))?;
-            eprintln!("extracted {n} files into {}", dest.display());
+            eprintln!(
+                "extracted {} into {}",
+                output::plural(n as u64, "file", "files"),
+                dest.display()
+            );
             Ok(output::exit(output::SUCCESS))
         }
         Command::Info(a) => info(a, Format::Fat),

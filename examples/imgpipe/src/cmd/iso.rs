@@ -300,9 +300,9 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         output::print_json(&rep)?;
     } else {
         println!(
-            "{}: {} bytes, {}, {} blocks of ISO9660",
+            "{}: {}, {}, {} blocks of ISO9660",
             a.output.display(),
-            rep.size,
+            output::plural(rep.size, "byte", "bytes"),
             output::plural(rep.entries, "entry", "entries"),
             rep.volume_blocks
         );
@@ -411,13 +411,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 output::print_json(&rep)?;
             } else {
                 println!(
-                    "{} directories, {} files ({} bytes), {} hard links, {} symlinks, {} special files",
-                    rep.directories,
-                    rep.files,
-                    rep.bytes,
-                    rep.hard_links,
-                    rep.symlinks,
-                    rep.special_files
+                    "{}, {} ({}), {}, {}, {}",
+                    output::plural(rep.directories, "directory", "directories"),
+                    output::plural(rep.files, "file", "files"),
+                    output::plural(rep.bytes, "byte", "bytes"),
+                    output::plural(rep.hard_links, "hard link", "hard links"),
+                    output::plural(rep.symlinks, "symlink", "symlinks"),
+                    output::plural(rep.special_files, "special file", "special files")
                 );
             }
             Ok(output::exit(output::SUCCESS))

@@ -611,7 +611,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .context("cannot encrypt the payload")?;
             bar.finish_and_clear();
             dev.sync_all().context("cannot sync the image")?;
-            println!("{n} bytes encrypted at offset {}", seg.offset);
+            println!(
+                "{} encrypted at offset {}",
+                output::plural(n, "byte", "bytes"),
+                seg.offset
+            );
             Ok(output::exit(output::SUCCESS))
         }
         Command::Decrypt {
@@ -639,7 +643,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             drop(w);
             bar.finish_and_clear();
             target::commit(out)?;
-            eprintln!("{len} bytes decrypted");
+            eprintln!("{} decrypted", output::plural(len, "byte", "bytes"));
             Ok(output::exit(output::SUCCESS))
         }
     }

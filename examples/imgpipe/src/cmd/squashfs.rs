@@ -138,15 +138,15 @@ impl ExtractArgs {
             return output::print_json(rep);
         }
         println!(
-            "{}: {} directories, {} files, {} hard links, {} symlinks, {} special files ({} skipped), {} bytes",
+            "{}: {}, {}, {}, {}, {} ({} skipped), {}",
             self.dest.display(),
-            rep.dirs,
-            rep.files,
-            rep.hard_links,
-            rep.symlinks,
-            rep.special,
+            output::plural(rep.dirs, "directory", "directories"),
+            output::plural(rep.files, "file", "files"),
+            output::plural(rep.hard_links, "hard link", "hard links"),
+            output::plural(rep.symlinks, "symlink", "symlinks"),
+            output::plural(rep.special, "special file", "special files"),
             rep.skipped,
-            rep.bytes
+            output::plural(rep.bytes, "byte", "bytes")
         );
         Ok(())
     }
@@ -344,14 +344,18 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
         output::print_json(&rep)?;
     } else {
         println!(
-            "{}: {} inodes, {} ({} duplicates), {} fragment blocks, {} bytes of content in {} bytes",
+            "{}: {}, {} ({} duplicates), {}, {} of content in {}",
             out.display(),
-            rep.inodes,
+            output::plural(u64::from(rep.inodes), "inode", "inodes"),
             output::plural(rep.files, "file", "files"),
             rep.duplicates,
-            rep.fragments,
-            rep.content_bytes,
-            rep.image_size
+            output::plural(
+                u64::from(rep.fragments),
+                "fragment block",
+                "fragment blocks"
+            ),
+            output::plural(rep.content_bytes, "byte", "bytes"),
+            output::plural(rep.image_size, "byte", "bytes")
         );
     }
     Ok(())
