@@ -827,3 +827,20 @@ fn completions_and_manpages() {
     let text = std::fs::read_to_string(dir.join("imgpipe-iso-create.1")).unwrap();
     assert!(text.contains("label"), "{text}");
 }
+
+#[test]
+fn every_ls_takes_an_offset() {
+    let i = images();
+    let dir = i.iso.parent().unwrap();
+    for (group, image) in [("iso", &i.iso), ("squashfs", &i.sqfs), ("fat", &i.fat)] {
+        let plain = imgpipe([os(group), os("ls"), image.clone().into()]);
+        ok(&plain);
+        let mut embedded = vec![0u8; 1 << 20];
+        embedded.extend(std::fs::read(image).unwrap());
+        let at = dir.join(format!("{group}.embedded"));
+        std::fs::write(&at, embedded).unwrap();
+        let o = imgpipe([os(group), os("ls"), os("--offset"), os("1M"), at.into()]);
+        ok(&o);
+        assert_eq!(o.stdout, plain.stdout, "{group}");
+    }
+}

@@ -28,8 +28,11 @@ struct Source {
     /// The FAT image, or a GPT disk with --partition.
     image: PathBuf,
     /// Read the FAT file system in this (1-based) GPT partition.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "offset")]
     partition: Option<u32>,
+    /// Byte offset of the file system inside the file.
+    #[arg(long, default_value_t = 0, value_parser = crate::size::parse_size)]
+    offset: u64,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -123,7 +126,17 @@ fn open(src: &Source) -> anyhow::Result<FatVolume<Reader>> {
     let f = File::open(&src.image).with_context(|| format!("opening {}", src.image.display()))?;
     let mut r = BufReader::with_capacity(1 << 20, f);
     let (offset, len) = match src.partition {
-        None => (0, r.seek(std::io::SeekFrom::End(0))?),
+        None => {
+            let end = r.seek(std::io::SeekFrom::End(0))?;
+            if src.offset > end {
+                bail!(
+                    "--offset {} is beyond the end of {} ({end} bytes)",
+                    src.offset,
+                    src.image.display()
+                );
+            }
+            (src.offset, end - src.offset)
+        }
         Some(n) => {
             let disk = read_gpt(&mut r)
                 .with_context(|| format!("reading the GPT of {}", src.image.display()))?;

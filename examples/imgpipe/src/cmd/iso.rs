@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use imgpipe_gptpart::Window;
 use imgpipe_isofs::{
     BiosBoot, Builder, EfiBoot, ExtractOptions, HybridMbr, Limits, MbrFlavor, Namespace, Options,
     Reader,
@@ -67,6 +68,9 @@ enum Command {
     Ls {
         /// The image.
         image: PathBuf,
+        /// Byte offset of the image inside the file.
+        #[arg(long, default_value_t = 0, value_parser = crate::size::parse_size)]
+        offset: u64,
         /// Which directory tree to read.
         #[arg(long, value_enum, default_value = "auto")]
         namespace: NamespaceArg,
@@ -78,6 +82,9 @@ enum Command {
     Extract {
         /// The image.
         image: PathBuf,
+        /// Byte offset of the image inside the file.
+        #[arg(long, default_value_t = 0, value_parser = crate::size::parse_size)]
+        offset: u64,
         /// The destination directory (created; existing paths inside are never replaced).
         dest: PathBuf,
         /// Which directory tree to read.
@@ -171,9 +178,24 @@ struct Listed {
     device: Option<(u32, u32)>,
 }
 
-fn open(image: &PathBuf, ns: NamespaceArg) -> anyhow::Result<Reader<BufReader<File>>> {
+fn open(
+    image: &PathBuf,
+    offset: u64,
+    ns: NamespaceArg,
+) -> anyhow::Result<Reader<Window<BufReader<File>>>> {
     let f = File::open(image).with_context(|| format!("cannot open {}", image.display()))?;
-    Reader::open_with(BufReader::new(f), Limits::default(), ns.get())
+    let len = f
+        .metadata()
+        .with_context(|| format!("cannot open {}", image.display()))?
+        .len();
+    if offset > len {
+        bail!(
+            "--offset {offset} is beyond the end of {} ({len} bytes)",
+            image.display()
+        );
+    }
+    let window = Window::new(BufReader::new(f), offset, len - offset);
+    Reader::open_with(window, Limits::default(), ns.get())
         .with_context(|| format!("cannot read {}", image.display()))
 }
 
@@ -335,10 +357,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Create(a) => create(*a),
         Command::Ls {
             image,
+            offset,
             namespace,
             json,
         } => {
-            let mut r = open(&image, namespace)?;
+            let mut r = open(&image, offset, namespace)?;
             let mut list = Vec::new();
             let mut out = std::io::stdout().lock();
             // The first stdout error (a closed pipe, a full disk) is reported after the walk.
@@ -392,12 +415,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Extract {
             image,
+            offset,
             dest,
             namespace,
             owners,
             json,
         } => {
-            let mut r = open(&image, namespace)?;
+            let mut r = open(&image, offset, namespace)?;
             let rep = r
                 .extract(
                     &dest,

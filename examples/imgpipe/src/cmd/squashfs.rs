@@ -33,7 +33,7 @@ enum Command {
         /// The image.
         image: PathBuf,
         /// Byte offset of the image inside the file.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = crate::size::parse_size)]
         offset: u64,
         /// Print JSON.
         #[arg(long)]
@@ -106,7 +106,7 @@ pub(crate) struct ExtractArgs {
     /// The destination directory.
     pub(crate) dest: PathBuf,
     /// Byte offset of the image inside the file.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::size::parse_size)]
     pub(crate) offset: u64,
     #[command(flatten)]
     owners: crate::flags::Owners,
