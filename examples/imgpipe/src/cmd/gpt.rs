@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use imgpipe_gptpart::{GptDisk, read_gpt};
 use imgpipe_repro::{DiskPlan, DiskRequest, Seed};
 
@@ -42,6 +42,9 @@ enum Command {
         /// The new size (not smaller than the current one).
         #[arg(long, value_parser = parse_size)]
         size: u64,
+        /// Print the grown table as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Describe the image (as `imgpipe inspect`, refusing other formats): text, or JSON.
     Info(InfoArgs),
@@ -98,9 +101,21 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         Some(g) => Some(g.parse().context("--disk-guid")?),
         None => None,
     };
-    req.parts = a.parts;
+    req.parts = a.parts.clone();
     req.hybrid_mbr = a.hybrid_mbr;
     let plan = DiskPlan::parse(&req)?;
+    // The sources of partition contents are checked before the image is created.
+    for p in &req.parts {
+        match imgpipe_repro::parse_part(p)?.1 {
+            imgpipe_repro::Contents::Fat { dir, .. } if !dir.is_dir() => {
+                bail!("--part {p:?}: fat={}: not a directory", dir.display())
+            }
+            imgpipe_repro::Contents::File(f) if f.is_dir() || !f.exists() => {
+                bail!("--part {p:?}: file={}: not a file", f.display())
+            }
+            _ => {}
+        }
+    }
     let file = target::create(&a.output)?;
     write_disk(file.file(), &plan).with_context(|| format!("writing {}", a.output.display()))?;
     let disk = read_gpt(file.file()).context("reading the written table back")?;
@@ -202,7 +217,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(output::exit(output::SUCCESS))
         }
-        Command::Grow { image, size } => {
+        Command::Grow { image, size, json } => {
             let f = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -211,7 +226,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let d = imgpipe_gptpart::relocate_backup(&f, size)
                 .with_context(|| format!("growing {}", image.display()))?;
             f.sync_all()?;
-            print_disk(&d);
+            if json {
+                output::print_json(&d)?;
+            } else {
+                print_disk(&d);
+            }
             Ok(output::exit(output::SUCCESS))
         }
         Command::Info(a) => info(a, Format::Gpt),
