@@ -275,7 +275,6 @@ impl Walker<'_> {
                 let open = |s: Src<'_>| {
                     let f = s.file.try_clone().map_err(io("reopening an image"))?;
                     imgpipe_squashfs::Reader::open_at(f, s.off, imgpipe_squashfs::Limits::default())
-                        .map(SquashfsFs)
                         .map_err(|e| layer_err(w, e))
                 };
                 self.compare_fs(&open(a)?, &open(b)?, a, b, w)
@@ -288,7 +287,6 @@ impl Walker<'_> {
                         s.off,
                         imgpipe_squashfs::Limits::default(),
                     )
-                    .map(ErofsFs)
                     .map_err(|e| layer_err(w, e))
                 };
                 self.compare_fs(&open(a)?, &open(b)?, a, b, w)
@@ -497,115 +495,5 @@ impl Walker<'_> {
             }
         }
         Ok(())
-    }
-}
-
-/// The squashfs reader seen through [`FsRead`] (until `imgpipe-squashfs` implements it).
-struct SquashfsFs(imgpipe_squashfs::Reader);
-
-fn file_type(k: imgpipe_squashfs::raw::InodeKind) -> FileType {
-    use imgpipe_squashfs::raw::InodeKind as K;
-    match k {
-        K::Dir => FileType::Dir,
-        K::File => FileType::File,
-        K::Symlink => FileType::Symlink,
-        K::BlockDev => FileType::Block,
-        K::CharDev => FileType::Char,
-        K::Fifo => FileType::Fifo,
-        K::Socket => FileType::Socket,
-    }
-}
-
-impl FsRead for SquashfsFs {
-    type Node = imgpipe_squashfs::raw::Inode;
-    type Error = imgpipe_squashfs::Error;
-
-    fn holds(&self) -> Holds {
-        Holds {
-            mtime_nsec: false,
-            ..Holds::POSIX
-        }
-    }
-
-    fn walk(&self) -> std::result::Result<Vec<(Entry, Self::Node)>, Self::Error> {
-        use imgpipe_squashfs::raw::InodeData;
-        let r = &self.0;
-        let mut out = Vec::new();
-        for w in r.walk()? {
-            let i = w.inode;
-            let (uid, gid) = r.owner(&i)?;
-            let mut meta = imgpipe_fstree::Metadata::new(u32::from(i.mode), i64::from(i.mtime));
-            (meta.uid, meta.gid) = (uid, gid);
-            meta.xattrs = r.xattrs(&i)?;
-            let mut e = Entry::new(w.path, file_type(i.kind), meta);
-            match &i.data {
-                InodeData::File(f) => e.size = f.file_size,
-                InodeData::Symlink(t) => {
-                    e.size = t.len() as u64;
-                    e.target = Some(t.clone());
-                }
-                InodeData::Device(d) => e.rdev = Some(imgpipe_squashfs::raw::decode_dev(*d)),
-                InodeData::Dir(_) | InodeData::Ipc => {}
-            }
-            out.push((e, i));
-        }
-        Ok(out)
-    }
-
-    fn read_content(
-        &self,
-        node: &Self::Node,
-        out: &mut dyn Write,
-    ) -> std::result::Result<u64, Self::Error> {
-        self.0.read_file(node, out)
-    }
-}
-
-/// The EROFS reader seen through [`FsRead`] (until `imgpipe-squashfs` implements it).
-struct ErofsFs(imgpipe_squashfs::erofs::ErofsReader);
-
-impl FsRead for ErofsFs {
-    type Node = imgpipe_squashfs::erofs::ErofsInode;
-    type Error = imgpipe_squashfs::Error;
-
-    fn holds(&self) -> Holds {
-        Holds {
-            mtime_nsec: false,
-            ..Holds::POSIX
-        }
-    }
-
-    fn walk(&self) -> std::result::Result<Vec<(Entry, Self::Node)>, Self::Error> {
-        use imgpipe_squashfs::raw::InodeKind;
-        let r = &self.0;
-        let mut out = Vec::new();
-        for w in r.walk()? {
-            let i = w.inode;
-            let mtime = i64::try_from(i.mtime).unwrap_or(i64::MAX);
-            let mut meta = imgpipe_fstree::Metadata::new(u32::from(i.mode), mtime);
-            (meta.uid, meta.gid) = (i.uid, i.gid);
-            meta.xattrs = r.xattrs(&i)?;
-            let mut e = Entry::new(w.path, file_type(i.kind), meta);
-            match i.kind {
-                InodeKind::File => e.size = i.size,
-                InodeKind::Symlink => {
-                    let t = r.read_link(&i)?;
-                    e.size = t.len() as u64;
-                    e.target = Some(t);
-                }
-                InodeKind::CharDev | InodeKind::BlockDev => e.rdev = i.device,
-                _ => {}
-            }
-            out.push((e, i));
-        }
-        Ok(out)
-    }
-
-    fn read_content(
-        &self,
-        node: &Self::Node,
-        out: &mut dyn Write,
-    ) -> std::result::Result<u64, Self::Error> {
-        self.0.read_file(node, out)
     }
 }
