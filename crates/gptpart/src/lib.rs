@@ -44,7 +44,9 @@
 //! ranges, fallback to the backup, [`relocate_backup`] after growing an image), [`Seed`] for
 //! systemd-repart's GUID derivation, [`partition_type`] aliases and [`attributes`] flags,
 //! [`MbrBuilder`] and [`raw::Mbr`] for classic, protective and hybrid MBRs, [`FatBuilder`] and
-//! [`FatVolume`] for FAT, and [`Window`] to read a partition inside a disk image.
+//! [`FatVolume`] for FAT (it implements [`imgpipe_fstree::FsRead`]: shared entries in name
+//! order, cluster runs as extents, [`FatEntry`] as the node keeping short names and
+//! attributes), and [`Window`] to read a partition inside a disk image.
 //!
 //! # Security
 //! Tables and file systems are untrusted input: every length and offset is checked, entry

@@ -23,8 +23,23 @@
 //! let link = r.lookup("hello")?;
 //! assert_eq!(link.kind, EntryKind::Symlink);
 //! assert_eq!(link.link_target.as_deref(), Some("boot/hello.txt"));
+//!
+//! // The same image in the shared vocabulary: walk, content and extents through FsRead.
+//! use imgpipe_fstree::{FileType, FsRead};
+//! let walked = FsRead::walk(&r)?;
+//! let paths: Vec<String> = walked.iter().map(|(e, _)| e.display_path()).collect();
+//! assert_eq!(paths, ["/", "/boot", "/boot/hello.txt", "/hello"]);
+//! let (hello, node) = &walked[2];
+//! assert_eq!((hello.file_type, hello.meta.mode, hello.size), (FileType::File, 0o644, 6));
+//! assert_eq!(r.extents(node)?.map(|x| x.len()), Some(1));
 //! # Ok::<(), imgpipe_isofs::Error>(())
 //! ```
+//!
+//! [`Reader`] implements [`imgpipe_fstree::FsRead`]: entries come as
+//! [`imgpipe_fstree::Entry`] (Rock Ridge mode, owner, times, link targets, devices, file
+//! serial numbers as hard-link identity), with this crate's [`Entry`] as the node that keeps
+//! what only ISO9660 has (extents, the hidden flag, zisofs, record offsets); listing,
+//! extraction and diffing need no ISO-specific code.
 //!
 //! # Security
 //! Images are untrusted. Every length and offset is checked against the image and the
