@@ -170,7 +170,15 @@ struct Walker<'o> {
 }
 
 /// Compares two image files at file level, descending into nested filesystems. `a` and `b`
-/// are the two builds; see the [module docs](self).
+/// are the two builds.
+///
+/// Both sides are walked through their readers' [`imgpipe_fstree::FsRead`]; entries are
+/// compared on the facts both hold (presence, type, mode, owner, mtime, link target, device
+/// numbers, xattrs), then content by SHA-256. A differing file or partition that holds a
+/// filesystem in one uncompressed piece (the squashfs inside a live ISO, a partition of a
+/// disk) is opened in place and compared the same way, down to
+/// [`NestedOptions::max_depth`]. Memory is bounded by the entries of one filesystem;
+/// nothing is extracted.
 pub fn diagnose_files(a: &File, b: &File, opts: NestedOptions) -> Result<NestedDiff> {
     let len = |f: &File| f.metadata().map(|m| m.len()).map_err(io("reading a size"));
     let (sa, sb) = (
