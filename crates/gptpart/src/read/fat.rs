@@ -180,7 +180,6 @@ impl<R: Read + Seek> FatVolume<R> {
 
     /// Reads `len` bytes along a chain, coalescing contiguous clusters.
     fn read_chain(&self, chain: &[u32], mut len: u64, w: &mut dyn Write) -> Result<()> {
-        let mut r = self.r.lock().unwrap_or_else(PoisonError::into_inner);
         let cs = self.boot.cluster_size();
         let mut i = 0;
         let mut buf = Vec::new();
@@ -194,11 +193,15 @@ impl<R: Read + Seek> FatVolume<R> {
                 run += 1;
             }
             let n = (run as u64 * cs).min(len);
-            r.seek(SeekFrom::Start(self.cluster_offset(start)))
-                .map_err(Error::io("seeking"))?;
             buf.resize(n as usize, 0);
-            r.read_exact(&mut buf)
-                .map_err(Error::io("reading FAT data"))?;
+            {
+                // The stream is locked for the read only, never while the caller's writer runs.
+                let mut r = self.r.lock().unwrap_or_else(PoisonError::into_inner);
+                r.seek(SeekFrom::Start(self.cluster_offset(start)))
+                    .map_err(Error::io("seeking"))?;
+                r.read_exact(&mut buf)
+                    .map_err(Error::io("reading FAT data"))?;
+            }
             w.write_all(&buf).map_err(Error::io("writing file data"))?;
             len -= n;
             i += run;
