@@ -26,6 +26,7 @@
 
 mod compare;
 mod derive;
+mod diff;
 mod disk;
 mod epoch;
 mod error;
@@ -37,6 +38,7 @@ mod walk;
 
 pub use compare::{ByteRange, Comparison, DiffOptions, RangeDiff, compare_streams, diff_streams};
 pub use derive::{derive_uuid, hmac_sha256, uuid_text};
+pub use diff::{Difference, Differing, ImageDiff, ImageDiffOptions, attribute, diff_images};
 pub use disk::{Contents, DiskPlan, DiskRequest, parse_hybrid, parse_part, parse_size};
 pub use epoch::Epoch;
 pub use error::{Error, Result};
@@ -44,6 +46,8 @@ pub use format::{
     Format, HEAD_LEN, Inspection, Region, Report, Truncation, detect, inspect, inspect_as,
     read_head,
 };
-pub use nested::{FileDifference, NestedDiff, NestedOptions, diagnose_files};
+pub use nested::{
+    FileDifference, NestedDiff, NestedOptions, diagnose_files, diagnose_files_within,
+};
 pub use seed::{Purpose, Seed};
 pub use walk::{WalkEntry, walk_sorted};
