@@ -59,6 +59,15 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// Extraction refused an entry for another reason (a duplicate path, content that
+    /// disagrees with its declared size).
+    #[error("/{}: refused: {reason}", String::from_utf8_lossy(path))]
+    Refused {
+        /// The entry's path in the image.
+        path: Vec<u8>,
+        /// Why.
+        reason: &'static str,
+    },
     /// A configured limit was exceeded.
     #[error("{what} exceeds the limit of {limit}")]
     LimitExceeded {

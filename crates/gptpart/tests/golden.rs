@@ -77,3 +77,46 @@ fn golden_disk_is_valid() {
     let out = imgpipe_testsupport::run(&fsck, [std::path::Path::new("-n"), &esp]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
 }
+
+fn fat_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A FAT volume from a host tree (`add_tree`): nested directories, long and short names, a
+/// symlink (followed: FAT has none), and an empty directory.
+#[test]
+fn golden_fat_host_tree() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = imgpipe_testsupport::tempdir();
+    let src = t.path().join("src");
+    for d in ["EFI/BOOT", "loader/entries", "empty"] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    std::fs::write(src.join("EFI/BOOT/BOOTX64.EFI"), b"MZ golden").unwrap();
+    std::fs::write(
+        src.join("loader/entries/Golden Entry.conf"),
+        b"title golden\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("loader/big.bin"),
+        imgpipe_testsupport::pattern(70_000),
+    )
+    .unwrap();
+    std::fs::write(src.join("readme.txt"), b"lower case 8.3\n").unwrap();
+    std::os::unix::fs::symlink("readme.txt", src.join("README-LINK")).unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o755)).unwrap();
+    imgpipe_testsupport::set_mtimes(&src, 1_700_000_000);
+    let mut fat = FatBuilder::new(2 << 20)
+        .label("GOLDEN")
+        .volume_id(0x1234_5678)
+        .epoch(1_700_000_000);
+    fat.add_tree(&src).unwrap();
+    assert_eq!(
+        fat_hex(&fat.build_vec().unwrap()),
+        "f628aad4f4cb0738c8751d76f04f46a712ab5169dbc7aceb41d5665f6da9b4aa"
+    );
+}

@@ -1,4 +1,5 @@
-//! Serde-serializable descriptions of squashfs and EROFS images (what `imgpipe inspect` prints).
+//! A serde-serializable description of a squashfs image (what `imgpipe inspect` prints); the
+//! EROFS one is in [`crate::erofs`].
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -6,19 +7,12 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::raw::{
-    Compressor, CompressorOptions, EROFS_MAGIC, EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock,
-    METADATA_SIZE, MetadataHeader, SQUASHFS_MAGIC, SuperBlock, flags,
+    Compressor, CompressorOptions, METADATA_SIZE, MetadataHeader, SQUASHFS_MAGIC, SuperBlock, flags,
 };
 
 /// Whether `head` (the first bytes of an image) starts with a squashfs 4.0 superblock.
 pub fn detect_squashfs(head: &[u8]) -> bool {
     head.len() >= SuperBlock::SIZE && head[..4] == SQUASHFS_MAGIC.to_le_bytes()
-}
-
-/// Whether `head` holds an EROFS superblock at byte 1024.
-pub fn detect_erofs(head: &[u8]) -> bool {
-    let at = EROFS_SUPERBLOCK_OFFSET as usize;
-    head.get(at..at + 4) == Some(&EROFS_MAGIC.to_le_bytes()[..])
 }
 
 /// Summary of a squashfs image.
@@ -46,26 +40,8 @@ pub struct SquashfsInspection {
     pub compressor_options: Option<CompressorOptions>,
 }
 
-/// Summary of an EROFS image.
-#[derive(Debug, Clone, Serialize)]
-pub struct ErofsInspection {
-    /// Block size in bytes.
-    pub block_size: u32,
-    /// Number of inodes.
-    pub inodes: u64,
-    /// Blocks in the image.
-    pub blocks: u32,
-    /// Build time.
-    pub build_time: u64,
-    /// UUID as text.
-    pub uuid: String,
-    /// Volume name.
-    pub volume_name: String,
-    /// Incompatible features (bit mask).
-    pub feature_incompat: u32,
-}
-
-fn read_at<R: Read + Seek>(
+/// Reads `buf.len()` bytes at `at` of `r` (a superblock or an options block).
+pub(crate) fn read_at<R: Read + Seek>(
     r: &mut R,
     at: u64,
     buf: &mut [u8],
@@ -133,44 +109,7 @@ fn options_block<R: Read + Seek>(r: &mut R, compressor: Compressor) -> Option<Co
     let mut data = vec![0u8; usize::from(h.stored_len)];
     read_at(r, at + 2, &mut data, "compressor options").ok()?;
     if h.compressed {
-        data = crate::compress::decompress(compressor, &data, METADATA_SIZE).ok()?;
+        data = crate::codec::decompress(compressor, &data, METADATA_SIZE).ok()?;
     }
     CompressorOptions::parse(compressor, &data, at + 2).ok()
-}
-
-/// Reads the EROFS superblock and summarises it.
-pub fn inspect_erofs<R: Read + Seek>(mut r: R) -> Result<ErofsInspection> {
-    let mut b = [0u8; ErofsSuperBlock::SIZE];
-    read_at(&mut r, EROFS_SUPERBLOCK_OFFSET, &mut b, "EROFS superblock")?;
-    let sb = ErofsSuperBlock::parse(&b, EROFS_SUPERBLOCK_OFFSET)?;
-    let u = sb.uuid;
-    let uuid = format!(
-        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-        u[0],
-        u[1],
-        u[2],
-        u[3],
-        u[4],
-        u[5],
-        u[6],
-        u[7],
-        u[8],
-        u[9],
-        u[10],
-        u[11],
-        u[12],
-        u[13],
-        u[14],
-        u[15]
-    );
-    let end = sb.volume_name.iter().position(|&c| c == 0).unwrap_or(16);
-    Ok(ErofsInspection {
-        block_size: 1 << sb.blkszbits,
-        inodes: sb.inos,
-        blocks: sb.blocks,
-        build_time: sb.build_time,
-        uuid,
-        volume_name: String::from_utf8_lossy(&sb.volume_name[..end]).into_owned(),
-        feature_incompat: sb.feature_incompat,
-    })
 }

@@ -36,7 +36,7 @@
 //! export table, xattrs, hard links as shared inodes, whole-file dedup confirmed by a byte
 //! comparison, sparse blocks.
 //!
-//! Compression backends (see also `compress.rs`): gzip via `flate2` with the pure-Rust
+//! Compression backends (see also `codec/mod.rs`): gzip via `flate2` with the pure-Rust
 //! `zlib-rs`; lz4 written by liblz4 (C, the encoder mksquashfs calls, so the blocks match its
 //! byte for byte) and read by `lz4_flex` (pure Rust); lzo decoded by this crate's own checked LZO1X
 //! decoder and encoded by `lzokay-native` (pure Rust); **xz and zstd are C-backed**
@@ -63,23 +63,21 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod compress;
+mod codec;
 pub mod erofs;
 mod error;
 mod inspect;
-mod lzo;
 pub mod raw;
 mod read;
 mod write;
 
-pub use compress::{Compression, bcj};
+/// The codecs under the name the writer uses.
+pub(crate) use codec as compress;
+pub use codec::{Compression, bcj, decompress_block};
+pub use erofs::{ErofsInspection, detect_erofs, inspect_erofs};
 pub use error::{Error, Result};
-pub use inspect::{
-    ErofsInspection, SquashfsInspection, detect_erofs, detect_squashfs, inspect_erofs,
-    inspect_squashfs,
-};
+pub use imgpipe_fstree::{Bytes, ReadAt, SeekSource};
+pub use inspect::{SquashfsInspection, detect_squashfs, inspect_squashfs};
 pub use raw::Compressor;
-pub use read::{
-    Bytes, ExtractOptions, ExtractReport, Limits, ReadAt, Reader, SeekSource, WalkEntry,
-};
+pub use read::{ExtractOptions, ExtractReport, Limits, Reader, WalkEntry};
 pub use write::{BuildReport, Builder, EntryMeta, Progress, ProgressFn, WriteOptions};

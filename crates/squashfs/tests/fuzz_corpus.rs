@@ -90,7 +90,7 @@ fn squashfs_decompress() {
             continue;
         };
         let c = Compressor::from_id(u16::from(sel % 6) + 1).unwrap();
-        if let Ok(out) = imgpipe_squashfs::raw::decompress(c, src, 8192) {
+        if let Ok(out) = imgpipe_squashfs::decompress_block(c, src, 8192) {
             assert!(out.len() <= 8192);
             ok += 1;
         }

@@ -1,6 +1,8 @@
 //! FAT directory entries (Microsoft FAT specification, section 6) and long-name entries
 //! (section 7), with the DOS date and time encoding.
 
+use imgpipe_fstree::civil::{civil_from_days, days_from_civil};
+
 use super::{le_u16, le_u32};
 
 /// Attribute bits of a directory entry.
@@ -200,30 +202,6 @@ pub fn unix_from_dos(date: u16, time: u16) -> Option<u64> {
     }
     let days = days_from_civil(y, m, d);
     Some(days as u64 * 86_400 + h * 3600 + min * 60 + s)
-}
-
-// Howard Hinnant's civil-calendar algorithms (public domain descriptions).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

@@ -6,19 +6,7 @@ mod gpt_header;
 pub(crate) mod guid;
 mod mbr;
 
-pub(crate) fn le_u16(b: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes([b[off], b[off + 1]])
-}
-
-pub(crate) fn le_u32(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-pub(crate) fn le_u64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(a)
-}
+pub(crate) use imgpipe_fstree::le::{le_u16, le_u32, le_u64};
 
 pub use fat_boot_sector::{FatBootSector, FatType, fs_info_sector};
 pub use fat_dir::{

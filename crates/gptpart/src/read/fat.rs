@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
@@ -56,10 +57,13 @@ pub struct FatEntry {
 type LfnParts = (u8, u8, Vec<Option<[u16; 13]>>);
 
 /// A FAT volume opened for reading.
+///
+/// Reads go through a mutex around the stream, so a shared `&FatVolume` can serve several
+/// callers (it implements [`imgpipe_fstree::FsRead`]).
 #[derive(Debug)]
 pub struct FatVolume<R> {
-    r: R,
-    boot: FatBootSector,
+    r: Mutex<R>,
+    pub(super) boot: FatBootSector,
     fat: Vec<u32>,
     label: Option<String>,
     limits: Limits,
@@ -112,7 +116,7 @@ impl<R: Read + Seek> FatVolume<R> {
                 .collect(),
         };
         let mut v = Self {
-            r,
+            r: Mutex::new(r),
             boot,
             fat,
             label: None,
@@ -142,7 +146,7 @@ impl<R: Read + Seek> FatVolume<R> {
     }
 
     /// The clusters of the chain starting at `first`, checked for range and loops.
-    fn chain(&self, first: u32) -> Result<Vec<u32>> {
+    pub(super) fn chain(&self, first: u32) -> Result<Vec<u32>> {
         let bad = |reason| Error::Malformed {
             structure: "FAT",
             field: "cluster chain",
@@ -171,12 +175,13 @@ impl<R: Read + Seek> FatVolume<R> {
         }
     }
 
-    fn cluster_offset(&self, c: u32) -> u64 {
+    pub(super) fn cluster_offset(&self, c: u32) -> u64 {
         self.boot.data_offset() + u64::from(c - 2) * self.boot.cluster_size()
     }
 
     /// Reads `len` bytes along a chain, coalescing contiguous clusters.
-    fn read_chain<W: Write>(&mut self, chain: &[u32], mut len: u64, w: &mut W) -> Result<()> {
+    fn read_chain(&self, chain: &[u32], mut len: u64, w: &mut dyn Write) -> Result<()> {
+        let mut r = self.r.lock().unwrap_or_else(PoisonError::into_inner);
         let cs = self.boot.cluster_size();
         let mut i = 0;
         let mut buf = Vec::new();
@@ -190,12 +195,10 @@ impl<R: Read + Seek> FatVolume<R> {
                 run += 1;
             }
             let n = (run as u64 * cs).min(len);
-            self.r
-                .seek(SeekFrom::Start(self.cluster_offset(start)))
+            r.seek(SeekFrom::Start(self.cluster_offset(start)))
                 .map_err(Error::io("seeking"))?;
             buf.resize(n as usize, 0);
-            self.r
-                .read_exact(&mut buf)
+            r.read_exact(&mut buf)
                 .map_err(Error::io("reading FAT data"))?;
             w.write_all(&buf).map_err(Error::io("writing file data"))?;
             len -= n;
@@ -213,16 +216,13 @@ impl<R: Read + Seek> FatVolume<R> {
     }
 
     /// Raw entries of a directory (`None` = root) and, for the root, its volume label.
-    fn read_dir_raw(
-        &mut self,
-        first_cluster: Option<u32>,
-    ) -> Result<(Vec<FatEntry>, Option<String>)> {
+    fn read_dir_raw(&self, first_cluster: Option<u32>) -> Result<(Vec<FatEntry>, Option<String>)> {
         const MAX_DIR_BYTES: u64 = 65_536 * 32;
         let bytes = match (first_cluster, self.boot.fat_type) {
             (None, FatType::Fat12 | FatType::Fat16) => {
                 let len = usize::from(self.boot.root_entries) * 32;
                 read_exact_at(
-                    &mut self.r,
+                    &mut *self.r.lock().unwrap_or_else(PoisonError::into_inner),
                     self.boot.root_dir_offset(),
                     len,
                     "FAT root directory",
@@ -322,6 +322,11 @@ impl<R: Read + Seek> FatVolume<R> {
 
     /// The entries of a directory.
     pub fn read_dir(&mut self, dir: &FatEntry) -> Result<Vec<FatEntry>> {
+        self.dir_entries(dir)
+    }
+
+    /// [`read_dir`](Self::read_dir) through `&self`.
+    fn dir_entries(&self, dir: &FatEntry) -> Result<Vec<FatEntry>> {
         if !dir.is_dir {
             return Err(Error::InvalidOption {
                 what: "directory entry",
@@ -329,7 +334,7 @@ impl<R: Read + Seek> FatVolume<R> {
             });
         }
         if dir.first_cluster == 0 {
-            return self.root();
+            return Ok(self.read_dir_raw(None)?.0);
         }
         Ok(self.read_dir_raw(Some(dir.first_cluster))?.0)
     }
@@ -361,6 +366,11 @@ impl<R: Read + Seek> FatVolume<R> {
 
     /// Copies a file's contents to `w`; returns the bytes copied.
     pub fn copy_file<W: Write>(&mut self, file: &FatEntry, mut w: W) -> Result<u64> {
+        self.copy_data(file, &mut w)
+    }
+
+    /// [`copy_file`](Self::copy_file) through `&self`.
+    pub(super) fn copy_data(&self, file: &FatEntry, w: &mut dyn Write) -> Result<u64> {
         if file.is_dir {
             return Err(Error::InvalidOption {
                 what: "directory entry",
@@ -371,7 +381,7 @@ impl<R: Read + Seek> FatVolume<R> {
             return Ok(0);
         }
         let chain = self.chain(file.first_cluster)?;
-        self.read_chain(&chain, u64::from(file.size), &mut w)?;
+        self.read_chain(&chain, u64::from(file.size), w)?;
         Ok(u64::from(file.size))
     }
 
@@ -385,15 +395,20 @@ impl<R: Read + Seek> FatVolume<R> {
     /// Every entry below the root, depth first in directory order, with `/`-separated paths.
     /// Refuses directory loops, nesting beyond the depth limit and more entries than allowed.
     pub fn walk(&mut self) -> Result<Vec<(String, FatEntry)>> {
+        self.walk_all()
+    }
+
+    /// [`walk`](Self::walk) through `&self`.
+    pub(super) fn walk_all(&self) -> Result<Vec<(String, FatEntry)>> {
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
-        let root = self.root()?;
+        let root = self.read_dir_raw(None)?.0;
         self.walk_into(String::new(), root, 0, &mut seen, &mut out)?;
         Ok(out)
     }
 
     fn walk_into(
-        &mut self,
+        &self,
         prefix: String,
         entries: Vec<FatEntry>,
         depth: usize,
@@ -423,7 +438,7 @@ impl<R: Read + Seek> FatVolume<R> {
                         reason: "directory points at the root or at a directory already seen",
                     });
                 }
-                Some(self.read_dir(&e)?)
+                Some(self.dir_entries(&e)?)
             } else {
                 None
             };

@@ -1,6 +1,7 @@
 //! Readers over `Read + Seek`.
 
 pub(crate) mod fat;
+mod fat_fs;
 pub(crate) mod gpt;
 pub(crate) mod window;
 

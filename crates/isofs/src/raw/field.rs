@@ -1,6 +1,8 @@
 //! Field codecs shared by every structure (ECMA-119 section 7): both-endian numbers, text
 //! fields and the two date formats.
 
+use imgpipe_fstree::civil::{Civil, days_from_civil};
+
 use crate::error::{Error, Result};
 
 /// Returns `b[off..off + len]` or a truncation error naming `structure` at absolute `at`.
@@ -128,49 +130,15 @@ pub(crate) fn put_ucs2_text(b: &mut [u8], off: usize, len: usize, s: &str) {
     }
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Civil date of a day count since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Broken-down UTC time of Unix seconds.
+/// Broken-down UTC time of Unix seconds (the one calendar of `imgpipe_fstree::civil`).
 fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    (
-        y,
-        m,
-        d,
-        (rem / 3600) as u32,
-        (rem / 60 % 60) as u32,
-        (rem % 60) as u32,
-    )
+    let c = Civil::from_unix(secs);
+    (c.year, c.month, c.day, c.hour, c.minute, c.second)
 }
 
 /// Lowest and highest Unix time a 7-byte directory record date can hold (1900..=2155).
 const DIR_DATE_MIN: i64 = -2_208_988_800;
-const DIR_DATE_MAX: i64 = 5_900_284_799;
+const DIR_DATE_MAX: i64 = 5_869_583_999; // 2155-12-31T23:59:59Z
 
 /// Encodes Unix seconds as a 7-byte recording date (9.1.5), GMT offset 0; clamped to the
 /// representable years 1900..=2155.

@@ -2,9 +2,11 @@
 //! plain ISO9660 namespace, file data, the boot catalog, and safe extraction.
 
 mod extract;
+mod fsread;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
@@ -176,9 +178,13 @@ impl Entry {
 }
 
 /// A reader over an image.
+///
+/// Reads go through a mutex around the stream, so a shared `&Reader` can serve several
+/// callers (it implements [`imgpipe_fstree::FsRead`]); the `&mut self` methods are kept for
+/// the callers written against them.
 #[derive(Debug)]
 pub struct Reader<R> {
-    inner: R,
+    inner: Mutex<R>,
     len: u64,
     limits: Limits,
     primary: PrimaryVolumeDescriptor,
@@ -298,7 +304,7 @@ impl<R: Read + Seek> Reader<R> {
             });
         }
         let mut reader = Self {
-            inner,
+            inner: Mutex::new(inner),
             len,
             limits,
             root: Entry {
@@ -413,6 +419,14 @@ impl<R: Read + Seek> Reader<R> {
     /// Gives the underlying reader back.
     pub fn into_inner(self) -> R {
         self.inner
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads exactly `buf.len()` bytes at `at` through the shared stream.
+    fn read_image(&self, at: u64, buf: &mut [u8], structure: &'static str) -> Result<()> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        read_at(&mut *inner, self.len, at, buf, structure)
     }
 
     /// Reads and parses the El Torito boot catalog, if the image has a boot record.
@@ -423,20 +437,14 @@ impl<R: Read + Seek> Reader<R> {
         let at = u64::from(br.catalog_lba) * BLOCK;
         let n = self.len.saturating_sub(at).min(4 * BLOCK) as usize;
         let mut buf = vec![0u8; n];
-        read_at(
-            &mut self.inner,
-            self.len,
-            at,
-            &mut buf,
-            "El Torito boot catalog",
-        )?;
+        self.read_image(at, &mut buf, "El Torito boot catalog")?;
         BootCatalog::parse(&buf, at).map(Some)
     }
 
-    fn dot_record(&mut self, block: u32) -> Result<(DirectoryRecord, u64)> {
+    fn dot_record(&self, block: u32) -> Result<(DirectoryRecord, u64)> {
         let at = u64::from(block) * BLOCK;
         let mut buf = vec![0u8; SECTOR_SIZE];
-        read_at(&mut self.inner, self.len, at, &mut buf, "directory")?;
+        self.read_image(at, &mut buf, "directory")?;
         let (rec, _) = DirectoryRecord::parse(&buf, at)?;
         if rec.identifier != [0] {
             return Err(Error::Malformed {
@@ -450,7 +458,7 @@ impl<R: Read + Seek> Reader<R> {
     }
 
     /// Gathers Rock Ridge entries of a record, following continuation areas.
-    fn rock_ridge(&mut self, rec: &DirectoryRecord, at: u64) -> Result<RockRidge> {
+    fn rock_ridge(&self, rec: &DirectoryRecord, at: u64) -> Result<RockRidge> {
         let mut rr = RockRidge::default();
         let su_at = at + (rec.encoded_len() - rec.system_use.len()) as u64;
         let area = rec.system_use.get(self.sp_skip..).unwrap_or_default();
@@ -474,13 +482,7 @@ impl<R: Read + Seek> Reader<R> {
             }
             let pos = u64::from(ce.block) * BLOCK + u64::from(ce.offset);
             let mut buf = vec![0u8; ce.length as usize];
-            read_at(
-                &mut self.inner,
-                self.len,
-                pos,
-                &mut buf,
-                "SUSP continuation area",
-            )?;
+            self.read_image(pos, &mut buf, "SUSP continuation area")?;
             next = rr.absorb(&parse_entries(&buf, pos)?)?;
         }
         Ok(rr)
@@ -543,6 +545,11 @@ fn apply_rr(base: &Entry, rr: &RockRidge) -> Entry {
 impl<R: Read + Seek> Reader<R> {
     /// Lists a directory's entries (without "." and ".."), sorted by name.
     pub fn read_dir(&mut self, dir: &Entry) -> Result<Vec<Entry>> {
+        self.dir_entries(dir, self.namespace)
+    }
+
+    /// The entries of `dir` in namespace `ns`, sorted by name bytes.
+    fn dir_entries(&self, dir: &Entry, ns: Namespace) -> Result<Vec<Entry>> {
         if dir.kind != EntryKind::Directory {
             return Err(Error::InvalidInput {
                 what: "read_dir",
@@ -571,7 +578,7 @@ impl<R: Read + Seek> Reader<R> {
             });
         }
         let mut data = vec![0u8; ext.length as usize];
-        read_at(&mut self.inner, self.len, base, &mut data, "directory")?;
+        self.read_image(base, &mut data, "directory")?;
         let mut out: Vec<Entry> = Vec::new();
         let mut pending: Option<Entry> = None;
         let mut pos = 0usize;
@@ -610,7 +617,7 @@ impl<R: Read + Seek> Reader<R> {
                 }
                 continue;
             }
-            let Some(e) = self.entry_from_record(&rec, at)? else {
+            let Some(e) = self.entry_from_record(&rec, at, ns)? else {
                 continue;
             };
             if multi {
@@ -638,9 +645,14 @@ impl<R: Read + Seek> Reader<R> {
         Ok(out)
     }
 
-    fn entry_from_record(&mut self, rec: &DirectoryRecord, at: u64) -> Result<Option<Entry>> {
+    fn entry_from_record(
+        &self,
+        rec: &DirectoryRecord,
+        at: u64,
+        ns: Namespace,
+    ) -> Result<Option<Entry>> {
         let is_dir = rec.flags & FLAG_DIRECTORY != 0;
-        let name_bytes = match self.namespace {
+        let name_bytes = match ns {
             Namespace::Joliet => joliet_name(&rec.identifier),
             _ if is_dir => rec.identifier.clone(),
             _ => strip_version(&rec.identifier).to_vec(),
@@ -673,7 +685,7 @@ impl<R: Read + Seek> Reader<R> {
             zisofs: false,
             record_offset: at,
         };
-        if self.namespace != Namespace::RockRidge {
+        if ns != Namespace::RockRidge {
             return Ok(Some(e));
         }
         let rr = self.rock_ridge(rec, at)?;
@@ -705,8 +717,17 @@ impl<R: Read + Seek> Reader<R> {
     /// Walks the tree depth-first in name order, calling `f(path, entry)` for every entry
     /// below the root (paths are `/`-separated, relative, as stored bytes). Directory loops
     /// and the limits are errors.
-    pub fn walk(&mut self, mut f: impl FnMut(&[u8], &Entry) -> Result<()>) -> Result<()> {
-        let root = self.root.clone();
+    pub fn walk(&mut self, f: impl FnMut(&[u8], &Entry) -> Result<()>) -> Result<()> {
+        self.walk_from(self.root.clone(), self.namespace, f)
+    }
+
+    /// [`walk`](Self::walk) from directory `root` in namespace `ns`, through `&self`.
+    fn walk_from(
+        &self,
+        root: Entry,
+        ns: Namespace,
+        mut f: impl FnMut(&[u8], &Entry) -> Result<()>,
+    ) -> Result<()> {
         let mut visited = BTreeSet::new();
         visited.insert(root.extents.first().map_or(0, |x| x.block));
         let mut count = 0u64;
@@ -720,7 +741,7 @@ impl<R: Read + Seek> Reader<R> {
                     offset: dir.record_offset,
                 });
             }
-            let children = self.read_dir(&dir)?;
+            let children = self.dir_entries(&dir, ns)?;
             let mut subdirs = Vec::new();
             for child in children {
                 count += 1;
@@ -781,6 +802,11 @@ impl<R: Read + Seek> Reader<R> {
     /// Copies a file's data to `out`, extent by extent, in bounded memory. Returns the bytes
     /// written.
     pub fn copy_to(&mut self, e: &Entry, out: &mut impl Write) -> Result<u64> {
+        self.copy_data(e, out)
+    }
+
+    /// [`copy_to`](Self::copy_to) through `&self`.
+    fn copy_data(&self, e: &Entry, out: &mut dyn Write) -> Result<u64> {
         if e.kind != EntryKind::File {
             return Ok(0);
         }
@@ -788,27 +814,22 @@ impl<R: Read + Seek> Reader<R> {
         let mut total = 0u64;
         for ext in &e.extents {
             let start = u64::from(ext.block) * BLOCK;
-            let mut left = u64::from(ext.length);
-            let end = start.checked_add(left).filter(|&end| end <= self.len);
-            if end.is_none() {
+            let len = u64::from(ext.length);
+            if start.checked_add(len).is_none_or(|end| end > self.len) {
                 return Err(Error::Truncated {
                     structure: "file extent",
                     offset: start,
-                    needed: left,
+                    needed: len,
                     available: self.len.saturating_sub(start),
                 });
             }
-            self.inner
-                .seek(SeekFrom::Start(start))
-                .map_err(io("seeking to file data"))?;
-            while left > 0 {
-                let n = left.min(buf.len() as u64) as usize;
-                self.inner
-                    .read_exact(&mut buf[..n])
-                    .map_err(io("reading file data"))?;
-                out.write_all(&buf[..n])
-                    .map_err(io("writing extracted data"))?;
-                left -= n as u64;
+            let mut done = 0u64;
+            while done < len {
+                let n = (len - done).min(buf.len() as u64) as usize;
+                let chunk = buf.get_mut(..n).unwrap_or_default();
+                self.read_image(start + done, chunk, "file data")?;
+                out.write_all(chunk).map_err(io("writing extracted data"))?;
+                done += n as u64;
                 total += n as u64;
             }
         }
@@ -850,7 +871,7 @@ impl<R: Read + Seek> Reader<R> {
             });
         }
         let mut table = vec![0u8; size as usize];
-        read_at(&mut self.inner, self.len, at, &mut table, "path table")?;
+        self.read_image(at, &mut table, "path table")?;
         let mut from_table = BTreeSet::new();
         let mut pos = 0usize;
         let mut n = 0usize;
@@ -869,25 +890,15 @@ impl<R: Read + Seek> Reader<R> {
             pos += len;
         }
         // The physical ISO9660 tree (relocated directories where they really are).
-        let mut plain = Reader {
-            inner: &mut self.inner,
-            len: self.len,
-            limits: self.limits,
-            primary: self.primary.clone(),
-            joliet: None,
-            boot_record: None,
-            system_area: SystemArea::default(),
-            namespace: Namespace::Iso9660,
-            sp_skip: 0,
-            root: self.root.clone(),
-        };
-        plain.root.extents = vec![Extent {
+        let mut plain_root = self.root.clone();
+        plain_root.kind = EntryKind::Directory;
+        plain_root.extents = vec![Extent {
             block: self.primary.root_extent,
             length: self.primary.root_size,
         }];
         let mut from_tree = BTreeSet::new();
         from_tree.insert(self.primary.root_extent);
-        plain.walk(|_, e| {
+        self.walk_from(plain_root, Namespace::Iso9660, |_, e| {
             if e.kind == EntryKind::Directory {
                 from_tree.insert(e.extents.first().map_or(0, |x| x.block));
             }

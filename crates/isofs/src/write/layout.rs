@@ -1361,5 +1361,28 @@ fn copy_source(source: &Source, size: u64, out: &mut impl Sink, buf: &mut [u8]) 
             }
             Ok(())
         }
+        Source::Tree(content) => {
+            let mut r = content.0.open().map_err(|source| Error::Io {
+                what: "opening a tree file's content",
+                source,
+            })?;
+            let mut left = size;
+            while left > 0 {
+                let k = left.min(buf.len() as u64) as usize;
+                let n = r.read(&mut buf[..k]).map_err(|source| Error::Io {
+                    what: "reading a tree file's content",
+                    source,
+                })?;
+                if n == 0 {
+                    return Err(Error::Io {
+                        what: "reading a tree file's content",
+                        source: std::io::ErrorKind::UnexpectedEof.into(),
+                    });
+                }
+                out.put(&buf[..n])?;
+                left -= n as u64;
+            }
+            Ok(())
+        }
     }
 }

@@ -7,27 +7,12 @@
 //! block positions.
 
 mod dir;
-mod erofs_superblock;
 mod inode;
 mod metadata;
 mod superblock;
 mod tables;
 
 use crate::error::{Error, Result};
-
-pub(crate) fn le_u16(b: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes([b[off], b[off + 1]])
-}
-
-pub(crate) fn le_u32(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-pub(crate) fn le_u64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(a)
-}
 
 /// A source of little-endian fields: a byte slice or a stream of metadata blocks.
 pub(crate) trait Input {
@@ -100,7 +85,6 @@ impl Input for SliceInput<'_> {
 
 pub use dir::{DirEntry, DirHeader, DirIndex, MAX_NAME, parse_directory};
 pub(crate) use dir::{read_listing, valid_name};
-pub use erofs_superblock::{EROFS_MAGIC, EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock};
 pub(crate) use inode::MAX_SYMLINK;
 pub use inode::{
     DirInode, FileInode, Inode, InodeData, InodeKind, NO_FRAGMENT, NO_XATTR, decode_dev, encode_dev,
@@ -112,14 +96,3 @@ pub use tables::{
     CompressorOptions, FragmentEntry, XattrIdEntry, XattrIdTableHeader, XattrKey, data_block_size,
     encode_data_block_size,
 };
-
-/// Decompresses one block (data or metadata) of `compressor` into at most `cap` bytes: what
-/// the reader runs on every block, exposed for fuzzing and tools.
-pub fn decompress(compressor: Compressor, src: &[u8], cap: usize) -> Result<Vec<u8>> {
-    crate::compress::decompress(compressor, src, cap).map_err(|reason| Error::Decompress {
-        structure: "block",
-        offset: 0,
-        compressor: compressor.name(),
-        reason,
-    })
-}

@@ -1,41 +1,30 @@
-//! EROFS reading: superblock, compact and extended inodes, directories, the uncompressed data
-//! layouts (flat plain, flat inline with the tail after the inode, chunk based with a block
-//! map or chunk indexes), symlinks, device nodes, and xattrs (inline and shared). Compressed
-//! files (lz4, lzma, deflate, zstd layouts) are refused by name for now.
+//! EROFS reading: [`ErofsReader`] walks directories, reads the uncompressed data layouts
+//! (flat plain, flat inline with the tail after the inode, chunk based with a block map or
+//! chunk indexes), symlinks, device nodes and xattrs (inline and shared). Compressed files
+//! (lz4, lzma, deflate, zstd layouts) are refused by name for now.
 //!
-//! Layout facts (the kernel's `erofs_fs.h`, erofs-utils): the superblock is at byte 1024; an
-//! inode lives at `meta_blkaddr * block_size + 32 * nid`, 32 bytes (compact: 32-bit size,
-//! 16-bit ids, the image's build time as mtime) or 64 (extended); `i_format` bit 0 is the
-//! version, bits 1..=3 the data layout; the xattr body after the inode is
-//! `12 + 4 * (i_xattr_icount - 1)` bytes; directory blocks start with 12-byte dirents whose
-//! first `nameoff` also gives their count, names follow, sorted.
-//!
-//! Every offset is checked against the image before it is read, sizes never allocate more
-//! than one block at a time, walks are bounded by [`Limits`] and refuse directory loops.
+//! An inode lives at `meta_blkaddr * block_size + 32 * nid` (see [`super::raw`] for the
+//! structures). Every offset is checked against the image before it is read, sizes never
+//! allocate more than one block at a time, walks are bounded by [`Limits`] and refuse
+//! directory loops.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsStr;
-use std::fs;
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
+use super::raw::{
+    CHUNK_BASED, CHUNK_FORMAT_INDEXES, COMPRESSED_COMPACT, COMPRESSED_FULL,
+    EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock, FLAT_INLINE, FLAT_PLAIN, InodeHeader, NULL_ADDR,
+    XATTR_BODY_HEADER_SIZE, XattrEntry, malformed, parse_dir_block, xattr_body_size,
+};
 use crate::error::{Error, Result};
-use crate::raw::{EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock, InodeKind, decode_dev};
-use crate::read::{ExtractOptions, ExtractReport, Limits, ReadAt, Restore, io_path, link_escapes};
+use imgpipe_fstree::le::{le_u16, le_u32};
+use imgpipe_fstree::{Entry, Extent, FsRead, Holds, Metadata, ReadAt};
 
-/// `i_format` data layouts.
-const FLAT_PLAIN: u8 = 0;
-const COMPRESSED_FULL: u8 = 1;
-const FLAT_INLINE: u8 = 2;
-const COMPRESSED_COMPACT: u8 = 3;
-const CHUNK_BASED: u8 = 4;
-/// `i_u` of a chunk-based inode: chunk indexes rather than a block map.
-const CHUNK_FORMAT_INDEXES: u32 = 0x20;
-/// A block address meaning "no block" (a hole, or only an inline tail).
-const NULL_ADDR: u32 = u32::MAX;
+use crate::raw::{InodeKind, decode_dev};
+use crate::read::{ExtractOptions, ExtractReport, Limits, extract_error};
 
 /// One inode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,6 +41,8 @@ pub struct ErofsInode {
     pub gid: u32,
     /// Modification time (seconds).
     pub mtime: u64,
+    /// Nanoseconds of the modification time (a compact inode takes the build time's).
+    pub mtime_nsec: u32,
     /// Link count.
     pub nlink: u32,
     /// Size in bytes.
@@ -81,17 +72,26 @@ impl ErofsInode {
     }
 
     fn xattr_size(&self) -> u64 {
-        if self.xattr_icount == 0 {
-            0
-        } else {
-            12 + 4 * (u64::from(self.xattr_icount) - 1)
-        }
+        xattr_body_size(self.xattr_icount)
     }
 
     /// Where inline data (tail, chunk map) starts: right after the inode and its xattrs.
     fn inline_at(&self) -> u64 {
         self.offset + self.inode_size() + self.xattr_size()
     }
+}
+
+/// The chunk map of a chunk-based inode.
+#[derive(Debug, Clone, Copy)]
+struct ChunkMap {
+    /// Chunk size in bytes.
+    chunk: u64,
+    /// Number of chunks.
+    count: u64,
+    /// 8-byte chunk indexes rather than a 4-byte block map.
+    indexes: bool,
+    /// Where the map starts, relative to the image start.
+    table: u64,
 }
 
 /// One entry of [`ErofsReader::walk`].
@@ -120,41 +120,6 @@ impl std::fmt::Debug for ErofsReader {
             .field("sb", &self.sb)
             .finish_non_exhaustive()
     }
-}
-
-fn malformed(
-    structure: &'static str,
-    field: &'static str,
-    offset: u64,
-    reason: &'static str,
-) -> Error {
-    Error::Malformed {
-        structure,
-        field,
-        offset,
-        reason,
-    }
-}
-
-fn le16(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
-}
-
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-}
-
-fn le64(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes([
-        b[o],
-        b[o + 1],
-        b[o + 2],
-        b[o + 3],
-        b[o + 4],
-        b[o + 5],
-        b[o + 6],
-        b[o + 7],
-    ])
 }
 
 impl ErofsReader {
@@ -248,24 +213,13 @@ impl ErofsReader {
             ))?;
         let b = self.read(offset, 32, "EROFS inode")?;
         let at = self.base + offset;
-        let format = le16(&b, 0);
-        let extended = format & 1 != 0;
-        let layout = ((format >> 1) & 7) as u8;
-        if layout > CHUNK_BASED {
-            return Err(malformed(
-                "EROFS inode",
-                "i_format",
-                at,
-                "unknown data layout",
-            ));
-        }
-        let b = if extended {
+        let b = if InodeHeader::is_extended_format(le_u16(&b, 0)) {
             self.read(offset, 64, "EROFS extended inode")?
         } else {
             b
         };
-        let imode = le16(&b, 4);
-        let kind = match imode & 0o170000 {
+        let h = InodeHeader::parse(&b, at)?;
+        let kind = match h.mode & 0o170000 {
             0o040000 => InodeKind::Dir,
             0o100000 => InodeKind::File,
             0o120000 => InodeKind::Symlink,
@@ -282,41 +236,27 @@ impl ErofsReader {
                 ));
             }
         };
-        let raw_u = le32(&b, 16);
-        let (size, uid, gid, mtime, nlink) = if extended {
-            (
-                le64(&b, 8),
-                le32(&b, 24),
-                le32(&b, 28),
-                le64(&b, 32),
-                le32(&b, 44),
-            )
-        } else {
-            (
-                u64::from(le32(&b, 8)),
-                u32::from(le16(&b, 24)),
-                u32::from(le16(&b, 26)),
-                self.sb.build_time,
-                u32::from(le16(&b, 6)),
-            )
-        };
+        let (mtime, mtime_nsec) = h
+            .mtime
+            .unwrap_or((self.sb.build_time, self.sb.build_time_nsec));
         let device =
-            matches!(kind, InodeKind::BlockDev | InodeKind::CharDev).then(|| decode_dev(raw_u));
+            matches!(kind, InodeKind::BlockDev | InodeKind::CharDev).then(|| decode_dev(h.u));
         Ok(ErofsInode {
             nid,
             kind,
-            mode: imode & 0o7777,
-            uid,
-            gid,
+            mode: h.mode & 0o7777,
+            uid: h.uid,
+            gid: h.gid,
             mtime,
-            nlink,
-            size,
-            ino: le32(&b, 20),
-            extended,
-            layout,
+            mtime_nsec,
+            nlink: h.nlink,
+            size: h.size,
+            ino: h.ino,
+            extended: h.extended(),
+            layout: h.layout(),
             device,
-            raw_u,
-            xattr_icount: le16(&b, 2),
+            raw_u: h.u,
+            xattr_icount: h.xattr_icount,
             offset,
         })
     }
@@ -365,41 +305,10 @@ impl ErofsReader {
                 Ok(())
             }
             CHUNK_BASED => {
-                let chunkbits = self.sb.blkszbits as u32 + (i.raw_u & 0x1f);
-                if chunkbits > 40 {
-                    return Err(malformed(
-                        "EROFS inode",
-                        "i_u (chunk format)",
-                        at,
-                        "chunk size over 1 TiB",
-                    ));
-                }
-                let chunk = 1u64 << chunkbits;
-                let count = i.size.div_ceil(chunk);
-                // Holes cost nothing on disk: without a cap a few index bytes could declare
-                // petabytes of zeros for a reader to produce.
-                let cap = self.limits.max_file_blocks.saturating_mul(self.blksz);
-                if count > self.limits.max_file_blocks || i.size > cap {
-                    return Err(Error::LimitExceeded {
-                        what: "EROFS chunk-based file size (Limits::max_file_blocks blocks)",
-                        limit: cap,
-                    });
-                }
-                let indexes = i.raw_u & CHUNK_FORMAT_INDEXES != 0;
-                let unit = if indexes { 8 } else { 4 };
-                let table = i.inline_at().next_multiple_of(unit);
-                for k in 0..count {
-                    let e = self.read(table + k * unit, unit, "EROFS chunk index")?;
-                    let blkaddr = if indexes {
-                        if le16(&e, 2) != 0 {
-                            return Err(Error::Unsupported {
-                                feature: "EROFS chunks on extra devices",
-                            });
-                        }
-                        le32(&e, 4)
-                    } else {
-                        le32(&e, 0)
-                    };
+                let m = self.chunk_map(i)?;
+                let chunk = m.chunk;
+                for k in 0..m.count {
+                    let blkaddr = self.chunk_addr(&m, k)?;
                     let len = (i.size - k * chunk).min(chunk);
                     if blkaddr == NULL_ADDR {
                         let zeros = vec![0u8; len.min(1 << 20) as usize];
@@ -424,6 +333,55 @@ impl ErofsReader {
                 at,
                 "unknown data layout",
             )),
+        }
+    }
+
+    /// Where the chunk map of a chunk-based inode is and what it covers.
+    fn chunk_map(&self, i: &ErofsInode) -> Result<ChunkMap> {
+        let at = self.base + i.offset;
+        let chunkbits = u32::from(self.sb.blkszbits) + (i.raw_u & 0x1f);
+        if chunkbits > 40 {
+            return Err(malformed(
+                "EROFS inode",
+                "i_u (chunk format)",
+                at,
+                "chunk size over 1 TiB",
+            ));
+        }
+        let chunk = 1u64 << chunkbits;
+        let count = i.size.div_ceil(chunk);
+        // Holes cost nothing on disk: without a cap a few index bytes could declare
+        // petabytes of zeros for a reader to produce.
+        let cap = self.limits.max_file_blocks.saturating_mul(self.blksz);
+        if count > self.limits.max_file_blocks || i.size > cap {
+            return Err(Error::LimitExceeded {
+                what: "EROFS chunk-based file size (Limits::max_file_blocks blocks)",
+                limit: cap,
+            });
+        }
+        let indexes = i.raw_u & CHUNK_FORMAT_INDEXES != 0;
+        let unit = if indexes { 8 } else { 4 };
+        Ok(ChunkMap {
+            chunk,
+            count,
+            indexes,
+            table: i.inline_at().next_multiple_of(unit),
+        })
+    }
+
+    /// The start block of chunk `k` (`NULL_ADDR` for a hole).
+    fn chunk_addr(&self, m: &ChunkMap, k: u64) -> Result<u32> {
+        let unit = if m.indexes { 8 } else { 4 };
+        let e = self.read(m.table + k * unit, unit, "EROFS chunk index")?;
+        if m.indexes {
+            if le_u16(&e, 2) != 0 {
+                return Err(Error::Unsupported {
+                    feature: "EROFS chunks on extra devices",
+                });
+            }
+            Ok(le_u32(&e, 4))
+        } else {
+            Ok(le_u32(&e, 0))
         }
     }
 
@@ -521,7 +479,7 @@ impl ErofsReader {
         let body = self.read(start, size, "EROFS xattr body")?;
         let at = self.base + start;
         let shared = usize::from(body[4]);
-        if 12 + 4 * shared > body.len() {
+        if XATTR_BODY_HEADER_SIZE + 4 * shared > body.len() {
             return Err(malformed(
                 "EROFS xattr body",
                 "h_shared_count",
@@ -530,10 +488,10 @@ impl ErofsReader {
             ));
         }
         let mut out = Vec::new();
-        let mut p = 12 + 4 * shared;
+        let mut p = XATTR_BODY_HEADER_SIZE + 4 * shared;
         while p + 4 <= body.len() {
-            let (name, value, used) = parse_xattr_entry(&body[p..], at + p as u64)?;
-            out.push((name, value));
+            let (e, used) = XattrEntry::parse(&body[p..], at + p as u64)?;
+            out.push((e.name, e.value));
             p += used;
             if out.len() as u64 > u64::from(self.limits.max_xattrs) {
                 return Err(Error::LimitExceeded {
@@ -543,13 +501,13 @@ impl ErofsReader {
             }
         }
         for k in 0..shared {
-            let id = le32(&body, 12 + 4 * k);
+            let id = le_u32(&body, XATTR_BODY_HEADER_SIZE + 4 * k);
             let pos = u64::from(self.sb.xattr_blkaddr) * self.blksz + u64::from(id) * 4;
             let head = self.read(pos, 4, "EROFS shared xattr")?;
-            let need = 4 + u64::from(head[0]) + u64::from(le16(&head, 2));
+            let need = 4 + u64::from(head[0]) + u64::from(le_u16(&head, 2));
             let e = self.read(pos, need, "EROFS shared xattr")?;
-            let (name, value, _) = parse_xattr_entry(&e, self.base + pos)?;
-            out.push((name, value));
+            let (e, _) = XattrEntry::parse(&e, self.base + pos)?;
+            out.push((e.name, e.value));
         }
         Ok(out)
     }
@@ -610,227 +568,129 @@ impl ErofsReader {
 }
 
 impl ErofsReader {
-    /// Extracts the whole image below `dest` with the same guarantees as
-    /// [`Reader::extract`](crate::Reader::extract): nothing is written outside `dest`
-    /// (names are checked, files are created with `create_new`, directories with
-    /// `create_dir`, no symlink is followed), files are written in parallel, metadata comes
-    /// last and children first. Compressed files make it fail by name.
+    /// Extracts the whole image below `dest` with the one safe extractor,
+    /// [`imgpipe_fstree::extract`], and the same guarantees as
+    /// [`Reader::extract`](crate::Reader::extract): nothing is written outside `dest`.
+    /// Compressed files make it fail by name.
     pub fn extract(&self, dest: &Path, opts: ExtractOptions) -> Result<ExtractReport> {
-        use rayon::prelude::*;
-        let entries = self.walk()?;
-        let mut report = ExtractReport::default();
-        fs::create_dir_all(dest).map_err(io_path("creating", dest))?;
-        let target = |e: &ErofsEntry| -> PathBuf {
-            if e.path.is_empty() {
-                dest.to_path_buf()
-            } else {
-                dest.join(OsStr::from_bytes(&e.path))
-            }
-        };
-        let mut first_link: BTreeMap<u64, usize> = BTreeMap::new();
-        let (mut primaries, mut links) = (Vec::new(), Vec::new());
-        let mut by_path = vec![false; entries.len()];
-        for (k, e) in entries.iter().enumerate() {
-            let p = target(e);
-            let i = &e.inode;
-            match i.kind {
-                InodeKind::Dir => {
-                    report.dirs += 1;
-                    by_path[k] = true;
-                    if e.path.is_empty() {
-                        continue;
-                    }
-                    if let Err(err) = fs::create_dir(&p) {
-                        let is_dir = fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
-                        if err.kind() != std::io::ErrorKind::AlreadyExists || !is_dir {
-                            return Err(io_path("creating directory", &p)(err));
-                        }
-                    }
-                }
-                InodeKind::File => {
-                    if i.nlink > 1 {
-                        if let Some(&j) = first_link.get(&i.nid) {
-                            links.push((j, k));
-                            continue;
-                        }
-                        first_link.insert(i.nid, k);
-                    }
-                    primaries.push(k);
-                }
-                InodeKind::Symlink => {
-                    let t = self.read_link(i)?;
-                    if opts.refuse_link_escapes && link_escapes(&e.path, &t) {
-                        return Err(Error::Refused {
-                            path: crate::read::lossy_path(&e.path),
-                            reason: "symlink target leaves the destination",
-                        });
-                    }
-                    std::os::unix::fs::symlink(OsStr::from_bytes(&t), &p)
-                        .map_err(io_path("creating symlink", &p))?;
-                    report.symlinks += 1;
-                    by_path[k] = true;
-                }
-                InodeKind::BlockDev | InodeKind::CharDev | InodeKind::Fifo | InodeKind::Socket => {
-                    if !opts.special_files {
-                        report.skipped += 1;
-                        continue;
-                    }
-                    use rustix::fs::{CWD, FileType, Mode, makedev, mknodat};
-                    let (ma, mi) = i.device.unwrap_or((0, 0));
-                    let ft = match i.kind {
-                        InodeKind::BlockDev => FileType::BlockDevice,
-                        InodeKind::CharDev => FileType::CharacterDevice,
-                        InodeKind::Socket => FileType::Socket,
-                        _ => FileType::Fifo,
-                    };
-                    match mknodat(CWD, &p, ft, Mode::from_raw_mode(0o600), makedev(ma, mi)) {
-                        Ok(()) => {
-                            report.special += 1;
-                            by_path[k] = true;
-                        }
-                        Err(rustix::io::Errno::PERM) => report.skipped += 1,
-                        Err(err) => return Err(io_path("creating special file", &p)(err.into())),
-                    }
-                }
-            }
-        }
-        let bytes: Result<Vec<u64>> = primaries
-            .par_iter()
-            .map(|&k| {
-                let e = &entries[k];
-                let p = target(e);
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&p)
-                    .map_err(io_path("creating file", &p))?;
-                let n = self.read_file(&e.inode, &mut f)?;
-                self.restore(&e.inode, opts)?.on_fd(&f, &p)?;
-                Ok(n)
-            })
-            .collect();
-        report.bytes = bytes?.iter().sum();
-        report.files = primaries.len() as u64;
-        for &(j, k) in &links {
-            let (from, to) = (target(&entries[j]), target(&entries[k]));
-            fs::hard_link(&from, &to).map_err(io_path("creating hard link", &to))?;
-            report.hard_links += 1;
-        }
-        for (e, _) in entries.iter().zip(&by_path).rev().filter(|(_, b)| **b) {
-            self.restore(&e.inode, opts)?.on_path(&target(e))?;
-        }
-        Ok(report)
-    }
-
-    fn restore(&self, i: &ErofsInode, opts: ExtractOptions) -> Result<Restore> {
-        Ok(Restore {
-            owner: opts.owners.then_some((i.uid, i.gid)),
-            xattrs: if opts.xattrs {
-                self.xattrs(i)?
-            } else {
-                Vec::new()
-            },
-            mode: i.mode,
-            mtime: i.mtime,
-            symlink: i.kind == InodeKind::Symlink,
-        })
+        imgpipe_fstree::extract(self, dest, opts).map_err(extract_error)
     }
 }
 
-/// Parses one directory block into `out`.
-fn parse_dir_block(b: &[u8], at: u64, out: &mut Vec<(Vec<u8>, u64)>) -> Result<()> {
-    if b.len() < 12 {
-        return Err(malformed(
-            "EROFS directory block",
-            "dirents",
-            at,
-            "shorter than one dirent",
-        ));
-    }
-    let first = usize::from(le16(b, 8));
-    if first < 12 || first % 12 != 0 || first > b.len() {
-        return Err(malformed(
-            "EROFS directory block",
-            "nameoff",
-            at,
-            "first name offset is not a dirent boundary inside the block",
-        ));
-    }
-    let count = first / 12;
-    for k in 0..count {
-        let d = &b[k * 12..k * 12 + 12];
-        let start = usize::from(le16(d, 8));
-        let end = if k + 1 < count {
-            usize::from(le16(b, (k + 1) * 12 + 8))
-        } else {
-            b.len()
+impl ErofsReader {
+    /// The shared [`Entry`] for `inode` at `path`: xattrs sorted by name, the mtime's
+    /// nanoseconds, a hard-link identity (the nid) on files with more than one name.
+    pub fn entry(&self, path: &[u8], i: &ErofsInode) -> Result<Entry> {
+        let mut xattrs = self.xattrs(i)?;
+        xattrs.sort();
+        let meta = Metadata {
+            mode: u32::from(i.mode & 0o7777),
+            uid: i.uid,
+            gid: i.gid,
+            // The kernel reads the 64-bit field as a signed time64_t.
+            mtime: i.mtime as i64,
+            mtime_nsec: i.mtime_nsec,
+            xattrs,
         };
-        if start < first || start > end || end > b.len() {
-            return Err(malformed(
-                "EROFS directory block",
-                "nameoff",
-                at,
-                "names out of order or outside the block",
-            ));
+        let mut e = Entry::new(path, crate::read::file_type(i.kind), meta);
+        match i.kind {
+            InodeKind::File => {
+                e.size = i.size;
+                if i.nlink > 1 {
+                    e.link = Some(i.nid);
+                }
+            }
+            InodeKind::Symlink => {
+                let t = self.read_link(i)?;
+                e.size = t.len() as u64;
+                e.target = Some(t);
+            }
+            InodeKind::BlockDev | InodeKind::CharDev => e.rdev = i.device,
+            InodeKind::Dir | InodeKind::Fifo | InodeKind::Socket => {}
         }
-        let mut name = &b[start..end];
-        if k + 1 == count
-            && let Some(z) = name.iter().position(|&c| c == 0)
-        {
-            name = &name[..z];
-        }
-        if name.is_empty() || name.len() > 255 || name.contains(&b'/') || name.contains(&0) {
-            return Err(malformed(
-                "EROFS directory block",
-                "name",
-                at,
-                "empty, over 255 bytes, or has `/` or NUL",
-            ));
-        }
-        if name == b"." || name == b".." {
-            continue;
-        }
-        out.push((name.to_vec(), le64(d, 0)));
+        Ok(e)
     }
-    Ok(())
-}
 
-/// One xattr entry: (full name, value, bytes used including the 4-byte alignment).
-fn parse_xattr_entry(b: &[u8], at: u64) -> Result<(Vec<u8>, Vec<u8>, usize)> {
-    if b.len() < 4 {
-        return Err(malformed("EROFS xattr entry", "header", at, "truncated"));
-    }
-    let (name_len, index, value_len) = (usize::from(b[0]), b[1], usize::from(le16(b, 2)));
-    let end = 4 + name_len + value_len;
-    if end > b.len() {
-        return Err(malformed(
-            "EROFS xattr entry",
-            "e_value_size",
-            at,
-            "runs past the xattr body",
-        ));
-    }
-    let prefix: &[u8] = match index {
-        1 => b"user.",
-        2 => b"system.posix_acl_access",
-        3 => b"system.posix_acl_default",
-        4 => b"trusted.",
-        6 => b"security.",
-        _ if index & 0x80 != 0 => {
-            return Err(Error::Unsupported {
-                feature: "EROFS long xattr name prefixes",
+    /// Where a regular file's bytes lie: its blocks, its inline tail, its chunks (holes left
+    /// out, adjacent pieces merged). `None` for other types and compressed layouts.
+    fn file_extents(&self, i: &ErofsInode) -> Result<Option<Vec<Extent>>> {
+        if i.kind != InodeKind::File {
+            return Ok(None);
+        }
+        let at = self.base + i.offset;
+        let mut out: Vec<Extent> = Vec::new();
+        let mut push = |file_offset: u64, image_offset: u64, len: u64| {
+            if len == 0 {
+                return;
+            }
+            if let Some(last) = out.last_mut()
+                && last.file_offset + last.len == file_offset
+                && last.image_offset + last.stored_len == image_offset
+            {
+                last.len += len;
+                last.stored_len += len;
+                return;
+            }
+            out.push(Extent {
+                file_offset,
+                len,
+                image_offset,
+                stored_len: len,
+                compressed: false,
             });
+        };
+        match i.layout {
+            FLAT_PLAIN => {
+                if i.size > 0 {
+                    push(0, self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)?, i.size);
+                }
+            }
+            FLAT_INLINE => {
+                let tail = i.size % self.blksz;
+                let full = i.size - tail;
+                if full > 0 {
+                    push(0, self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)?, full);
+                }
+                push(full, i.inline_at(), tail);
+            }
+            CHUNK_BASED => {
+                let m = self.chunk_map(i)?;
+                for k in 0..m.count {
+                    let blkaddr = self.chunk_addr(&m, k)?;
+                    if blkaddr != NULL_ADDR {
+                        let len = (i.size - k * m.chunk).min(m.chunk);
+                        push(k * m.chunk, u64::from(blkaddr) * self.blksz, len);
+                    }
+                }
+            }
+            _ => return Ok(None),
         }
-        _ => {
-            return Err(malformed(
-                "EROFS xattr entry",
-                "e_name_index",
-                at + 1,
-                "unknown name index",
-            ));
-        }
-    };
-    let mut name = prefix.to_vec();
-    name.extend_from_slice(&b[4..4 + name_len]);
-    Ok((name, b[4 + name_len..end].to_vec(), end.next_multiple_of(4)))
+        Ok(Some(out))
+    }
+}
+
+impl FsRead for ErofsReader {
+    type Node = ErofsInode;
+    type Error = Error;
+
+    /// EROFS keeps everything POSIX has; nanoseconds live in extended inodes (a compact
+    /// inode takes the build time's).
+    fn holds(&self) -> Holds {
+        Holds::POSIX
+    }
+
+    fn walk(&self) -> Result<Vec<(Entry, ErofsInode)>> {
+        ErofsReader::walk(self)?
+            .into_iter()
+            .map(|w| Ok((self.entry(&w.path, &w.inode)?, w.inode)))
+            .collect()
+    }
+
+    fn read_content(&self, node: &ErofsInode, out: &mut dyn Write) -> Result<u64> {
+        self.read_file(node, out)
+    }
+
+    fn extents(&self, node: &ErofsInode) -> Result<Option<Vec<Extent>>> {
+        self.file_extents(node)
+    }
 }

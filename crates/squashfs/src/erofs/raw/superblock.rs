@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use super::{le_u16, le_u32, le_u64};
 use crate::error::{Error, Result};
+use imgpipe_fstree::le::{le_u16, le_u32, le_u64};
 
 /// EROFS superblock magic.
 pub const EROFS_MAGIC: u32 = 0xE0F5_E1E2;

@@ -1,0 +1,624 @@
+//! The one safe extractor: any [`FsRead`] image into a host directory.
+//!
+//! # Security
+//! Nothing is written outside the destination, whatever the image says:
+//! - every path is rebuilt below the destination from its components, each checked (no empty,
+//!   `.` or `..` component, no NUL); a path seen twice is refused;
+//! - an entry's parent must be a directory this extraction created (or the destination), so an
+//!   image listing `a -> /etc` and then `a/passwd` is refused, never followed;
+//! - files are created with `create_new`, directories with `create_dir`, and metadata is set
+//!   through the open descriptor or without following symlinks;
+//! - with [`ExtractOptions::refuse_link_escapes`], symlinks whose target leaves the
+//!   destination (absolute, or too many `..`) are refused too;
+//! - a file whose content is longer than its entry declares is an error, not a larger file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::entry::{Entry, FileType, Xattr};
+use crate::error::{Error, Result};
+use crate::read::FsRead;
+
+/// What [`extract`] restores besides content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExtractOptions {
+    /// Restore owners (needs root).
+    pub owners: bool,
+    /// Restore xattrs (`security.*` and `trusted.*` need root).
+    pub xattrs: bool,
+    /// Refuse symlinks whose target leaves the destination.
+    pub refuse_link_escapes: bool,
+    /// Create device nodes, fifos and sockets (device nodes need root; when the host refuses
+    /// them they are counted as skipped).
+    pub special_files: bool,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        Self {
+            owners: false,
+            xattrs: false,
+            refuse_link_escapes: false,
+            special_files: true,
+        }
+    }
+}
+
+impl ExtractOptions {
+    /// Options restoring owners and xattrs too (what root wants).
+    pub fn full() -> Self {
+        Self {
+            owners: true,
+            xattrs: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// Counts of what an extraction created.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ExtractReport {
+    /// Directories (the root included).
+    pub dirs: u64,
+    /// Regular files (first names).
+    pub files: u64,
+    /// Further hard links.
+    pub hard_links: u64,
+    /// Symlinks.
+    pub symlinks: u64,
+    /// Devices, fifos, sockets.
+    pub special: u64,
+    /// Special files skipped (not asked for, or refused by the host).
+    pub skipped: u64,
+    /// Content bytes written.
+    pub bytes: u64,
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Whether a symlink at `entry` (image path) pointing at `target` leaves the root.
+pub fn link_escapes(entry: &[u8], target: &[u8]) -> bool {
+    if target.first() == Some(&b'/') {
+        return true;
+    }
+    let mut depth: i64 = entry
+        .split(|&c| c == b'/')
+        .filter(|c| !c.is_empty())
+        .count() as i64
+        - 1;
+    for comp in target.split(|&c| c == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+/// The host path of image path `path` below `dest`, each component checked.
+fn host_path(dest: &Path, path: &[u8]) -> Result<PathBuf> {
+    let mut p = dest.to_path_buf();
+    if path.is_empty() {
+        return Ok(p);
+    }
+    for c in path.split(|&b| b == b'/') {
+        if c.is_empty() || c == b"." || c == b".." || c.contains(&0) {
+            return Err(Error::Escape {
+                path: path.to_vec(),
+                reason: "invalid path component",
+            });
+        }
+        p.push(OsStr::from_bytes(c));
+    }
+    Ok(p)
+}
+
+fn parent_of(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&c| c == b'/') {
+        Some(i) => path.get(..i).unwrap_or_default(),
+        None => b"",
+    }
+}
+
+/// Extracts every entry of `reader` below `dest` (created if missing; existing directories
+/// are reused, any other existing path is an error). File contents are written in parallel
+/// on the current rayon pool; runs of zero blocks become holes. See the
+/// [module docs](self) for what is refused.
+pub fn extract<R>(reader: &R, dest: &Path, opts: ExtractOptions) -> Result<ExtractReport>
+where
+    R: FsRead + Sync,
+{
+    extract_with_progress(reader, dest, opts, &|_| {})
+}
+
+/// [`extract`], calling `progress` with the content bytes of each file as it is written
+/// (from the writer threads).
+pub fn extract_with_progress<R>(
+    reader: &R,
+    dest: &Path,
+    opts: ExtractOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ExtractReport>
+where
+    R: FsRead + Sync,
+{
+    let entries = reader.walk().map_err(Error::reader)?;
+    let mut report = ExtractReport::default();
+    fs::create_dir_all(dest).map_err(io("creating", dest))?;
+    let mut targets = Vec::with_capacity(entries.len());
+    let mut seen: BTreeSet<&[u8]> = BTreeSet::new();
+    let mut dirs: BTreeSet<&[u8]> = BTreeSet::new();
+    let mut first_link: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut primaries = Vec::new();
+    let mut links = Vec::new();
+    // Entries whose metadata the last pass restores by path (files get theirs through their
+    // open descriptor while being written, in parallel).
+    let mut by_path = vec![false; entries.len()];
+    for (i, (e, _)) in entries.iter().enumerate() {
+        let p = host_path(dest, &e.path)?;
+        targets.push(p.clone());
+        if !seen.insert(&e.path) {
+            return Err(Error::Refused {
+                path: e.path.clone(),
+                reason: "the image lists this path twice",
+            });
+        }
+        if e.path.is_empty() {
+            if e.file_type != FileType::Dir {
+                return Err(Error::Refused {
+                    path: e.path.clone(),
+                    reason: "the root is not a directory",
+                });
+            }
+            dirs.insert(&e.path);
+            report.dirs += 1;
+            by_path[i] = true;
+            continue;
+        }
+        if !dirs.contains(parent_of(&e.path)) {
+            return Err(Error::Escape {
+                path: e.path.clone(),
+                reason: "its parent is not a directory extracted before it",
+            });
+        }
+        match e.file_type {
+            FileType::Dir => {
+                if let Err(err) = fs::create_dir(&p) {
+                    let is_dir = fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
+                    if err.kind() != std::io::ErrorKind::AlreadyExists || !is_dir {
+                        return Err(io("creating directory", &p)(err));
+                    }
+                }
+                dirs.insert(&e.path);
+                report.dirs += 1;
+                by_path[i] = true;
+            }
+            FileType::File => {
+                if let Some(id) = e.link {
+                    if let Some(&j) = first_link.get(&id) {
+                        links.push((j, i));
+                        continue;
+                    }
+                    first_link.insert(id, i);
+                }
+                primaries.push(i);
+            }
+            FileType::Symlink => {
+                let t = e.target.as_deref().unwrap_or_default();
+                if opts.refuse_link_escapes && link_escapes(&e.path, t) {
+                    return Err(Error::Escape {
+                        path: e.path.clone(),
+                        reason: "symlink target leaves the destination",
+                    });
+                }
+                std::os::unix::fs::symlink(OsStr::from_bytes(t), &p)
+                    .map_err(io("creating symlink", &p))?;
+                report.symlinks += 1;
+                by_path[i] = true;
+            }
+            FileType::Char | FileType::Block | FileType::Fifo | FileType::Socket => {
+                if !opts.special_files {
+                    report.skipped += 1;
+                    continue;
+                }
+                use rustix::fs::{CWD, FileType as Ft, Mode, makedev, mknodat};
+                let (major, minor) = e.rdev.unwrap_or((0, 0));
+                let (ft, dev) = match e.file_type {
+                    FileType::Block => (Ft::BlockDevice, makedev(major, minor)),
+                    FileType::Char => (Ft::CharacterDevice, makedev(major, minor)),
+                    FileType::Socket => (Ft::Socket, 0),
+                    _ => (Ft::Fifo, 0),
+                };
+                match mknodat(CWD, &p, ft, Mode::from_raw_mode(0o600), dev) {
+                    Ok(()) => {
+                        report.special += 1;
+                        by_path[i] = true;
+                    }
+                    Err(rustix::io::Errno::PERM) => report.skipped += 1,
+                    Err(err) => return Err(io("creating special file", &p)(err.into())),
+                }
+            }
+        }
+    }
+    let written: Result<Vec<u64>> = primaries
+        .par_iter()
+        .map(|&i| {
+            let (Some((e, node)), Some(p)) = (entries.get(i), targets.get(i)) else {
+                return Ok(0);
+            };
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p)
+                .map_err(io("creating file", p))?;
+            let mut w = SparseWriter::new(&f, e.size);
+            let n = match reader.read_content(node, &mut w) {
+                Ok(n) => n,
+                Err(err) => {
+                    if let Some(source) = w.error.take() {
+                        return Err(w.into_error(source, e, p));
+                    }
+                    return Err(Error::reader(err));
+                }
+            };
+            if let Some(source) = w.error.take() {
+                return Err(w.into_error(source, e, p));
+            }
+            if w.at != n || n != e.size {
+                return Err(Error::Refused {
+                    path: e.path.clone(),
+                    reason: "content length differs from the entry's size",
+                });
+            }
+            if w.hole_at_end {
+                f.set_len(n).map_err(io("sizing", p))?;
+            }
+            restore_on_fd(e, &f, p, opts)?;
+            progress(n);
+            Ok(n)
+        })
+        .collect();
+    report.bytes = written?.iter().sum();
+    report.files = primaries.len() as u64;
+    for &(j, i) in &links {
+        if let (Some(from), Some(to)) = (targets.get(j), targets.get(i)) {
+            fs::hard_link(from, to).map_err(io("creating hard link", to))?;
+            report.hard_links += 1;
+        }
+    }
+    // Metadata last and children first, so read-only directories and mtimes stick.
+    for (i, _) in by_path.iter().enumerate().rev().filter(|(_, b)| **b) {
+        if let (Some((e, _)), Some(p)) = (entries.get(i), targets.get(i)) {
+            restore_on_path(e, p, opts)?;
+        }
+    }
+    Ok(report)
+}
+
+/// Writes at increasing positions of a file, leaving whole zero blocks as holes, and
+/// refusing to go past the declared size.
+struct SparseWriter<'f> {
+    file: &'f fs::File,
+    at: u64,
+    limit: u64,
+    hole_at_end: bool,
+    error: Option<std::io::Error>,
+    too_long: bool,
+}
+
+const HOLE_BLOCK: usize = 4096;
+
+impl<'f> SparseWriter<'f> {
+    fn new(file: &'f fs::File, limit: u64) -> Self {
+        Self {
+            file,
+            at: 0,
+            limit,
+            hole_at_end: false,
+            error: None,
+            too_long: false,
+        }
+    }
+
+    fn into_error(self, source: std::io::Error, e: &Entry, p: &Path) -> Error {
+        if self.too_long {
+            Error::Refused {
+                path: e.path.clone(),
+                reason: "content is longer than the entry's size",
+            }
+        } else {
+            io("writing", p)(source)
+        }
+    }
+
+    fn put(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        // Aligned whole blocks of zeros are skipped; everything else is written.
+        let mut i = 0;
+        while i < buf.len() {
+            let pos = self.at + i as u64;
+            let to_boundary = HOLE_BLOCK - (pos % HOLE_BLOCK as u64) as usize;
+            let end = (i + to_boundary).min(buf.len());
+            let piece = buf.get(i..end).unwrap_or_default();
+            if piece.len() == HOLE_BLOCK && piece.iter().all(|&b| b == 0) {
+                self.hole_at_end = true;
+            } else {
+                self.file.write_all_at(piece, pos)?;
+                self.hole_at_end = false;
+            }
+            i = end;
+        }
+        self.at += buf.len() as u64;
+        Ok(())
+    }
+}
+
+impl Write for SparseWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.at.saturating_add(buf.len() as u64) > self.limit {
+            self.too_long = true;
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidData, "content too long");
+            self.error = Some(std::io::Error::new(e.kind(), "content too long"));
+            return Err(e);
+        }
+        if let Err(e) = self.put(buf) {
+            self.error = Some(std::io::Error::new(e.kind(), e.to_string()));
+            return Err(e);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn xattrs_of(e: &Entry, opts: ExtractOptions) -> &[Xattr] {
+    if opts.xattrs { &e.meta.xattrs } else { &[] }
+}
+
+/// Through a regular file's open descriptor, in the order chown, xattrs, chmod (chown clears
+/// set-id bits), times.
+fn restore_on_fd(e: &Entry, f: &fs::File, p: &Path, opts: ExtractOptions) -> Result<()> {
+    if opts.owners {
+        std::os::unix::fs::fchown(f, Some(e.meta.uid), Some(e.meta.gid)).map_err(io("chown", p))?;
+    }
+    for (name, value) in xattrs_of(e, opts) {
+        rustix::fs::fsetxattr(
+            f,
+            OsStr::from_bytes(name),
+            value,
+            rustix::fs::XattrFlags::empty(),
+        )
+        .map_err(|err| io("setting xattrs on", p)(err.into()))?;
+    }
+    f.set_permissions(fs::Permissions::from_mode(e.meta.mode & 0o7777))
+        .map_err(io("chmod", p))?;
+    let t = rustix::fs::Timespec {
+        tv_sec: e.meta.mtime,
+        tv_nsec: i64::from(e.meta.mtime_nsec.min(999_999_999)) as _,
+    };
+    rustix::fs::futimens(
+        f,
+        &rustix::fs::Timestamps {
+            last_access: t,
+            last_modification: t,
+        },
+    )
+    .map_err(|err| io("setting mtime on", p)(err.into()))
+}
+
+/// By path, never following a symlink (directories, symlinks, special files).
+fn restore_on_path(e: &Entry, p: &Path, opts: ExtractOptions) -> Result<()> {
+    if opts.owners {
+        std::os::unix::fs::lchown(p, Some(e.meta.uid), Some(e.meta.gid)).map_err(io("chown", p))?;
+    }
+    for (name, value) in xattrs_of(e, opts) {
+        rustix::fs::lsetxattr(
+            p,
+            OsStr::from_bytes(name),
+            value,
+            rustix::fs::XattrFlags::empty(),
+        )
+        .map_err(|err| io("setting xattrs on", p)(err.into()))?;
+    }
+    if e.file_type != FileType::Symlink {
+        fs::set_permissions(p, fs::Permissions::from_mode(e.meta.mode & 0o7777))
+            .map_err(io("chmod", p))?;
+    }
+    let t = rustix::fs::Timespec {
+        tv_sec: e.meta.mtime,
+        tv_nsec: i64::from(e.meta.mtime_nsec.min(999_999_999)) as _,
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        p,
+        &rustix::fs::Timestamps {
+            last_access: t,
+            last_modification: t,
+        },
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|err| io("setting mtime on", p)(err.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Metadata;
+    use crate::read::Holds;
+
+    #[test]
+    fn escapes() {
+        assert!(link_escapes(b"a", b"/etc"));
+        assert!(link_escapes(b"a", b".."));
+        assert!(link_escapes(b"d/a", b"../../x"));
+        assert!(!link_escapes(b"d/a", b"../x"));
+        assert!(!link_escapes(b"d/a", b"e/../f"));
+        assert!(link_escapes(b"d/a", b"e/../../../f"));
+    }
+
+    /// An in-memory image: entries and their contents, in the order given.
+    struct Fake(Vec<(Entry, Vec<u8>)>);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("fake reader failed")]
+    struct FakeError;
+
+    impl FsRead for Fake {
+        type Node = usize;
+        type Error = FakeError;
+        fn holds(&self) -> Holds {
+            Holds::POSIX
+        }
+        fn walk(&self) -> std::result::Result<Vec<(Entry, usize)>, FakeError> {
+            Ok(self
+                .0
+                .iter()
+                .enumerate()
+                .map(|(i, (e, _))| (e.clone(), i))
+                .collect())
+        }
+        fn read_content(
+            &self,
+            node: &usize,
+            out: &mut dyn Write,
+        ) -> std::result::Result<u64, FakeError> {
+            let body = &self.0.get(*node).ok_or(FakeError)?.1;
+            out.write_all(body).map_err(|_| FakeError)?;
+            Ok(body.len() as u64)
+        }
+    }
+
+    fn dir(path: &str) -> (Entry, Vec<u8>) {
+        (
+            Entry::new(path, FileType::Dir, Metadata::new(0o755, 1_000)),
+            Vec::new(),
+        )
+    }
+
+    fn file(path: &str, body: &[u8]) -> (Entry, Vec<u8>) {
+        let mut e = Entry::new(path, FileType::File, Metadata::new(0o640, 2_000));
+        e.size = body.len() as u64;
+        (e, body.to_vec())
+    }
+
+    fn link(path: &str, target: &str) -> (Entry, Vec<u8>) {
+        let mut e = Entry::new(path, FileType::Symlink, Metadata::new(0o777, 0));
+        e.target = Some(target.as_bytes().to_vec());
+        e.size = target.len() as u64;
+        (e, Vec::new())
+    }
+
+    #[test]
+    fn extracts_files_links_holes_and_metadata() {
+        let t = tempfile::tempdir().unwrap();
+        let mut sparse = vec![0u8; 3 * HOLE_BLOCK];
+        sparse[HOLE_BLOCK + 7] = 1;
+        let (mut a, body) = file("d/a", b"hello");
+        a.link = Some(1);
+        let (mut b, _) = file("d/b", b"hello");
+        b.link = Some(1);
+        let img = Fake(vec![
+            dir(""),
+            dir("d"),
+            (a, body.clone()),
+            (b, body),
+            file("d/sparse", &sparse),
+            link("l", "d/a"),
+        ]);
+        let dest = t.path().join("out");
+        let r = extract(&img, &dest, ExtractOptions::default()).unwrap();
+        assert_eq!((r.dirs, r.files, r.hard_links, r.symlinks), (2, 2, 1, 1));
+        assert_eq!(r.bytes, 5 + sparse.len() as u64);
+        assert_eq!(fs::read(dest.join("d/b")).unwrap(), b"hello");
+        assert_eq!(fs::read(dest.join("d/sparse")).unwrap(), sparse);
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(dest.join("d/a")).unwrap();
+        assert_eq!((m.mode() & 0o7777, m.mtime(), m.nlink()), (0o640, 2_000, 2));
+        assert_eq!(fs::metadata(dest.join("d")).unwrap().mtime(), 1_000);
+        assert_eq!(
+            fs::read_link(dest.join("l")).unwrap(),
+            Path::new("d/a").to_path_buf()
+        );
+        // Extracting again into the same place refuses to overwrite files.
+        assert!(extract(&img, &dest, ExtractOptions::default()).is_err());
+    }
+
+    #[test]
+    fn refuses_every_escape() {
+        let cases: Vec<(&str, Fake)> = vec![
+            (
+                "through a symlink",
+                Fake(vec![dir(""), link("a", "/tmp"), file("a/x", b"1")]),
+            ),
+            ("dot-dot", Fake(vec![dir(""), file("../x", b"1")])),
+            ("orphan", Fake(vec![dir(""), file("nodir/x", b"1")])),
+            (
+                "duplicate",
+                Fake(vec![dir(""), file("x", b"1"), file("x", b"2")]),
+            ),
+            ("empty component", Fake(vec![dir(""), file("a//x", b"1")])),
+            ("file as root", Fake(vec![file("", b"1")])),
+        ];
+        for (what, img) in cases {
+            let t = tempfile::tempdir().unwrap();
+            let dest = t.path().join("out");
+            assert!(
+                extract(&img, &dest, ExtractOptions::default()).is_err(),
+                "{what}"
+            );
+            assert!(!t.path().join("x").exists(), "{what}");
+        }
+        let t = tempfile::tempdir().unwrap();
+        let img = Fake(vec![dir(""), link("l", "../../etc")]);
+        let opts = ExtractOptions {
+            refuse_link_escapes: true,
+            ..ExtractOptions::default()
+        };
+        assert!(matches!(
+            extract(&img, t.path(), opts),
+            Err(Error::Escape { .. })
+        ));
+    }
+
+    #[test]
+    fn content_longer_or_shorter_than_declared_is_refused() {
+        let (mut e, body) = file("x", b"0123456789");
+        e.size = 4;
+        let t = tempfile::tempdir().unwrap();
+        let err = extract(
+            &Fake(vec![dir(""), (e, body)]),
+            t.path(),
+            ExtractOptions::default(),
+        );
+        assert!(matches!(err, Err(Error::Refused { .. })), "{err:?}");
+        let (mut e, body) = file("y", b"01");
+        e.size = 4;
+        let err = extract(
+            &Fake(vec![dir(""), (e, body)]),
+            t.path(),
+            ExtractOptions::default(),
+        );
+        assert!(matches!(err, Err(Error::Refused { .. })), "{err:?}");
+    }
+}

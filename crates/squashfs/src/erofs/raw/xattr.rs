@@ -1,0 +1,87 @@
+//! EROFS xattrs (`struct erofs_xattr_ibody_header`, `struct erofs_xattr_entry`): after an
+//! inode, a 12-byte header (`h_name_filter` u32, `h_shared_count` u8, 7 reserved bytes),
+//! `h_shared_count` 4-byte ids of shared entries, then inline entries, each a 4-byte header
+//! (`e_name_len` u8, `e_name_index` u8, `e_value_size` u16), the name suffix and the value,
+//! padded to 4 bytes. Shared entries have the same form in the shared xattr area.
+
+use super::malformed;
+use crate::error::{Error, Result};
+use imgpipe_fstree::le::le_u16;
+
+/// Size of the inline xattr body header.
+pub const XATTR_BODY_HEADER_SIZE: usize = 12;
+
+/// The name prefix of `e_name_index`, `None` when this crate does not know it.
+pub fn xattr_prefix(index: u8) -> Option<&'static [u8]> {
+    Some(match index {
+        1 => b"user.",
+        2 => b"system.posix_acl_access",
+        3 => b"system.posix_acl_default",
+        4 => b"trusted.",
+        6 => b"security.",
+        _ => return None,
+    })
+}
+
+/// One xattr entry with its full name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XattrEntry {
+    /// Full name (prefix and suffix).
+    pub name: Vec<u8>,
+    /// Value.
+    pub value: Vec<u8>,
+}
+
+impl XattrEntry {
+    /// Parses the entry at the start of `b`, read at absolute offset `at`; returns it and
+    /// the bytes it uses including the 4-byte alignment.
+    pub fn parse(b: &[u8], at: u64) -> Result<(Self, usize)> {
+        if b.len() < 4 {
+            return Err(malformed("EROFS xattr entry", "header", at, "truncated"));
+        }
+        let (name_len, index, value_len) = (usize::from(b[0]), b[1], usize::from(le_u16(b, 2)));
+        let end = 4 + name_len + value_len;
+        if end > b.len() {
+            return Err(malformed(
+                "EROFS xattr entry",
+                "e_value_size",
+                at,
+                "runs past the xattr body",
+            ));
+        }
+        let Some(prefix) = xattr_prefix(index) else {
+            if index & 0x80 != 0 {
+                return Err(Error::Unsupported {
+                    feature: "EROFS long xattr name prefixes",
+                });
+            }
+            return Err(malformed(
+                "EROFS xattr entry",
+                "e_name_index",
+                at + 1,
+                "unknown name index",
+            ));
+        };
+        let mut name = prefix.to_vec();
+        name.extend_from_slice(&b[4..4 + name_len]);
+        let value = b[4 + name_len..end].to_vec();
+        Ok((Self { name, value }, end.next_multiple_of(4)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_refuses_prefixes() {
+        let b = [4, 1, 2, 0, b'm', b'i', b'm', b'e', b'o', b'k', 0, 0];
+        let (e, used) = XattrEntry::parse(&b, 0).unwrap();
+        assert_eq!(e.name, b"user.mime");
+        assert_eq!(e.value, b"ok");
+        assert_eq!(used, 12);
+        for n in 0..10 {
+            assert!(XattrEntry::parse(&b[..n], 0).is_err(), "{n}");
+        }
+    }
+}
