@@ -1,15 +1,24 @@
-//! Determinism primitives for reproducible OS images: the build epoch, identifiers derived
-//! from a seed, byte-ordered directory walks, and two-build verification.
+//! The composition layer of imgpipe: what sits between the format crates and the binary.
+//!
+//! - the format registry: one detector ([`detect`]) and a typed inspection per format
+//!   ([`inspect`] → [`Report`] with [`Inspection`]), truncation included;
+//! - one seed rule ([`Seed`], [`Purpose`]) for every GUID, UUID, volume id, salt and key;
+//! - disk assembly ([`DiskRequest`], [`DiskPlan`]) and hybrid ISOs whose GPT comes from
+//!   gptpart ([`iso::build_hybrid`]);
+//! - two-build verification: [`diff_images`] (each image read once, ranges attributed,
+//!   files compared through nested filesystems by [`diagnose_files_within`]);
+//! - determinism primitives: the build epoch, byte-ordered walks.
 //!
 //! ```
-//! use imgpipe_repro::{Epoch, compare_streams, derive_uuid, uuid_text};
+//! use imgpipe_repro::{Epoch, Format, Seed, compare_streams, detect};
 //!
 //! let epoch = Epoch::from_source_date_epoch("1700000000")?;
 //! assert_eq!(epoch.clamp(1_800_000_000), 1_700_000_000);
-//! let disk = derive_uuid(b"my-seed", b"disk-uuid");
-//! assert_eq!(uuid_text(&disk), uuid_text(&derive_uuid(b"my-seed", b"disk-uuid")));
+//! let seed = Seed::parse("0123456789abcdef0123456789abcdef").unwrap();
+//! assert_eq!(seed.gpt().disk_guid().to_string(), "6913F4B6-6690-4A57-A202-F1B53C56DBDF");
 //! let report = compare_streams(&b"build one"[..], &b"build two"[..])?;
 //! assert_eq!(report.first_difference, Some(6));
+//! assert_eq!(detect(b"lang en_US.UTF-8\n"), Some(Format::Kickstart));
 //! # Ok::<(), imgpipe_repro::Error>(())
 //! ```
 //!
