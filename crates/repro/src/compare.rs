@@ -75,7 +75,7 @@ pub struct RangeDiff {
     /// Ranges found beyond `max_ranges`.
     pub ranges_omitted: u64,
     /// Every differing byte lies in one of these ranges (sorted, disjoint, merged across
-    /// gaps of up to 64 KiB and never more than [`MAX_COVER`] of them, however many ranges
+    /// gaps of up to 64 KiB and never more than `MAX_COVER` of them, however many ranges
     /// were omitted): what the file comparison is handed so that it does not read again
     /// what is known to be identical.
     #[serde(skip)]

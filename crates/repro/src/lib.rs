@@ -36,13 +36,13 @@
 mod compare;
 mod derive;
 mod diff;
-mod disk;
+pub mod disk;
 mod epoch;
 mod error;
 mod format;
 pub mod iso;
 mod nested;
-mod seed;
+pub mod seed;
 mod walk;
 
 pub use compare::{ByteRange, Comparison, DiffOptions, RangeDiff, compare_streams, diff_streams};
