@@ -167,6 +167,9 @@ impl Write for HashWriter {
 struct Walker<'o> {
     opts: NestedOptions,
     out: &'o mut NestedDiff,
+    /// Where the images may differ (from the byte diff): content elsewhere at the same
+    /// offset in both is identical and not read.
+    differing: Option<&'o crate::diff::Differing>,
 }
 
 /// Compares two image files at file level, descending into nested filesystems. `a` and `b`
@@ -180,6 +183,27 @@ struct Walker<'o> {
 /// [`NestedOptions::max_depth`]. Memory is bounded by the entries of one filesystem;
 /// nothing is extracted.
 pub fn diagnose_files(a: &File, b: &File, opts: NestedOptions) -> Result<NestedDiff> {
+    diagnose(a, b, opts, None)
+}
+
+/// [`diagnose_files`] handed where the images may differ (the byte diff's ranges): a
+/// partition or file at the same offset in both that no differing byte touches is taken as
+/// identical without being read.
+pub fn diagnose_files_within(
+    a: &File,
+    b: &File,
+    opts: NestedOptions,
+    differing: &crate::diff::Differing,
+) -> Result<NestedDiff> {
+    diagnose(a, b, opts, Some(differing))
+}
+
+fn diagnose(
+    a: &File,
+    b: &File,
+    opts: NestedOptions,
+    differing: Option<&crate::diff::Differing>,
+) -> Result<NestedDiff> {
     let len = |f: &File| f.metadata().map(|m| m.len()).map_err(io("reading a size"));
     let (sa, sb) = (
         Src {
@@ -197,6 +221,7 @@ pub fn diagnose_files(a: &File, b: &File, opts: NestedOptions) -> Result<NestedD
     let mut w = Walker {
         opts,
         out: &mut out,
+        differing,
     };
     match (sa.kind()?, sb.kind()?) {
         (Some(ka), Some(kb)) if ka == kb => w.compare(ka, sa, sb, &[])?,
@@ -252,6 +277,14 @@ fn both(a: Holds, b: Holds) -> Holds {
 }
 
 impl Walker<'_> {
+    /// Whether `len` bytes at `oa` in `a` and `ob` in `b` are known identical.
+    fn unchanged(&self, a: Src<'_>, oa: u64, b: Src<'_>, ob: u64, len: u64) -> bool {
+        let (Some(x), Some(y)) = (a.off.checked_add(oa), b.off.checked_add(ob)) else {
+            return false;
+        };
+        self.differing.is_some_and(|d| d.unchanged(x, y, len))
+    }
+
     fn push(&mut self, within: &[String], path: &str, what: String) {
         if self.out.differences.len() >= self.opts.max_differences {
             self.out.omitted += 1;
@@ -372,17 +405,24 @@ impl Walker<'_> {
             if x.file_type != FileType::File {
                 continue;
             }
-            let same = x.size == y.size
-                && sha256_of(within, |h| ra.read_content(nx, h))?
-                    == sha256_of(within, |h| rb.read_content(ny, h))?;
+            let (ca, cb) = (
+                contiguous(ra, nx, x.size, within)?,
+                contiguous(rb, ny, y.size, within)?,
+            );
+            // Contents at the same offsets that no differing byte touches are the same.
+            let known = match (ca, cb) {
+                (Some(oa), Some(ob)) => x.size == y.size && self.unchanged(a, oa, b, ob, x.size),
+                _ => false,
+            };
+            let same = known
+                || (x.size == y.size
+                    && sha256_of(within, |h| ra.read_content(nx, h))?
+                        == sha256_of(within, |h| rb.read_content(ny, h))?);
             if same {
                 continue;
             }
             let nested = if within.len() < self.opts.max_depth {
-                match (
-                    contiguous(ra, nx, x.size, within)?,
-                    contiguous(rb, ny, y.size, within)?,
-                ) {
+                match (ca, cb) {
                     (Some(oa), Some(ob)) => match (a.sub(oa, x.size), b.sub(ob, y.size)) {
                         (Some(na), Some(nb)) => match (na.kind()?, nb.kind()?) {
                             (Some(ka), Some(kb)) if ka == kb => Some((ka, na, nb)),
@@ -485,7 +525,13 @@ impl Walker<'_> {
                 self.push(within, &n, "extends past the end of the disk".into());
                 continue;
             };
-            if la == lb && na.digest()? == nb.digest()? {
+            let changed = self
+                .differing
+                .is_some_and(|d| d.changed(na.off, nb.off, la));
+            if la == lb
+                && (self.unchanged(a, oa, b, ob, la)
+                    || (!changed && na.digest()? == nb.digest()?))
+            {
                 continue;
             }
             match (na.kind()?, nb.kind()?) {
