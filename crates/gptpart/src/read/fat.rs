@@ -33,7 +33,9 @@ impl Default for Limits {
     }
 }
 
-/// One file or directory of a FAT volume.
+/// One file or directory of a FAT volume, as its directory entry stores it (long and short
+/// name, attributes, first cluster). It is the reader's node for
+/// [`imgpipe_fstree::FsRead`]; the shared entry is [`FatEntry::to_fs_entry`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FatEntry {
     /// The long name, or the short name where there is none.

@@ -83,15 +83,7 @@ pub enum EntryKind {
 impl EntryKind {
     /// One letter as `ls -l` prints it.
     pub fn letter(self) -> char {
-        match self {
-            Self::File => '-',
-            Self::Directory => 'd',
-            Self::Symlink => 'l',
-            Self::CharDevice => 'c',
-            Self::BlockDevice => 'b',
-            Self::Fifo => 'p',
-            Self::Socket => 's',
-        }
+        self.file_type().letter()
     }
 }
 
@@ -104,7 +96,10 @@ pub struct Extent {
     pub length: u32,
 }
 
-/// A file, directory, link or special file in the image.
+/// A file, directory, link or special file in the image: the directory record resolved with
+/// Rock Ridge, as ISO9660 stores it (extents, hidden flag, zisofs, record offset, link count,
+/// serial number). It is the reader's node for [`imgpipe_fstree::FsRead`]; the shared entry
+/// is [`Entry::to_fs_entry`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
     /// Name (lossily decoded for display).
@@ -153,27 +148,7 @@ pub struct Entry {
 impl Entry {
     /// `ls -l` style mode string, e.g. `-rw-r--r--`.
     pub fn mode_string(&self) -> String {
-        let m = self.mode;
-        let mut s = String::with_capacity(10);
-        s.push(self.kind.letter());
-        let bit = |b: u32, c: char| if m & b != 0 { c } else { '-' };
-        let special =
-            |x: u32, special: u32, lower: char, upper: char| match (m & x != 0, m & special != 0) {
-                (true, true) => lower,
-                (false, true) => upper,
-                (true, false) => 'x',
-                (false, false) => '-',
-            };
-        s.push(bit(0o400, 'r'));
-        s.push(bit(0o200, 'w'));
-        s.push(special(0o100, 0o4000, 's', 'S'));
-        s.push(bit(0o040, 'r'));
-        s.push(bit(0o020, 'w'));
-        s.push(special(0o010, 0o2000, 's', 'S'));
-        s.push(bit(0o004, 'r'));
-        s.push(bit(0o002, 'w'));
-        s.push(special(0o001, 0o1000, 't', 'T'));
-        s
+        imgpipe_fstree::mode_string(self.kind.file_type(), self.mode)
     }
 }
 
