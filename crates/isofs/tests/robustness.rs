@@ -71,6 +71,16 @@ fn multi_extent_files_read_by_everyone() {
     assert_eq!(e.extents.len(), 5);
     assert_eq!(e.size, 300_001);
     assert_eq!(r.read_to_vec(&e, 1 << 20).unwrap(), data);
+    // Through the shared vocabulary: one extent per record, in content order, covering it.
+    let x = imgpipe_fstree::FsRead::extents(&r, &e).unwrap().unwrap();
+    assert_eq!(x.len(), 5);
+    let mut via = Vec::new();
+    for piece in &x {
+        assert_eq!(piece.file_offset, via.len() as u64);
+        let at = piece.image_offset as usize;
+        via.extend_from_slice(&img[at..at + piece.len as usize]);
+    }
+    assert_eq!(via, data);
     let iso = t.path().join("multi.iso");
     fs::write(&iso, &img).unwrap();
     if let Some(xorriso) = tool("xorriso") {
