@@ -75,6 +75,20 @@ pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints `value` as JSON with `--json`, else the one-line `text` on stdout.
+pub fn summary<T: Serialize>(
+    json: bool,
+    value: &T,
+    text: std::fmt::Arguments<'_>,
+) -> anyhow::Result<()> {
+    if json {
+        return print_json(value);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
 /// An exit code from one of the constants above.
 pub fn exit(code: u8) -> ExitCode {
     ExitCode::from(code)

@@ -81,6 +81,9 @@ enum Command {
         source: Source,
         /// Destination directory.
         dest: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Describe the image (as `imgpipe inspect`, refusing other formats): text, or JSON.
     Info(InfoArgs),
@@ -326,18 +329,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ls(open(&source)?, json)?;
             Ok(output::exit(output::SUCCESS))
         }
-        Command::Extract { source, dest } => {
+        Command::Extract { source, dest, json } => {
             let mut vol = open(&source)?;
             std::fs::create_dir_all(&dest)
                 .with_context(|| format!("creating {}", dest.display()))?;
             let n = vol
                 .extract(&dest)
                 .with_context(|| format!("extracting into {}", dest.display()))?;
-            eprintln!(
-                "extracted {} into {}",
-                output::plural(n as u64, "file", "files"),
-                dest.display()
-            );
+            if json {
+                output::print_json(&serde_json::json!({ "files": n, "dest": dest }))?;
+            } else {
+                eprintln!(
+                    "extracted {} into {}",
+                    output::plural(n as u64, "file", "files"),
+                    dest.display()
+                );
+            }
             Ok(output::exit(output::SUCCESS))
         }
         Command::Info(a) => info(a, Format::Fat),
