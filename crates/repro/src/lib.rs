@@ -30,6 +30,7 @@ mod disk;
 mod epoch;
 mod error;
 mod format;
+pub mod iso;
 mod nested;
 mod output;
 mod seed;

@@ -211,9 +211,6 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     o.rock_ridge = !a.no_rock;
     o.joliet = !a.no_joliet;
     o.clamp_mtime = a.common.clamp_mtime;
-    if let Some(seed) = &a.common.seed {
-        o.seed = Some(seed_u64(seed));
-    }
     o.relocate_deep = a.relocate_deep;
     if let Some(c) = &a.boot_catalog {
         o.boot_catalog = c.clone();
@@ -310,8 +307,13 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     let file = target::create(&a.output)?;
     let bar = progress::bytes(b.data_bytes(), "writing");
     let mut w = BufWriter::with_capacity(1 << 20, bar.wrap_write(file.file()));
-    let rep = b
-        .build(&mut w)
+    // A GPT is planned by gptpart, its GUIDs from the seed rule (imgpipe_repro::iso).
+    let seed = match &a.common.seed {
+        Some(text) => imgpipe_repro::Seed::parse_hex(text)
+            .context("--seed: expected hex digits (32 for a UUID-like seed)")?,
+        None => imgpipe_repro::iso::default_iso_seed(&b.options().volume_id, b.options().epoch),
+    };
+    let rep = imgpipe_repro::iso::build_hybrid(b, seed, &mut w)
         .map_err(anyhow::Error::from)
         .and_then(|r| w.flush().map(|()| r).map_err(anyhow::Error::from))
         .with_context(|| format!("cannot write {}", a.output.display()))?;
@@ -336,18 +338,6 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(output::exit(output::SUCCESS))
-}
-
-/// `--seed` as the 64-bit seed of the hybrid GPT's GUIDs: the number itself when it is one,
-/// else the first eight bytes of its SHA-256.
-fn seed_u64(seed: &str) -> u64 {
-    use sha2::Digest as _;
-    if let Ok(n) = seed.parse::<u64>() {
-        return n;
-    }
-    let d: [u8; 32] = sha2::Sha256::digest(seed.as_bytes()).into();
-    let (head, _) = d.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
-    u64::from_le_bytes(*head)
 }
 
 /// Runs `imgpipe iso`.
