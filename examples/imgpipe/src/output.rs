@@ -51,6 +51,11 @@ pub fn stdout_write(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// What the crate's `eprint!`/`eprintln!` call: write to stderr, ignoring failure.
+pub fn stderr_write(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
+
 /// Writes bytes to stdout; the error is returned (see [`is_broken_pipe`]).
 pub fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
