@@ -324,6 +324,14 @@ fn a_full_disk_leaves_nothing() {
         eprintln!("skipped: cannot mount a tmpfs");
         return;
     }
+    /// Unmounts when the test ends, passed or not.
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&small);
     let mut failures = Vec::new();
     for c in creates(&src, &pass, &luks) {
         let out = small.join("x.img");
@@ -338,7 +346,6 @@ fn a_full_disk_leaves_nothing() {
             ));
         }
     }
-    let _ = Command::new("umount").arg(&small).status();
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
