@@ -74,10 +74,10 @@ pub fn flush_stdout() -> anyhow::Result<()> {
 /// Writes `value` as pretty JSON followed by a newline on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
-    out.flush()?;
-    Ok(())
+    serde_json::to_writer_pretty(&mut out, value).map_err(anyhow::Error::from)?;
+    writeln!(out)
+        .and_then(|()| out.flush())
+        .map_err(|e| anyhow::Error::new(e).context("writing to stdout"))
 }
 
 /// Prints `value` as JSON with `--json`, else the one-line `text` on stdout.
@@ -90,8 +90,7 @@ pub fn summary<T: Serialize>(
         return print_json(value);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}")?;
-    Ok(())
+    writeln!(out, "{text}").map_err(|e| anyhow::Error::new(e).context("writing to stdout"))
 }
 
 /// An exit code from one of the constants above.
