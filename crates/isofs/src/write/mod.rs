@@ -675,7 +675,7 @@ impl Builder {
             return Err(invalid(
                 "source tree",
                 path,
-                "mtime outside 1900..=2155 (clamp_times stores the nearest date)",
+                "mtime outside the years 1900..=2155 that ISO9660 dates hold",
             ));
         }
         Ok(Metadata {
