@@ -1,5 +1,6 @@
 //! ISO9660 images in pure Rust: read and write, with Rock Ridge, Joliet, El Torito and hybrid
-//! MBR/GPT system areas, byte-reproducibly.
+//! MBR system areas, byte-reproducibly (a hybrid GPT is planned by gptpart and placed by
+//! [`Builder::set_partition_tables`]; `imgpipe_repro::iso::build_hybrid` composes both).
 //!
 //! Build an image in memory and read it back:
 //!
@@ -36,8 +37,8 @@
 //! # Determinism
 //! Every date in a written image comes from the explicit epoch in [`Options`] or from the
 //! caller's metadata (clamped to the epoch when asked); directory records are sorted, inode
-//! numbers are assigned in sorted walk order, padding is zeroed, and GPT GUIDs derive from a
-//! seed. Nothing reads the clock, the environment or `read_dir` order.
+//! numbers are assigned in sorted walk order, padding is zeroed, and the MBR disk signature
+//! derives from a seed. Nothing reads the clock, the environment or `read_dir` order.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -55,6 +56,6 @@ pub use read::{
     Entry, EntryKind, Extent, ExtractOptions, ExtractReport, Limits, Namespace, Reader,
 };
 pub use write::{
-    BiosBoot, BuildReport, Builder, EfiBoot, ExtraBoot, HybridMbr, MbrFlavor, Metadata, Options,
-    PlacedFile, ReservedSlot,
+    BiosBoot, BuildReport, Builder, EfiBoot, EfiPlacement, ExtraBoot, GPT_TAIL_SIZE, HybridMbr,
+    MbrFlavor, Metadata, Options, PlacedFile, ReservedSlot, SYSTEM_AREA_SIZE, SystemAreaLayout,
 };

@@ -30,7 +30,9 @@ mod disk;
 mod epoch;
 mod error;
 mod format;
+pub mod iso;
 mod nested;
+mod output;
 mod seed;
 mod walk;
 
@@ -44,5 +46,6 @@ pub use format::{
     read_head,
 };
 pub use nested::{FileDifference, NestedDiff, NestedOptions, diagnose_files};
+pub use output::{AtomicFile, TEMP_SUFFIX, check_output, discard_pending_outputs, temp_path};
 pub use seed::{Purpose, Seed};
 pub use walk::{WalkEntry, walk_sorted};

@@ -114,6 +114,10 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// The shared extractor failed for a reason this enum has no variant for (a
+    /// cancellation, an invalid path component).
+    #[error("extraction failed: {0}")]
+    Extract(#[source] imgpipe_fstree::Error),
 }
 
 /// Shorthand for results of this crate.

@@ -76,9 +76,8 @@ pub(crate) use codec as compress;
 pub use codec::{Compression, bcj, decompress_block};
 pub use erofs::{ErofsInspection, detect_erofs, inspect_erofs};
 pub use error::{Error, Result};
+pub use imgpipe_fstree::{Bytes, ReadAt, SeekSource};
 pub use inspect::{SquashfsInspection, detect_squashfs, inspect_squashfs};
 pub use raw::Compressor;
-pub use read::{
-    Bytes, ExtractOptions, ExtractReport, Limits, ReadAt, Reader, SeekSource, WalkEntry,
-};
+pub use read::{ExtractOptions, ExtractReport, Limits, Reader, WalkEntry};
 pub use write::{BuildReport, Builder, EntryMeta, Progress, ProgressFn, WriteOptions};

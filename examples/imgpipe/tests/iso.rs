@@ -43,7 +43,7 @@ fn create_ls_extract_round_trip() {
         os("create"),
         os("-o"),
         iso.as_os_str(),
-        os("--volid"),
+        os("--label"),
         os("CLI_TEST"),
         os("--epoch"),
         os("1700000000"),
@@ -78,7 +78,7 @@ fn create_ls_extract_round_trip() {
         dest.as_os_str(),
         os("--owners"),
     ]));
-    assert!(out.contains("1 hard links"), "{out}");
+    assert!(out.contains("1 hard link,"), "{out}");
     let d = diff_trees(&src, &dest, Compare::default());
     assert!(d.is_empty(), "{d:#?}");
 
@@ -227,7 +227,7 @@ fn hybrid_create_is_seen_by_sfdisk_and_inspect() {
         os("create"),
         os("-o"),
         iso.as_os_str(),
-        os("--volid"),
+        os("--label"),
         os("LIVE"),
         os("--bios-boot"),
         os("isolinux/isolinux.bin"),

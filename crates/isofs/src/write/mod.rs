@@ -2,6 +2,8 @@
 //! emit the image front to back.
 
 mod hybrid;
+
+pub use hybrid::{EfiPlacement, GPT_TAIL_SIZE, SYSTEM_AREA_SIZE, SystemAreaLayout};
 mod layout;
 mod names;
 
@@ -154,8 +156,15 @@ pub struct Options {
     pub boot_catalog: String,
     /// isohybrid MBR boot code.
     pub hybrid_mbr: Option<HybridMbr>,
-    /// Write a GPT (protective MBR, ESP partition) in the system area.
+    /// Reserve the end of the image for a backup GPT and write the partition tables of
+    /// [`Options::partition_tables`] (a protective MBR and a GPT planned by gptpart; see
+    /// `imgpipe_repro::iso::build_hybrid`) into the system area. Without it, a hybrid image
+    /// gets an isohybrid MBR partition table.
     pub gpt: bool,
+    /// With [`Options::gpt`]: the partition tables, as (byte offset in the image, bytes),
+    /// each inside the 32 KiB system area or the [`GPT_TAIL_SIZE`] bytes ending the image.
+    /// MBR boot code (bytes 0..440) is patched over them from [`Options::hybrid_mbr`].
+    pub partition_tables: Vec<(u64, Vec<u8>)>,
     /// Seed of the GPT GUIDs and the MBR disk signature (else derived from the volume id
     /// and the epoch).
     pub seed: Option<u64>,
@@ -189,6 +198,7 @@ impl Options {
             boot_catalog: "boot.catalog".into(),
             hybrid_mbr: None,
             gpt: false,
+            partition_tables: Vec::new(),
             seed: None,
             max_extent: MAX_EXTENT,
             relocate_deep: false,
@@ -323,6 +333,17 @@ impl Builder {
     /// The options.
     pub fn options(&self) -> &Options {
         &self.options
+    }
+
+    /// Plans the image (without writing it) and says where the boot images, the ISO9660
+    /// volume and the image end lie: what partition tables are planned from.
+    pub fn system_area_layout(&self) -> Result<SystemAreaLayout> {
+        layout::system_area_layout(self)
+    }
+
+    /// Sets [`Options::partition_tables`].
+    pub fn set_partition_tables(&mut self, tables: Vec<(u64, Vec<u8>)>) {
+        self.options.partition_tables = tables;
     }
 
     /// Sets the root directory's metadata.

@@ -8,12 +8,9 @@
 //! allocate more than one block at a time, walks are bounded by [`Limits`] and refuse
 //! directory loops.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsStr;
-use std::fs;
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -23,8 +20,11 @@ use super::raw::{
     XATTR_BODY_HEADER_SIZE, XattrEntry, malformed, parse_dir_block, xattr_body_size,
 };
 use crate::error::{Error, Result};
-use crate::raw::{InodeKind, decode_dev, le_u16, le_u32};
-use crate::read::{ExtractOptions, ExtractReport, Limits, ReadAt, Restore, io_path, link_escapes};
+use imgpipe_fstree::le::{le_u16, le_u32};
+use imgpipe_fstree::{Entry, Extent, FsRead, Holds, Metadata, ReadAt};
+
+use crate::raw::{InodeKind, decode_dev};
+use crate::read::{ExtractOptions, ExtractReport, Limits, extract_error};
 
 /// One inode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,6 +79,19 @@ impl ErofsInode {
     fn inline_at(&self) -> u64 {
         self.offset + self.inode_size() + self.xattr_size()
     }
+}
+
+/// The chunk map of a chunk-based inode.
+#[derive(Debug, Clone, Copy)]
+struct ChunkMap {
+    /// Chunk size in bytes.
+    chunk: u64,
+    /// Number of chunks.
+    count: u64,
+    /// 8-byte chunk indexes rather than a 4-byte block map.
+    indexes: bool,
+    /// Where the map starts, relative to the image start.
+    table: u64,
 }
 
 /// One entry of [`ErofsReader::walk`].
@@ -292,41 +305,10 @@ impl ErofsReader {
                 Ok(())
             }
             CHUNK_BASED => {
-                let chunkbits = self.sb.blkszbits as u32 + (i.raw_u & 0x1f);
-                if chunkbits > 40 {
-                    return Err(malformed(
-                        "EROFS inode",
-                        "i_u (chunk format)",
-                        at,
-                        "chunk size over 1 TiB",
-                    ));
-                }
-                let chunk = 1u64 << chunkbits;
-                let count = i.size.div_ceil(chunk);
-                // Holes cost nothing on disk: without a cap a few index bytes could declare
-                // petabytes of zeros for a reader to produce.
-                let cap = self.limits.max_file_blocks.saturating_mul(self.blksz);
-                if count > self.limits.max_file_blocks || i.size > cap {
-                    return Err(Error::LimitExceeded {
-                        what: "EROFS chunk-based file size (Limits::max_file_blocks blocks)",
-                        limit: cap,
-                    });
-                }
-                let indexes = i.raw_u & CHUNK_FORMAT_INDEXES != 0;
-                let unit = if indexes { 8 } else { 4 };
-                let table = i.inline_at().next_multiple_of(unit);
-                for k in 0..count {
-                    let e = self.read(table + k * unit, unit, "EROFS chunk index")?;
-                    let blkaddr = if indexes {
-                        if le_u16(&e, 2) != 0 {
-                            return Err(Error::Unsupported {
-                                feature: "EROFS chunks on extra devices",
-                            });
-                        }
-                        le_u32(&e, 4)
-                    } else {
-                        le_u32(&e, 0)
-                    };
+                let m = self.chunk_map(i)?;
+                let chunk = m.chunk;
+                for k in 0..m.count {
+                    let blkaddr = self.chunk_addr(&m, k)?;
                     let len = (i.size - k * chunk).min(chunk);
                     if blkaddr == NULL_ADDR {
                         let zeros = vec![0u8; len.min(1 << 20) as usize];
@@ -351,6 +333,55 @@ impl ErofsReader {
                 at,
                 "unknown data layout",
             )),
+        }
+    }
+
+    /// Where the chunk map of a chunk-based inode is and what it covers.
+    fn chunk_map(&self, i: &ErofsInode) -> Result<ChunkMap> {
+        let at = self.base + i.offset;
+        let chunkbits = u32::from(self.sb.blkszbits) + (i.raw_u & 0x1f);
+        if chunkbits > 40 {
+            return Err(malformed(
+                "EROFS inode",
+                "i_u (chunk format)",
+                at,
+                "chunk size over 1 TiB",
+            ));
+        }
+        let chunk = 1u64 << chunkbits;
+        let count = i.size.div_ceil(chunk);
+        // Holes cost nothing on disk: without a cap a few index bytes could declare
+        // petabytes of zeros for a reader to produce.
+        let cap = self.limits.max_file_blocks.saturating_mul(self.blksz);
+        if count > self.limits.max_file_blocks || i.size > cap {
+            return Err(Error::LimitExceeded {
+                what: "EROFS chunk-based file size (Limits::max_file_blocks blocks)",
+                limit: cap,
+            });
+        }
+        let indexes = i.raw_u & CHUNK_FORMAT_INDEXES != 0;
+        let unit = if indexes { 8 } else { 4 };
+        Ok(ChunkMap {
+            chunk,
+            count,
+            indexes,
+            table: i.inline_at().next_multiple_of(unit),
+        })
+    }
+
+    /// The start block of chunk `k` (`NULL_ADDR` for a hole).
+    fn chunk_addr(&self, m: &ChunkMap, k: u64) -> Result<u32> {
+        let unit = if m.indexes { 8 } else { 4 };
+        let e = self.read(m.table + k * unit, unit, "EROFS chunk index")?;
+        if m.indexes {
+            if le_u16(&e, 2) != 0 {
+                return Err(Error::Unsupported {
+                    feature: "EROFS chunks on extra devices",
+                });
+            }
+            Ok(le_u32(&e, 4))
+        } else {
+            Ok(le_u32(&e, 0))
         }
     }
 
@@ -537,129 +568,129 @@ impl ErofsReader {
 }
 
 impl ErofsReader {
-    /// Extracts the whole image below `dest` with the same guarantees as
-    /// [`Reader::extract`](crate::Reader::extract): nothing is written outside `dest`
-    /// (names are checked, files are created with `create_new`, directories with
-    /// `create_dir`, no symlink is followed), files are written in parallel, metadata comes
-    /// last and children first. Compressed files make it fail by name.
+    /// Extracts the whole image below `dest` with the one safe extractor,
+    /// [`imgpipe_fstree::extract`], and the same guarantees as
+    /// [`Reader::extract`](crate::Reader::extract): nothing is written outside `dest`.
+    /// Compressed files make it fail by name.
     pub fn extract(&self, dest: &Path, opts: ExtractOptions) -> Result<ExtractReport> {
-        use rayon::prelude::*;
-        let entries = self.walk()?;
-        let mut report = ExtractReport::default();
-        fs::create_dir_all(dest).map_err(io_path("creating", dest))?;
-        let target = |e: &ErofsEntry| -> PathBuf {
-            if e.path.is_empty() {
-                dest.to_path_buf()
-            } else {
-                dest.join(OsStr::from_bytes(&e.path))
-            }
+        imgpipe_fstree::extract(self, dest, opts).map_err(extract_error)
+    }
+}
+
+impl ErofsReader {
+    /// The shared [`Entry`] for `inode` at `path`: xattrs sorted by name, the mtime's
+    /// nanoseconds, a hard-link identity (the nid) on files with more than one name.
+    pub fn entry(&self, path: &[u8], i: &ErofsInode) -> Result<Entry> {
+        let mut xattrs = self.xattrs(i)?;
+        xattrs.sort();
+        let meta = Metadata {
+            mode: u32::from(i.mode & 0o7777),
+            uid: i.uid,
+            gid: i.gid,
+            // The kernel reads the 64-bit field as a signed time64_t.
+            mtime: i.mtime as i64,
+            mtime_nsec: i.mtime_nsec,
+            xattrs,
         };
-        let mut first_link: BTreeMap<u64, usize> = BTreeMap::new();
-        let (mut primaries, mut links) = (Vec::new(), Vec::new());
-        let mut by_path = vec![false; entries.len()];
-        for (k, e) in entries.iter().enumerate() {
-            let p = target(e);
-            let i = &e.inode;
-            match i.kind {
-                InodeKind::Dir => {
-                    report.dirs += 1;
-                    by_path[k] = true;
-                    if e.path.is_empty() {
-                        continue;
-                    }
-                    if let Err(err) = fs::create_dir(&p) {
-                        let is_dir = fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
-                        if err.kind() != std::io::ErrorKind::AlreadyExists || !is_dir {
-                            return Err(io_path("creating directory", &p)(err));
-                        }
-                    }
-                }
-                InodeKind::File => {
-                    if i.nlink > 1 {
-                        if let Some(&j) = first_link.get(&i.nid) {
-                            links.push((j, k));
-                            continue;
-                        }
-                        first_link.insert(i.nid, k);
-                    }
-                    primaries.push(k);
-                }
-                InodeKind::Symlink => {
-                    let t = self.read_link(i)?;
-                    if opts.refuse_link_escapes && link_escapes(&e.path, &t) {
-                        return Err(Error::Refused {
-                            path: crate::read::lossy_path(&e.path),
-                            reason: "symlink target leaves the destination",
-                        });
-                    }
-                    std::os::unix::fs::symlink(OsStr::from_bytes(&t), &p)
-                        .map_err(io_path("creating symlink", &p))?;
-                    report.symlinks += 1;
-                    by_path[k] = true;
-                }
-                InodeKind::BlockDev | InodeKind::CharDev | InodeKind::Fifo | InodeKind::Socket => {
-                    if !opts.special_files {
-                        report.skipped += 1;
-                        continue;
-                    }
-                    use rustix::fs::{CWD, FileType, Mode, makedev, mknodat};
-                    let (ma, mi) = i.device.unwrap_or((0, 0));
-                    let ft = match i.kind {
-                        InodeKind::BlockDev => FileType::BlockDevice,
-                        InodeKind::CharDev => FileType::CharacterDevice,
-                        InodeKind::Socket => FileType::Socket,
-                        _ => FileType::Fifo,
-                    };
-                    match mknodat(CWD, &p, ft, Mode::from_raw_mode(0o600), makedev(ma, mi)) {
-                        Ok(()) => {
-                            report.special += 1;
-                            by_path[k] = true;
-                        }
-                        Err(rustix::io::Errno::PERM) => report.skipped += 1,
-                        Err(err) => return Err(io_path("creating special file", &p)(err.into())),
-                    }
+        let mut e = Entry::new(path, crate::read::file_type(i.kind), meta);
+        match i.kind {
+            InodeKind::File => {
+                e.size = i.size;
+                if i.nlink > 1 {
+                    e.link = Some(i.nid);
                 }
             }
+            InodeKind::Symlink => {
+                let t = self.read_link(i)?;
+                e.size = t.len() as u64;
+                e.target = Some(t);
+            }
+            InodeKind::BlockDev | InodeKind::CharDev => e.rdev = i.device,
+            InodeKind::Dir | InodeKind::Fifo | InodeKind::Socket => {}
         }
-        let bytes: Result<Vec<u64>> = primaries
-            .par_iter()
-            .map(|&k| {
-                let e = &entries[k];
-                let p = target(e);
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&p)
-                    .map_err(io_path("creating file", &p))?;
-                let n = self.read_file(&e.inode, &mut f)?;
-                self.restore(&e.inode, opts)?.on_fd(&f, &p)?;
-                Ok(n)
-            })
-            .collect();
-        report.bytes = bytes?.iter().sum();
-        report.files = primaries.len() as u64;
-        for &(j, k) in &links {
-            let (from, to) = (target(&entries[j]), target(&entries[k]));
-            fs::hard_link(&from, &to).map_err(io_path("creating hard link", &to))?;
-            report.hard_links += 1;
-        }
-        for (e, _) in entries.iter().zip(&by_path).rev().filter(|(_, b)| **b) {
-            self.restore(&e.inode, opts)?.on_path(&target(e))?;
-        }
-        Ok(report)
+        Ok(e)
     }
 
-    fn restore(&self, i: &ErofsInode, opts: ExtractOptions) -> Result<Restore> {
-        Ok(Restore {
-            owner: opts.owners.then_some((i.uid, i.gid)),
-            xattrs: if opts.xattrs {
-                self.xattrs(i)?
-            } else {
-                Vec::new()
-            },
-            mode: i.mode,
-            mtime: i.mtime,
-            symlink: i.kind == InodeKind::Symlink,
-        })
+    /// Where a regular file's bytes lie: its blocks, its inline tail, its chunks (holes left
+    /// out, adjacent pieces merged). `None` for other types and compressed layouts.
+    fn file_extents(&self, i: &ErofsInode) -> Result<Option<Vec<Extent>>> {
+        if i.kind != InodeKind::File {
+            return Ok(None);
+        }
+        let at = self.base + i.offset;
+        let mut out: Vec<Extent> = Vec::new();
+        let mut push = |file_offset: u64, image_offset: u64, len: u64| {
+            if len == 0 {
+                return;
+            }
+            if let Some(last) = out.last_mut()
+                && last.file_offset + last.len == file_offset
+                && last.image_offset + last.stored_len == image_offset
+            {
+                last.len += len;
+                last.stored_len += len;
+                return;
+            }
+            out.push(Extent {
+                file_offset,
+                len,
+                image_offset,
+                stored_len: len,
+                compressed: false,
+            });
+        };
+        match i.layout {
+            FLAT_PLAIN => {
+                if i.size > 0 {
+                    push(0, self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)?, i.size);
+                }
+            }
+            FLAT_INLINE => {
+                let tail = i.size % self.blksz;
+                let full = i.size - tail;
+                if full > 0 {
+                    push(0, self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)?, full);
+                }
+                push(full, i.inline_at(), tail);
+            }
+            CHUNK_BASED => {
+                let m = self.chunk_map(i)?;
+                for k in 0..m.count {
+                    let blkaddr = self.chunk_addr(&m, k)?;
+                    if blkaddr != NULL_ADDR {
+                        let len = (i.size - k * m.chunk).min(m.chunk);
+                        push(k * m.chunk, u64::from(blkaddr) * self.blksz, len);
+                    }
+                }
+            }
+            _ => return Ok(None),
+        }
+        Ok(Some(out))
+    }
+}
+
+impl FsRead for ErofsReader {
+    type Node = ErofsInode;
+    type Error = Error;
+
+    /// EROFS keeps everything POSIX has; nanoseconds live in extended inodes (a compact
+    /// inode takes the build time's).
+    fn holds(&self) -> Holds {
+        Holds::POSIX
+    }
+
+    fn walk(&self) -> Result<Vec<(Entry, ErofsInode)>> {
+        ErofsReader::walk(self)?
+            .into_iter()
+            .map(|w| Ok((self.entry(&w.path, &w.inode)?, w.inode)))
+            .collect()
+    }
+
+    fn read_content(&self, node: &ErofsInode, out: &mut dyn Write) -> Result<u64> {
+        self.read_file(node, out)
+    }
+
+    fn extents(&self, node: &ErofsInode) -> Result<Option<Vec<Extent>>> {
+        self.file_extents(node)
     }
 }

@@ -14,20 +14,6 @@ mod tables;
 
 use crate::error::{Error, Result};
 
-pub(crate) fn le_u16(b: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes([b[off], b[off + 1]])
-}
-
-pub(crate) fn le_u32(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-pub(crate) fn le_u64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(a)
-}
-
 /// A source of little-endian fields: a byte slice or a stream of metadata blocks.
 pub(crate) trait Input {
     /// Fills `buf` or fails with [`Error::Truncated`] naming `structure`.

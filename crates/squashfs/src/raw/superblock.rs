@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use super::{le_u16, le_u32, le_u64};
 use crate::error::{Error, Result};
+use imgpipe_fstree::le::{le_u16, le_u32, le_u64};
 
 /// `hsqs` read as a little-endian u32.
 pub const SQUASHFS_MAGIC: u32 = 0x7371_7368;

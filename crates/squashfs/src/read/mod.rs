@@ -1,7 +1,9 @@
 //! Reading images: [`Reader`] over any [`ReadAt`] source, at any offset inside it.
 
 mod extract;
-mod source;
+mod fsread;
+
+pub(crate) use fsread::file_type;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -9,9 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
+pub(crate) use extract::extract_error;
 pub use extract::{ExtractOptions, ExtractReport};
-pub(crate) use extract::{Restore, io as io_path, link_escapes};
-pub use source::{Bytes, ReadAt, SeekSource};
+use imgpipe_fstree::ReadAt;
 
 use crate::codec as compress;
 use crate::error::{Error, Result};
@@ -663,6 +665,19 @@ impl Reader {
         {
             return Ok(f);
         }
+        let e = self.fragment_entry(idx)?;
+        let data = Arc::new(self.data_block(e.start, e.size, None, "fragment block")?);
+        if let Ok(mut c) = self.frag_cache.lock() {
+            if c.len() >= self.limits.fragment_cache_blocks {
+                c.pop_first();
+            }
+            c.insert(idx, data.clone());
+        }
+        Ok(data)
+    }
+
+    /// Entry `idx` of the fragment table: where the fragment block lies.
+    pub(crate) fn fragment_entry(&self, idx: u32) -> Result<FragmentEntry> {
         if self.sb.frag_table == u64::MAX {
             return Err(malformed(
                 "file inode",
@@ -677,15 +692,7 @@ impl Reader {
             u64::from(idx),
             "fragment table",
         )?;
-        let e = FragmentEntry::parse(&e);
-        let data = Arc::new(self.data_block(e.start, e.size, None, "fragment block")?);
-        if let Ok(mut c) = self.frag_cache.lock() {
-            if c.len() >= self.limits.fragment_cache_blocks {
-                c.pop_first();
-            }
-            c.insert(idx, data.clone());
-        }
-        Ok(data)
+        Ok(FragmentEntry::parse(&e))
     }
 
     /// Reads and decompresses one data block stored at `pos` with size word `word`;

@@ -29,7 +29,7 @@ enum Command {
         /// The image.
         image: PathBuf,
         /// Byte offset of the image inside the file.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = crate::size::parse_size)]
         offset: u64,
         /// Print JSON.
         #[arg(long)]

@@ -4,7 +4,7 @@
 
 use super::malformed;
 use crate::error::Result;
-use crate::raw::{le_u16, le_u64};
+use imgpipe_fstree::le::{le_u16, le_u64};
 
 /// One directory entry header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 
 use super::malformed;
 use crate::error::{Error, Result};
-use crate::raw::{le_u16, le_u32, le_u64};
+use imgpipe_fstree::le::{le_u16, le_u32, le_u64};
 
 /// Data layout: blocks from `i_u` on, the last one partial.
 pub const FLAT_PLAIN: u8 = 0;

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::raw::{le_u16, le_u32, le_u64};
+use imgpipe_fstree::le::{le_u16, le_u32, le_u64};
 
 /// EROFS superblock magic.
 pub const EROFS_MAGIC: u32 = 0xE0F5_E1E2;

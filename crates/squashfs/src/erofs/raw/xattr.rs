@@ -6,7 +6,7 @@
 
 use super::malformed;
 use crate::error::{Error, Result};
-use crate::raw::le_u16;
+use imgpipe_fstree::le::le_u16;
 
 /// Size of the inline xattr body header.
 pub const XATTR_BODY_HEADER_SIZE: usize = 12;

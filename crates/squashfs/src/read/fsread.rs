@@ -1,0 +1,130 @@
+//! [`FsRead`] for the squashfs [`Reader`]: entries in the shared vocabulary, content, and the
+//! data blocks of a file as extents.
+
+use std::io::Write;
+
+use imgpipe_fstree::{Entry, Extent, FileType, FsRead, Holds, Metadata};
+
+use super::Reader;
+use crate::error::{Error, Result};
+use crate::raw::{Inode, InodeData, InodeKind, NO_FRAGMENT, data_block_size, decode_dev};
+
+/// The shared file type of an inode kind.
+pub(crate) fn file_type(k: InodeKind) -> FileType {
+    match k {
+        InodeKind::Dir => FileType::Dir,
+        InodeKind::File => FileType::File,
+        InodeKind::Symlink => FileType::Symlink,
+        InodeKind::BlockDev => FileType::Block,
+        InodeKind::CharDev => FileType::Char,
+        InodeKind::Fifo => FileType::Fifo,
+        InodeKind::Socket => FileType::Socket,
+    }
+}
+
+impl Reader {
+    /// The shared [`Entry`] for `inode` at `path`: owners resolved through the id table,
+    /// xattrs sorted by name, a hard-link identity (the inode number) on files with more
+    /// than one name.
+    pub fn entry(&self, path: &[u8], inode: &Inode) -> Result<Entry> {
+        let (uid, gid) = self.owner(inode)?;
+        let mut xattrs = self.xattrs(inode)?;
+        xattrs.sort();
+        let meta = Metadata {
+            mode: u32::from(inode.mode & 0o7777),
+            uid,
+            gid,
+            mtime: i64::from(inode.mtime),
+            mtime_nsec: 0,
+            xattrs,
+        };
+        let mut e = Entry::new(path, file_type(inode.kind), meta);
+        match &inode.data {
+            InodeData::File(f) => {
+                e.size = f.file_size;
+                if inode.nlink > 1 {
+                    e.link = Some(u64::from(inode.inode_number));
+                }
+            }
+            InodeData::Symlink(t) => {
+                e.size = t.len() as u64;
+                e.target = Some(t.clone());
+            }
+            InodeData::Device(d) => e.rdev = Some(decode_dev(*d)),
+            InodeData::Dir(_) | InodeData::Ipc => {}
+        }
+        Ok(e)
+    }
+
+    fn file_extents(&self, inode: &Inode) -> Result<Option<Vec<Extent>>> {
+        let InodeData::File(f) = &inode.data else {
+            return Ok(None);
+        };
+        let bs = u64::from(self.superblock().block_size);
+        let mut out = Vec::with_capacity(f.block_sizes.len() + 1);
+        let mut pos = f.blocks_start;
+        let mut file_offset = 0u64;
+        for &word in &f.block_sizes {
+            let len = f.file_size.saturating_sub(file_offset).min(bs);
+            let (stored, compressed) = data_block_size(word);
+            // A zero size word is a sparse block: a hole, stored nowhere.
+            if word != 0 {
+                out.push(Extent {
+                    file_offset,
+                    len,
+                    image_offset: pos,
+                    stored_len: u64::from(stored),
+                    compressed,
+                });
+            }
+            pos = pos.checked_add(u64::from(stored)).ok_or(Error::Malformed {
+                structure: "file inode",
+                field: "block_sizes",
+                offset: f.blocks_start,
+                reason: "blocks run past 2^64",
+            })?;
+            file_offset += len;
+        }
+        if f.fragment != NO_FRAGMENT && file_offset < f.file_size {
+            // The tail is a piece of a (usually compressed) fragment block: the extent covers
+            // the whole block and is marked compressed, since its bytes are not the content.
+            let frag = self.fragment_entry(f.fragment)?;
+            out.push(Extent {
+                file_offset,
+                len: f.file_size - file_offset,
+                image_offset: frag.start,
+                stored_len: u64::from(data_block_size(frag.size).0),
+                compressed: true,
+            });
+        }
+        Ok(Some(out))
+    }
+}
+
+impl FsRead for Reader {
+    type Node = Inode;
+    type Error = Error;
+
+    /// squashfs keeps everything POSIX has but nanoseconds.
+    fn holds(&self) -> Holds {
+        Holds {
+            mtime_nsec: false,
+            ..Holds::POSIX
+        }
+    }
+
+    fn walk(&self) -> Result<Vec<(Entry, Inode)>> {
+        Reader::walk(self)?
+            .into_iter()
+            .map(|w| Ok((self.entry(&w.path, &w.inode)?, w.inode)))
+            .collect()
+    }
+
+    fn read_content(&self, node: &Inode, out: &mut dyn Write) -> Result<u64> {
+        self.read_file(node, out)
+    }
+
+    fn extents(&self, node: &Inode) -> Result<Option<Vec<Extent>>> {
+        self.file_extents(node)
+    }
+}
