@@ -163,3 +163,18 @@ fn refuses_incomplete_entries() {
         "target",
     );
 }
+
+#[test]
+fn add_tree_skips_an_excluded_output_inside_the_tree() {
+    let t = imgpipe_testsupport::tempdir();
+    std::fs::write(t.path().join("keep"), b"k").unwrap();
+    std::fs::write(t.path().join("out.iso"), b"an older image").unwrap();
+    let mut b = Builder::new(Options::new("T", 0));
+    b.exclude_host_path(&t.path().join("out.iso")).unwrap();
+    b.add_tree(t.path()).unwrap();
+    let mut img = Vec::new();
+    b.build(&mut img).unwrap();
+    let mut r = Reader::open(Cursor::new(img)).unwrap();
+    assert!(r.lookup("keep").is_ok());
+    assert!(r.lookup("out.iso").is_err());
+}

@@ -304,6 +304,8 @@ pub struct BuildReport {
 pub struct Builder {
     pub(crate) options: Options,
     pub(crate) nodes: Vec<Node>,
+    /// How [`Builder::add_tree`] scans (the host paths it skips).
+    scan: imgpipe_fstree::ScanOptions,
 }
 
 fn invalid(what: &'static str, path: &str, reason: &'static str) -> Error {
@@ -327,7 +329,15 @@ impl Builder {
                 weight: 0,
                 slot: None,
             }],
+            scan: imgpipe_fstree::ScanOptions::default(),
         }
+    }
+
+    /// Makes [`add_tree`](Self::add_tree) skip the host path `path` (which need not exist
+    /// yet): give it the image being written when that lies inside the tree, so the image
+    /// neither packs itself nor an older copy of itself.
+    pub fn exclude_host_path(&mut self, path: &Path) -> Result<()> {
+        self.scan.exclude(path).map_err(tree_error)
     }
 
     /// The options.
@@ -598,7 +608,7 @@ impl Builder {
     /// As [`add_fstree`](Self::add_fstree), and [`Error::IoPath`] for a host path that
     /// cannot be read.
     pub fn add_tree(&mut self, root: &Path) -> Result<()> {
-        let mut scan = imgpipe_fstree::ScanOptions::default();
+        let mut scan = self.scan.clone();
         scan.xattrs = false; // ISO9660 has no xattrs
         let tree = imgpipe_fstree::scan(root, &scan).map_err(tree_error)?;
         self.add_fstree(&tree)
