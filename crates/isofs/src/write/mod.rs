@@ -624,7 +624,8 @@ impl Builder {
     /// [`Error::InvalidInput`] naming the entry when ISO9660 cannot hold a value: a name that
     /// is not UTF-8 or longer than 255 bytes, permission bits beyond `0o7777`, a time outside
     /// 1900..=2155 (the 7-byte recording date; [`Options::clamp_times`] stores the nearest
-    /// instead), a symlink without a target, a device without numbers.
+    /// instead), a symlink without a target, a device without numbers, and without Rock
+    /// Ridge any symlink, device, FIFO or socket.
     pub fn add_fstree(&mut self, tree: &imgpipe_fstree::Tree) -> Result<()> {
         use imgpipe_fstree::FileType;
         self.nodes[0].meta = self.tree_meta(tree.root(), "")?;
@@ -644,6 +645,14 @@ impl Builder {
                     ));
                 };
                 let meta = self.tree_meta(e, path)?;
+                let special = !matches!(e.file_type, FileType::Dir | FileType::File);
+                if special && !self.options.rock_ridge {
+                    return Err(invalid(
+                        "source tree",
+                        path,
+                        "symlinks, devices, FIFOs and sockets need Rock Ridge",
+                    ));
+                }
                 match e.file_type {
                     FileType::Dir => {
                         self.add_dir(path, meta)?;
