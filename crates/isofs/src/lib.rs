@@ -30,9 +30,10 @@
 //! Images are untrusted. Every length and offset is checked against the image and the
 //! structure holding it, both-endian fields must agree, [`Limits`] caps entries, depth,
 //! directory sizes and continuation chains, directory loops are errors, and errors name the
-//! structure, field and byte offset. [`Reader::extract`] never writes outside its
-//! destination: unsafe names (`..`, `/`, NUL), duplicates and pre-existing paths are refused,
-//! and symlinks are created after every file.
+//! structure, field and byte offset. [`Reader::extract`] goes through the one shared
+//! extractor ([`imgpipe_fstree::extract`]), which never writes outside its destination:
+//! unsafe names (`..`, `/`, NUL), duplicates, entries below anything but a directory it
+//! created, and pre-existing files are refused.
 //!
 //! # Determinism
 //! Every date in a written image comes from the explicit epoch in [`Options`] or from the

@@ -74,7 +74,18 @@ pub struct RangeDiff {
     pub ranges: Vec<ByteRange>,
     /// Ranges found beyond `max_ranges`.
     pub ranges_omitted: u64,
+    /// Every differing byte lies in one of these ranges (sorted, disjoint, merged across
+    /// gaps of up to 64 KiB and never more than `MAX_COVER` of them, however many ranges
+    /// were omitted): what the file comparison is handed so that it does not read again
+    /// what is known to be identical.
+    #[serde(skip)]
+    pub cover: Vec<ByteRange>,
 }
+
+/// Most ranges in [`RangeDiff::cover`]; beyond, the last one grows to cover the rest.
+pub const MAX_COVER: usize = 1 << 16;
+/// Gap across which [`RangeDiff::cover`] merges ranges.
+const COVER_GAP: u64 = 64 * 1024;
 
 struct RangeSink {
     opts: DiffOptions,
@@ -82,11 +93,19 @@ struct RangeSink {
     ranges: Vec<ByteRange>,
     omitted: u64,
     differing: u64,
+    cover: Vec<ByteRange>,
 }
 
 impl RangeSink {
     fn push(&mut self, start: u64, len: u64) {
         self.differing += len;
+        let full = self.cover.len() >= MAX_COVER;
+        match self.cover.last_mut() {
+            Some(c) if full || start <= c.end().saturating_add(COVER_GAP) => {
+                c.len = (start + len).max(c.end()) - c.start;
+            }
+            _ => self.cover.push(ByteRange { start, len }),
+        }
         match &mut self.current {
             Some(cur) if start <= cur.end().saturating_add(self.opts.merge_gap) => {
                 cur.len = start + len - cur.start;
@@ -118,6 +137,7 @@ impl RangeSink {
             differing_bytes: self.differing,
             ranges: self.ranges,
             ranges_omitted: self.omitted,
+            cover: self.cover,
         }
     }
 }
@@ -171,6 +191,7 @@ pub fn diff_streams<A: Read, B: Read>(mut a: A, mut b: B, opts: DiffOptions) -> 
         ranges: Vec::new(),
         omitted: 0,
         differing: 0,
+        cover: Vec::new(),
     };
     let (mut len_a, mut len_b) = (0u64, 0u64);
     loop {

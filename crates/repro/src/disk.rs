@@ -23,7 +23,7 @@
 //! carry a `K`, `M`, `G` or `T` suffix (powers of 1024, [`parse_size`]).
 //!
 //! # Determinism
-//! Every GUID and FAT volume id derives from one [`Seed`] ([`crate::seed`]); without one the
+//! Every GUID and FAT volume id derives from one [`Seed`] ([`Seed`]); without one the
 //! seed derives from the layout ([`DiskRequest::default_seed`]), leaving out the paths of
 //! `fat=` and `file=` so that another build directory gives the same disk. FAT timestamps are
 //! the epoch.
@@ -148,7 +148,7 @@ fn bad(flag: &'static str, value: &str, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Parses one `--part` text (see the [module docs](self)).
+/// Parses one `--part` text (see the [module docs](crate::disk)).
 pub fn parse_part(text: &str) -> Result<(PartitionSpec, Contents)> {
     let mut ty = None;
     let mut size = None;

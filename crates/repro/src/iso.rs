@@ -1,6 +1,6 @@
 //! Hybrid ISO images: isofs writes the ISO9660 volume, El Torito and the isohybrid MBR boot
 //! code; with a GPT, the protective MBR and the GPT come from gptpart, the one GPT writer,
-//! with GUIDs by the one seed rule ([`crate::seed`]).
+//! with GUIDs by the one seed rule ([`Seed`]).
 //!
 //! The GPT of a hybrid image has, as xorriso writes it, an `ISO9660` basic-data partition from
 //! sector 64 over the volume and an `EFI boot partition` over the ESP image (appended after

@@ -1,15 +1,24 @@
-//! Determinism primitives for reproducible OS images: the build epoch, identifiers derived
-//! from a seed, byte-ordered directory walks, and two-build verification.
+//! The composition layer of imgpipe: what sits between the format crates and the binary.
+//!
+//! - the format registry: one detector ([`detect`]) and a typed inspection per format
+//!   ([`inspect`] → [`Report`] with [`Inspection`]), truncation included;
+//! - one seed rule ([`Seed`], [`Purpose`]) for every GUID, UUID, volume id, salt and key;
+//! - disk assembly ([`DiskRequest`], [`DiskPlan`]) and hybrid ISOs whose GPT comes from
+//!   gptpart ([`iso::build_hybrid`]);
+//! - two-build verification: [`diff_images`] (each image read once, ranges attributed,
+//!   files compared through nested filesystems by [`diagnose_files_within`]);
+//! - determinism primitives: the build epoch, byte-ordered walks.
 //!
 //! ```
-//! use imgpipe_repro::{Epoch, compare_streams, derive_uuid, uuid_text};
+//! use imgpipe_repro::{Epoch, Format, Seed, compare_streams, detect};
 //!
 //! let epoch = Epoch::from_source_date_epoch("1700000000")?;
 //! assert_eq!(epoch.clamp(1_800_000_000), 1_700_000_000);
-//! let disk = derive_uuid(b"my-seed", b"disk-uuid");
-//! assert_eq!(uuid_text(&disk), uuid_text(&derive_uuid(b"my-seed", b"disk-uuid")));
+//! let seed = Seed::parse("0123456789abcdef0123456789abcdef").unwrap();
+//! assert_eq!(seed.gpt().disk_guid().to_string(), "6913F4B6-6690-4A57-A202-F1B53C56DBDF");
 //! let report = compare_streams(&b"build one"[..], &b"build two"[..])?;
 //! assert_eq!(report.first_difference, Some(6));
+//! assert_eq!(detect(b"lang en_US.UTF-8\n"), Some(Format::Kickstart));
 //! # Ok::<(), imgpipe_repro::Error>(())
 //! ```
 //!
@@ -26,18 +35,20 @@
 
 mod compare;
 mod derive;
-mod disk;
+mod diff;
+pub mod disk;
 mod epoch;
 mod error;
 mod format;
 pub mod iso;
 mod nested;
 mod output;
-mod seed;
+pub mod seed;
 mod walk;
 
 pub use compare::{ByteRange, Comparison, DiffOptions, RangeDiff, compare_streams, diff_streams};
 pub use derive::{derive_uuid, hmac_sha256, uuid_text};
+pub use diff::{Difference, Differing, ImageDiff, ImageDiffOptions, attribute, diff_images};
 pub use disk::{Contents, DiskPlan, DiskRequest, parse_hybrid, parse_part, parse_size};
 pub use epoch::Epoch;
 pub use error::{Error, Result};
@@ -45,7 +56,9 @@ pub use format::{
     Format, HEAD_LEN, Inspection, Region, Report, Truncation, detect, inspect, inspect_as,
     read_head,
 };
-pub use nested::{FileDifference, NestedDiff, NestedOptions, diagnose_files};
+pub use nested::{
+    FileDifference, NestedDiff, NestedOptions, diagnose_files, diagnose_files_within,
+};
 pub use output::{AtomicFile, TEMP_SUFFIX, check_output, discard_pending_outputs, temp_path};
 pub use seed::{Purpose, Seed};
 pub use walk::{WalkEntry, walk_sorted};

@@ -80,7 +80,7 @@ pub enum Purpose {
 }
 
 impl Purpose {
-    /// The message HMAC'd for this purpose (see the [module docs](self)).
+    /// The message HMAC'd for this purpose (see [`Seed`]).
     pub fn message(&self) -> Vec<u8> {
         let labelled = |label: &[u8], index: u64| {
             let mut m = label.to_vec();
@@ -119,7 +119,7 @@ impl Purpose {
 }
 
 /// A 128-bit seed every identifier of an image derives from (systemd-repart's `--seed=`,
-/// usually a machine id). See the [module docs](self) for the rule.
+/// usually a machine id). See the [module docs](crate::seed) for the rule.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Seed(pub [u8; 16]);
 

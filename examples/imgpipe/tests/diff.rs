@@ -168,3 +168,94 @@ fn names_the_file_inside_the_squashfs_inside_the_iso() {
     assert_eq!(code, 0);
     assert!(v.get("files").is_none(), "{v:#}");
 }
+
+/// `rchar` and `read_bytes` of `/proc/PID/io` as printed by `cat`.
+fn io_field(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Two disks with identical partitions and one differing file: `imgpipe diff` reads each
+/// image at most once (the byte diff); identical partitions are not read again, the file
+/// comparison only reads inside the partition that differs.
+#[test]
+fn diff_of_two_disks_reads_each_at_most_once() {
+    if !std::path::Path::new("/proc/self/io").exists() {
+        return;
+    }
+    let t = tempdir();
+    let payload = t.path().join("payload.bin");
+    fs::write(&payload, imgpipe_testsupport::pattern(12 << 20)).unwrap();
+    let mut disks = Vec::new();
+    for (name, text) in [("a", "one\n"), ("b", "two\n")] {
+        let esp = t.path().join(format!("esp-{name}"));
+        fs::create_dir_all(esp.join("EFI/BOOT")).unwrap();
+        fs::write(esp.join("EFI/BOOT/BOOTX64.EFI"), vec![0x4D; 200_000]).unwrap();
+        fs::write(esp.join("build.txt"), text).unwrap();
+        let disk = t.path().join(format!("{name}.img"));
+        let out = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+            .args([
+                "gpt",
+                "create",
+                "--seed",
+                "0123456789abcdef0123456789abcdef",
+            ])
+            .args(["--epoch", "1700000000", "--size", "40M", "-o"])
+            .arg(&disk)
+            .arg("--part")
+            .arg(format!("type=esp,size=8M,label=ESP,fat={}", esp.display()))
+            .arg("--part")
+            .arg(format!(
+                "type=linux-generic,size=14M,file={}",
+                payload.display()
+            ))
+            .arg("--part")
+            .arg(format!(
+                "type=root-x86-64,size=rest,file={}",
+                payload.display()
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        disks.push(disk);
+    }
+    let sizes: u64 = disks.iter().map(|d| fs::metadata(d).unwrap().len()).sum();
+    let report = t.path().join("report.json");
+    // The shell reaps imgpipe, so its /proc/PID/io then includes imgpipe's reads.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" diff --json "$1" "$2" > "$3"; echo "exit: $?"; cat /proc/$$/io"#)
+        .arg(env!("CARGO_BIN_EXE_imgpipe"))
+        .args([&disks[0], &disks[1], &report])
+        .output()
+        .unwrap();
+    let io = String::from_utf8(out.stdout).unwrap();
+    assert!(io.contains("exit: 1"), "{io}");
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    let files = v["files"]["differences"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{v:#}");
+    assert_eq!(files[0]["path"], "/build.txt", "{v:#}");
+    assert!(
+        v["differences"][0]["regions"][0]
+            .as_str()
+            .unwrap()
+            .contains("gpt partition 1 (ESP)"),
+        "{v:#}"
+    );
+    // `rchar` counts every byte read(2) returned, page cache or not; `read_bytes` only what
+    // came from the device, so it is bounded by the same and checked too.
+    let (rchar, read_bytes) = (io_field(&io, "rchar"), io_field(&io, "read_bytes"));
+    assert!(
+        rchar * 10 < sizes * 11,
+        "read {rchar} bytes for images of {sizes} bytes together\n{io}"
+    );
+    assert!(read_bytes * 10 < sizes * 11, "{io}");
+}

@@ -91,6 +91,11 @@ fn format_unlock_and_cryptsetup_agree() {
         fs::read(&a).unwrap() == fs::read(&b).unwrap(),
         "same seed, different bytes"
     );
+    // The UUID is the seed rule's LUKS2 UUID (its own keyed stream).
+    let dump = ok(&["inspect", "--json", a.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    let seed = imgpipe_repro::Seed::parse_hex("00112233").unwrap();
+    assert_eq!(v["details"]["uuid"], seed.luks2_uuid(), "{v:#}");
     // Formatting over an existing header needs --force.
     let again = imgpipe(&[
         "luks",

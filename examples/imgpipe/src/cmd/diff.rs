@@ -9,26 +9,21 @@
 //! filesystem, differs in what (`imgpipe_repro::diagnose_files`).
 
 use std::fs::File;
-use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use imgpipe_repro::{
-    ByteRange, DiffOptions, NestedDiff, NestedOptions, RangeDiff, diagnose_files, diff_streams,
-};
-use serde::Serialize;
+use imgpipe_repro::{DiffOptions, ImageDiffOptions, NestedOptions, diff_images};
 
-use crate::cmd::inspect::{Format, report};
 use crate::{output, progress};
 
 /// Arguments of `imgpipe diff`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The first build.
-    a: PathBuf,
+    a: std::path::PathBuf,
     /// The second build.
-    b: PathBuf,
+    b: std::path::PathBuf,
     /// Print a JSON report.
     #[arg(long)]
     json: bool,
@@ -46,104 +41,47 @@ pub struct Args {
     max_files: usize,
 }
 
-/// One differing range and the regions it touches.
-#[derive(Debug, Serialize)]
-pub struct Difference {
-    /// The bytes.
-    #[serde(flatten)]
-    pub range: ByteRange,
-    /// Regions of the first image that overlap it.
-    pub regions: Vec<String>,
-}
-
-/// The `--json` report.
-#[derive(Debug, Serialize)]
-pub struct DiffReport {
-    /// Whether both files are byte-identical.
-    pub identical: bool,
-    /// Format of the first file, when recognised.
-    pub format: Option<Format>,
-    /// Sizes.
-    pub len_a: u64,
-    /// Sizes.
-    pub len_b: u64,
-    /// Total differing bytes.
-    pub differing_bytes: u64,
-    /// The differing ranges.
-    pub differences: Vec<Difference>,
-    /// Ranges beyond `--max-ranges`.
-    pub ranges_omitted: u64,
-    /// File-level differences through nested filesystems, when the format allows it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub files: Option<NestedDiff>,
-    /// Why the file-level comparison stopped, if it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub files_error: Option<String>,
-}
-
-fn open_counted(path: &Path, bar: &indicatif::ProgressBar) -> anyhow::Result<impl Read> {
-    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    Ok(bar.wrap_read(BufReader::with_capacity(1 << 20, f)))
+fn open(p: &Path) -> anyhow::Result<File> {
+    File::open(p).with_context(|| format!("cannot open {}", p.display()))
 }
 
 /// Runs `imgpipe diff`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let len = std::fs::metadata(&args.a)
+    // Each image is opened once and read through once; the file comparison is handed the
+    // differing ranges and does not read again what is known identical.
+    let (a, b) = (open(&args.a)?, open(&args.b)?);
+    let len = a
+        .metadata()
         .with_context(|| format!("cannot open {}", args.a.display()))?
         .len();
-    let bar = progress::bytes(len, "comparing");
-    let a = open_counted(&args.a, &bar)?;
-    let b = File::open(&args.b).with_context(|| format!("cannot open {}", args.b.display()))?;
-    let opts = DiffOptions {
+    let mut opts = ImageDiffOptions::default();
+    opts.bytes = DiffOptions {
         merge_gap: args.merge_gap,
         max_ranges: args.max_ranges,
     };
-    let d: RangeDiff = diff_streams(a, BufReader::with_capacity(1 << 20, b), opts)
-        .context("comparing the two files")?;
-    bar.finish_and_clear();
-    let recognised = report(&args.a).ok();
-    let known = recognised
-        .as_ref()
-        .map(|r| r.details.regions())
-        .unwrap_or_default();
-    let differences = d
-        .ranges
-        .iter()
-        .map(|r| Difference {
-            range: *r,
-            regions: known
-                .iter()
-                .filter(|k| k.range.start < r.end() && r.start < k.range.end())
-                .map(|k| k.name.clone())
-                .collect(),
-        })
-        .collect();
-    let nested = recognised
-        .as_ref()
-        .is_some_and(|r| r.format.is_filesystem());
-    let (mut files, mut files_error) = (None, None);
-    if !d.identical && nested && !args.no_files {
-        let mut opts = NestedOptions::default();
-        opts.max_differences = args.max_files;
-        let open = |p: &Path| File::open(p).with_context(|| format!("cannot open {}", p.display()));
-        let spin = progress::spinner("comparing files inside the images");
-        match diagnose_files(&open(&args.a)?, &open(&args.b)?, opts) {
-            Ok(n) => files = Some(n),
-            Err(e) => files_error = Some(e.to_string()),
-        }
-        spin.finish_and_clear();
-    }
-    let rep = DiffReport {
-        identical: d.identical,
-        format: recognised.map(|r| r.format),
-        len_a: d.len_a,
-        len_b: d.len_b,
-        differing_bytes: d.differing_bytes,
-        differences,
-        ranges_omitted: d.ranges_omitted,
-        files,
-        files_error,
+    opts.files = if args.no_files {
+        None
+    } else {
+        let mut n = NestedOptions::default();
+        n.max_differences = args.max_files;
+        Some(n)
     };
+    let bar = progress::bytes(len, "comparing");
+    // When the bytes are read, a spinner while the files inside are compared.
+    let (mut seen, mut spin) = (0u64, None);
+    let rep = diff_images(&a, &b, opts, &mut |n| {
+        bar.inc(n);
+        seen += n;
+        if seen >= len && spin.is_none() && opts.files.is_some() {
+            bar.finish_and_clear();
+            spin = Some(progress::spinner("comparing files inside the images"));
+        }
+    })
+    .context("comparing the two files")?;
+    bar.finish_and_clear();
+    if let Some(s) = spin {
+        s.finish_and_clear();
+    }
     if args.json {
         output::print_json(&rep)?;
     } else if rep.identical {

@@ -1,16 +1,17 @@
 //! `imgpipe fat ...`: create, list and extract FAT file systems (crates/gptpart).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::io::{BufReader, BufWriter, Seek, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use imgpipe_fstree::ExtractOptions;
 use imgpipe_gptpart::{FatBuilder, FatType, FatVolume, Seed, Window, read_gpt};
 use serde::Serialize;
 
-use crate::cmd::gpt::human;
 use crate::cmd::inspect::{Format, InfoArgs, info};
+use crate::cmd::squashfs::{list, print_listing};
 use crate::flags::CreateCommon;
 use crate::size::parse_size;
 use crate::{output, target};
@@ -148,83 +149,6 @@ fn open(src: &Source) -> anyhow::Result<FatVolume<Reader>> {
         .with_context(|| format!("opening the FAT file system of {}", src.image.display()))
 }
 
-#[derive(Debug, Serialize)]
-struct Listing {
-    label: Option<String>,
-    volume_id: String,
-    fat_type: FatType,
-    entries: Vec<ListedEntry>,
-}
-
-#[derive(Debug, Serialize)]
-struct ListedEntry {
-    path: String,
-    short_name: String,
-    is_dir: bool,
-    size: u32,
-    modified: Option<u64>,
-}
-
-fn ls<R: Read + Seek>(mut vol: FatVolume<R>, json: bool) -> anyhow::Result<()> {
-    let all = vol.walk()?;
-    let listing = Listing {
-        label: vol.label().map(str::to_string),
-        volume_id: format!("{:08X}", vol.boot_sector().volume_id),
-        fat_type: vol.boot_sector().fat_type,
-        entries: all
-            .into_iter()
-            .map(|(path, e)| ListedEntry {
-                path,
-                short_name: e.short_name,
-                is_dir: e.is_dir,
-                size: e.size,
-                modified: e.modified,
-            })
-            .collect(),
-    };
-    if json {
-        return output::print_json(&listing);
-    }
-    let mut out = std::io::stdout().lock();
-    for e in &listing.entries {
-        let kind = if e.is_dir { 'd' } else { '-' };
-        let size = if e.is_dir {
-            "-".into()
-        } else {
-            human(u64::from(e.size))
-        };
-        let when = e.modified.map_or_else(|| "-".to_string(), utc);
-        writeln!(
-            out,
-            "{kind} {size:>8} {when:>19}  {}{}",
-            e.path,
-            if e.is_dir { "/" } else { "" }
-        )?;
-    }
-    Ok(())
-}
-
-/// `YYYY-MM-DD HH:MM:SS` in UTC (FAT stores no zone; we write UTC).
-fn utc(t: u64) -> String {
-    let (days, secs) = (t / 86_400, t % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 /// The `fat create --json` report.
 #[derive(Debug, Serialize)]
 struct Created<'a> {
@@ -323,19 +247,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(output::exit(output::SUCCESS))
         }
         Command::Ls { source, json } => {
-            ls(open(&source)?, json)?;
+            let vol = open(&source)?;
+            let listing = list("fat", &vol)
+                .with_context(|| format!("cannot list {}", source.image.display()))?;
+            print_listing(&listing, json)?;
             Ok(output::exit(output::SUCCESS))
         }
         Command::Extract { source, dest } => {
-            let mut vol = open(&source)?;
-            std::fs::create_dir_all(&dest)
-                .with_context(|| format!("creating {}", dest.display()))?;
-            let n = vol
-                .extract(&dest)
+            let vol = open(&source)?;
+            let rep = imgpipe_fstree::extract(&vol, &dest, ExtractOptions::default())
                 .with_context(|| format!("extracting into {}", dest.display()))?;
+            let n = rep.files;
             eprintln!(
                 "extracted {} into {}",
-                output::plural(n as u64, "file", "files"),
+                output::plural(n, "file", "files"),
                 dest.display()
             );
             Ok(output::exit(output::SUCCESS))

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use imgpipe_fstree::ExtractOptions;
 use imgpipe_gptpart::Window;
 use imgpipe_isofs::{
-    BiosBoot, Builder, EfiBoot, ExtractOptions, HybridMbr, Limits, MbrFlavor, Namespace, Options,
-    Reader,
+    BiosBoot, Builder, EfiBoot, HybridMbr, Limits, MbrFlavor, Namespace, Options, Reader,
 };
-use serde::Serialize;
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
+use crate::cmd::squashfs::{list, print_listing};
 use crate::flags::CreateCommon;
 use crate::size::parse_size;
 use crate::{output, progress, target};
@@ -159,23 +159,6 @@ struct CreateArgs {
     json: bool,
     /// The directory to put in the image.
     dir: PathBuf,
-}
-
-/// One line of `iso ls`.
-#[derive(Debug, Serialize)]
-struct Listed {
-    path: String,
-    #[serde(rename = "type")]
-    kind: imgpipe_isofs::EntryKind,
-    mode: String,
-    uid: u32,
-    gid: u32,
-    size: u64,
-    mtime: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    link_target: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    device: Option<(u32, u32)>,
 }
 
 fn open(
@@ -351,56 +334,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             namespace,
             json,
         } => {
-            let mut r = open(&image, offset, namespace)?;
-            let mut list = Vec::new();
-            let mut out = std::io::stdout().lock();
-            // The first stdout error (a closed pipe, a full disk) is reported after the walk.
-            let mut failed: std::io::Result<()> = Ok(());
-            r.walk(|p, e| {
-                let item = Listed {
-                    path: String::from_utf8_lossy(p).into_owned(),
-                    kind: e.kind,
-                    mode: e.mode_string(),
-                    uid: e.uid,
-                    gid: e.gid,
-                    size: e.size,
-                    mtime: e.mtime,
-                    link_target: e.link_target.clone(),
-                    device: e.device,
-                };
-                if json {
-                    list.push(item);
-                } else {
-                    let size = match item.device {
-                        Some((a, b)) => format!("{a},{b}"),
-                        None => item.size.to_string(),
-                    };
-                    if failed.is_err() {
-                        return Ok(());
-                    }
-                    failed = write!(
-                        out,
-                        "{} {:>5} {:>5} {:>12} {:>11} {}",
-                        item.mode,
-                        item.uid,
-                        item.gid,
-                        size,
-                        item.mtime.unwrap_or(0),
-                        item.path
-                    )
-                    .and_then(|()| match &item.link_target {
-                        Some(t) => write!(out, " -> {t}"),
-                        None => Ok(()),
-                    })
-                    .and_then(|()| writeln!(out));
-                }
-                Ok(())
-            })
-            .with_context(|| format!("cannot list {}", image.display()))?;
-            failed.context("writing to stdout")?;
-            if json {
-                output::print_json(&list)?;
-            }
+            let r = open(&image, offset, namespace)?;
+            let listing =
+                list("iso9660", &r).with_context(|| format!("cannot list {}", image.display()))?;
+            print_listing(&listing, json)?;
             Ok(output::exit(output::SUCCESS))
         }
         Command::Extract {
@@ -411,27 +348,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             owners,
             json,
         } => {
-            let mut r = open(&image, offset, namespace)?;
-            let rep = r
-                .extract(
-                    &dest,
-                    ExtractOptions {
-                        owners: owners.get(),
-                        ..ExtractOptions::default()
-                    },
-                )
+            let r = open(&image, offset, namespace)?;
+            let mut opts = ExtractOptions::default();
+            opts.owners = owners.get();
+            let rep = imgpipe_fstree::extract(&r, &dest, opts)
                 .with_context(|| format!("cannot extract {}", image.display()))?;
             if json {
                 output::print_json(&rep)?;
             } else {
                 println!(
                     "{}, {} ({}), {}, {}, {}",
-                    output::plural(rep.directories, "directory", "directories"),
+                    output::plural(rep.dirs, "directory", "directories"),
                     output::plural(rep.files, "file", "files"),
                     output::plural(rep.bytes, "byte", "bytes"),
                     output::plural(rep.hard_links, "hard link", "hard links"),
                     output::plural(rep.symlinks, "symlink", "symlinks"),
-                    output::plural(rep.special_files, "special file", "special files")
+                    output::plural(rep.special, "special file", "special files")
                 );
             }
             Ok(output::exit(output::SUCCESS))

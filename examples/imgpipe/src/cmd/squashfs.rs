@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use imgpipe_squashfs::raw::{InodeData, decode_dev};
+use imgpipe_fstree::{Entry, FileType, FsRead, Listing, Metadata};
+use imgpipe_squashfs::raw::{InodeData, InodeKind, decode_dev};
 use imgpipe_squashfs::{
     Builder, Compression, Compressor, ExtractOptions, Limits, Reader, WriteOptions, bcj,
 };
-use serde::Serialize;
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
 use crate::flags::CreateCommon;
@@ -152,112 +152,21 @@ impl ExtractArgs {
     }
 }
 
-/// One line of `ls`.
-#[derive(Debug, Serialize)]
-pub(crate) struct LsEntry {
-    pub(crate) path: String,
-    #[serde(rename = "type")]
-    pub(crate) kind: &'static str,
-    pub(crate) mode: String,
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
-    pub(crate) size: u64,
-    pub(crate) mtime: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) link_target: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) device: Option<(u32, u32)>,
-    pub(crate) inode: u32,
-    pub(crate) nlink: u32,
-}
-
-pub(crate) fn kind_name(k: imgpipe_squashfs::raw::InodeKind) -> &'static str {
-    use imgpipe_squashfs::raw::InodeKind as K;
-    match k {
-        K::Dir => "dir",
-        K::File => "file",
-        K::Symlink => "symlink",
-        K::BlockDev => "block-device",
-        K::CharDev => "char-device",
-        K::Fifo => "fifo",
-        K::Socket => "socket",
-    }
-}
-
-pub(crate) fn perms(letter: char, mode: u16) -> String {
-    let m = u32::from(mode);
-    let mut s = String::from(letter);
-    for (shift, special, lower, upper) in [
-        (6, 0o4000, 's', 'S'),
-        (3, 0o2000, 's', 'S'),
-        (0, 0o1000, 't', 'T'),
-    ] {
-        let bits = (m >> shift) & 7;
-        s.push(if bits & 4 != 0 { 'r' } else { '-' });
-        s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        s.push(match (m & special != 0, bits & 1 != 0) {
-            (true, true) => lower,
-            (true, false) => upper,
-            (false, true) => 'x',
-            (false, false) => '-',
-        });
-    }
-    s
-}
-
-/// `YYYY-MM-DD HH:MM:SS` in UTC.
-pub(crate) fn utc(secs: u32) -> String {
-    let secs = i64::from(secs);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 fn open(image: &PathBuf, offset: u64) -> anyhow::Result<Reader> {
     let f = std::fs::File::open(image).with_context(|| format!("opening {}", image.display()))?;
     Reader::open_at(f, offset, Limits::default())
         .with_context(|| format!("reading {}", image.display()))
 }
 
-/// Prints a listing as `ls -l`-like lines, or as JSON.
-pub(crate) fn print_listing(list: &[LsEntry], json: bool) -> anyhow::Result<()> {
+/// Prints a listing as `ls -l`-like lines (UTC dates), or as the JSON document
+/// `{"schema": 1, "format": ..., "entries": [...]}`: the same shape for every format.
+pub(crate) fn print_listing(listing: &Listing, json: bool) -> anyhow::Result<()> {
     if json {
-        return output::print_json(&list);
+        return output::print_json(listing);
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for e in list {
-        let size = match e.device {
-            Some((ma, mi)) => format!("{ma},{mi}"),
-            None => e.size.to_string(),
-        };
-        let link = e
-            .link_target
-            .as_ref()
-            .map(|t| format!(" -> {t}"))
-            .unwrap_or_default();
-        writeln!(
-            out,
-            "{} {:>5}/{:<5} {:>10} {} {}{link}",
-            e.mode,
-            e.uid,
-            e.gid,
-            size,
-            utc(e.mtime),
-            e.path
-        )?;
+    for e in &listing.entries {
+        writeln!(out, "{}", e.text_line())?;
     }
     out.flush()?;
     Ok(())
@@ -361,6 +270,56 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The listing of any image through its reader's [`FsRead`] walk.
+pub(crate) fn list<R: FsRead>(format: &'static str, r: &R) -> anyhow::Result<Listing> {
+    let walked = r.walk()?;
+    Ok(Listing::new(format, walked.iter().map(|(e, _)| e)))
+}
+
+/// The shared file type of a squashfs/EROFS inode kind.
+pub(crate) fn file_type(k: InodeKind) -> FileType {
+    match k {
+        InodeKind::Dir => FileType::Dir,
+        InodeKind::File => FileType::File,
+        InodeKind::Symlink => FileType::Symlink,
+        InodeKind::BlockDev => FileType::Block,
+        InodeKind::CharDev => FileType::Char,
+        InodeKind::Fifo => FileType::Fifo,
+        InodeKind::Socket => FileType::Socket,
+    }
+}
+
+/// The walk of a squashfs image as shared entries (until the squashfs reader implements
+/// [`FsRead`]).
+fn squashfs_entries(r: &Reader) -> anyhow::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for w in r.walk()? {
+        let i = &w.inode;
+        let (uid, gid) = r.owner(i)?;
+        let mut meta = Metadata::new(u32::from(i.mode), i64::from(i.mtime));
+        meta.uid = uid;
+        meta.gid = gid;
+        meta.xattrs = r.xattrs(i)?;
+        meta.xattrs.sort();
+        let file_type = file_type(i.kind);
+        let mut e = Entry::new(w.path, file_type, meta);
+        match &i.data {
+            InodeData::File(f) => e.size = f.file_size,
+            InodeData::Symlink(t) => {
+                e.size = t.len() as u64;
+                e.target = Some(t.clone());
+            }
+            InodeData::Device(d) => e.rdev = Some(decode_dev(*d)),
+            InodeData::Dir(_) | InodeData::Ipc => {}
+        }
+        if i.nlink > 1 && file_type != FileType::Dir {
+            e.link = Some(u64::from(i.inode_number));
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
 /// Runs `imgpipe squashfs`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
@@ -374,35 +333,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let r = open(&image, offset)?;
-            let mut list = Vec::new();
-            for e in r.walk()? {
-                let (uid, gid) = r.owner(&e.inode)?;
-                let (size, link_target, device) = match &e.inode.data {
-                    InodeData::Dir(d) => (u64::from(d.file_size), None, None),
-                    InodeData::File(f) => (f.file_size, None, None),
-                    InodeData::Symlink(t) => (
-                        t.len() as u64,
-                        Some(String::from_utf8_lossy(t).into_owned()),
-                        None,
-                    ),
-                    InodeData::Device(d) => (0, None, Some(decode_dev(*d))),
-                    InodeData::Ipc => (0, None, None),
-                };
-                list.push(LsEntry {
-                    path: format!("/{}", String::from_utf8_lossy(&e.path)),
-                    kind: kind_name(e.inode.kind),
-                    mode: perms(e.inode.kind.letter(), e.inode.mode),
-                    uid,
-                    gid,
-                    size,
-                    mtime: e.inode.mtime,
-                    link_target,
-                    device,
-                    inode: e.inode.inode_number,
-                    nlink: e.inode.nlink,
-                });
-            }
-            print_listing(&list, json)?;
+            let entries =
+                squashfs_entries(&r).with_context(|| format!("cannot list {}", image.display()))?;
+            let listing = Listing::new("squashfs", &entries);
+            print_listing(&listing, json)?;
         }
         Command::Extract(x) => {
             let r = open(&x.image, x.offset)?;
@@ -413,14 +347,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(output::exit(output::SUCCESS))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
-        assert_eq!(super::utc(1_700_000_000), "2023-11-14 22:13:20");
-        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00");
-    }
 }
