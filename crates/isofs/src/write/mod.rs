@@ -165,9 +165,9 @@ pub struct Options {
     /// each inside the 32 KiB system area or the [`GPT_TAIL_SIZE`] bytes ending the image.
     /// MBR boot code (bytes 0..440) is patched over them from [`Options::hybrid_mbr`].
     pub partition_tables: Vec<(u64, Vec<u8>)>,
-    /// Seed of the GPT GUIDs and the MBR disk signature (else derived from the volume id
-    /// and the epoch).
-    pub seed: Option<u64>,
+    /// Disk signature of the isohybrid MBR (bytes 440..444; 0 means none). A parameter, not
+    /// invented here: `imgpipe_repro::iso::build_hybrid` derives it from the one seed rule.
+    pub mbr_disk_signature: u32,
     /// Largest extent per directory record (a multiple of 2048, at most [`MAX_EXTENT`]).
     pub max_extent: u32,
     /// Store a time a recording date cannot hold (before 1900, after 2155) as the nearest
@@ -199,7 +199,7 @@ impl Options {
             hybrid_mbr: None,
             gpt: false,
             partition_tables: Vec::new(),
-            seed: None,
+            mbr_disk_signature: 0,
             max_extent: MAX_EXTENT,
             relocate_deep: false,
             clamp_times: false,
@@ -349,6 +349,11 @@ impl Builder {
     /// volume and the image end lie: what partition tables are planned from.
     pub fn system_area_layout(&self) -> Result<SystemAreaLayout> {
         layout::system_area_layout(self)
+    }
+
+    /// Sets [`Options::mbr_disk_signature`].
+    pub fn set_mbr_disk_signature(&mut self, signature: u32) {
+        self.options.mbr_disk_signature = signature;
     }
 
     /// Sets [`Options::partition_tables`].
