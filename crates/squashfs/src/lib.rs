@@ -66,6 +66,8 @@
 mod codec;
 pub mod erofs;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod inspect;
 pub mod raw;
 mod read;
