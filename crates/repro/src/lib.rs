@@ -30,6 +30,8 @@ mod disk;
 mod epoch;
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod nested;
 mod seed;
 mod walk;
