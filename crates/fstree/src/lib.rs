@@ -45,6 +45,7 @@ mod extract;
 pub mod le;
 mod listing;
 mod read;
+mod scan;
 mod source;
 mod tree;
 
@@ -53,5 +54,6 @@ pub use error::{Error, Result};
 pub use extract::{ExtractOptions, ExtractReport, extract, extract_with_progress, link_escapes};
 pub use listing::{LISTING_SCHEMA, Listed, ListedXattr, Listing};
 pub use read::{Extent, FsRead, Holds};
+pub use scan::{ScanOptions, scan};
 pub use source::{Bytes, Cursor, ReadAt, SeekSource, Slice, Window};
 pub use tree::{Content, Node, StreamFn, Tree};

@@ -1,5 +1,6 @@
 //! ISO9660 images in pure Rust: read and write, with Rock Ridge, Joliet, El Torito and hybrid
-//! MBR/GPT system areas, byte-reproducibly.
+//! MBR system areas, byte-reproducibly (a hybrid GPT is planned by gptpart and placed by
+//! [`Builder::set_partition_tables`]; `imgpipe_repro::iso::build_hybrid` composes both).
 //!
 //! Build an image in memory and read it back:
 //!
@@ -29,15 +30,16 @@
 //! Images are untrusted. Every length and offset is checked against the image and the
 //! structure holding it, both-endian fields must agree, [`Limits`] caps entries, depth,
 //! directory sizes and continuation chains, directory loops are errors, and errors name the
-//! structure, field and byte offset. [`Reader::extract`] never writes outside its
-//! destination: unsafe names (`..`, `/`, NUL), duplicates and pre-existing paths are refused,
-//! and symlinks are created after every file.
+//! structure, field and byte offset. [`Reader::extract`] goes through the one shared
+//! extractor ([`imgpipe_fstree::extract`]), which never writes outside its destination:
+//! unsafe names (`..`, `/`, NUL), duplicates, entries below anything but a directory it
+//! created, and pre-existing files are refused.
 //!
 //! # Determinism
 //! Every date in a written image comes from the explicit epoch in [`Options`] or from the
 //! caller's metadata (clamped to the epoch when asked); directory records are sorted, inode
-//! numbers are assigned in sorted walk order, padding is zeroed, and GPT GUIDs derive from a
-//! seed. Nothing reads the clock, the environment or `read_dir` order.
+//! numbers are assigned in sorted walk order, padding is zeroed, and the MBR disk signature
+//! derives from a seed. Nothing reads the clock, the environment or `read_dir` order.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -57,6 +59,6 @@ pub use read::{
     Entry, EntryKind, Extent, ExtractOptions, ExtractReport, Limits, Namespace, Reader,
 };
 pub use write::{
-    BiosBoot, BuildReport, Builder, EfiBoot, ExtraBoot, HybridMbr, MbrFlavor, Metadata, Options,
-    PlacedFile, ReservedSlot,
+    BiosBoot, BuildReport, Builder, EfiBoot, EfiPlacement, ExtraBoot, GPT_TAIL_SIZE, HybridMbr,
+    MbrFlavor, Metadata, Options, PlacedFile, ReservedSlot, SYSTEM_AREA_SIZE, SystemAreaLayout,
 };

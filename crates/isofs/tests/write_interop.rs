@@ -67,14 +67,9 @@ fn tricky_tree_through_every_reader() {
     let ours_out = t.path().join("ours");
     let mut r = Reader::open(std::io::Cursor::new(&iso)).unwrap();
     r.check_path_table().unwrap();
-    r.extract(
-        &ours_out,
-        ExtractOptions {
-            owners: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut opts = ExtractOptions::default();
+    opts.owners = true;
+    r.extract(&ours_out, opts).unwrap();
     let d = diff_trees(&src, &ours_out, Compare::default());
     assert!(d.is_empty(), "our extraction differs: {d:#?}");
 

@@ -45,6 +45,18 @@ pub enum Error {
         /// What its reader said.
         message: String,
     },
+    /// An output path that cannot be written: a directory, no file name, a missing directory.
+    #[error("output {}: {reason}", path.display())]
+    OutputPath {
+        /// The output path.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The process is stopping ([`discard_pending_outputs`](crate::discard_pending_outputs)
+    /// ran): no output file is created or committed any more.
+    #[error("interrupted: output discarded")]
+    Discarded,
     /// An argument in the command-line language of a composition (`--part`, `--hybrid-mbr`)
     /// is invalid.
     #[error("{flag} {value:?}: {reason}")]

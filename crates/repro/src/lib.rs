@@ -32,7 +32,9 @@ mod error;
 mod format;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod iso;
 mod nested;
+mod output;
 mod seed;
 mod walk;
 
@@ -46,5 +48,6 @@ pub use format::{
     read_head,
 };
 pub use nested::{FileDifference, NestedDiff, NestedOptions, diagnose_files};
+pub use output::{AtomicFile, TEMP_SUFFIX, check_output, discard_pending_outputs, temp_path};
 pub use seed::{Purpose, Seed};
 pub use walk::{WalkEntry, walk_sorted};

@@ -1,8 +1,9 @@
 //! Divergence diagnosis: which files inside which nested filesystem differ between two builds.
 //!
-//! [`diagnose_files`] recognises the outer image (ISO9660, GPT disk, squashfs, EROFS, FAT), lists
-//! both sides, and compares entry by entry: presence, kind, mode, owner, mtime, size, link
-//! target, xattrs (squashfs) and content (SHA-256, streamed). A differing file or partition
+//! [`diagnose_files`] recognises the outer image (ISO9660, GPT disk, squashfs, EROFS, FAT), walks
+//! both sides through their readers' [`FsRead`] and compares the shared [`Entry`]s one by one:
+//! presence, type, and wherever the format holds them ([`FsRead::holds`]) mode, owner, mtime,
+//! link target, device numbers, xattrs, then content (SHA-256, streamed). A differing file or partition
 //! that is itself a filesystem stored contiguously (the squashfs inside a live ISO, the ESP
 //! or root partition of a disk, an ISO inside a partition) is opened in place, at its offset
 //! inside the outer file, and compared the same way, down to [`NestedOptions::max_depth`].
@@ -11,10 +12,11 @@
 //! their content); nothing is extracted to disk. Every reader is the format crate's hardened
 //! one, so a hostile image is an error for that layer, reported with the layer's name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 
+use imgpipe_fstree::{Entry, FileType, FsRead, Holds, ReadAt, Slice, Window};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -109,17 +111,21 @@ fn layer_err(within: &[String], e: impl std::fmt::Display) -> Error {
 }
 
 impl<'a> Src<'a> {
-    fn window(&self) -> Result<imgpipe_gptpart::Window<File>> {
+    /// The range as a positioned-read source.
+    fn slice(&self) -> Slice<&'a File> {
+        Slice::new(self.file, self.off, self.len)
+    }
+
+    /// The range as a stream of its own, for the readers written over `Read + Seek`.
+    fn window(&self) -> Result<Window<File>> {
         let f = self.file.try_clone().map_err(io("reopening an image"))?;
-        Ok(imgpipe_gptpart::Window::new(f, self.off, self.len))
+        Ok(Window::new(f, self.off, self.len))
     }
 
     fn head(&self, n: u64) -> Result<Vec<u8>> {
-        let mut w = self.window()?;
-        let mut buf = Vec::new();
-        (&mut w)
-            .take(n.min(self.len))
-            .read_to_end(&mut buf)
+        let mut buf = vec![0u8; n.min(self.len) as usize];
+        self.slice()
+            .read_exact_at(&mut buf, 0)
             .map_err(io("reading an image head"))?;
         Ok(buf)
     }
@@ -151,11 +157,20 @@ impl<'a> Src<'a> {
     }
 
     fn digest(&self) -> Result<[u8; 32]> {
-        let mut w = self.window()?;
-        w.seek(SeekFrom::Start(0)).map_err(io("seeking"))?;
-        let mut h = HashWriter(Sha256::new());
-        std::io::copy(&mut (&mut w).take(self.len), &mut h).map_err(io("hashing a range"))?;
-        Ok(h.0.finalize().into())
+        let slice = self.slice();
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; self.len.min(1 << 20) as usize];
+        let mut at = 0u64;
+        while at < self.len {
+            let n = (self.len - at).min(buf.len() as u64) as usize;
+            let chunk = buf.get_mut(..n).unwrap_or_default();
+            slice
+                .read_exact_at(chunk, at)
+                .map_err(io("hashing a range"))?;
+            h.update(&*chunk);
+            at += n as u64;
+        }
+        Ok(h.finalize().into())
     }
 }
 
@@ -179,22 +194,6 @@ impl Write for HashWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// One entry's comparable state, whatever the format.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Meta {
-    kind: char,
-    mode: Option<u32>,
-    owner: Option<(u32, u32)>,
-    mtime: Option<i64>,
-    size: u64,
-    link: Option<Vec<u8>>,
-    /// Device numbers.
-    rdev: Option<(u32, u32)>,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Where the content lies contiguously in the filesystem's own bytes, if it does.
-    contiguous: Option<u64>,
 }
 
 struct Walker<'o> {
@@ -238,6 +237,44 @@ pub fn diagnose_files(a: &File, b: &File, opts: NestedOptions) -> Result<NestedD
     Ok(out)
 }
 
+/// One filesystem's entries by display path (`/a/b`), with the reader's node for each.
+type Listing<N> = BTreeMap<String, (Entry, N)>;
+
+fn listing<R: FsRead>(r: &R, within: &[String]) -> Result<Listing<R::Node>> {
+    let walked = r.walk().map_err(|e| layer_err(within, e))?;
+    Ok(walked
+        .into_iter()
+        .map(|(e, n)| (e.display_path(), (e, n)))
+        .collect())
+}
+
+/// Where a file's content lies in one piece, uncompressed, in its filesystem's bytes.
+fn contiguous<R: FsRead>(
+    r: &R,
+    node: &R::Node,
+    size: u64,
+    within: &[String],
+) -> Result<Option<u64>> {
+    let extents = r.extents(node).map_err(|e| layer_err(within, e))?;
+    Ok(match extents.as_deref() {
+        Some([x]) if !x.compressed && x.file_offset == 0 && x.len == size => Some(x.image_offset),
+        _ => None,
+    })
+}
+
+/// The facts both sides hold.
+fn both(a: Holds, b: Holds) -> Holds {
+    Holds {
+        mode: a.mode && b.mode,
+        owner: a.owner && b.owner,
+        mtime: a.mtime && b.mtime,
+        mtime_nsec: a.mtime_nsec && b.mtime_nsec,
+        xattrs: a.xattrs && b.xattrs,
+        special_files: a.special_files && b.special_files,
+        hard_links: a.hard_links && b.hard_links,
+    }
+}
+
 impl Walker<'_> {
     fn push(&mut self, within: &[String], path: &str, what: String) {
         if self.out.differences.len() >= self.opts.max_differences {
@@ -257,65 +294,61 @@ impl Walker<'_> {
             within.push(kind.name().to_owned());
         }
         self.out.compared.push(layer(&within));
+        let w = &within;
         match kind {
-            Kind::Gpt => self.compare_gpt(a, b, &within),
+            Kind::Gpt => self.compare_gpt(a, b, w),
             Kind::Iso => {
-                let (ma, mut ra) = iso_list(a, &within)?;
-                let (mb, mut rb) = iso_list(b, &within)?;
-                self.compare_maps(&ma, &mb, a, b, &within, &mut |side, path| {
-                    let (r, m) = if side == 0 {
-                        (&mut ra, &ma)
-                    } else {
-                        (&mut rb, &mb)
-                    };
-                    sha256_of(&within, |h| r.copy_to(&m[path].1, h))
-                })
+                let open = |s: Src<'_>| {
+                    imgpipe_isofs::Reader::open(s.window()?).map_err(|e| layer_err(w, e))
+                };
+                self.compare_fs(&open(a)?, &open(b)?, a, b, w)
             }
             Kind::Squashfs => {
-                let (ma, ra) = sqfs_list(a, &within)?;
-                let (mb, rb) = sqfs_list(b, &within)?;
-                self.compare_maps(&ma, &mb, a, b, &within, &mut |side, path| {
-                    let (r, m) = if side == 0 { (&ra, &ma) } else { (&rb, &mb) };
-                    sha256_of(&within, |h| r.read_file(&m[path].1, h))
-                })
+                let open = |s: Src<'_>| {
+                    let f = s.file.try_clone().map_err(io("reopening an image"))?;
+                    imgpipe_squashfs::Reader::open_at(f, s.off, imgpipe_squashfs::Limits::default())
+                        .map(SquashfsFs)
+                        .map_err(|e| layer_err(w, e))
+                };
+                self.compare_fs(&open(a)?, &open(b)?, a, b, w)
             }
             Kind::Erofs => {
-                let (ma, ra) = erofs_list(a, &within)?;
-                let (mb, rb) = erofs_list(b, &within)?;
-                self.compare_maps(&ma, &mb, a, b, &within, &mut |side, path| {
-                    let (r, m) = if side == 0 { (&ra, &ma) } else { (&rb, &mb) };
-                    sha256_of(&within, |h| r.read_file(&m[path].1, h))
-                })
+                let open = |s: Src<'_>| {
+                    let f = s.file.try_clone().map_err(io("reopening an image"))?;
+                    imgpipe_squashfs::erofs::ErofsReader::open_at(
+                        f,
+                        s.off,
+                        imgpipe_squashfs::Limits::default(),
+                    )
+                    .map(ErofsFs)
+                    .map_err(|e| layer_err(w, e))
+                };
+                self.compare_fs(&open(a)?, &open(b)?, a, b, w)
             }
             Kind::Fat => {
-                let (ma, mut ra) = fat_list(a, &within)?;
-                let (mb, mut rb) = fat_list(b, &within)?;
-                self.compare_maps(&ma, &mb, a, b, &within, &mut |side, path| {
-                    let (r, m) = if side == 0 {
-                        (&mut ra, &ma)
-                    } else {
-                        (&mut rb, &mb)
-                    };
-                    sha256_of(&within, |h| r.copy_file(&m[path].1, h))
-                })
+                let open = |s: Src<'_>| {
+                    imgpipe_gptpart::FatVolume::open(s.window()?).map_err(|e| layer_err(w, e))
+                };
+                self.compare_fs(&open(a)?, &open(b)?, a, b, w)
             }
         }
     }
 
-    /// Compares two listings; `digest(side, path)` hashes one file's content.
-    fn compare_maps<E>(
+    /// Compares two filesystems of one format entry by entry, through [`FsRead`].
+    fn compare_fs<R: FsRead>(
         &mut self,
-        ma: &Listing<E>,
-        mb: &Listing<E>,
+        ra: &R,
+        rb: &R,
         a: Src<'_>,
         b: Src<'_>,
         within: &[String],
-        digest: &mut DigestFn<'_>,
     ) -> Result<()> {
-        let paths: std::collections::BTreeSet<&String> = ma.keys().chain(mb.keys()).collect();
+        let (ma, mb) = (listing(ra, within)?, listing(rb, within)?);
+        let held = both(ra.holds(), rb.holds());
+        let paths: BTreeSet<&String> = ma.keys().chain(mb.keys()).collect();
         for path in paths {
-            let (x, y) = match (ma.get(path), mb.get(path)) {
-                (Some((x, _)), Some((y, _))) => (x, y),
+            let ((x, nx), (y, ny)) = match (ma.get(path), mb.get(path)) {
+                (Some(x), Some(y)) => (x, y),
                 (Some(_), None) => {
                     self.push(within, path, "only in A".into());
                     continue;
@@ -325,58 +358,66 @@ impl Walker<'_> {
                     continue;
                 }
             };
-            if x.kind != y.kind {
-                self.push(within, path, format!("type {} -> {}", x.kind, y.kind));
+            if x.file_type != y.file_type {
+                self.push(
+                    within,
+                    path,
+                    format!("type {} -> {}", x.file_type.letter(), y.file_type.letter()),
+                );
                 continue;
             }
-            if x.mode != y.mode {
-                let m = |v: Option<u32>| v.map_or("-".to_owned(), |m| format!("{m:04o}"));
-                self.push(within, path, format!("mode {} -> {}", m(x.mode), m(y.mode)));
-            }
-            if x.owner != y.owner {
-                let o =
-                    |v: Option<(u32, u32)>| v.map_or("-".to_owned(), |(u, g)| format!("{u}:{g}"));
+            let (mx, my) = (&x.meta, &y.meta);
+            if held.mode && mx.mode != my.mode {
                 self.push(
                     within,
                     path,
-                    format!("owner {} -> {}", o(x.owner), o(y.owner)),
+                    format!("mode {:04o} -> {:04o}", mx.mode, my.mode),
                 );
             }
-            if x.mtime != y.mtime {
-                let t = |v: Option<i64>| v.map_or("-".to_owned(), |t| t.to_string());
+            if held.owner && (mx.uid, mx.gid) != (my.uid, my.gid) {
                 self.push(
                     within,
                     path,
-                    format!("mtime {} -> {}", t(x.mtime), t(y.mtime)),
+                    format!("owner {}:{} -> {}:{}", mx.uid, mx.gid, my.uid, my.gid),
                 );
             }
-            if x.link != y.link {
+            if held.mtime && mx.mtime != my.mtime {
+                self.push(within, path, format!("mtime {} -> {}", mx.mtime, my.mtime));
+            }
+            if x.target != y.target {
                 self.push(within, path, "link target".into());
             }
             if x.rdev != y.rdev {
                 self.push(within, path, "device numbers".into());
             }
-            if x.xattrs != y.xattrs {
+            if held.xattrs && mx.xattrs != my.xattrs {
                 self.push(within, path, "xattrs".into());
             }
-            if x.kind != '-' {
+            if x.file_type != FileType::File {
                 continue;
             }
-            let same = x.size == y.size && digest(0, path)? == digest(1, path)?;
+            let same = x.size == y.size
+                && sha256_of(within, |h| ra.read_content(nx, h))?
+                    == sha256_of(within, |h| rb.read_content(ny, h))?;
             if same {
                 continue;
             }
-            let nested = match (x.contiguous, y.contiguous) {
-                (Some(oa), Some(ob)) if within.len() < self.opts.max_depth => {
-                    match (a.sub(oa, x.size), b.sub(ob, y.size)) {
+            let nested = if within.len() < self.opts.max_depth {
+                match (
+                    contiguous(ra, nx, x.size, within)?,
+                    contiguous(rb, ny, y.size, within)?,
+                ) {
+                    (Some(oa), Some(ob)) => match (a.sub(oa, x.size), b.sub(ob, y.size)) {
                         (Some(na), Some(nb)) => match (na.kind()?, nb.kind()?) {
                             (Some(ka), Some(kb)) if ka == kb => Some((ka, na, nb)),
                             _ => None,
                         },
                         _ => None,
-                    }
+                    },
+                    _ => None,
                 }
-                _ => None,
+            } else {
+                None
             };
             match nested {
                 Some((k, na, nb)) => {
@@ -489,186 +530,112 @@ impl Walker<'_> {
     }
 }
 
-/// Hashes the content of the file at a path, on side 0 (A) or 1 (B).
-type DigestFn<'a> = dyn FnMut(usize, &str) -> Result<[u8; 32]> + 'a;
+/// The squashfs reader seen through [`FsRead`] (until `imgpipe-squashfs` implements it).
+struct SquashfsFs(imgpipe_squashfs::Reader);
 
-/// One filesystem's entries by path, with the reader's own handle for each.
-type Listing<E> = BTreeMap<String, (Meta, E)>;
-
-type IsoReader = imgpipe_isofs::Reader<imgpipe_gptpart::Window<File>>;
-
-fn iso_list(s: Src<'_>, within: &[String]) -> Result<(Listing<imgpipe_isofs::Entry>, IsoReader)> {
-    use imgpipe_isofs::EntryKind;
-    let mut r = imgpipe_isofs::Reader::open(s.window()?).map_err(|e| layer_err(within, e))?;
-    let mut map = BTreeMap::new();
-    for (path, e) in r.entries().map_err(|e| layer_err(within, e))? {
-        let kind = match e.kind {
-            EntryKind::Directory => 'd',
-            EntryKind::File => '-',
-            EntryKind::Symlink => 'l',
-            EntryKind::CharDevice => 'c',
-            EntryKind::BlockDevice => 'b',
-            EntryKind::Fifo => 'p',
-            EntryKind::Socket => 's',
-        };
-        let contiguous = match e.extents.as_slice() {
-            [one] => Some(u64::from(one.block) * 2048),
-            _ => None,
-        };
-        let meta = Meta {
-            kind,
-            mode: Some(e.mode),
-            owner: Some((e.uid, e.gid)),
-            mtime: e.mtime,
-            size: if kind == 'd' { 0 } else { e.size },
-            link: e.link_target_bytes.clone(),
-            rdev: e.device,
-            xattrs: Vec::new(),
-            contiguous,
-        };
-        let path = if path.starts_with('/') {
-            path
-        } else {
-            format!("/{path}")
-        };
-        map.insert(path, (meta, e));
-    }
-    Ok((map, r))
-}
-
-/// `ls -l`'s type letter (`-` for a regular file).
-fn letter(k: imgpipe_squashfs::raw::InodeKind) -> char {
-    use imgpipe_squashfs::raw::InodeKind;
+fn file_type(k: imgpipe_squashfs::raw::InodeKind) -> FileType {
+    use imgpipe_squashfs::raw::InodeKind as K;
     match k {
-        InodeKind::Dir => 'd',
-        InodeKind::File => '-',
-        InodeKind::Symlink => 'l',
-        InodeKind::BlockDev => 'b',
-        InodeKind::CharDev => 'c',
-        InodeKind::Fifo => 'p',
-        InodeKind::Socket => 's',
+        K::Dir => FileType::Dir,
+        K::File => FileType::File,
+        K::Symlink => FileType::Symlink,
+        K::BlockDev => FileType::Block,
+        K::CharDev => FileType::Char,
+        K::Fifo => FileType::Fifo,
+        K::Socket => FileType::Socket,
     }
 }
 
-type SqfsMap = Listing<imgpipe_squashfs::raw::Inode>;
+impl FsRead for SquashfsFs {
+    type Node = imgpipe_squashfs::raw::Inode;
+    type Error = imgpipe_squashfs::Error;
 
-fn sqfs_list(s: Src<'_>, within: &[String]) -> Result<(SqfsMap, imgpipe_squashfs::Reader)> {
-    use imgpipe_squashfs::raw::InodeData;
-    let f = s.file.try_clone().map_err(io("reopening an image"))?;
-    let r = imgpipe_squashfs::Reader::open_at(f, s.off, imgpipe_squashfs::Limits::default())
-        .map_err(|e| layer_err(within, e))?;
-    let mut map = BTreeMap::new();
-    for e in r.walk().map_err(|e| layer_err(within, e))? {
-        let i = &e.inode;
-        let (size, link, rdev) = match &i.data {
-            InodeData::File(f) => (f.file_size, None, None),
-            InodeData::Symlink(t) => (0, Some(t.clone()), None),
-            InodeData::Device(d) => (0, None, Some(imgpipe_squashfs::raw::decode_dev(*d))),
-            _ => (0, None, None),
-        };
-        let kind = letter(i.kind);
-        let meta = Meta {
-            kind,
-            mode: Some(u32::from(i.mode)),
-            owner: Some(r.owner(i).map_err(|e| layer_err(within, e))?),
-            mtime: Some(i64::from(i.mtime)),
-            size,
-            link,
-            rdev,
-            xattrs: r.xattrs(i).map_err(|e| layer_err(within, e))?,
-            contiguous: None, // blocks are compressed: nothing nested is opened in place
-        };
-        let path = format!("/{}", String::from_utf8_lossy(&e.path));
-        map.insert(path, (meta, e.inode));
-    }
-    Ok((map, r))
-}
-
-type ErofsMap = Listing<imgpipe_squashfs::erofs::ErofsInode>;
-
-fn erofs_list(
-    s: Src<'_>,
-    within: &[String],
-) -> Result<(ErofsMap, imgpipe_squashfs::erofs::ErofsReader)> {
-    let f = s.file.try_clone().map_err(io("reopening an image"))?;
-    let r = imgpipe_squashfs::erofs::ErofsReader::open_at(
-        f,
-        s.off,
-        imgpipe_squashfs::Limits::default(),
-    )
-    .map_err(|e| layer_err(within, e))?;
-    let mut map = BTreeMap::new();
-    for e in r.walk().map_err(|e| layer_err(within, e))? {
-        let i = &e.inode;
-        let kind = letter(i.kind);
-        let link = if kind == 'l' {
-            Some(r.read_link(i).map_err(|e| layer_err(within, e))?)
-        } else {
-            None
-        };
-        let meta = Meta {
-            kind,
-            mode: Some(u32::from(i.mode)),
-            owner: Some((i.uid, i.gid)),
-            mtime: i64::try_from(i.mtime).ok(),
-            size: if kind == '-' { i.size } else { 0 },
-            link,
-            rdev: i.device,
-            xattrs: r.xattrs(i).map_err(|e| layer_err(within, e))?,
-            // Uncompressed data is often contiguous, but not always: not opened in place.
-            contiguous: None,
-        };
-        map.insert(
-            format!("/{}", String::from_utf8_lossy(&e.path)),
-            (meta, e.inode),
-        );
-    }
-    Ok((map, r))
-}
-
-const MAX_FAT_ENTRIES: usize = 1 << 20;
-const MAX_FAT_DEPTH: usize = 64;
-
-type FatReader = imgpipe_gptpart::FatVolume<imgpipe_gptpart::Window<File>>;
-
-fn fat_list(
-    s: Src<'_>,
-    within: &[String],
-) -> Result<(Listing<imgpipe_gptpart::FatEntry>, FatReader)> {
-    let mut r = imgpipe_gptpart::FatVolume::open(s.window()?).map_err(|e| layer_err(within, e))?;
-    let mut map = BTreeMap::new();
-    let mut stack: Vec<(String, Vec<imgpipe_gptpart::FatEntry>)> =
-        vec![(String::new(), r.root().map_err(|e| layer_err(within, e))?)];
-    while let Some((dir, entries)) = stack.pop() {
-        for e in entries {
-            if e.name == "." || e.name == ".." {
-                continue;
-            }
-            let path = format!("{dir}/{}", e.name);
-            // A crafted volume can make a directory its own descendant.
-            if map.len() >= MAX_FAT_ENTRIES || path.matches('/').count() > MAX_FAT_DEPTH {
-                return Err(layer_err(
-                    within,
-                    "more entries or deeper than a FAT volume holds",
-                ));
-            }
-            if e.is_dir {
-                let children = r.read_dir(&e).map_err(|err| layer_err(within, err))?;
-                stack.push((path.clone(), children));
-            }
-            let meta = Meta {
-                kind: if e.is_dir { 'd' } else { '-' },
-                mode: None,
-                owner: None,
-                mtime: e.modified.map(|t| t as i64),
-                size: if e.is_dir { 0 } else { u64::from(e.size) },
-                link: None,
-                rdev: None,
-                xattrs: Vec::new(),
-                contiguous: None,
-            };
-            map.insert(path, (meta, e));
+    fn holds(&self) -> Holds {
+        Holds {
+            mtime_nsec: false,
+            ..Holds::POSIX
         }
     }
-    Ok((map, r))
+
+    fn walk(&self) -> std::result::Result<Vec<(Entry, Self::Node)>, Self::Error> {
+        use imgpipe_squashfs::raw::InodeData;
+        let r = &self.0;
+        let mut out = Vec::new();
+        for w in r.walk()? {
+            let i = w.inode;
+            let (uid, gid) = r.owner(&i)?;
+            let mut meta = imgpipe_fstree::Metadata::new(u32::from(i.mode), i64::from(i.mtime));
+            (meta.uid, meta.gid) = (uid, gid);
+            meta.xattrs = r.xattrs(&i)?;
+            let mut e = Entry::new(w.path, file_type(i.kind), meta);
+            match &i.data {
+                InodeData::File(f) => e.size = f.file_size,
+                InodeData::Symlink(t) => {
+                    e.size = t.len() as u64;
+                    e.target = Some(t.clone());
+                }
+                InodeData::Device(d) => e.rdev = Some(imgpipe_squashfs::raw::decode_dev(*d)),
+                InodeData::Dir(_) | InodeData::Ipc => {}
+            }
+            out.push((e, i));
+        }
+        Ok(out)
+    }
+
+    fn read_content(
+        &self,
+        node: &Self::Node,
+        out: &mut dyn Write,
+    ) -> std::result::Result<u64, Self::Error> {
+        self.0.read_file(node, out)
+    }
+}
+
+/// The EROFS reader seen through [`FsRead`] (until `imgpipe-squashfs` implements it).
+struct ErofsFs(imgpipe_squashfs::erofs::ErofsReader);
+
+impl FsRead for ErofsFs {
+    type Node = imgpipe_squashfs::erofs::ErofsInode;
+    type Error = imgpipe_squashfs::Error;
+
+    fn holds(&self) -> Holds {
+        Holds {
+            mtime_nsec: false,
+            ..Holds::POSIX
+        }
+    }
+
+    fn walk(&self) -> std::result::Result<Vec<(Entry, Self::Node)>, Self::Error> {
+        use imgpipe_squashfs::raw::InodeKind;
+        let r = &self.0;
+        let mut out = Vec::new();
+        for w in r.walk()? {
+            let i = w.inode;
+            let mtime = i64::try_from(i.mtime).unwrap_or(i64::MAX);
+            let mut meta = imgpipe_fstree::Metadata::new(u32::from(i.mode), mtime);
+            (meta.uid, meta.gid) = (i.uid, i.gid);
+            meta.xattrs = r.xattrs(&i)?;
+            let mut e = Entry::new(w.path, file_type(i.kind), meta);
+            match i.kind {
+                InodeKind::File => e.size = i.size,
+                InodeKind::Symlink => {
+                    let t = r.read_link(&i)?;
+                    e.size = t.len() as u64;
+                    e.target = Some(t);
+                }
+                InodeKind::CharDev | InodeKind::BlockDev => e.rdev = i.device,
+                _ => {}
+            }
+            out.push((e, i));
+        }
+        Ok(out)
+    }
+
+    fn read_content(
+        &self,
+        node: &Self::Node,
+        out: &mut dyn Write,
+    ) -> std::result::Result<u64, Self::Error> {
+        self.0.read_file(node, out)
+    }
 }

@@ -2,18 +2,43 @@
 //!
 //! Conventions every subcommand follows:
 //! - exit 0: success, identical, valid; 1: a negative answer (different, invalid, wrong
-//!   passphrase); 2: usage or input error;
+//!   passphrase); 2: usage or input error, or output that could not be written (`> /dev/full`);
+//!   130 and 143: stopped by SIGINT and SIGTERM, leaving no output behind;
 //! - errors go to stderr as `imgpipe: error: ...` followed by the cause chain;
 //! - every report has a `--json` form;
+//! - a closed stdout (`imgpipe ... | head -1`) ends the program quietly with exit 0;
+//! - images are written through one atomic writer (`imgpipe_repro::AtomicFile`);
 //! - long operations show progress on a terminal and stay quiet otherwise.
 
+// Every `print!`/`println!` below this point (all of `cmd`) goes through the locked stdout of
+// `output::stdout_write`: a closed pipe ends the program quietly, a write error exits 2. The
+// std macros would panic instead. These definitions shadow the prelude's by textual scope.
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::output::stdout_write(format_args!($($arg)*))
+    };
+}
+macro_rules! println {
+    () => {
+        $crate::output::stdout_write(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::stdout_write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod cmd;
+mod flags;
 mod output;
 mod progress;
+mod size;
+mod target;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Reproducible OS images: inspect, build and diff ISO9660, squashfs, EROFS, GPT, MBR, FAT,
 /// LUKS2 and kickstart files.
@@ -44,6 +69,18 @@ enum Command {
     Luks(cmd::luks::Args),
     /// Kickstart files: validate, flatten, format.
     Ks(cmd::ks::Args),
+    /// Print a shell completion script on stdout (e.g. `imgpipe completions bash >
+    /// ~/.local/share/bash-completion/completions/imgpipe`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write one man page per command into DIR (`imgpipe.1`, `imgpipe-iso-create.1`, ...).
+    Manpages {
+        /// The directory (created if missing).
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +97,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    target::install_signal_handler();
     let result = match cli.command {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Diff(a) => cmd::diff::run(a),
@@ -70,12 +108,57 @@ fn main() -> ExitCode {
         Command::Fat(a) => cmd::fat::run(a),
         Command::Luks(a) => cmd::luks::run(a),
         Command::Ks(a) => cmd::ks::run(a),
+        Command::Completions { shell } => completions(shell),
+        Command::Manpages { dir } => manpages(&dir),
     };
+    // Buffered output is written now, so a full disk is an error rather than lost output.
+    let result = result.and_then(|code| output::flush_stdout().map(|()| code));
     match result {
         Ok(code) => code,
+        Err(e) if output::is_broken_pipe(&e) => output::exit(output::SUCCESS),
         Err(e) => {
             output::print_error(&e);
             ExitCode::from(output::INPUT_ERROR)
         }
     }
+}
+
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "imgpipe", &mut buf);
+    output::write_stdout(&buf)?;
+    Ok(output::exit(output::SUCCESS))
+}
+
+fn manpages(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut n = 0u64;
+    let mut stack = vec![(
+        String::from("imgpipe"),
+        String::from("imgpipe"),
+        Cli::command(),
+    )];
+    while let Some((name, bin, cmd)) = stack.pop() {
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() != "help" {
+                let n = sub.get_name();
+                stack.push((format!("{name}-{n}"), format!("{bin} {n}"), sub.clone()));
+            }
+        }
+        // The title is `imgpipe-iso-create`; the synopsis reads `imgpipe iso create`.
+        let cmd = cmd.display_name(name.clone()).bin_name(bin);
+        let path = dir.join(format!("{name}.1"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .render(&mut buf)
+            .with_context(|| format!("rendering {}", path.display()))?;
+        std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
+        n += 1;
+    }
+    println!(
+        "{}: {}",
+        dir.display(),
+        output::plural(n, "man page", "man pages")
+    );
+    Ok(output::exit(output::SUCCESS))
 }

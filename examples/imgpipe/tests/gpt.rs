@@ -132,7 +132,7 @@ fn create_then_check_with_reference_tools() {
         img.to_str().unwrap(),
     ]))
     .unwrap();
-    assert_eq!(ls["label"], "ESP");
+    assert_eq!(ls["format"], "fat");
     let paths: Vec<&str> = ls["entries"]
         .as_array()
         .unwrap()
@@ -142,13 +142,14 @@ fn create_then_check_with_reference_tools() {
     assert_eq!(
         paths,
         [
-            "EFI",
-            "EFI/BOOT",
-            "EFI/BOOT/BOOTX64.EFI",
-            "loader",
-            "loader/entries",
-            "loader/entries/Fedora Linux.conf",
-            "loader/loader.conf"
+            "/",
+            "/EFI",
+            "/EFI/BOOT",
+            "/EFI/BOOT/BOOTX64.EFI",
+            "/loader",
+            "/loader/entries",
+            "/loader/entries/Fedora Linux.conf",
+            "/loader/loader.conf"
         ]
     );
     if let Some(mcopy) = tool("mcopy") {

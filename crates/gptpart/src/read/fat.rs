@@ -2,7 +2,6 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
@@ -449,50 +448,4 @@ impl<R: Read + Seek> FatVolume<R> {
         }
         Ok(())
     }
-
-    /// Extracts everything into the existing directory `dest`; returns the files written.
-    ///
-    /// # Security
-    /// Names are checked before anything is written: empty names, `.`, `..` and names with
-    /// `/`, `\` or NUL are refused, so nothing lands outside `dest`; an existing symlink in
-    /// the way is refused rather than followed. File times are set from the volume.
-    pub fn extract(&mut self, dest: &Path) -> Result<u64> {
-        let all = self.walk()?;
-        for (_, e) in &all {
-            check_component(&e.name)?;
-        }
-        let mut files = 0;
-        for (path, e) in &all {
-            let target = dest.join(path);
-            if std::fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(Error::InvalidName {
-                    name: path.clone(),
-                    reason: "an existing symlink is in the way",
-                });
-            }
-            if e.is_dir {
-                std::fs::create_dir_all(&target).map_err(Error::io("creating a directory"))?;
-            } else {
-                let mut f = std::fs::File::create(&target).map_err(Error::io("creating a file"))?;
-                self.copy_file(e, &mut f)?;
-                if let Some(t) = e.modified {
-                    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t);
-                    f.set_modified(when)
-                        .map_err(Error::io("setting a file time"))?;
-                }
-                files += 1;
-            }
-        }
-        Ok(files)
-    }
-}
-
-fn check_component(name: &str) -> Result<()> {
-    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
-        return Err(Error::InvalidName {
-            name: name.to_string(),
-            reason: "unsafe to extract (empty, `.`, `..`, or contains / \\ NUL)",
-        });
-    }
-    Ok(())
 }

@@ -4,8 +4,9 @@
 //! cluster stay available there.
 
 use std::io::{Read, Seek, Write};
+use std::path::Path;
 
-use imgpipe_fstree::{Entry, Extent, FileType, FsRead, Holds, Metadata};
+use imgpipe_fstree::{Entry, Extent, ExtractOptions, FileType, FsRead, Holds, Metadata};
 
 use super::fat::{FatEntry, FatVolume};
 use crate::error::{Error, Result};
@@ -121,6 +122,54 @@ impl<R: Read + Seek + Send> FsRead for FatVolume<R> {
             left -= n;
         }
         Ok(Some(out))
+    }
+}
+
+impl<R: Read + Seek + Send> FatVolume<R> {
+    /// Extracts everything into `dest` (created if missing) with the shared extractor,
+    /// [`imgpipe_fstree::extract`]; returns the files written.
+    ///
+    /// # Security
+    /// Nothing is written outside `dest`: unsafe names (empty, `.`, `..`, `/`, NUL),
+    /// duplicates and pre-existing files are refused ([`Error::InvalidName`]), an existing
+    /// symlink in the way is never followed. File times are set from the volume.
+    pub fn extract(&mut self, dest: &Path) -> Result<u64> {
+        let report =
+            imgpipe_fstree::extract(&*self, dest, ExtractOptions::default()).map_err(|e| {
+                use imgpipe_fstree::Error as E;
+                let lossy = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
+                match e {
+                    E::Reader(inner) => match inner.downcast::<Error>() {
+                        Ok(own) => *own,
+                        Err(other) => Error::Io {
+                            what: "reading the volume",
+                            source: std::io::Error::other(other),
+                        },
+                    },
+                    E::Escape { path, reason } | E::Refused { path, reason } => {
+                        Error::InvalidName {
+                            name: lossy(&path),
+                            reason,
+                        }
+                    }
+                    E::InvalidPath { path } | E::Duplicate { path } => Error::InvalidName {
+                        name: lossy(&path),
+                        reason: "unsafe to extract (invalid or duplicate path)",
+                    },
+                    E::Io { what, path, source } => Error::Io {
+                        what,
+                        source: std::io::Error::new(
+                            source.kind(),
+                            format!("{}: {source}", path.display()),
+                        ),
+                    },
+                    other => Error::Io {
+                        what: "extracting",
+                        source: std::io::Error::other(other),
+                    },
+                }
+            })?;
+        Ok(report.files)
     }
 }
 

@@ -2,8 +2,10 @@
 //! sequentially.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
+
+use imgpipe_fstree::{Content, FileType, ScanOptions, Tree};
 
 use crate::error::{Error, Result};
 use crate::raw::{
@@ -20,7 +22,7 @@ pub const MAX_FILE_SIZE: u64 = u32::MAX as u64;
 
 #[derive(Debug, Clone)]
 enum Node {
-    File(Vec<u8>),
+    File { content: Content, size: u64 },
     Dir(Dir),
 }
 
@@ -154,6 +156,13 @@ impl FatBuilder {
 
     /// Adds a file (creating parent directories) at a `/`-separated path.
     pub fn add_file(&mut self, path: &str, data: Vec<u8>) -> Result<()> {
+        let size = data.len() as u64;
+        self.add_content(path, Content::Bytes(data.into()), size)
+    }
+
+    /// Adds a file whose content (`size` bytes) comes from memory, the host, a range of
+    /// another image or a reader's stream, read when the volume is written.
+    pub fn add_content(&mut self, path: &str, content: Content, size: u64) -> Result<()> {
         let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
         let Some((name, parents)) = parts.split_last() else {
             return Err(Error::InvalidName {
@@ -161,7 +170,7 @@ impl FatBuilder {
                 reason: "empty path",
             });
         };
-        if data.len() as u64 > MAX_FILE_SIZE {
+        if size > MAX_FILE_SIZE {
             return Err(Error::LimitExceeded {
                 what: "FAT file size",
                 limit: MAX_FILE_SIZE,
@@ -178,54 +187,68 @@ impl FatBuilder {
                 reason: "already exists (FAT names are case-insensitive)",
             });
         }
-        dir.entries.insert((*name).to_string(), Node::File(data));
+        dir.entries
+            .insert((*name).to_string(), Node::File { content, size });
         Ok(())
     }
 
-    /// Adds everything below the host directory `src` at the volume root, in byte order of
-    /// names. Regular files and directories only: symlinks are followed, other special files
-    /// are refused.
+    /// Adds everything below the host directory `src` at the volume root, as
+    /// [`imgpipe_fstree::scan`] finds it following symlinks (FAT has none), in byte order of
+    /// names. Files are read when the volume is written. Regular files and directories
+    /// only: other special files are refused.
     pub fn add_tree(&mut self, src: &Path) -> Result<()> {
-        self.add_tree_at(src, "", 0)
+        let mut scan = ScanOptions::default();
+        scan.xattrs = false;
+        scan.follow_symlinks = true;
+        scan.max_depth = 65;
+        let tree = imgpipe_fstree::scan(src, &scan).map_err(|e| match e {
+            imgpipe_fstree::Error::Io { source, .. } => Error::Io {
+                what: "reading a source directory",
+                source,
+            },
+            imgpipe_fstree::Error::LimitExceeded { what, limit } => {
+                Error::LimitExceeded { what, limit }
+            }
+            e => Error::Io {
+                what: "reading a source directory",
+                source: std::io::Error::other(e),
+            },
+        })?;
+        self.add_fstree(&tree)
     }
 
-    fn add_tree_at(&mut self, src: &Path, prefix: &str, depth: usize) -> Result<()> {
-        if depth > 64 {
-            return Err(Error::LimitExceeded {
-                what: "directory depth",
-                limit: 64,
-            });
-        }
-        let mut names = Vec::new();
-        for e in std::fs::read_dir(src).map_err(Error::io("reading a source directory"))? {
-            let e = e.map_err(Error::io("reading a source directory"))?;
-            names.push(e.file_name());
-        }
-        // read_dir order is the file system's; sort for reproducible output.
-        names.sort();
-        for os_name in names {
-            let name = os_name.to_str().ok_or_else(|| Error::InvalidName {
-                name: os_name.to_string_lossy().into_owned(),
-                reason: "not valid UTF-8",
-            })?;
-            let path = src.join(&os_name);
-            let rel = if prefix.is_empty() {
-                name.to_string()
-            } else {
-                format!("{prefix}/{name}")
-            };
-            let meta = std::fs::metadata(&path).map_err(Error::io("reading source metadata"))?;
-            if meta.is_dir() {
-                self.add_dir(&rel)?;
-                self.add_tree_at(&path, &rel, depth + 1)?;
-            } else if meta.is_file() {
-                let data = std::fs::read(&path).map_err(Error::io("reading a source file"))?;
-                self.add_file(&rel, data)?;
-            } else {
+    /// Adds every entry of `tree` at the volume root: directories and regular files (each
+    /// name of a hard-linked file gets its own copy; FAT has no hard links). Owners,
+    /// modes, xattrs and times are not kept: every timestamp is the epoch.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] naming the entry for what FAT cannot hold: a symlink, device,
+    /// FIFO or socket, a name that is not UTF-8 or not a valid FAT long name, two names
+    /// that differ only in case; [`Error::LimitExceeded`] for a file of 4 GiB or more.
+    pub fn add_fstree(&mut self, tree: &Tree) -> Result<()> {
+        for node in tree.iter().skip(1) {
+            let e = &node.entry;
+            let Ok(path) = std::str::from_utf8(&e.path) else {
                 return Err(Error::InvalidName {
-                    name: rel,
-                    reason: "neither a regular file nor a directory",
+                    name: e.display_path(),
+                    reason: "not valid UTF-8",
                 });
+            };
+            match e.file_type {
+                FileType::Dir => self.add_dir(path)?,
+                FileType::File => self.add_content(path, node.content.clone(), e.size)?,
+                FileType::Symlink => {
+                    return Err(Error::InvalidName {
+                        name: e.display_path(),
+                        reason: "is a symlink (FAT has none)",
+                    });
+                }
+                _ => {
+                    return Err(Error::InvalidName {
+                        name: e.display_path(),
+                        reason: "neither a regular file nor a directory (FAT has no devices, FIFOs or sockets)",
+                    });
+                }
             }
         }
         Ok(())
@@ -354,9 +377,9 @@ impl FatBuilder {
                     b.resize(len, 0);
                     write(w, &b)?;
                 }
-                ExtentSource::File(data) => {
-                    write(w, data)?;
-                    write_zeros(w, (len - data.len()) as u64)?;
+                ExtentSource::File(content, size) => {
+                    copy_content(w, content, size)?;
+                    write_zeros(w, len as u64 - size)?;
                 }
             }
         }
@@ -374,6 +397,21 @@ impl FatBuilder {
 
 fn write<W: Write>(w: &mut W, b: &[u8]) -> Result<()> {
     w.write_all(b).map_err(Error::io("writing the FAT volume"))
+}
+
+/// Writes exactly `size` bytes of `content`.
+fn copy_content<W: Write>(w: &mut W, content: &Content, size: u64) -> Result<()> {
+    let r = content
+        .open()
+        .map_err(Error::io("opening a file's content"))?;
+    let n = std::io::copy(&mut r.take(size), w).map_err(Error::io("copying a file's content"))?;
+    if n != size {
+        return Err(Error::Io {
+            what: "reading a file's content (did it shrink?)",
+            source: std::io::ErrorKind::UnexpectedEof.into(),
+        });
+    }
+    Ok(())
 }
 
 fn write_zeros<W: Write>(w: &mut W, mut n: u64) -> Result<()> {
@@ -661,7 +699,7 @@ impl Stamp {
 #[derive(Debug)]
 enum ExtentSource<'a> {
     Dir(usize),
-    File(&'a [u8]),
+    File(&'a Content, u64),
 }
 
 #[derive(Debug)]
@@ -782,10 +820,14 @@ impl<'a> Plan<'a> {
         let self_ref = if is_root { 0 } else { first_cluster };
         for ((long, short, nt_res), node) in names.into_iter().zip(dir.entries.values()) {
             let (is_dir, first, size) = match node {
-                Node::File(data) => {
+                Node::File { content, size } => {
                     self.files += 1;
-                    let first = self.alloc(data.len() as u64, ExtentSource::File(data))?;
-                    (false, first, data.len() as u32)
+                    let first = self.alloc(*size, ExtentSource::File(content, *size))?;
+                    let size = u32::try_from(*size).map_err(|_| Error::LimitExceeded {
+                        what: "FAT file size",
+                        limit: MAX_FILE_SIZE,
+                    })?;
+                    (false, first, size)
                 }
                 Node::Dir(sub) => {
                     let sub_index = self.add_dir(sub, Some(self_ref), fat_type, false)?;

@@ -31,6 +31,9 @@ pub struct PartitionSpec {
     pub unique_guid: Option<Guid>,
     /// Attribute bits (see [`crate::attributes`]).
     pub attributes: u64,
+    /// Byte offset where the partition starts, instead of the next alignment boundary (a
+    /// multiple of the sector size, not before the previous partition's end).
+    pub start: Option<u64>,
 }
 
 impl PartitionSpec {
@@ -42,7 +45,15 @@ impl PartitionSpec {
             name: String::new(),
             unique_guid: None,
             attributes: 0,
+            start: None,
         }
+    }
+
+    /// Places the partition at byte `offset` instead of the next alignment boundary (as an
+    /// isohybrid image places its partitions over the ISO9660 data).
+    pub fn start(mut self, offset: u64) -> Self {
+        self.start = Some(offset);
+        self
     }
 
     /// Sets the name.
@@ -89,6 +100,7 @@ pub struct GptBuilder {
     entries: u32,
     partitions: Vec<PartitionSpec>,
     hybrid: Vec<HybridEntry>,
+    mbr_signature: u32,
 }
 
 impl GptBuilder {
@@ -103,6 +115,7 @@ impl GptBuilder {
             entries: 128,
             partitions: Vec::new(),
             hybrid: Vec::new(),
+            mbr_signature: 0,
         }
     }
 
@@ -139,6 +152,12 @@ impl GptBuilder {
     /// Mirrors GPT partitions into the MBR (a hybrid MBR, as isohybrid images carry); at most 3.
     pub fn hybrid_mbr(mut self, entries: Vec<HybridEntry>) -> Self {
         self.hybrid = entries;
+        self
+    }
+
+    /// The MBR disk signature (default 0, as sgdisk and systemd-repart leave it).
+    pub fn mbr_disk_signature(mut self, signature: u32) -> Self {
+        self.mbr_signature = signature;
         self
     }
 
@@ -209,7 +228,17 @@ impl GptBuilder {
             let mut out = Vec::with_capacity(self.partitions.len());
             for (i, p) in self.partitions.iter().enumerate() {
                 let n = size_sectors(p, rest);
-                let start = cursor.div_ceil(align).checked_mul(align);
+                let start = match p.start {
+                    None => cursor.div_ceil(align).checked_mul(align),
+                    Some(at) if at.is_multiple_of(ss) && at / ss >= cursor => Some(at / ss),
+                    Some(_) => {
+                        return Err(Error::InvalidOption {
+                            what: "partition start",
+                            reason: "must be a multiple of the sector size, after the GPT \
+                                     and the previous partition",
+                        });
+                    }
+                };
                 let end = start.and_then(|s| s.checked_add(n));
                 let (Some(start), Some(end)) = (start, end) else {
                     return Err(Error::InvalidOption {
@@ -301,7 +330,8 @@ impl GptBuilder {
             partition_entry_size: 128,
             partition_entry_array_crc32: crc32fast::hash(&array),
         };
-        let mbr = self.mbr(sectors, &entries)?;
+        let mut mbr = self.mbr(sectors, &entries)?;
+        mbr.disk_signature = self.mbr_signature;
         Ok(GptLayout {
             sector_size: ss,
             disk_size: self.disk_size,

@@ -138,7 +138,7 @@ fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
 
 /// Lowest and highest Unix time a 7-byte directory record date can hold (1900..=2155).
 const DIR_DATE_MIN: i64 = -2_208_988_800;
-const DIR_DATE_MAX: i64 = 5_900_284_799;
+const DIR_DATE_MAX: i64 = 5_869_583_999; // 2155-12-31T23:59:59Z
 
 /// Encodes Unix seconds as a 7-byte recording date (9.1.5), GMT offset 0; clamped to the
 /// representable years 1900..=2155.

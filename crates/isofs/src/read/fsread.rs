@@ -6,8 +6,9 @@
 //! record's offset, access and change times).
 
 use std::io::{Read, Seek, Write};
+use std::path::Path;
 
-use imgpipe_fstree::{FileType, FsRead, Holds, Metadata};
+use imgpipe_fstree::{ExtractOptions, ExtractReport, FileType, FsRead, Holds, Metadata};
 
 use super::{Entry, EntryKind, Namespace, Reader};
 use crate::error::{Error, Result};
@@ -125,6 +126,53 @@ impl<R: Read + Seek + Send> FsRead for Reader<R> {
             at += len;
         }
         Ok(Some(out))
+    }
+}
+
+impl<R: Read + Seek + Send> Reader<R> {
+    /// Extracts every entry into `dest` (created if missing) with the shared extractor,
+    /// [`imgpipe_fstree::extract`].
+    ///
+    /// # Security
+    /// Nothing is written outside `dest`: unsafe names (`..`, `/`, NUL), duplicates, an entry
+    /// below something that is not a directory it extracted, and pre-existing files are
+    /// refused ([`Error::UnsafePath`]); files are created fresh and their metadata is set
+    /// through the open descriptor.
+    pub fn extract(&mut self, dest: &Path, opts: ExtractOptions) -> Result<ExtractReport> {
+        imgpipe_fstree::extract(&*self, dest, opts).map_err(from_extract_error)
+    }
+}
+
+/// The shared extractor's error in this crate's terms (the reader's own errors come back
+/// as they were).
+fn from_extract_error(e: imgpipe_fstree::Error) -> Error {
+    use imgpipe_fstree::Error as E;
+    let lossy = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
+    match e {
+        E::Reader(inner) => match inner.downcast::<Error>() {
+            Ok(own) => *own,
+            Err(other) => Error::Io {
+                what: "reading the image",
+                source: std::io::Error::other(other),
+            },
+        },
+        E::Escape { path, reason } | E::Refused { path, reason } => Error::UnsafePath {
+            path: lossy(&path),
+            reason,
+        },
+        E::InvalidPath { path } => Error::UnsafePath {
+            path: lossy(&path),
+            reason: "invalid path component",
+        },
+        E::Duplicate { path } => Error::UnsafePath {
+            path: lossy(&path),
+            reason: "two entries with the same name",
+        },
+        E::Io { what, path, source } => Error::IoPath { what, path, source },
+        other => Error::Io {
+            what: "extracting",
+            source: std::io::Error::other(other),
+        },
     }
 }
 

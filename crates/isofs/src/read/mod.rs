@@ -1,7 +1,7 @@
 //! Reading images over `Read + Seek`: descriptors, directories in the Rock Ridge, Joliet or
-//! plain ISO9660 namespace, file data, the boot catalog, and safe extraction.
+//! plain ISO9660 namespace, file data, the boot catalog, and safe extraction (through the
+//! shared extractor, [`imgpipe_fstree::extract`]).
 
-mod extract;
 mod fsread;
 
 use std::collections::BTreeSet;
@@ -10,7 +10,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
-pub use extract::{ExtractOptions, ExtractReport};
+pub use imgpipe_fstree::{ExtractOptions, ExtractReport};
 
 use crate::error::{Error, Result};
 use crate::raw::{

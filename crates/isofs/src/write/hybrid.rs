@@ -1,20 +1,20 @@
-//! The isohybrid system area: MBR boot code with the boot image address, an MBR partition
-//! table, and optionally a GPT (protective MBR, ESP and ISO data partitions, backup at the
-//! end).
+//! The isohybrid system area: MBR boot code patched with the boot image address, and either
+//! an isohybrid MBR partition table written here, or partition tables (a protective MBR and
+//! a GPT) planned by the caller from [`SystemAreaLayout`] and given as byte regions.
+//!
+//! This crate writes no GPT of its own: one GPT writer (gptpart) and one GUID rule (repro's
+//! seed) serve disks and hybrid ISOs alike; `imgpipe_repro::iso::build_hybrid` composes them.
+
+use serde::Serialize;
 
 use super::{HybridMbr, MbrFlavor};
 use crate::error::{Error, Result};
 
-/// EFI System partition type GUID C12A7328-F81F-11D2-BA4B-00A0C93EC93B, on-disk byte order.
-const ESP_TYPE: [u8; 16] = [
-    0x28, 0x73, 0x2A, 0xC1, 0x1F, 0xF8, 0xD2, 0x11, 0xBA, 0x4B, 0x00, 0xA0, 0xC9, 0x3E, 0xC9, 0x3B,
-];
-/// Basic data partition type GUID EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, on-disk byte order.
-const BASIC_DATA_TYPE: [u8; 16] = [
-    0xA2, 0xA0, 0xD0, 0xEB, 0xE5, 0xB9, 0x33, 0x44, 0x87, 0xC0, 0x68, 0xB6, 0xB7, 0x26, 0x99, 0xC7,
-];
-/// First 512-byte sector usable by GPT partitions (as xorriso: 64, i.e. 32 KiB).
-const FIRST_USABLE: u64 = 64;
+/// Size of the system area (sectors 0-15).
+pub const SYSTEM_AREA_SIZE: u64 = 32768;
+/// Bytes reserved at the end of an image with a GPT for its backup (entries and header):
+/// 9 blocks of 2048 bytes, at least the 33 sectors of 512 bytes a 128-entry backup takes.
+pub const GPT_TAIL_SIZE: u64 = 9 * 2048;
 
 /// FNV-1a over bytes (seeds derived from the volume id).
 pub(super) fn fnv1a(b: &[u8]) -> u64 {
@@ -31,14 +31,31 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A version-4-shaped GUID derived from the seed.
-fn guid(state: &mut u64) -> [u8; 16] {
-    let mut g = [0u8; 16];
-    g[..8].copy_from_slice(&splitmix(state).to_le_bytes());
-    g[8..].copy_from_slice(&splitmix(state).to_le_bytes());
-    g[7] = (g[7] & 0x0F) | 0x40;
-    g[8] = (g[8] & 0x3F) | 0x80;
-    g
+/// Where the EFI boot image lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EfiPlacement {
+    /// Its first 2048-byte block.
+    pub block: u32,
+    /// Its length in bytes.
+    pub bytes: u64,
+    /// Whether it is appended after the ISO9660 volume (its own partition) rather than a
+    /// file inside the tree.
+    pub appended: bool,
+}
+
+/// What partition tables in the system area need to know of a planned image
+/// ([`crate::Builder::system_area_layout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SystemAreaLayout {
+    /// Block of the BIOS El Torito image.
+    pub bios_block: Option<u32>,
+    /// The EFI boot image.
+    pub efi: Option<EfiPlacement>,
+    /// Blocks of the ISO9660 volume.
+    pub volume_blocks: u32,
+    /// Bytes of the whole image (with an appended ESP and, with a GPT, [`GPT_TAIL_SIZE`]
+    /// bytes reserved for the backup GPT).
+    pub total_bytes: u64,
 }
 
 /// Inputs of the system area.
@@ -46,12 +63,9 @@ fn guid(state: &mut u64) -> [u8; 16] {
 pub(super) struct SystemAreaPlan<'a> {
     pub mbr: Option<&'a HybridMbr>,
     pub gpt: bool,
-    /// Block of the BIOS El Torito image.
-    pub bios_lba: Option<u32>,
-    /// The ESP: (block, bytes, appended after the ISO data).
-    pub efi: Option<(u32, u64, bool)>,
-    pub volume_blocks: u32,
-    pub total_bytes: u64,
+    /// Partition tables planned by the caller: (byte offset in the image, bytes).
+    pub tables: &'a [(u64, Vec<u8>)],
+    pub layout: SystemAreaLayout,
     pub seed: u64,
 }
 
@@ -81,18 +95,55 @@ fn mbr_entry(status: u8, kind: u8, start: u64, sectors: u64) -> [u8; 16] {
     e
 }
 
-/// The 32 KiB system area and, with a GPT, the backup GPT (entries then header) that ends
-/// the image.
+fn gpt_needs_tables() -> Error {
+    Error::InvalidInput {
+        what: "GPT system area",
+        path: String::new(),
+        reason: "isofs writes no GPT itself: plan it from Builder::system_area_layout and \
+                 give it with Builder::set_partition_tables (imgpipe_repro::iso::build_hybrid \
+                 does both)",
+    }
+}
+
+/// The 32 KiB system area and, with a GPT, the [`GPT_TAIL_SIZE`] bytes that end the image.
 pub(super) fn system_area(p: &SystemAreaPlan<'_>) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
-    let mut sa = vec![0u8; 32768];
-    if p.mbr.is_none() && !p.gpt && !p.efi.is_some_and(|e| e.2) {
+    let l = &p.layout;
+    let mut sa = vec![0u8; SYSTEM_AREA_SIZE as usize];
+    if p.mbr.is_none() && !p.gpt && !l.efi.is_some_and(|e| e.appended) {
         return Ok((sa, None));
     }
-    let mut state = p.seed;
+    let mut tail = None;
+    if p.gpt {
+        if p.tables.is_empty() {
+            return Err(gpt_needs_tables());
+        }
+        let tail_start = l
+            .total_bytes
+            .checked_sub(GPT_TAIL_SIZE)
+            .ok_or_else(gpt_needs_tables)?;
+        let mut t = vec![0u8; GPT_TAIL_SIZE as usize];
+        for (at, bytes) in p.tables {
+            let end = at.checked_add(bytes.len() as u64);
+            let dest = match end {
+                Some(end) if end <= SYSTEM_AREA_SIZE => sa.get_mut(*at as usize..end as usize),
+                Some(end) if *at >= tail_start && end <= l.total_bytes => {
+                    t.get_mut((at - tail_start) as usize..(end - tail_start) as usize)
+                }
+                _ => None,
+            };
+            dest.ok_or(Error::InvalidInput {
+                what: "partition table region",
+                path: String::new(),
+                reason: "lies outside the system area and the reserved end of the image",
+            })?
+            .copy_from_slice(bytes);
+        }
+        tail = Some(t);
+    }
     if let Some(m) = p.mbr {
         let n = m.boot_code.len().min(432);
         sa[..n].copy_from_slice(&m.boot_code[..n]);
-        let lba = p.bios_lba.ok_or(Error::InvalidInput {
+        let lba = l.bios_block.ok_or(Error::InvalidInput {
             what: "isohybrid MBR",
             path: String::new(),
             reason: "needs a BIOS El Torito boot image",
@@ -104,92 +155,28 @@ pub(super) fn system_area(p: &SystemAreaPlan<'_>) -> Result<(Vec<u8>, Option<Vec
             };
         sa[432..440].copy_from_slice(&addr.to_le_bytes());
     }
+    if p.gpt {
+        // The caller's protective MBR holds the partition entries and the disk signature.
+        return Ok((sa, tail));
+    }
+    let mut state = p.seed;
     sa[440..444].copy_from_slice(&(splitmix(&mut state) as u32).to_le_bytes());
     sa[510] = 0x55;
     sa[511] = 0xAA;
-    let total_sectors = p.total_bytes / 512;
-    let iso_sectors = u64::from(p.volume_blocks) * 4;
-    let esp = p
+    let iso_sectors = u64::from(l.volume_blocks) * 4;
+    let esp = l
         .efi
-        .map(|(lba, len, appended)| (u64::from(lba) * 4, len.div_ceil(512), appended));
-    if !p.gpt {
-        // isohybrid MBR: partition 1 is the ISO from sector 0; with an ESP it has type 0x00
-        // so UEFI firmware ignores it and sees the 0xEF partition 2 without an overlap.
-        let iso_end = match esp {
-            Some((start, _, true)) => start,
-            _ => iso_sectors,
-        };
-        let kind = if esp.is_some() { 0x00 } else { 0x17 };
-        sa[446..462].copy_from_slice(&mbr_entry(0x80, kind, 0, iso_end));
-        if let Some((start, sectors, _)) = esp {
-            sa[462..478].copy_from_slice(&mbr_entry(0, 0xEF, start, sectors));
-        }
-        return Ok((sa, None));
-    }
-    // GPT with a protective MBR entry (what UEFI firmware looks for to read the GPT).
-    sa[446..462].copy_from_slice(&mbr_entry(0, 0xEE, 1, total_sectors - 1));
-    let last = total_sectors - 1;
-    let last_usable = last - 33;
-    let disk_guid = guid(&mut state);
-    let mut entries = vec![0u8; 128 * 128];
-    let mut k = 0;
-    let mut add = |type_guid: &[u8; 16], first: u64, sectors: u64, name: &str, state: &mut u64| {
-        let e = &mut entries[k * 128..(k + 1) * 128];
-        e[..16].copy_from_slice(type_guid);
-        e[16..32].copy_from_slice(&guid(state));
-        e[32..40].copy_from_slice(&first.to_le_bytes());
-        e[40..48].copy_from_slice(&(first + sectors - 1).to_le_bytes());
-        for (i, u) in name.encode_utf16().take(36).enumerate() {
-            e[56 + 2 * i..58 + 2 * i].copy_from_slice(&u.to_le_bytes());
-        }
-        k += 1;
+        .map(|e| (u64::from(e.block) * 4, e.bytes.div_ceil(512), e.appended));
+    // isohybrid MBR: partition 1 is the ISO from sector 0; with an ESP it has type 0x00 so
+    // UEFI firmware ignores it and sees the 0xEF partition 2 without an overlap.
+    let iso_end = match esp {
+        Some((start, _, true)) => start,
+        _ => iso_sectors,
     };
-    match esp {
-        Some((start, sectors, true)) => {
-            add(
-                &BASIC_DATA_TYPE,
-                FIRST_USABLE,
-                start - FIRST_USABLE,
-                "ISO9660",
-                &mut state,
-            );
-            add(&ESP_TYPE, start, sectors, "EFI boot partition", &mut state);
-        }
-        Some((start, sectors, false)) => {
-            add(&ESP_TYPE, start, sectors, "EFI boot partition", &mut state);
-        }
-        None => {
-            add(
-                &BASIC_DATA_TYPE,
-                FIRST_USABLE,
-                iso_sectors - FIRST_USABLE,
-                "ISO9660",
-                &mut state,
-            );
-        }
+    let kind = if esp.is_some() { 0x00 } else { 0x17 };
+    sa[446..462].copy_from_slice(&mbr_entry(0x80, kind, 0, iso_end));
+    if let Some((start, sectors, _)) = esp {
+        sa[462..478].copy_from_slice(&mbr_entry(0, 0xEF, start, sectors));
     }
-    let entries_crc = crc32fast::hash(&entries);
-    let header = |my: u64, alt: u64, entries_lba: u64| {
-        let mut h = [0u8; 512];
-        h[..8].copy_from_slice(b"EFI PART");
-        h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
-        h[12..16].copy_from_slice(&92u32.to_le_bytes());
-        h[24..32].copy_from_slice(&my.to_le_bytes());
-        h[32..40].copy_from_slice(&alt.to_le_bytes());
-        h[40..48].copy_from_slice(&FIRST_USABLE.to_le_bytes());
-        h[48..56].copy_from_slice(&last_usable.to_le_bytes());
-        h[56..72].copy_from_slice(&disk_guid);
-        h[72..80].copy_from_slice(&entries_lba.to_le_bytes());
-        h[80..84].copy_from_slice(&128u32.to_le_bytes());
-        h[84..88].copy_from_slice(&128u32.to_le_bytes());
-        h[88..92].copy_from_slice(&entries_crc.to_le_bytes());
-        let crc = crc32fast::hash(&h[..92]);
-        h[16..20].copy_from_slice(&crc.to_le_bytes());
-        h
-    };
-    sa[512..1024].copy_from_slice(&header(1, last, 2));
-    sa[1024..1024 + entries.len()].copy_from_slice(&entries);
-    let mut backup = entries;
-    backup.extend_from_slice(&header(last, 1, last - 32));
-    Ok((sa, Some(backup)))
+    Ok((sa, None))
 }

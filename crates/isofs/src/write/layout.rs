@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
-use super::hybrid::{self, SystemAreaPlan};
+use super::hybrid::{self, EfiPlacement, SystemAreaLayout, SystemAreaPlan};
 use super::names::{iso_identifiers, iso_order, joliet_identifiers};
 use super::{
     BuildReport, Builder, EfiBoot, Kind, MAX_EXTENT, Node, PlacedFile, ReservedSlot, Source,
@@ -923,6 +923,35 @@ fn emit_records<W: Write>(out: &mut Out<W>, recs: &[DirectoryRecord]) -> Result<
     Ok(())
 }
 
+fn system_area_layout_of(p: &Plan<'_>, l: &Layout, o: &super::Options) -> SystemAreaLayout {
+    let efi = match (&o.efi_boot, l.efi_appended, p.efi_node) {
+        (Some(EfiBoot::Appended { .. }), Some((block, bytes)), _) => Some(EfiPlacement {
+            block,
+            bytes,
+            appended: true,
+        }),
+        (_, _, Some(i)) => Some(EfiPlacement {
+            block: p.data_lba[i],
+            bytes: p.size(i),
+            appended: false,
+        }),
+        _ => None,
+    };
+    SystemAreaLayout {
+        bios_block: p.bios_node.map(|i| p.data_lba[i]),
+        efi,
+        volume_blocks: l.volume_blocks,
+        total_bytes: l.total_blocks * BLOCK,
+    }
+}
+
+/// Plans the image and says where the boot images and the volume end up.
+pub(super) fn system_area_layout(b: &Builder) -> Result<SystemAreaLayout> {
+    let mut p = plan(b)?;
+    let l = allocate(&mut p)?;
+    Ok(system_area_layout_of(&p, &l, &b.options))
+}
+
 pub(super) fn build<W: Write>(b: &Builder, w: W) -> Result<BuildReport> {
     let mut p = plan(b)?;
     let l = allocate(&mut p)?;
@@ -930,24 +959,17 @@ pub(super) fn build<W: Write>(b: &Builder, w: W) -> Result<BuildReport> {
     let mut out = Out { w, pos: 0 };
 
     // System area.
-    let bios_lba = p.bios_node.map(|i| p.data_lba[i]);
-    let efi_range = match (&o.efi_boot, l.efi_appended, p.efi_node) {
-        (Some(EfiBoot::Appended { .. }), Some((lba, len)), _) => Some((lba, len, true)),
-        (_, _, Some(i)) => Some((p.data_lba[i], p.size(i), false)),
-        _ => None,
-    };
     let seed = o.seed.unwrap_or_else(|| {
         hybrid::fnv1a(o.volume_id.as_bytes()) ^ (o.epoch as u64).rotate_left(17)
     });
     let sa = SystemAreaPlan {
         mbr: o.hybrid_mbr.as_ref(),
         gpt: o.gpt,
-        bios_lba,
-        efi: efi_range,
-        volume_blocks: l.volume_blocks,
-        total_bytes: l.total_blocks * BLOCK,
+        tables: &o.partition_tables,
+        layout: system_area_layout_of(&p, &l, o),
         seed,
     };
+    let efi_range = sa.layout.efi.map(|e| (e.block, e.bytes, e.appended));
     let (system_area, backup_gpt) = hybrid::system_area(&sa)?;
     out.write(&system_area)?;
 
@@ -1332,6 +1354,29 @@ fn copy_source(source: &Source, size: u64, out: &mut impl Sink, buf: &mut [u8]) 
                         what: "source file",
                         path: path.display().to_string(),
                         reason: "shrank while the image was written",
+                    });
+                }
+                out.put(&buf[..n])?;
+                left -= n as u64;
+            }
+            Ok(())
+        }
+        Source::Tree(content) => {
+            let mut r = content.0.open().map_err(|source| Error::Io {
+                what: "opening a tree file's content",
+                source,
+            })?;
+            let mut left = size;
+            while left > 0 {
+                let k = left.min(buf.len() as u64) as usize;
+                let n = r.read(&mut buf[..k]).map_err(|source| Error::Io {
+                    what: "reading a tree file's content",
+                    source,
+                })?;
+                if n == 0 {
+                    return Err(Error::Io {
+                        what: "reading a tree file's content",
+                        source: std::io::ErrorKind::UnexpectedEof.into(),
                     });
                 }
                 out.put(&buf[..n])?;

@@ -2,6 +2,8 @@
 //! emit the image front to back.
 
 mod hybrid;
+
+pub use hybrid::{EfiPlacement, GPT_TAIL_SIZE, SYSTEM_AREA_SIZE, SystemAreaLayout};
 mod layout;
 mod names;
 
@@ -154,13 +156,23 @@ pub struct Options {
     pub boot_catalog: String,
     /// isohybrid MBR boot code.
     pub hybrid_mbr: Option<HybridMbr>,
-    /// Write a GPT (protective MBR, ESP partition) in the system area.
+    /// Reserve the end of the image for a backup GPT and write the partition tables of
+    /// [`Options::partition_tables`] (a protective MBR and a GPT planned by gptpart; see
+    /// `imgpipe_repro::iso::build_hybrid`) into the system area. Without it, a hybrid image
+    /// gets an isohybrid MBR partition table.
     pub gpt: bool,
+    /// With [`Options::gpt`]: the partition tables, as (byte offset in the image, bytes),
+    /// each inside the 32 KiB system area or the [`GPT_TAIL_SIZE`] bytes ending the image.
+    /// MBR boot code (bytes 0..440) is patched over them from [`Options::hybrid_mbr`].
+    pub partition_tables: Vec<(u64, Vec<u8>)>,
     /// Seed of the GPT GUIDs and the MBR disk signature (else derived from the volume id
     /// and the epoch).
     pub seed: Option<u64>,
     /// Largest extent per directory record (a multiple of 2048, at most [`MAX_EXTENT`]).
     pub max_extent: u32,
+    /// Store a time a recording date cannot hold (before 1900, after 2155) as the nearest
+    /// one it can, instead of refusing the entry (default off).
+    pub clamp_times: bool,
     /// Relocate directories deeper than ECMA-119's 8 levels to `/rr_moved` with Rock Ridge
     /// CL/PL/RE entries, as genisoimage does (Rock Ridge readers show them in place). Off by
     /// default, like xorriso, whose deep trees every Rock Ridge reader accepts.
@@ -186,9 +198,11 @@ impl Options {
             boot_catalog: "boot.catalog".into(),
             hybrid_mbr: None,
             gpt: false,
+            partition_tables: Vec::new(),
             seed: None,
             max_extent: MAX_EXTENT,
             relocate_deep: false,
+            clamp_times: false,
         }
     }
 }
@@ -200,7 +214,21 @@ pub(crate) enum Source {
     Bytes(std::sync::Arc<[u8]>),
     Path(PathBuf),
     Zeros,
+    /// A range of another image or a reader's stream, from a tree.
+    Tree(TreeContent),
 }
+
+/// Tree content in the builder's comparable tree (equal only to itself).
+#[derive(Debug, Clone)]
+pub(crate) struct TreeContent(pub(crate) imgpipe_fstree::Content);
+
+impl PartialEq for TreeContent {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for TreeContent {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -305,6 +333,17 @@ impl Builder {
     /// The options.
     pub fn options(&self) -> &Options {
         &self.options
+    }
+
+    /// Plans the image (without writing it) and says where the boot images, the ISO9660
+    /// volume and the image end lie: what partition tables are planned from.
+    pub fn system_area_layout(&self) -> Result<SystemAreaLayout> {
+        layout::system_area_layout(self)
+    }
+
+    /// Sets [`Options::partition_tables`].
+    pub fn set_partition_tables(&mut self, tables: Vec<(u64, Vec<u8>)>) {
+        self.options.partition_tables = tables;
     }
 
     /// Sets the root directory's metadata.
@@ -549,79 +588,123 @@ impl Builder {
         Ok(())
     }
 
-    /// Adds everything below the host directory `root` into the tree at its root, in sorted
-    /// name order: files (read when the image is written), directories, symlinks, hard links
-    /// (by device and inode), device nodes, FIFOs and sockets, with their modes, owners and
-    /// mtimes. The root directory takes `root`'s metadata.
+    /// Adds everything below the host directory `root` into the tree at its root, as
+    /// [`imgpipe_fstree::scan`] finds it, in sorted name order: files (read when the image is
+    /// written), directories, symlinks, hard links (by device and inode), device nodes, FIFOs
+    /// and sockets, with their modes, owners and mtimes. The root directory takes `root`'s
+    /// metadata.
+    ///
+    /// # Errors
+    /// As [`add_fstree`](Self::add_fstree), and [`Error::IoPath`] for a host path that
+    /// cannot be read.
     pub fn add_tree(&mut self, root: &Path) -> Result<()> {
-        use std::os::unix::ffi::OsStrExt;
-        use std::os::unix::fs::{FileTypeExt, MetadataExt};
-        let meta_of = |m: &std::fs::Metadata| Metadata {
-            mode: m.mode() & 0o7777,
-            uid: m.uid(),
-            gid: m.gid(),
-            mtime: Some(m.mtime()),
-        };
-        let io = |what: &'static str, p: &Path| {
-            let path = p.to_path_buf();
-            move |source| Error::IoPath { what, path, source }
-        };
-        let rm = std::fs::metadata(root).map_err(io("reading", root))?;
-        self.nodes[0].meta = meta_of(&rm);
-        let mut links: BTreeMap<(u64, u64), String> = BTreeMap::new();
-        let mut stack: Vec<(PathBuf, String)> = vec![(root.to_path_buf(), String::new())];
-        while let Some((dir, prefix)) = stack.pop() {
-            let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(&dir)
-                .map_err(io("listing", &dir))?
-                .map(|e| e.map(|e| e.file_name()))
-                .collect::<std::io::Result<_>>()
-                .map_err(io("listing", &dir))?;
-            names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut scan = imgpipe_fstree::ScanOptions::default();
+        scan.xattrs = false; // ISO9660 has no xattrs
+        let tree = imgpipe_fstree::scan(root, &scan).map_err(tree_error)?;
+        self.add_fstree(&tree)
+    }
+
+    /// Adds every entry of `tree` at the image root (and takes the root's metadata from the
+    /// tree's root), with content from memory, the host, a range of another image or a
+    /// reader's stream. Regular files sharing an [`Entry::link`](imgpipe_fstree::Entry)
+    /// value become hard links of the first of them. Xattrs and nanoseconds are not kept
+    /// (ISO9660 has neither).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the entry when ISO9660 cannot hold a value: a name that
+    /// is not UTF-8 or longer than 255 bytes, permission bits beyond `0o7777`, a time outside
+    /// 1900..=2155 (the 7-byte recording date; [`Options::clamp_times`] stores the nearest
+    /// instead), a symlink without a target, a device without numbers.
+    pub fn add_fstree(&mut self, tree: &imgpipe_fstree::Tree) -> Result<()> {
+        use imgpipe_fstree::FileType;
+        self.nodes[0].meta = self.tree_meta(tree.root(), "")?;
+        let mut links: BTreeMap<u64, String> = BTreeMap::new();
+        let mut stack: Vec<Vec<u8>> = vec![Vec::new()];
+        // A directory's entries are all added before any of its subdirectories' (the order
+        // the builder numbered nodes in before trees existed).
+        while let Some(dir) = stack.pop() {
             let mut subdirs = Vec::new();
-            for name in names {
-                let host = dir.join(&name);
-                let Ok(name_str) = std::str::from_utf8(name.as_bytes()) else {
-                    return Err(Error::InvalidInput {
-                        what: "source tree",
-                        path: host.display().to_string(),
-                        reason: "name is not UTF-8",
-                    });
+            for node in tree.children(&dir) {
+                let e = &node.entry;
+                let Ok(path) = std::str::from_utf8(&e.path) else {
+                    return Err(invalid(
+                        "source tree",
+                        &e.display_path(),
+                        "name is not UTF-8",
+                    ));
                 };
-                let path = if prefix.is_empty() {
-                    name_str.to_string()
-                } else {
-                    format!("{prefix}/{name_str}")
-                };
-                let m = std::fs::symlink_metadata(&host).map_err(io("reading", &host))?;
-                let ft = m.file_type();
-                let meta = meta_of(&m);
-                if ft.is_dir() {
-                    self.add_dir(&path, meta)?;
-                    subdirs.push((host, path));
-                } else if ft.is_symlink() {
-                    let t = std::fs::read_link(&host).map_err(io("reading link", &host))?;
-                    self.add_symlink_bytes(&path, meta, t.as_os_str().as_bytes())?;
-                } else if ft.is_file() {
-                    if m.nlink() > 1 {
-                        if let Some(first) = links.get(&(m.dev(), m.ino())) {
-                            self.add_hard_link(&path, &first.clone())?;
-                            continue;
-                        }
-                        links.insert((m.dev(), m.ino()), path.clone());
+                let meta = self.tree_meta(e, path)?;
+                match e.file_type {
+                    FileType::Dir => {
+                        self.add_dir(path, meta)?;
+                        subdirs.push(e.path.clone());
                     }
-                    self.add_file_from_path(&path, meta, host, m.len())?;
-                } else if ft.is_fifo() {
-                    self.add_fifo(&path, meta)?;
-                } else if ft.is_socket() {
-                    self.add_socket(&path, meta)?;
-                } else if ft.is_char_device() || ft.is_block_device() {
-                    let (major, minor) = (rustix::fs::major(m.rdev()), rustix::fs::minor(m.rdev()));
-                    self.add_device(&path, meta, ft.is_block_device(), major, minor)?;
+                    FileType::File => {
+                        if let Some(l) = e.link {
+                            if let Some(first) = links.get(&l) {
+                                let first = first.clone();
+                                self.add_hard_link(path, &first)?;
+                                continue;
+                            }
+                            links.insert(l, path.to_string());
+                        }
+                        let source = match &node.content {
+                            imgpipe_fstree::Content::Bytes(b) => Source::Bytes(b.clone()),
+                            imgpipe_fstree::Content::Host(p) => Source::Path(p.clone()),
+                            c => Source::Tree(TreeContent(c.clone())),
+                        };
+                        let kind = Kind::File {
+                            source,
+                            size: e.size,
+                        };
+                        self.add(path, kind, meta)?;
+                    }
+                    FileType::Symlink => {
+                        let t = e.target.as_deref().ok_or_else(|| {
+                            invalid("source tree", path, "symlink without a target")
+                        })?;
+                        self.add_symlink_bytes(path, meta, t)?;
+                    }
+                    FileType::Char | FileType::Block => {
+                        let (major, minor) = e.rdev.ok_or_else(|| {
+                            invalid("source tree", path, "device without device numbers")
+                        })?;
+                        let block = e.file_type == FileType::Block;
+                        self.add_device(path, meta, block, major, minor)?;
+                    }
+                    FileType::Fifo => self.add_fifo(path, meta)?,
+                    FileType::Socket => self.add_socket(path, meta)?,
                 }
             }
+            // Reverse so the smallest name is expanded first.
             stack.extend(subdirs.into_iter().rev());
         }
         Ok(())
+    }
+
+    /// An entry's metadata as ISO9660 holds it, or an error naming what it cannot hold.
+    fn tree_meta(&self, e: &imgpipe_fstree::Entry, path: &str) -> Result<Metadata> {
+        /// The range of a 7-byte recording date (ECMA-119 9.1.5): 1900-01-01 .. 2155-12-31.
+        const DATES: std::ops::RangeInclusive<i64> = -2_208_988_800..=5_869_583_999;
+        let m = &e.meta;
+        if m.mode & !0o7777 != 0 {
+            return Err(invalid("source tree", path, "mode has bits beyond 0o7777"));
+        }
+        let o = &self.options;
+        let lowered = o.clamp_mtime && m.mtime > o.epoch;
+        if !DATES.contains(&m.mtime) && !lowered && !o.clamp_times {
+            return Err(invalid(
+                "source tree",
+                path,
+                "mtime outside 1900..=2155 (clamp_times stores the nearest date)",
+            ));
+        }
+        Ok(Metadata {
+            mode: m.mode,
+            uid: m.uid,
+            gid: m.gid,
+            mtime: Some(m.mtime),
+        })
     }
 
     /// Turns the file at `path` (or a new empty one) into a reserved slot of `size` bytes
@@ -700,5 +783,21 @@ impl Builder {
     /// Plans the layout and writes the image to `out`, front to back.
     pub fn build<W: std::io::Write>(&self, out: W) -> Result<BuildReport> {
         layout::build(self, out)
+    }
+}
+
+/// The host scanner's errors in this crate's terms.
+fn tree_error(e: imgpipe_fstree::Error) -> Error {
+    match e {
+        imgpipe_fstree::Error::Io { what, path, source } => Error::IoPath { what, path, source },
+        imgpipe_fstree::Error::LimitExceeded { what, limit } => Error::LimitExceeded {
+            what,
+            limit,
+            offset: 0,
+        },
+        e => Error::Io {
+            what: "scanning the host tree",
+            source: std::io::Error::other(e),
+        },
     }
 }

@@ -94,13 +94,16 @@ struct Plan {
 }
 
 fn open<'a>(content: &'a Content, path: &[u8]) -> Result<Box<dyn Read + 'a>> {
+    let err = |source| Error::IoPath {
+        what: "opening",
+        path: crate::read::lossy_path(path),
+        source,
+    };
     Ok(match content {
         Content::Bytes(b) => Box::new(&b[..]),
-        Content::Host(p) => Box::new(std::fs::File::open(p).map_err(|source| Error::IoPath {
-            what: "opening",
-            path: crate::read::lossy_path(path),
-            source,
-        })?),
+        Content::Host(p) => Box::new(std::fs::File::open(p).map_err(err)?),
+        // Ranges of another image and readers' streams.
+        _ => content.open().map_err(err)?,
     })
 }
 

@@ -7,19 +7,17 @@ mod meta;
 mod tree;
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
-use std::fs;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use imgpipe_fstree::{Content, FileType, ScanOptions, Tree};
 
 use serde::Serialize;
 
 use crate::compress::Compression;
 use crate::error::{Error, Result};
 use crate::raw::{InodeKind, XattrKey, encode_dev, valid_name};
-use tree::{Content, Node, NodeKind};
+use tree::{Node, NodeKind};
 
 /// How to write an image. Built with [`WriteOptions::new`], which takes the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +41,9 @@ pub struct WriteOptions {
     pub mod_time: u32,
     /// When set, file times later than this are lowered to it.
     pub clamp_mtime: Option<u32>,
+    /// Store a time squashfs cannot hold (before 1970, after 2106-02-07) as the nearest one
+    /// it can, instead of refusing the entry (default off).
+    pub clamp_times: bool,
     /// Write the export table (NFS export; default on).
     pub exportable: bool,
     /// Compress inode, directory, id, fragment and xattr tables (default on).
@@ -67,6 +68,7 @@ impl WriteOptions {
             all_root: false,
             mod_time: epoch,
             clamp_mtime: None,
+            clamp_times: false,
             exportable: true,
             compress_metadata: true,
             compress_data: true,
@@ -160,22 +162,14 @@ pub struct Builder {
     opts: WriteOptions,
     nodes: Vec<Node>,
     progress: ProgressSlot,
-    /// Host paths [`add_tree`](Self::add_tree) skips (canonical parent + name).
-    exclude: Vec<PathBuf>,
+    /// How [`add_tree`](Self::add_tree) scans (the host paths it skips).
+    scan: ScanOptions,
 }
 
 fn bad(path: &[u8], reason: &'static str) -> Error {
     Error::BadEntry {
         path: crate::read::lossy_path(path),
         reason,
-    }
-}
-
-fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::IoPath {
-        what,
-        path: path.to_path_buf(),
-        source,
     }
 }
 
@@ -196,7 +190,7 @@ impl Builder {
             opts,
             nodes: vec![root],
             progress: ProgressSlot(None),
-            exclude: Vec::new(),
+            scan: ScanOptions::default(),
         })
     }
 
@@ -210,9 +204,7 @@ impl Builder {
     /// yet): give it the image being written when that lies inside the tree, as mksquashfs
     /// skips its own output, so the image neither packs itself nor an older copy of itself.
     pub fn exclude_host_path(&mut self, path: &Path) -> Result<()> {
-        let abs = absolute(path)?;
-        self.exclude.push(abs);
-        Ok(())
+        self.scan.exclude(path).map_err(tree_error)
     }
 
     /// The options.
@@ -447,223 +439,150 @@ impl Builder {
     }
 
     /// Adds everything below the host directory `dir` under the image root (and takes the
-    /// root's metadata from `dir`). Names are visited in byte order, so the result does not
-    /// depend on `read_dir` order; hard links are detected by device and inode number.
+    /// root's metadata from `dir`), as [`imgpipe_fstree::scan`] finds it: names in byte
+    /// order, so the result does not depend on `read_dir` order; hard links by device and
+    /// inode number; xattrs that squashfs cannot store (`system.*`, ACLs) are left out, as
+    /// mksquashfs leaves them out.
     ///
-    /// Directories are listed and their entries `lstat`ed in parallel on the current rayon
-    /// pool, a breadth-first frontier at a time (so depth costs no stack); the entries are
-    /// then added in one fixed depth-first order, whatever the timing.
+    /// # Errors
+    /// As [`add_fstree`](Self::add_fstree), and [`Error::IoPath`] for a host path that
+    /// cannot be read.
     pub fn add_tree(&mut self, dir: &Path) -> Result<()> {
-        let m = fs::symlink_metadata(dir).map_err(io("reading", dir))?;
-        if !m.is_dir() {
-            return Err(Error::IoPath {
-                what: "adding a tree from",
-                path: dir.to_path_buf(),
-                source: std::io::ErrorKind::NotADirectory.into(),
-            });
-        }
-        let xattrs = if self.opts.xattrs {
-            host_xattrs(dir)?
-        } else {
-            Vec::new()
-        };
-        self.set_root(host_meta(&m, xattrs))?;
-        // Excluded paths are compared against the walk's paths from the canonical root.
-        let base = if self.exclude.is_empty() {
-            dir.to_path_buf()
-        } else {
-            fs::canonicalize(dir).map_err(io("resolving", dir))?
-        };
-        let listings = scan(base, self.opts.xattrs, &self.exclude)?;
-        let mut links: BTreeMap<(u64, u64), Vec<u8>> = BTreeMap::new();
-        let mut listings: Vec<Option<Vec<Listed>>> = listings.into_iter().map(Some).collect();
-        let mut stack: Vec<(usize, Vec<u8>)> = vec![(0, Vec::new())];
-        while let Some((id, image)) = stack.pop() {
-            let entries = listings
-                .get_mut(id)
-                .and_then(Option::take)
-                .unwrap_or_default();
+        let mut scan = self.scan.clone();
+        scan.xattrs = self.opts.xattrs;
+        let tree = imgpipe_fstree::scan(dir, &scan).map_err(tree_error)?;
+        self.add_entries(&tree, true)
+    }
+
+    /// Adds every entry of `tree` under the image root (and takes the root's metadata from
+    /// the tree's root), with content from memory, the host, a range of another image or a
+    /// reader's stream. Entries sharing an [`Entry::link`](imgpipe_fstree::Entry) value
+    /// become hard links of the first of them.
+    ///
+    /// # Errors
+    /// [`Error::BadEntry`] naming the entry when squashfs cannot hold a value: permission
+    /// bits beyond `0o7777` (the mode is 16 bits with the type), a time before 1970 or after
+    /// 2106 (32-bit seconds; [`WriteOptions::clamp_times`] stores the nearest instead), an
+    /// xattr outside `user.`/`trusted.`/`security.`, device numbers beyond 12/20 bits, a
+    /// symlink without a target, a device without numbers.
+    pub fn add_fstree(&mut self, tree: &Tree) -> Result<()> {
+        self.add_entries(tree, false)
+    }
+
+    /// `host`: the tree comes from the host scanner, whose unstorable xattrs are dropped.
+    fn add_entries(&mut self, tree: &Tree, host: bool) -> Result<()> {
+        let root = self.entry_meta(tree.root(), host)?;
+        self.set_root(root)?;
+        let mut links: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        let mut stack: Vec<Vec<u8>> = vec![Vec::new()];
+        // A directory's entries are all added before any of its subdirectories' (the order
+        // the builder numbered nodes in before trees existed; the bytes depend on it).
+        while let Some(dir) = stack.pop() {
             let mut subdirs = Vec::new();
-            for e in entries {
-                let mut ip = image.clone();
-                if !ip.is_empty() {
-                    ip.push(b'/');
-                }
-                ip.extend_from_slice(&e.name);
-                let m = &e.meta;
-                let ft = m.file_type();
-                if !ft.is_dir() && m.nlink() > 1 {
-                    if let Some(first) = links.get(&(m.dev(), m.ino())) {
+            for node in tree.children(&dir) {
+                let e = &node.entry;
+                if let (Some(l), false) = (e.link, e.file_type == FileType::Dir) {
+                    if let Some(first) = links.get(&l) {
                         let first = first.clone();
-                        self.add_hard_link(&ip, &first)?;
+                        self.add_hard_link(&e.path, &first)?;
                         continue;
                     }
-                    links.insert((m.dev(), m.ino()), ip.clone());
+                    links.insert(l, e.path.clone());
                 }
-                let meta = host_meta(m, e.xattrs);
-                if ft.is_dir() {
-                    self.add_dir(&ip, meta)?;
-                    if let Some(d) = e.dir {
-                        subdirs.push((d, ip));
+                let meta = self.entry_meta(e, host)?;
+                match e.file_type {
+                    FileType::Dir => {
+                        self.add_dir(&e.path, meta)?;
+                        subdirs.push(e.path.clone());
                     }
-                } else if ft.is_file() {
-                    self.add_host_file(&ip, meta, e.host, m.len())?;
-                } else if ft.is_symlink() {
-                    self.add_symlink(&ip, meta, e.link.unwrap_or_default())?;
-                } else if ft.is_block_device() || ft.is_char_device() {
-                    let kind = if ft.is_block_device() {
-                        InodeKind::BlockDev
-                    } else {
-                        InodeKind::CharDev
-                    };
-                    let r = m.rdev();
-                    let major = ((r >> 8) & 0xfff) as u32 | ((r >> 32) & !0xfff) as u32;
-                    let minor = (r & 0xff) as u32 | ((r >> 12) & !0xff) as u32;
-                    self.add_device(&ip, meta, kind, major, minor)?;
-                } else if ft.is_fifo() {
-                    self.add_special(&ip, meta, InodeKind::Fifo)?;
-                } else if ft.is_socket() {
-                    self.add_special(&ip, meta, InodeKind::Socket)?;
+                    FileType::File => {
+                        let kind = NodeKind::File {
+                            content: node.content.clone(),
+                            size: e.size,
+                        };
+                        self.insert(&e.path, meta, kind)?;
+                    }
+                    FileType::Symlink => {
+                        let t = e
+                            .target
+                            .as_deref()
+                            .ok_or_else(|| bad(&e.path, "symlink without a target"))?;
+                        self.add_symlink(&e.path, meta, t)?;
+                    }
+                    FileType::Char | FileType::Block => {
+                        let (major, minor) = e
+                            .rdev
+                            .ok_or_else(|| bad(&e.path, "device without device numbers"))?;
+                        let kind = if e.file_type == FileType::Block {
+                            InodeKind::BlockDev
+                        } else {
+                            InodeKind::CharDev
+                        };
+                        self.add_device(&e.path, meta, kind, major, minor)?;
+                    }
+                    FileType::Fifo => self.add_special(&e.path, meta, InodeKind::Fifo)?,
+                    FileType::Socket => self.add_special(&e.path, meta, InodeKind::Socket)?,
                 }
             }
-            // Reverse so the smallest name is expanded first (any order gives the same tree).
+            // Reverse so the smallest name is expanded first.
             stack.extend(subdirs.into_iter().rev());
         }
         Ok(())
     }
-}
 
-/// One host directory entry, read by [`scan`].
-struct Listed {
-    name: Vec<u8>,
-    host: PathBuf,
-    meta: fs::Metadata,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-    link: Option<Vec<u8>>,
-    /// Listing id, for directories.
-    dir: Option<usize>,
-}
-
-/// Lists `root` and everything below it: listing 0 is `root`'s, sorted by name; a directory
-/// entry's `dir` is the id of its own listing.
-fn scan(root: PathBuf, xattrs: bool, exclude: &[PathBuf]) -> Result<Vec<Vec<Listed>>> {
-    use rayon::prelude::*;
-    let mut listings: Vec<Vec<Listed>> = vec![Vec::new()];
-    let mut frontier: Vec<(usize, PathBuf)> = vec![(0, root)];
-    while !frontier.is_empty() {
-        let listed: Vec<Result<Vec<Listed>>> = frontier
-            .par_iter()
-            .map(|(_, host)| list_dir(host, xattrs, exclude))
-            .collect();
-        let mut next = Vec::new();
-        for ((id, _), entries) in frontier.iter().zip(listed) {
-            let mut entries = entries?;
-            for e in entries.iter_mut().filter(|e| e.meta.is_dir()) {
-                e.dir = Some(listings.len());
-                listings.push(Vec::new());
-                next.push((listings.len() - 1, e.host.clone()));
-            }
-            listings[*id] = entries;
-        }
-        frontier = next;
-    }
-    Ok(listings)
-}
-
-/// One directory's entries, sorted by name, each `lstat`ed (in parallel).
-fn list_dir(host: &Path, xattrs: bool, exclude: &[PathBuf]) -> Result<Vec<Listed>> {
-    use rayon::prelude::*;
-    let mut names: Vec<Vec<u8>> = Vec::new();
-    for e in fs::read_dir(host).map_err(io("listing", host))? {
-        let e = e.map_err(io("listing", host))?;
-        names.push(e.file_name().as_bytes().to_vec());
-    }
-    names.sort();
-    names.retain(|n| !exclude.contains(&host.join(OsStr::from_bytes(n))));
-    names
-        .into_par_iter()
-        .map(|name| {
-            let hp = host.join(OsStr::from_bytes(&name));
-            let meta = fs::symlink_metadata(&hp).map_err(io("reading", &hp))?;
-            let link = if meta.file_type().is_symlink() {
-                let t = fs::read_link(&hp).map_err(io("reading link", &hp))?;
-                Some(t.into_os_string().into_vec())
-            } else {
-                None
-            };
-            let xattrs = if xattrs {
-                host_xattrs(&hp)?
-            } else {
-                Vec::new()
-            };
-            Ok(Listed {
-                name,
-                host: hp,
-                meta,
-                xattrs,
-                link,
-                dir: None,
-            })
-        })
-        .collect()
-}
-
-fn host_meta(m: &fs::Metadata, xattrs: Vec<(Vec<u8>, Vec<u8>)>) -> EntryMeta {
-    EntryMeta {
-        mode: (m.mode() & 0o7777) as u16,
-        uid: m.uid(),
-        gid: m.gid(),
-        mtime: m.mtime().clamp(0, i64::from(u32::MAX)) as u32,
-        xattrs,
-    }
-}
-
-/// `path` with its parent directory resolved (the last component may not exist yet).
-fn absolute(path: &Path) -> Result<PathBuf> {
-    let name = path.file_name().ok_or_else(|| Error::IoPath {
-        what: "excluding",
-        path: path.to_path_buf(),
-        source: std::io::ErrorKind::InvalidInput.into(),
-    })?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let parent = fs::canonicalize(parent).map_err(io("resolving", parent))?;
-    Ok(parent.join(name))
-}
-
-/// The storable xattrs of a host path (not following symlinks), sorted by name.
-fn host_xattrs(p: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    use rustix::io::Errno;
-    let err = |e: Errno| Error::IoPath {
-        what: "reading xattrs of",
-        path: p.to_path_buf(),
-        source: e.into(),
-    };
-    let mut list = vec![0u8; 4096];
-    let n = loop {
-        match rustix::fs::llistxattr(p, &mut list[..]) {
-            Ok(n) => break n,
-            Err(Errno::RANGE) if list.len() < 1 << 20 => list.resize(list.len() * 4, 0),
-            Err(Errno::NOTSUP | Errno::NOSYS) => return Ok(Vec::new()),
-            Err(e) => return Err(err(e)),
-        }
-    };
-    let mut out = Vec::new();
-    for name in list[..n].split(|&c| c == 0).filter(|n| !n.is_empty()) {
-        if XattrKey::from_full_name(name).is_none() {
-            continue; // system.* (ACLs) has no squashfs encoding
-        }
-        let mut v = vec![0u8; 65_536];
-        let len = match rustix::fs::lgetxattr(p, OsStr::from_bytes(name), &mut v[..]) {
-            Ok(l) => l,
-            Err(Errno::NODATA) => continue,
-            Err(e) => return Err(err(e)),
+    /// An entry's metadata as squashfs holds it, or an error naming what it cannot hold.
+    fn entry_meta(&self, e: &imgpipe_fstree::Entry, host: bool) -> Result<EntryMeta> {
+        let m = &e.meta;
+        let mode = u16::try_from(m.mode)
+            .ok()
+            .filter(|mode| mode & !0o7777 == 0)
+            .ok_or_else(|| bad(&e.path, "mode has bits beyond 0o7777"))?;
+        // A time the clamp lowers anyway is not out of range.
+        let high = self
+            .opts
+            .clamp_mtime
+            .map_or(i64::from(u32::MAX), |_| i64::MAX);
+        let mtime = if (0..=high).contains(&m.mtime) || self.opts.clamp_times {
+            m.mtime.clamp(0, i64::from(u32::MAX)) as u32
+        } else {
+            return Err(bad(
+                &e.path,
+                "mtime before 1970 or after 2106 (squashfs stores 32-bit seconds; clamp_times stores the nearest)",
+            ));
         };
-        v.truncate(len);
-        out.push((name.to_vec(), v));
+        let xattrs = if host {
+            m.xattrs
+                .iter()
+                .filter(|(name, _)| XattrKey::from_full_name(name).is_some())
+                .cloned()
+                .collect()
+        } else {
+            m.xattrs.clone()
+        };
+        Ok(EntryMeta {
+            mode,
+            uid: m.uid,
+            gid: m.gid,
+            mtime,
+            xattrs,
+        })
     }
-    out.sort();
-    Ok(out)
+}
+
+/// The host scanner's errors in this crate's terms.
+fn tree_error(e: imgpipe_fstree::Error) -> Error {
+    match e {
+        imgpipe_fstree::Error::Io { what, path, source } => Error::IoPath { what, path, source },
+        imgpipe_fstree::Error::LimitExceeded { what, limit } => {
+            Error::LimitExceeded { what, limit }
+        }
+        imgpipe_fstree::Error::Duplicate { path } => bad(&path, "duplicate entry"),
+        imgpipe_fstree::Error::NoParent { path } => bad(&path, "parent is not a directory"),
+        imgpipe_fstree::Error::InvalidPath { path } => bad(&path, "invalid path component"),
+        imgpipe_fstree::Error::Escape { path, reason } => bad(&path, reason),
+        _ => Error::Io {
+            what: "scanning the host tree",
+            source: std::io::Error::other(e),
+        },
+    }
 }

@@ -1,19 +1,10 @@
 //! The in-memory tree a [`Builder`](super::Builder) collects before planning the image.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use crate::raw::InodeKind;
 
-/// Where a regular file's content comes from.
-#[derive(Debug, Clone)]
-pub(crate) enum Content {
-    /// Bytes held in memory.
-    Bytes(Arc<[u8]>),
-    /// A host file, read when the image is built (its size was taken at scan time).
-    Host(PathBuf),
-}
+pub(crate) use imgpipe_fstree::Content;
 
 #[derive(Debug, Clone)]
 pub(crate) enum NodeKind {

@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use imgpipe_fstree::{Entry, FileType, Listing, Metadata};
 use imgpipe_squashfs::Limits;
 use imgpipe_squashfs::erofs::ErofsReader;
 use imgpipe_squashfs::raw::InodeKind;
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
-use crate::cmd::squashfs::{ExtractArgs, LsEntry, kind_name, perms, print_listing};
+use crate::cmd::squashfs::{ExtractArgs, file_type, print_listing};
 use crate::output;
 
 /// Arguments of `imgpipe erofs`.
@@ -29,7 +30,7 @@ enum Command {
         /// The image.
         image: PathBuf,
         /// Byte offset of the image inside the file.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = crate::size::parse_size)]
         offset: u64,
         /// Print JSON.
         #[arg(long)]
@@ -51,30 +52,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let r = open(&image, offset)?;
-            let mut list = Vec::new();
-            for e in r.walk()? {
-                let i = &e.inode;
-                let link_target = match i.kind {
-                    InodeKind::Symlink => {
-                        Some(String::from_utf8_lossy(&r.read_link(i)?).into_owned())
-                    }
-                    _ => None,
-                };
-                list.push(LsEntry {
-                    path: format!("/{}", String::from_utf8_lossy(&e.path)),
-                    kind: kind_name(i.kind),
-                    mode: perms(i.kind.letter(), i.mode),
-                    uid: i.uid,
-                    gid: i.gid,
-                    size: i.size,
-                    mtime: u32::try_from(i.mtime).unwrap_or(u32::MAX),
-                    link_target,
-                    device: i.device,
-                    inode: i.ino,
-                    nlink: i.nlink,
-                });
-            }
-            print_listing(&list, json)?;
+            let entries =
+                erofs_entries(&r).with_context(|| format!("cannot list {}", image.display()))?;
+            let listing = Listing::new("erofs", &entries);
+            print_listing(&listing, json)?;
         }
         Command::Extract(x) => {
             let r = open(&x.image, x.offset)?;
@@ -91,4 +72,38 @@ fn open(image: &std::path::Path, offset: u64) -> anyhow::Result<ErofsReader> {
     let f = std::fs::File::open(image).with_context(|| format!("opening {}", image.display()))?;
     ErofsReader::open_at(f, offset, Limits::default())
         .with_context(|| format!("reading {}", image.display()))
+}
+
+/// The walk of an EROFS image as shared entries (until the EROFS reader implements
+/// `FsRead`).
+fn erofs_entries(r: &ErofsReader) -> anyhow::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for w in r.walk()? {
+        let i = &w.inode;
+        let mut meta = Metadata::new(
+            u32::from(i.mode),
+            i64::try_from(i.mtime).unwrap_or(i64::MAX),
+        );
+        meta.uid = i.uid;
+        meta.gid = i.gid;
+        meta.xattrs = r.xattrs(i)?;
+        meta.xattrs.sort();
+        let file_type = file_type(i.kind);
+        let mut e = Entry::new(w.path, file_type, meta);
+        match i.kind {
+            InodeKind::File => e.size = i.size,
+            InodeKind::Symlink => {
+                let t = r.read_link(i)?;
+                e.size = t.len() as u64;
+                e.target = Some(t);
+            }
+            InodeKind::CharDev | InodeKind::BlockDev => e.rdev = i.device,
+            _ => {}
+        }
+        if i.nlink > 1 && file_type != FileType::Dir {
+            e.link = Some(u64::from(i.ino));
+        }
+        out.push(e);
+    }
+    Ok(out)
 }

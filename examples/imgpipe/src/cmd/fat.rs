@@ -1,17 +1,20 @@
 //! `imgpipe fat ...`: create, list and extract FAT file systems (crates/gptpart).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::io::{BufReader, BufWriter, Seek, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use imgpipe_gptpart::{FatBuilder, FatType, FatVolume, Window, read_gpt};
+use imgpipe_fstree::ExtractOptions;
+use imgpipe_gptpart::{FatBuilder, FatType, FatVolume, Seed, Window, read_gpt};
 use serde::Serialize;
 
-use crate::cmd::gpt::{human, parse_size};
 use crate::cmd::inspect::{Format, InfoArgs, info};
-use crate::output;
+use crate::cmd::squashfs::{list, print_listing};
+use crate::flags::CreateCommon;
+use crate::size::parse_size;
+use crate::{output, target};
 
 /// Arguments of `imgpipe fat`.
 #[derive(Debug, clap::Args)]
@@ -26,8 +29,11 @@ struct Source {
     /// The FAT image, or a GPT disk with --partition.
     image: PathBuf,
     /// Read the FAT file system in this (1-based) GPT partition.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "offset")]
     partition: Option<u32>,
+    /// Byte offset of the file system inside the file.
+    #[arg(long, default_value_t = 0, value_parser = crate::size::parse_size)]
+    offset: u64,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -38,24 +44,27 @@ enum Command {
         /// The image to write (replaced if it exists).
         #[arg(short, long)]
         output: PathBuf,
-        /// Volume size: bytes, or with a K, M, G or T suffix.
+        /// Volume size: bytes, or with a K, M, G or T suffix (KiB, MiB, ... too).
         #[arg(long, value_parser = parse_size)]
         size: u64,
         /// Volume label (up to 11 characters).
-        #[arg(long)]
+        #[arg(long, alias = "volid")]
         label: Option<String>,
-        /// Volume serial number in hex (default 0).
+        /// Volume serial number in hex, as mkfs.fat -i (default: derived from --seed, else 0).
         #[arg(long, value_parser = parse_hex_u32)]
         volume_id: Option<u32>,
         /// FAT type (default: by size, FAT32 from 512M).
         #[arg(long = "fat", value_parser = ["12", "16", "32"])]
         fat: Option<String>,
         /// Bytes per sector.
-        #[arg(long, default_value_t = 512)]
+        #[arg(long, default_value = "512", value_parser = parse_sector_size)]
         sector_size: u16,
-        /// Timestamp of every entry, Unix seconds.
+        /// Every timestamp is the epoch (--clamp-mtime is accepted; FAT stores only the epoch).
+        #[command(flatten)]
+        common: CreateCommon,
+        /// Print the result as JSON.
         #[arg(long)]
-        epoch: Option<u64>,
+        json: bool,
         /// The directory whose contents become the volume's root.
         dir: PathBuf,
     },
@@ -78,6 +87,35 @@ enum Command {
     Info(InfoArgs),
 }
 
+fn parse_sector_size(s: &str) -> Result<u16, String> {
+    let n = parse_size(s)?;
+    u16::try_from(n).map_err(|_| format!("{s:?} is too large"))
+}
+
+/// A writer that keeps nothing: `fat create` plans the volume into it to check every option
+/// before the output file is created.
+#[derive(Debug, Default)]
+struct Discard(u64);
+
+impl Write for Discard {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Discard {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        if let std::io::SeekFrom::Current(d) = pos {
+            self.0 = self.0.saturating_add_signed(d);
+        }
+        Ok(self.0)
+    }
+}
+
 fn parse_hex_u32(s: &str) -> Result<u32, String> {
     u32::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| format!("{s:?}: {e}"))
 }
@@ -89,7 +127,17 @@ fn open(src: &Source) -> anyhow::Result<FatVolume<Reader>> {
     let f = File::open(&src.image).with_context(|| format!("opening {}", src.image.display()))?;
     let mut r = BufReader::with_capacity(1 << 20, f);
     let (offset, len) = match src.partition {
-        None => (0, r.seek(std::io::SeekFrom::End(0))?),
+        None => {
+            let end = r.seek(std::io::SeekFrom::End(0))?;
+            if src.offset > end {
+                bail!(
+                    "--offset {} is beyond the end of {} ({end} bytes)",
+                    src.offset,
+                    src.image.display()
+                );
+            }
+            (src.offset, end - src.offset)
+        }
         Some(n) => {
             let disk = read_gpt(&mut r)
                 .with_context(|| format!("reading the GPT of {}", src.image.display()))?;
@@ -101,81 +149,25 @@ fn open(src: &Source) -> anyhow::Result<FatVolume<Reader>> {
         .with_context(|| format!("opening the FAT file system of {}", src.image.display()))
 }
 
+/// The `fat create --json` report.
 #[derive(Debug, Serialize)]
-struct Listing {
-    label: Option<String>,
-    volume_id: String,
-    fat_type: FatType,
-    entries: Vec<ListedEntry>,
+struct Created<'a> {
+    boot_sector: &'a imgpipe_gptpart::FatBootSector,
+    used_clusters: u32,
+    files: u64,
+    directories: u64,
 }
 
-#[derive(Debug, Serialize)]
-struct ListedEntry {
-    path: String,
-    short_name: String,
-    is_dir: bool,
-    size: u32,
-    modified: Option<u64>,
-}
-
-fn ls<R: Read + Seek>(mut vol: FatVolume<R>, json: bool) -> anyhow::Result<()> {
-    let all = vol.walk()?;
-    let listing = Listing {
-        label: vol.label().map(str::to_string),
-        volume_id: format!("{:08X}", vol.boot_sector().volume_id),
-        fat_type: vol.boot_sector().fat_type,
-        entries: all
-            .into_iter()
-            .map(|(path, e)| ListedEntry {
-                path,
-                short_name: e.short_name,
-                is_dir: e.is_dir,
-                size: e.size,
-                modified: e.modified,
-            })
-            .collect(),
-    };
-    if json {
-        return output::print_json(&listing);
-    }
-    let mut out = std::io::stdout().lock();
-    for e in &listing.entries {
-        let kind = if e.is_dir { 'd' } else { '-' };
-        let size = if e.is_dir {
-            "-".into()
-        } else {
-            human(u64::from(e.size))
+/// Names the flag behind an option the FAT writer refuses.
+fn flag_error(e: imgpipe_gptpart::Error) -> anyhow::Error {
+    if let imgpipe_gptpart::Error::InvalidOption { what, reason } = &e {
+        let flag = match *what {
+            "volume label" => "--label",
+            _ => return e.into(),
         };
-        let when = e.modified.map_or_else(|| "-".to_string(), utc);
-        writeln!(
-            out,
-            "{kind} {size:>8} {when:>19}  {}{}",
-            e.path,
-            if e.is_dir { "/" } else { "" }
-        )?;
+        return anyhow::anyhow!("{flag}: {reason}");
     }
-    Ok(())
-}
-
-/// `YYYY-MM-DD HH:MM:SS` in UTC (FAT stores no zone; we write UTC).
-fn utc(t: u64) -> String {
-    let (days, secs) = (t / 86_400, t % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    e.into()
 }
 
 /// Runs `imgpipe fat`.
@@ -188,16 +180,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             volume_id,
             fat,
             sector_size,
-            epoch,
+            common,
+            json,
             dir,
         } => {
+            target::check_replace("-o/--output", &out, common.force)?;
             if !dir.is_dir() {
                 bail!("{}: not a directory", dir.display());
             }
+            let volume_id = match (volume_id, &common.seed) {
+                (Some(id), _) => id,
+                (None, Some(s)) => Seed::from_material(s.as_bytes()).volume_id(b"fat"),
+                (None, None) => 0,
+            };
             let mut b = FatBuilder::new(size)
                 .sector_size(sector_size)
-                .epoch(output::epoch(epoch)?.0)
-                .volume_id(volume_id.unwrap_or(0));
+                .epoch(common.epoch()?)
+                .volume_id(volume_id);
             if let Some(l) = label {
                 b = b.label(l);
             }
@@ -207,41 +206,63 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Some("32") => b.fat_type(FatType::Fat32),
                 _ => b,
             };
+            // Label, size, sector size and FAT type are checked on an empty volume first.
+            b.build_sparse(Discard::default()).map_err(flag_error)?;
             b.add_tree(&dir)
                 .with_context(|| format!("reading {}", dir.display()))?;
-            let f = File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+            let file = target::create(&out)?;
             // A sparse file of the volume's length; free space stays a hole.
-            f.set_len(size - size % u64::from(sector_size.max(1)))?;
-            let mut w = BufWriter::with_capacity(1 << 20, f);
-            let summary = b
-                .build_sparse(&mut w)
+            let summary = file
+                .file()
+                .set_len(size - size % u64::from(sector_size.max(1)))
+                .map_err(anyhow::Error::from)
+                .and_then(|()| {
+                    let mut w = BufWriter::with_capacity(1 << 20, file.file());
+                    let s = b.build_sparse(&mut w)?;
+                    w.flush()?;
+                    Ok(s)
+                })
                 .with_context(|| format!("writing {}", out.display()))?;
-            w.flush()?;
+            target::commit(file)?;
             let bs = &summary.boot_sector;
+            if json {
+                output::print_json(&Created {
+                    boot_sector: bs,
+                    used_clusters: summary.used_clusters,
+                    files: summary.files,
+                    directories: summary.directories,
+                })?;
+                return Ok(output::exit(output::SUCCESS));
+            }
             println!(
-                "{}: {:?}, {} clusters of {} bytes, {} used; {} files, {} directories",
+                "{}: {:?}, {} clusters of {} bytes, {} used; {}, {}",
                 out.display(),
                 bs.fat_type,
                 bs.clusters,
                 bs.cluster_size(),
                 summary.used_clusters,
-                summary.files,
-                summary.directories
+                output::plural(summary.files, "file", "files"),
+                output::plural(summary.directories, "directory", "directories")
             );
             Ok(output::exit(output::SUCCESS))
         }
         Command::Ls { source, json } => {
-            ls(open(&source)?, json)?;
+            let vol = open(&source)?;
+            let listing = list("fat", &vol)
+                .with_context(|| format!("cannot list {}", source.image.display()))?;
+            print_listing(&listing, json)?;
             Ok(output::exit(output::SUCCESS))
         }
         Command::Extract { source, dest } => {
-            let mut vol = open(&source)?;
-            std::fs::create_dir_all(&dest)
-                .with_context(|| format!("creating {}", dest.display()))?;
-            let n = vol
-                .extract(&dest)
+            let vol = open(&source)?;
+            let rep = imgpipe_fstree::extract(&vol, &dest, ExtractOptions::default())
                 .with_context(|| format!("extracting into {}", dest.display()))?;
-            eprintln!("extracted {n} files into {}", dest.display());
+            let n = rep.files;
+            eprintln!(
+                "extracted {} into {}",
+                output::plural(n, "file", "files"),
+                dest.display()
+            );
             Ok(output::exit(output::SUCCESS))
         }
         Command::Info(a) => info(a, Format::Fat),

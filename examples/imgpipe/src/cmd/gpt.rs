@@ -1,15 +1,16 @@
 //! `imgpipe gpt ...`: create and show GPT disk images (crates/gptpart).
 
 use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use imgpipe_gptpart::{GptDisk, read_gpt};
 use imgpipe_repro::{DiskPlan, DiskRequest, Seed};
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
-use crate::output;
+use crate::flags::CreateCommon;
+use crate::{output, target};
 
 /// Arguments of `imgpipe gpt`.
 #[derive(Debug, clap::Args)]
@@ -41,6 +42,9 @@ enum Command {
         /// The new size (not smaller than the current one).
         #[arg(long, value_parser = parse_size)]
         size: u64,
+        /// Print the grown table as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Describe the image (as `imgpipe inspect`, refusing other formats): text, or JSON.
     Info(InfoArgs),
@@ -51,25 +55,23 @@ struct CreateArgs {
     /// The image to write (replaced if it exists).
     #[arg(short, long)]
     output: PathBuf,
-    /// Disk size: bytes, or with a K, M, G or T suffix (powers of 1024).
+    /// Disk size: bytes, or with a K, M, G or T suffix (powers of 1024; KiB, MiB, ... too).
     #[arg(long, value_parser = parse_size)]
     size: u64,
     /// Logical sector size.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(512..=4096))]
     sector_size: u64,
-    /// 128-bit seed (32 hex digits, dashes allowed) every GUID derives from, as
-    /// systemd-repart's --seed. Default: derived from the layout arguments.
-    #[arg(long)]
-    seed: Option<String>,
     /// Explicit disk GUID instead of the derived one.
     #[arg(long)]
     disk_guid: Option<String>,
     /// Partition alignment (default 1M).
     #[arg(long, value_parser = parse_size, default_value = "1M")]
     alignment: u64,
-    /// Timestamps inside generated file systems (default: SOURCE_DATE_EPOCH, else 0).
-    #[arg(long)]
-    epoch: Option<u64>,
+    /// --seed: 128-bit seed (32 hex digits, dashes allowed) every GUID derives from, as
+    /// systemd-repart's --seed (default: derived from the layout arguments); --epoch:
+    /// timestamps inside generated file systems.
+    #[command(flatten)]
+    common: CreateCommon,
     /// Mirror partitions into a hybrid MBR: `N:TYPE[:boot]` with TYPE in hex (e.g. `1:ef:boot`).
     #[arg(long = "hybrid-mbr", value_delimiter = ',')]
     hybrid_mbr: Vec<String>,
@@ -83,18 +85,15 @@ struct CreateArgs {
     json: bool,
 }
 
-/// Parses `512`, `64K`, `64M`, `1G`, `2T` (also `KiB`, `MiB`, ...) for clap.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    imgpipe_repro::parse_size(s)
-        .ok_or_else(|| format!("bad size {s:?} (bytes, or with a K, M, G or T suffix)"))
-}
+pub use crate::size::parse_size;
 
 fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
+    target::check_replace("-o/--output", &a.output, a.common.force)?;
     let mut req = DiskRequest::new(a.size);
     req.sector_size = a.sector_size;
     req.alignment = a.alignment;
-    req.epoch = output::epoch(a.epoch)?.0;
-    req.seed = match &a.seed {
+    req.epoch = a.common.epoch()?;
+    req.seed = match &a.common.seed {
         Some(s) => Some(Seed::parse(s).context("--seed: expected 32 hex digits (dashes allowed)")?),
         None => None,
     };
@@ -102,15 +101,25 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         Some(g) => Some(g.parse().context("--disk-guid")?),
         None => None,
     };
-    req.parts = a.parts;
+    req.parts = a.parts.clone();
     req.hybrid_mbr = a.hybrid_mbr;
     let plan = DiskPlan::parse(&req)?;
-    if let Err(e) = write_disk(&a.output, &plan) {
-        // Leave no half-written image behind.
-        let _ = std::fs::remove_file(&a.output);
-        return Err(e.context(format!("writing {}", a.output.display())));
+    // The sources of partition contents are checked before the image is created.
+    for p in &req.parts {
+        match imgpipe_repro::parse_part(p)?.1 {
+            imgpipe_repro::Contents::Fat { dir, .. } if !dir.is_dir() => {
+                bail!("--part {p:?}: fat={}: not a directory", dir.display())
+            }
+            imgpipe_repro::Contents::File(f) if f.is_dir() || !f.exists() => {
+                bail!("--part {p:?}: file={}: not a file", f.display())
+            }
+            _ => {}
+        }
     }
-    let disk = read_gpt(File::open(&a.output)?).context("reading the written table back")?;
+    let file = target::create(&a.output)?;
+    write_disk(file.file(), &plan).with_context(|| format!("writing {}", a.output.display()))?;
+    let disk = read_gpt(file.file()).context("reading the written table back")?;
+    target::commit(file)?;
     if a.json {
         output::print_json(&disk)?;
     } else {
@@ -119,16 +128,9 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     Ok(output::exit(output::SUCCESS))
 }
 
-fn write_disk(path: &Path, plan: &DiskPlan) -> anyhow::Result<()> {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
+fn write_disk(f: &File, plan: &DiskPlan) -> anyhow::Result<()> {
     let bar = crate::progress::bytes(plan.content_bytes(), "writing");
-    plan.write_to(&f, &mut |n| bar.inc(n))?;
-    f.sync_all()?;
+    plan.write_to(f, &mut |n| bar.inc(n))?;
     bar.finish_and_clear();
     Ok(())
 }
@@ -215,7 +217,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(output::exit(output::SUCCESS))
         }
-        Command::Grow { image, size } => {
+        Command::Grow { image, size, json } => {
             let f = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -224,7 +226,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let d = imgpipe_gptpart::relocate_backup(&f, size)
                 .with_context(|| format!("growing {}", image.display()))?;
             f.sync_all()?;
-            print_disk(&d);
+            if json {
+                output::print_json(&d)?;
+            } else {
+                print_disk(&d);
+            }
             Ok(output::exit(output::SUCCESS))
         }
         Command::Info(a) => info(a, Format::Gpt),

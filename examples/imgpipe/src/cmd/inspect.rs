@@ -32,7 +32,7 @@ pub struct InfoArgs {
     /// The image.
     file: PathBuf,
     /// Byte offset of the image inside the file.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::size::parse_size)]
     offset: u64,
     /// Print JSON instead of text.
     #[arg(long)]

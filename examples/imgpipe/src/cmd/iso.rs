@@ -6,14 +6,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use imgpipe_fstree::ExtractOptions;
+use imgpipe_gptpart::Window;
 use imgpipe_isofs::{
-    BiosBoot, Builder, EfiBoot, ExtractOptions, HybridMbr, Limits, MbrFlavor, Namespace, Options,
-    Reader,
+    BiosBoot, Builder, EfiBoot, HybridMbr, Limits, MbrFlavor, Namespace, Options, Reader,
 };
-use serde::Serialize;
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
-use crate::{output, progress};
+use crate::cmd::squashfs::{list, print_listing};
+use crate::flags::CreateCommon;
+use crate::size::parse_size;
+use crate::{output, progress, target};
 
 /// Arguments of `imgpipe iso`.
 #[derive(Debug, clap::Args)]
@@ -65,6 +68,9 @@ enum Command {
     Ls {
         /// The image.
         image: PathBuf,
+        /// Byte offset of the image inside the file.
+        #[arg(long, default_value_t = 0, value_parser = crate::size::parse_size)]
+        offset: u64,
         /// Which directory tree to read.
         #[arg(long, value_enum, default_value = "auto")]
         namespace: NamespaceArg,
@@ -76,14 +82,16 @@ enum Command {
     Extract {
         /// The image.
         image: PathBuf,
+        /// Byte offset of the image inside the file.
+        #[arg(long, default_value_t = 0, value_parser = crate::size::parse_size)]
+        offset: u64,
         /// The destination directory (created; existing paths inside are never replaced).
         dest: PathBuf,
         /// Which directory tree to read.
         #[arg(long, value_enum, default_value = "auto")]
         namespace: NamespaceArg,
-        /// Restore owners (needs root).
-        #[arg(long)]
-        owners: bool,
+        #[command(flatten)]
+        owners: crate::flags::Owners,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -95,15 +103,11 @@ struct CreateArgs {
     /// Output image.
     #[arg(short, long)]
     output: PathBuf,
-    /// Volume identifier.
-    #[arg(long, default_value = "CDROM")]
-    volid: String,
-    /// Build time (else SOURCE_DATE_EPOCH, else 0).
-    #[arg(long)]
-    epoch: Option<u64>,
-    /// Clamp every mtime to the epoch.
-    #[arg(long)]
-    clamp_mtime: bool,
+    /// Volume label (the volume identifier, as xorriso -V).
+    #[arg(long, default_value = "CDROM", alias = "volid", alias = "volume-id")]
+    label: String,
+    #[command(flatten)]
+    common: CreateCommon,
     /// No Rock Ridge.
     #[arg(long)]
     no_rock: bool,
@@ -146,7 +150,8 @@ struct CreateArgs {
     /// `mkisofs -sort` file: lines of `PATH WEIGHT`; higher weights are placed first.
     #[arg(long)]
     sort: Option<PathBuf>,
-    /// Reserve a fixed-size slot for a file: PATH:SIZE[:ALIGN] (bytes; ALIGN default 2048).
+    /// Reserve a fixed-size slot for a file: PATH:SIZE[:ALIGN] (sizes as --size elsewhere:
+    /// bytes, K, M, G, T; ALIGN default 2048).
     #[arg(long)]
     reserve: Vec<String>,
     /// Print the build report as JSON.
@@ -156,48 +161,39 @@ struct CreateArgs {
     dir: PathBuf,
 }
 
-/// One line of `iso ls`.
-#[derive(Debug, Serialize)]
-struct Listed {
-    path: String,
-    #[serde(rename = "type")]
-    kind: imgpipe_isofs::EntryKind,
-    mode: String,
-    uid: u32,
-    gid: u32,
-    size: u64,
-    mtime: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    link_target: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    device: Option<(u32, u32)>,
-}
-
-fn open(image: &PathBuf, ns: NamespaceArg) -> anyhow::Result<Reader<BufReader<File>>> {
+fn open(
+    image: &PathBuf,
+    offset: u64,
+    ns: NamespaceArg,
+) -> anyhow::Result<Reader<Window<BufReader<File>>>> {
     let f = File::open(image).with_context(|| format!("cannot open {}", image.display()))?;
-    Reader::open_with(BufReader::new(f), Limits::default(), ns.get())
+    let len = f
+        .metadata()
+        .with_context(|| format!("cannot open {}", image.display()))?
+        .len();
+    if offset > len {
+        bail!(
+            "--offset {offset} is beyond the end of {} ({len} bytes)",
+            image.display()
+        );
+    }
+    let window = Window::new(BufReader::new(f), offset, len - offset);
+    Reader::open_with(window, Limits::default(), ns.get())
         .with_context(|| format!("cannot read {}", image.display()))
 }
 
-fn parse_size(s: &str) -> anyhow::Result<u64> {
-    let (num, mult) = match s.as_bytes().last() {
-        Some(b'K' | b'k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some(b'M' | b'm') => (&s[..s.len() - 1], 1 << 20),
-        Some(b'G' | b'g') => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    let n: u64 = num.parse().with_context(|| format!("bad size `{s}`"))?;
-    n.checked_mul(mult)
-        .with_context(|| format!("size `{s}` too large"))
-}
-
 fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
-    let epoch = output::epoch(a.epoch)?;
-    let epoch = i64::try_from(epoch.0).context("epoch out of range")?;
-    let mut o = Options::new(&a.volid, epoch);
+    // Everything is checked before the output is created.
+    target::check_replace("-o/--output", &a.output, a.common.force)?;
+    if !a.dir.is_dir() {
+        bail!("{}: not a directory", a.dir.display());
+    }
+    let epoch = a.common.epoch()?;
+    let epoch = i64::try_from(epoch).context("--epoch: out of range")?;
+    let mut o = Options::new(&a.label, epoch);
     o.rock_ridge = !a.no_rock;
     o.joliet = !a.no_joliet;
-    o.clamp_mtime = a.clamp_mtime;
+    o.clamp_mtime = a.common.clamp_mtime;
     o.relocate_deep = a.relocate_deep;
     if let Some(c) = &a.boot_catalog {
         o.boot_catalog = c.clone();
@@ -216,7 +212,8 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         (None, None) => None,
     };
     if let Some(m) = &a.isohybrid_mbr {
-        let code = std::fs::read(m).with_context(|| format!("cannot read {}", m.display()))?;
+        let code = std::fs::read(m)
+            .with_context(|| format!("--isohybrid-mbr: cannot read {}", m.display()))?;
         if code.len() < 432 || code.len() > 512 {
             bail!(
                 "{}: MBR boot code must be 432 to 512 bytes, not {}",
@@ -267,28 +264,53 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     for r in &a.reserve {
         let mut parts = r.splitn(3, ':');
         let path = parts.next().unwrap_or_default();
-        let size = parse_size(parts.next().context("--reserve needs PATH:SIZE[:ALIGN]")?)?;
-        let align = parts.next().map(parse_size).transpose()?.unwrap_or(2048);
+        let size = parse_size(parts.next().context("--reserve needs PATH:SIZE[:ALIGN]")?)
+            .map_err(|e| anyhow::anyhow!("--reserve: {e}"))?;
+        let align = parts
+            .next()
+            .map(parse_size)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--reserve: {e}"))?
+            .unwrap_or(2048);
         b.reserve_slot(path, size, align)
             .with_context(|| format!("--reserve {r}"))?;
     }
-    let f =
-        File::create(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
+    // The boot files named by flags must be in the tree before anything is written.
+    for (flag, path) in [("--bios-boot", &a.bios_boot), ("--efi-boot", &a.efi_boot)] {
+        if let Some(p) = path {
+            let host = a.dir.join(p.trim_start_matches('/'));
+            if !host.is_file() {
+                bail!("{flag}: {p} is not a file in {}", a.dir.display());
+            }
+        }
+    }
+    if let Some(f) = a.efi_partition.as_ref().filter(|f| !f.is_file()) {
+        bail!("--efi-partition: {} is not a file", f.display());
+    }
+    let file = target::create(&a.output)?;
     let bar = progress::bytes(b.data_bytes(), "writing");
-    let mut w = BufWriter::with_capacity(1 << 20, bar.wrap_write(f));
-    let rep = b
-        .build(&mut w)
+    let mut w = BufWriter::with_capacity(1 << 20, bar.wrap_write(file.file()));
+    // A GPT is planned by gptpart, its GUIDs from the seed rule (imgpipe_repro::iso).
+    let seed = match &a.common.seed {
+        Some(text) => imgpipe_repro::Seed::parse_hex(text)
+            .context("--seed: expected hex digits (32 for a UUID-like seed)")?,
+        None => imgpipe_repro::iso::default_iso_seed(&b.options().volume_id, b.options().epoch),
+    };
+    let rep = imgpipe_repro::iso::build_hybrid(b, seed, &mut w)
+        .map_err(anyhow::Error::from)
+        .and_then(|r| w.flush().map(|()| r).map_err(anyhow::Error::from))
         .with_context(|| format!("cannot write {}", a.output.display()))?;
-    w.flush()?;
+    drop(w);
     bar.finish_and_clear();
+    target::commit(file)?;
     if a.json {
         output::print_json(&rep)?;
     } else {
         println!(
-            "{}: {} bytes, {} entries, {} blocks of ISO9660",
+            "{}: {}, {}, {} blocks of ISO9660",
             a.output.display(),
-            rep.size,
-            rep.entries,
+            output::plural(rep.size, "byte", "bytes"),
+            output::plural(rep.entries, "entry", "entries"),
             rep.volume_blocks
         );
         for s in &rep.slots {
@@ -308,82 +330,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Create(a) => create(*a),
         Command::Ls {
             image,
+            offset,
             namespace,
             json,
         } => {
-            let mut r = open(&image, namespace)?;
-            let mut list = Vec::new();
-            let mut out = std::io::stdout().lock();
-            r.walk(|p, e| {
-                let item = Listed {
-                    path: String::from_utf8_lossy(p).into_owned(),
-                    kind: e.kind,
-                    mode: e.mode_string(),
-                    uid: e.uid,
-                    gid: e.gid,
-                    size: e.size,
-                    mtime: e.mtime,
-                    link_target: e.link_target.clone(),
-                    device: e.device,
-                };
-                if json {
-                    list.push(item);
-                } else {
-                    let size = match item.device {
-                        Some((a, b)) => format!("{a},{b}"),
-                        None => item.size.to_string(),
-                    };
-                    let _ = write!(
-                        out,
-                        "{} {:>5} {:>5} {:>12} {:>11} {}",
-                        item.mode,
-                        item.uid,
-                        item.gid,
-                        size,
-                        item.mtime.unwrap_or(0),
-                        item.path
-                    );
-                    if let Some(t) = &item.link_target {
-                        let _ = write!(out, " -> {t}");
-                    }
-                    let _ = writeln!(out);
-                }
-                Ok(())
-            })
-            .with_context(|| format!("cannot list {}", image.display()))?;
-            if json {
-                output::print_json(&list)?;
-            }
+            let r = open(&image, offset, namespace)?;
+            let listing =
+                list("iso9660", &r).with_context(|| format!("cannot list {}", image.display()))?;
+            print_listing(&listing, json)?;
             Ok(output::exit(output::SUCCESS))
         }
         Command::Extract {
             image,
+            offset,
             dest,
             namespace,
             owners,
             json,
         } => {
-            let mut r = open(&image, namespace)?;
-            let rep = r
-                .extract(
-                    &dest,
-                    ExtractOptions {
-                        owners,
-                        ..ExtractOptions::default()
-                    },
-                )
+            let r = open(&image, offset, namespace)?;
+            let mut opts = ExtractOptions::default();
+            opts.owners = owners.get();
+            let rep = imgpipe_fstree::extract(&r, &dest, opts)
                 .with_context(|| format!("cannot extract {}", image.display()))?;
             if json {
                 output::print_json(&rep)?;
             } else {
                 println!(
-                    "{} directories, {} files ({} bytes), {} hard links, {} symlinks, {} special files",
-                    rep.directories,
-                    rep.files,
-                    rep.bytes,
-                    rep.hard_links,
-                    rep.symlinks,
-                    rep.special_files
+                    "{}, {} ({}), {}, {}, {}",
+                    output::plural(rep.dirs, "directory", "directories"),
+                    output::plural(rep.files, "file", "files"),
+                    output::plural(rep.bytes, "byte", "bytes"),
+                    output::plural(rep.hard_links, "hard link", "hard links"),
+                    output::plural(rep.symlinks, "symlink", "symlinks"),
+                    output::plural(rep.special, "special file", "special files")
                 );
             }
             Ok(output::exit(output::SUCCESS))

@@ -4,7 +4,7 @@
 //! cryptsetup's `--key-file` does, so the same file opens the volume with both tools.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -20,7 +20,8 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
-use crate::output;
+use crate::size::parse_size;
+use crate::{output, target};
 
 /// Arguments of `imgpipe luks`.
 #[derive(Debug, clap::Args)]
@@ -119,8 +120,9 @@ enum Command {
         /// File whose bytes are the passphrase.
         #[arg(long)]
         passphrase_file: PathBuf,
-        /// Set the image size in bytes (required when the image does not exist).
-        #[arg(long)]
+        /// Set the image size: bytes, or with K, M, G, T (required when the image does not
+        /// exist).
+        #[arg(long, value_parser = parse_size)]
         size: Option<u64>,
         /// Volume key size in bits.
         #[arg(long, default_value_t = 512, value_parser = clap::builder::PossibleValuesParser::new(["256", "512"]).map(|s| s.parse::<u32>().unwrap_or(512)))]
@@ -128,19 +130,19 @@ enum Command {
         /// Encryption sector size in bytes.
         #[arg(long, default_value_t = 512, value_parser = clap::builder::PossibleValuesParser::new(["512", "1024", "2048", "4096"]).map(|s| s.parse::<u32>().unwrap_or(512)))]
         sector_size: u32,
-        /// Header copy size in bytes (16384 .. 4194304, a power of two).
-        #[arg(long, default_value_t = 16384)]
+        /// Header copy size (16K .. 4M, a power of two).
+        #[arg(long, default_value = "16K", value_parser = parse_size)]
         header_size: u64,
-        /// Data offset in bytes (0 with --header-only makes a detached header).
-        #[arg(long, default_value_t = 16 << 20)]
+        /// Data offset (0 makes a detached header).
+        #[arg(long, default_value = "16M", value_parser = parse_size)]
         data_offset: u64,
-        /// Keyslots area size in bytes (default: up to the data offset).
-        #[arg(long)]
+        /// Keyslots area size (default: up to the data offset).
+        #[arg(long, value_parser = parse_size)]
         keyslots_size: Option<u64>,
         /// PBKDF2 iterations of the volume key digest.
         #[arg(long, default_value_t = 100_000)]
         digest_iterations: u32,
-        /// Label.
+        /// Label (as cryptsetup --label).
         #[arg(long, default_value = "")]
         label: String,
         /// Subsystem.
@@ -151,7 +153,8 @@ enum Command {
         uuid: Option<String>,
         #[command(flatten)]
         kdf: KdfArgs,
-        /// Overwrite an existing LUKS header (its keyslots and data become unrecoverable).
+        /// Overwrite a file that holds a LUKS header, a filesystem or a partition table (its
+        /// keyslots and data become unrecoverable).
         #[arg(long)]
         force: bool,
         /// Print the result as JSON.
@@ -253,6 +256,9 @@ enum Command {
         /// Detached header file.
         #[arg(long)]
         header: Option<PathBuf>,
+        /// Replace OUTPUT even when it holds a recognised filesystem or partition table.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -343,6 +349,23 @@ struct Dump<'a> {
     metadata: &'a Metadata,
 }
 
+/// Names the flag behind an option the LUKS crate refuses.
+fn flag_error(e: LuksError) -> anyhow::Error {
+    if let LuksError::InvalidOption { option, reason } = &e {
+        let flag = match *option {
+            "hdr_size" => "--header-size",
+            "sector_size" => "--sector-size",
+            "pbkdf2 iterations" => "--iterations",
+            "argon2 time" => "--pbkdf-time",
+            "argon2 memory" => "--pbkdf-memory",
+            "argon2 parallel" => "--pbkdf-parallel",
+            _ => return e.into(),
+        };
+        return anyhow::anyhow!("{flag}: {reason}");
+    }
+    e.into()
+}
+
 /// Runs `imgpipe luks`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
@@ -364,29 +387,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             force,
             json,
         } => {
+            // Every argument is checked before the image is created or touched.
             let pass = passphrase(&passphrase_file)?;
+            target::check_output("IMAGE", &image)?;
             let exists = image.exists();
-            if exists && !force {
-                let mut head = [0u8; 8];
-                let n = std::io::Read::read(&mut open_ro(&image)?, &mut head).unwrap_or(0);
-                if imgpipe_luks::detect(&head[..n]) {
-                    bail!(
-                        "{} already holds a LUKS header: use --force to overwrite it",
-                        image.display()
-                    );
-                }
+            if exists {
+                target::refuse_recognised(&image, force)?;
             }
-            let mut f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&image)
-                .with_context(|| format!("cannot open {}", image.display()))?;
-            match size {
-                Some(s) => f.set_len(s).context("cannot set the image size")?,
-                None if !exists => bail!("{} does not exist: give --size", image.display()),
-                None => {}
+            let len = match (size, exists) {
+                (Some(s), _) => s,
+                (None, false) => bail!("{} does not exist: give --size", image.display()),
+                (None, true) => std::fs::metadata(&image)
+                    .with_context(|| format!("cannot stat {}", image.display()))?
+                    .len(),
+            };
+            if data_offset != 0 && len <= data_offset {
+                bail!(
+                    "{} would be {len} bytes, not larger than --data-offset {data_offset}",
+                    image.display()
+                );
             }
             let opts = FormatOptions {
                 hdr_size: header_size,
@@ -401,13 +420,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 uuid,
                 ..FormatOptions::default()
             };
-            let len = f.metadata().context("cannot stat the image")?.len();
-            if data_offset != 0 && len <= data_offset {
-                bail!(
-                    "{} is {len} bytes, not larger than the data offset {data_offset}",
-                    image.display()
-                );
-            }
             // With --seed, the UUID, volume key and salts come from their own keyed streams.
             let (opts, mut rng): (FormatOptions, Box<dyn CryptoRng>) = match &kdf.seed {
                 Some(text) => {
@@ -416,9 +428,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
                 None => (opts, rng(None)?),
             };
-            let (hdr, _) = Luks2Header::format(&mut f, &opts, &pass, &mut *rng)
-                .with_context(|| format!("cannot format {}", image.display()))?;
-            f.sync_all().context("cannot sync the image")?;
+            let mut format = |f: &mut File| -> anyhow::Result<Luks2Header> {
+                if size.is_some() {
+                    f.set_len(len).context("cannot set the image size")?;
+                }
+                let (hdr, _) = Luks2Header::format(f, &opts, &pass, &mut *rng)
+                    .map_err(flag_error)
+                    .with_context(|| format!("cannot format {}", image.display()))?;
+                Ok(hdr)
+            };
+            let hdr = if exists {
+                // An existing image (or device) is formatted in place, as cryptsetup does.
+                let mut f = open_rw(&image)?;
+                let hdr = format(&mut f)?;
+                f.sync_all().context("cannot sync the image")?;
+                hdr
+            } else {
+                let out = target::create(&image)?;
+                let mut f = out.file().try_clone().context("cannot use the image")?;
+                let hdr = format(&mut f)?;
+                drop(f);
+                target::commit(out)?;
+                hdr
+            };
             if json {
                 output::print_json(&Inspection::of(&hdr))?;
             } else {
@@ -579,7 +611,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .context("cannot encrypt the payload")?;
             bar.finish_and_clear();
             dev.sync_all().context("cannot sync the image")?;
-            println!("{n} bytes encrypted at offset {}", seg.offset);
+            println!(
+                "{} encrypted at offset {}",
+                output::plural(n, "byte", "bytes"),
+                seg.offset
+            );
             Ok(output::exit(output::SUCCESS))
         }
         Command::Decrypt {
@@ -587,7 +623,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             passphrase_file,
             output: out_path,
             header,
+            force,
         } => {
+            target::check_replace("-o/--output", &out_path, force)?;
             let seg = match unlock_segment(&image, header.as_deref(), &passphrase_file)? {
                 Ok(seg) => seg,
                 Err(code) => return Ok(code),
@@ -595,30 +633,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let mut dev = open_ro(&image)?;
             let size = dev.metadata().context("cannot stat the image")?.len();
             let len = seg.payload_len(size);
-            // Write beside the target and rename, so a failure leaves no half-written output.
-            let mut partial = out_path.clone().into_os_string();
-            partial.push(".partial");
-            let partial = PathBuf::from(partial);
             let bar = crate::progress::bytes(len, "decrypting");
-            let written = (|| -> anyhow::Result<()> {
-                let out = File::create(&partial)
-                    .with_context(|| format!("cannot create {}", partial.display()))?;
-                let mut w = BufWriter::new(out);
-                seg.decrypt_stream(&mut dev, len, &mut w, &mut |d| bar.set_position(d))
-                    .context("cannot decrypt the payload")?;
-                w.into_inner()
-                    .map_err(|e| e.into_error())
-                    .and_then(|f| f.sync_all())
-                    .context("cannot write the plaintext")?;
-                std::fs::rename(&partial, &out_path)
-                    .with_context(|| format!("cannot rename to {}", out_path.display()))
-            })();
+            let out = target::create(&out_path)?;
+            let mut w = BufWriter::new(out.file());
+            seg.decrypt_stream(&mut dev, len, &mut w, &mut |d| bar.set_position(d))
+                .context("cannot decrypt the payload")?;
+            w.flush()
+                .with_context(|| format!("cannot write {}", out_path.display()))?;
+            drop(w);
             bar.finish_and_clear();
-            if let Err(e) = written {
-                let _ = std::fs::remove_file(&partial);
-                return Err(e);
-            }
-            eprintln!("{len} bytes decrypted");
+            target::commit(out)?;
+            eprintln!("{} decrypted", output::plural(len, "byte", "bytes"));
             Ok(output::exit(output::SUCCESS))
         }
     }

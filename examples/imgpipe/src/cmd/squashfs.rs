@@ -1,19 +1,19 @@
 //! `imgpipe squashfs ...`: create, list and extract squashfs images (crates/squashfs).
 
 use std::io::Write as _;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use imgpipe_squashfs::raw::{InodeData, decode_dev};
+use anyhow::{Context, bail};
+use imgpipe_fstree::{Entry, FileType, FsRead, Listing, Metadata};
+use imgpipe_squashfs::raw::{InodeData, InodeKind, decode_dev};
 use imgpipe_squashfs::{
     Builder, Compression, Compressor, ExtractOptions, Limits, Reader, WriteOptions, bcj,
 };
-use serde::Serialize;
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
-use crate::{output, progress};
+use crate::flags::CreateCommon;
+use crate::{output, progress, target};
 
 /// Arguments of `imgpipe squashfs`.
 #[derive(Debug, clap::Args)]
@@ -27,65 +27,13 @@ enum Command {
     /// Describe the image (as `imgpipe inspect`, refusing other formats): text, or JSON.
     Info(InfoArgs),
     /// Write a squashfs image of a directory, byte-reproducibly.
-    Create {
-        /// The directory to pack.
-        dir: PathBuf,
-        /// The image to write.
-        #[arg(short, long)]
-        output: PathBuf,
-        /// Compressor.
-        #[arg(long, default_value = "gzip", value_parser = ["gzip", "xz", "lzo", "lz4", "zstd"])]
-        comp: String,
-        /// Compression level (gzip 1-9, xz 0-9, zstd 1-22; default as mksquashfs).
-        #[arg(long)]
-        level: Option<u32>,
-        /// xz: BCJ filters to try on each block, comma-separated (x86, powerpc, ia64, arm,
-        /// armthumb, sparc); the smallest result is kept, as mksquashfs -Xbcj.
-        #[arg(long, value_delimiter = ',')]
-        xz_bcj: Vec<String>,
-        /// lz4: high compression (LZ4HC), as mksquashfs -Xhc.
-        #[arg(long)]
-        lz4_hc: bool,
-        /// Compression threads (default: one per CPU).
-        #[arg(long)]
-        processors: Option<usize>,
-        /// Block size in bytes (4096..=1048576, a power of two).
-        #[arg(long, default_value_t = 131_072)]
-        block_size: u32,
-        /// Do not pack small files and tail ends into fragments.
-        #[arg(long)]
-        no_fragments: bool,
-        /// Pack only whole small files into fragments, not tail ends of larger files.
-        #[arg(long)]
-        no_tail_ends: bool,
-        /// Do not store identical files once.
-        #[arg(long)]
-        no_dedup: bool,
-        /// Do not store xattrs.
-        #[arg(long)]
-        no_xattrs: bool,
-        /// Do not write the NFS export table.
-        #[arg(long)]
-        no_exports: bool,
-        /// Make every file owned by root.
-        #[arg(long)]
-        all_root: bool,
-        /// Superblock time (default SOURCE_DATE_EPOCH, else 0).
-        #[arg(long)]
-        epoch: Option<u64>,
-        /// Lower every file time later than the epoch to the epoch.
-        #[arg(long)]
-        clamp_mtime: bool,
-        /// Print a JSON report.
-        #[arg(long)]
-        json: bool,
-    },
+    Create(Box<CreateArgs>),
     /// List every entry: type and mode, owner, size, mtime (UTC), path, link target.
     Ls {
         /// The image.
         image: PathBuf,
         /// Byte offset of the image inside the file.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = crate::size::parse_size)]
         offset: u64,
         /// Print JSON.
         #[arg(long)]
@@ -93,6 +41,61 @@ enum Command {
     },
     /// Extract the image below DEST (created if missing); nothing is written outside DEST.
     Extract(ExtractArgs),
+}
+
+/// Arguments of `squashfs create`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CreateArgs {
+    /// The directory to pack.
+    dir: PathBuf,
+    /// The image to write.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Compressor.
+    #[arg(long, default_value = "gzip", value_parser = ["gzip", "xz", "lzo", "lz4", "zstd"])]
+    comp: String,
+    /// Compression level (gzip 1-9, xz 0-9, zstd 1-22; default as mksquashfs).
+    #[arg(long)]
+    level: Option<u32>,
+    /// xz: BCJ filters to try on each block, comma-separated (x86, powerpc, ia64, arm,
+    /// armthumb, sparc); the smallest result is kept, as mksquashfs -Xbcj.
+    #[arg(long, value_delimiter = ',')]
+    xz_bcj: Vec<String>,
+    /// lz4: high compression (LZ4HC), as mksquashfs -Xhc.
+    #[arg(long)]
+    lz4_hc: bool,
+    /// Compression threads (default: one per CPU).
+    #[arg(long)]
+    processors: Option<usize>,
+    /// Block size: a power of two from 4K to 1M (bytes, or with K/M, as mksquashfs -b 128K).
+    #[arg(long, default_value = "128K", value_parser = crate::size::parse_size_u32)]
+    block_size: u32,
+    /// Do not pack small files and tail ends into fragments.
+    #[arg(long)]
+    no_fragments: bool,
+    /// Pack only whole small files into fragments, not tail ends of larger files.
+    #[arg(long)]
+    no_tail_ends: bool,
+    /// Do not store identical files once.
+    #[arg(long)]
+    no_dedup: bool,
+    /// Do not store xattrs.
+    #[arg(long)]
+    no_xattrs: bool,
+    /// Do not write the NFS export table.
+    #[arg(long)]
+    no_exports: bool,
+    /// Record the owners of the host files (the default).
+    #[arg(long, overrides_with = "no_owners")]
+    owners: bool,
+    /// Record every file as owned by root (as mksquashfs -all-root).
+    #[arg(long, alias = "all-root", overrides_with = "owners")]
+    no_owners: bool,
+    #[command(flatten)]
+    common: CreateCommon,
+    /// Print a JSON report.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `squashfs extract` and `erofs extract`.
@@ -103,11 +106,10 @@ pub(crate) struct ExtractArgs {
     /// The destination directory.
     pub(crate) dest: PathBuf,
     /// Byte offset of the image inside the file.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::size::parse_size)]
     pub(crate) offset: u64,
-    /// Do not restore owners (default: restored when running as root).
-    #[arg(long)]
-    no_owners: bool,
+    #[command(flatten)]
+    owners: crate::flags::Owners,
     /// Do not restore xattrs (default: restored when running as root).
     #[arg(long)]
     no_xattrs: bool,
@@ -122,9 +124,9 @@ pub(crate) struct ExtractArgs {
 impl ExtractArgs {
     /// Owners and xattrs are restored when running as root unless refused.
     pub(crate) fn options(&self) -> ExtractOptions {
-        let root = running_as_root();
+        let root = crate::flags::running_as_root();
         let mut opts = ExtractOptions::default();
-        opts.owners = root && !self.no_owners;
+        opts.owners = self.owners.get();
         opts.xattrs = root && !self.no_xattrs;
         opts.refuse_link_escapes = self.refuse_link_escapes;
         opts
@@ -136,92 +138,18 @@ impl ExtractArgs {
             return output::print_json(rep);
         }
         println!(
-            "{}: {} directories, {} files, {} hard links, {} symlinks, {} special files ({} skipped), {} bytes",
+            "{}: {}, {}, {}, {}, {} ({} skipped), {}",
             self.dest.display(),
-            rep.dirs,
-            rep.files,
-            rep.hard_links,
-            rep.symlinks,
-            rep.special,
+            output::plural(rep.dirs, "directory", "directories"),
+            output::plural(rep.files, "file", "files"),
+            output::plural(rep.hard_links, "hard link", "hard links"),
+            output::plural(rep.symlinks, "symlink", "symlinks"),
+            output::plural(rep.special, "special file", "special files"),
             rep.skipped,
-            rep.bytes
+            output::plural(rep.bytes, "byte", "bytes")
         );
         Ok(())
     }
-}
-
-/// One line of `ls`.
-#[derive(Debug, Serialize)]
-pub(crate) struct LsEntry {
-    pub(crate) path: String,
-    #[serde(rename = "type")]
-    pub(crate) kind: &'static str,
-    pub(crate) mode: String,
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
-    pub(crate) size: u64,
-    pub(crate) mtime: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) link_target: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) device: Option<(u32, u32)>,
-    pub(crate) inode: u32,
-    pub(crate) nlink: u32,
-}
-
-pub(crate) fn kind_name(k: imgpipe_squashfs::raw::InodeKind) -> &'static str {
-    use imgpipe_squashfs::raw::InodeKind as K;
-    match k {
-        K::Dir => "dir",
-        K::File => "file",
-        K::Symlink => "symlink",
-        K::BlockDev => "block-device",
-        K::CharDev => "char-device",
-        K::Fifo => "fifo",
-        K::Socket => "socket",
-    }
-}
-
-pub(crate) fn perms(letter: char, mode: u16) -> String {
-    let m = u32::from(mode);
-    let mut s = String::from(letter);
-    for (shift, special, lower, upper) in [
-        (6, 0o4000, 's', 'S'),
-        (3, 0o2000, 's', 'S'),
-        (0, 0o1000, 't', 'T'),
-    ] {
-        let bits = (m >> shift) & 7;
-        s.push(if bits & 4 != 0 { 'r' } else { '-' });
-        s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        s.push(match (m & special != 0, bits & 1 != 0) {
-            (true, true) => lower,
-            (true, false) => upper,
-            (false, true) => 'x',
-            (false, false) => '-',
-        });
-    }
-    s
-}
-
-/// `YYYY-MM-DD HH:MM:SS` in UTC.
-pub(crate) fn utc(secs: u32) -> String {
-    let secs = i64::from(secs);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 fn open(image: &PathBuf, offset: u64) -> anyhow::Result<Reader> {
@@ -230,40 +158,166 @@ fn open(image: &PathBuf, offset: u64) -> anyhow::Result<Reader> {
         .with_context(|| format!("reading {}", image.display()))
 }
 
-pub(crate) fn running_as_root() -> bool {
-    // /proc/self belongs to the effective uid; avoids unsafe libc calls in the binary.
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-/// Prints a listing as `ls -l`-like lines, or as JSON.
-pub(crate) fn print_listing(list: &[LsEntry], json: bool) -> anyhow::Result<()> {
+/// Prints a listing as `ls -l`-like lines (UTC dates), or as the JSON document
+/// `{"schema": 1, "format": ..., "entries": [...]}`: the same shape for every format.
+pub(crate) fn print_listing(listing: &Listing, json: bool) -> anyhow::Result<()> {
     if json {
-        return output::print_json(&list);
+        return output::print_json(listing);
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for e in list {
-        let size = match e.device {
-            Some((ma, mi)) => format!("{ma},{mi}"),
-            None => e.size.to_string(),
-        };
-        let link = e
-            .link_target
-            .as_ref()
-            .map(|t| format!(" -> {t}"))
-            .unwrap_or_default();
-        writeln!(
-            out,
-            "{} {:>5}/{:<5} {:>10} {} {}{link}",
-            e.mode,
-            e.uid,
-            e.gid,
-            size,
-            utc(e.mtime),
-            e.path
-        )?;
+    for e in &listing.entries {
+        writeln!(out, "{}", e.text_line())?;
     }
     out.flush()?;
     Ok(())
+}
+
+/// The flag behind a writer option the squashfs crate names.
+fn flag_error(e: imgpipe_squashfs::Error) -> anyhow::Error {
+    if let imgpipe_squashfs::Error::InvalidOption { option, reason } = &e {
+        let flag = match *option {
+            "block_size" => "--block-size",
+            "level" => "--level",
+            "xz_bcj" => "--xz-bcj",
+            "lz4_hc" => "--lz4-hc",
+            _ => return e.into(),
+        };
+        return anyhow::anyhow!("{flag}: {reason}");
+    }
+    e.into()
+}
+
+fn create(a: CreateArgs) -> anyhow::Result<()> {
+    let out = &a.output;
+    target::check_output("-o/--output", out)?;
+    if !a.dir.is_dir() {
+        bail!("{}: not a directory", a.dir.display());
+    }
+    let epoch = a.common.epoch()?;
+    let epoch = u32::try_from(epoch).context("--epoch: squashfs times end in 2106")?;
+    let compressor = Compressor::from_name(&a.comp).context("--comp: unknown compressor")?;
+    let mut opts = WriteOptions::new(epoch);
+    opts.compression = Compression::with_level(compressor, a.level);
+    for name in &a.xz_bcj {
+        let (_, bit) = bcj::ALL
+            .iter()
+            .find(|(n, _)| n == name)
+            .with_context(|| format!("--xz-bcj: unknown BCJ filter {name:?}"))?;
+        opts.compression.xz_bcj |= bit;
+    }
+    opts.compression.lz4_hc = a.lz4_hc;
+    opts.block_size = a.block_size;
+    opts.fragments = !a.no_fragments;
+    opts.tail_ends = !a.no_tail_ends;
+    opts.dedup = !a.no_dedup;
+    opts.xattrs = !a.no_xattrs;
+    opts.exportable = !a.no_exports;
+    opts.all_root = a.no_owners;
+    opts.clamp_mtime = a.common.clamp_mtime.then_some(epoch);
+    let mut b = Builder::new(opts).map_err(flag_error)?;
+    target::refuse_recognised(out, a.common.force)?;
+    let pool = a
+        .processors
+        .map(|n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n.max(1))
+                .build()
+                .context("--processors: starting compression threads")
+        })
+        .transpose()?;
+    // An output inside the tree is not packed (nor an older copy of it, nor our temporary).
+    b.exclude_host_path(out)?;
+    b.exclude_host_path(&imgpipe_repro::temp_path(out)?)?;
+    b.add_tree(&a.dir)
+        .with_context(|| format!("scanning {}", a.dir.display()))?;
+    let bar = progress::bytes(0, "compressing");
+    let bar2 = bar.clone();
+    b.on_progress(move |p| {
+        bar2.set_length(p.total);
+        bar2.set_position(p.done);
+    });
+    let file = target::create(out)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file.file());
+    let rep = match &pool {
+        Some(pool) => pool.install(|| b.build(&mut w)),
+        None => b.build(&mut w),
+    };
+    bar.finish_and_clear();
+    let rep = rep
+        .map_err(anyhow::Error::from)
+        .and_then(|r| w.flush().map(|()| r).map_err(anyhow::Error::from))
+        .with_context(|| format!("writing {}", out.display()))?;
+    drop(w);
+    target::commit(file)?;
+    if a.json {
+        output::print_json(&rep)?;
+    } else {
+        println!(
+            "{}: {}, {} ({} duplicates), {}, {} of content in {}",
+            out.display(),
+            output::plural(u64::from(rep.inodes), "inode", "inodes"),
+            output::plural(rep.files, "file", "files"),
+            rep.duplicates,
+            output::plural(
+                u64::from(rep.fragments),
+                "fragment block",
+                "fragment blocks"
+            ),
+            output::plural(rep.content_bytes, "byte", "bytes"),
+            output::plural(rep.image_size, "byte", "bytes")
+        );
+    }
+    Ok(())
+}
+
+/// The listing of any image through its reader's [`FsRead`] walk.
+pub(crate) fn list<R: FsRead>(format: &'static str, r: &R) -> anyhow::Result<Listing> {
+    let walked = r.walk()?;
+    Ok(Listing::new(format, walked.iter().map(|(e, _)| e)))
+}
+
+/// The shared file type of a squashfs/EROFS inode kind.
+pub(crate) fn file_type(k: InodeKind) -> FileType {
+    match k {
+        InodeKind::Dir => FileType::Dir,
+        InodeKind::File => FileType::File,
+        InodeKind::Symlink => FileType::Symlink,
+        InodeKind::BlockDev => FileType::Block,
+        InodeKind::CharDev => FileType::Char,
+        InodeKind::Fifo => FileType::Fifo,
+        InodeKind::Socket => FileType::Socket,
+    }
+}
+
+/// The walk of a squashfs image as shared entries (until the squashfs reader implements
+/// [`FsRead`]).
+fn squashfs_entries(r: &Reader) -> anyhow::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for w in r.walk()? {
+        let i = &w.inode;
+        let (uid, gid) = r.owner(i)?;
+        let mut meta = Metadata::new(u32::from(i.mode), i64::from(i.mtime));
+        meta.uid = uid;
+        meta.gid = gid;
+        meta.xattrs = r.xattrs(i)?;
+        meta.xattrs.sort();
+        let file_type = file_type(i.kind);
+        let mut e = Entry::new(w.path, file_type, meta);
+        match &i.data {
+            InodeData::File(f) => e.size = f.file_size,
+            InodeData::Symlink(t) => {
+                e.size = t.len() as u64;
+                e.target = Some(t.clone());
+            }
+            InodeData::Device(d) => e.rdev = Some(decode_dev(*d)),
+            InodeData::Dir(_) | InodeData::Ipc => {}
+        }
+        if i.nlink > 1 && file_type != FileType::Dir {
+            e.link = Some(u64::from(i.inode_number));
+        }
+        out.push(e);
+    }
+    Ok(out)
 }
 
 /// Runs `imgpipe squashfs`.
@@ -272,137 +326,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Info(a) => {
             return info(a, Format::Squashfs);
         }
-        Command::Create {
-            dir,
-            output: out,
-            comp,
-            level,
-            xz_bcj,
-            lz4_hc,
-            processors,
-            block_size,
-            no_fragments,
-            no_tail_ends,
-            no_dedup,
-            no_xattrs,
-            no_exports,
-            all_root,
-            epoch,
-            clamp_mtime,
-            json,
-        } => {
-            let epoch = output::epoch(epoch)?.0;
-            let epoch =
-                u32::try_from(epoch).context("squashfs times end in 2106: epoch too large")?;
-            let compressor = Compressor::from_name(&comp).context("unknown compressor")?;
-            let mut opts = WriteOptions::new(epoch);
-            opts.compression = Compression::with_level(compressor, level);
-            for name in &xz_bcj {
-                let (_, bit) = bcj::ALL
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .with_context(|| format!("unknown BCJ filter {name:?}"))?;
-                opts.compression.xz_bcj |= bit;
-            }
-            opts.compression.lz4_hc = lz4_hc;
-            opts.block_size = block_size;
-            opts.fragments = !no_fragments;
-            opts.tail_ends = !no_tail_ends;
-            opts.dedup = !no_dedup;
-            opts.xattrs = !no_xattrs;
-            opts.exportable = !no_exports;
-            opts.all_root = all_root;
-            opts.clamp_mtime = clamp_mtime.then_some(epoch);
-            let mut b = Builder::new(opts)?;
-            let tmp = out.with_extension("partial");
-            // An output inside the tree is not packed (nor an older copy of it).
-            b.exclude_host_path(&out)?;
-            b.exclude_host_path(&tmp)?;
-            b.add_tree(&dir)
-                .with_context(|| format!("scanning {}", dir.display()))?;
-            let bar = progress::bytes(0, "compressing");
-            let bar2 = bar.clone();
-            b.on_progress(move |p| {
-                bar2.set_length(p.total);
-                bar2.set_position(p.done);
-            });
-            let mut f = std::io::BufWriter::with_capacity(
-                1 << 20,
-                std::fs::File::create(&tmp)
-                    .with_context(|| format!("creating {}", tmp.display()))?,
-            );
-            let rep = match processors {
-                Some(n) => rayon::ThreadPoolBuilder::new()
-                    .num_threads(n.max(1))
-                    .build()
-                    .context("starting compression threads")?
-                    .install(|| b.build(&mut f)),
-                None => b.build(&mut f),
-            };
-            bar.finish_and_clear();
-            let rep = rep
-                .map_err(anyhow::Error::from)
-                .and_then(|r| f.flush().map(|()| r).map_err(anyhow::Error::from));
-            drop(f);
-            let rep = match rep {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(e).with_context(|| format!("writing {}", out.display()));
-                }
-            };
-            std::fs::rename(&tmp, &out)
-                .with_context(|| format!("renaming to {}", out.display()))?;
-            if json {
-                output::print_json(&rep)?;
-            } else {
-                println!(
-                    "{}: {} inodes, {} files ({} duplicates), {} fragment blocks, {} bytes of content in {} bytes",
-                    out.display(),
-                    rep.inodes,
-                    rep.files,
-                    rep.duplicates,
-                    rep.fragments,
-                    rep.content_bytes,
-                    rep.image_size
-                );
-            }
-        }
+        Command::Create(a) => create(*a)?,
         Command::Ls {
             image,
             offset,
             json,
         } => {
             let r = open(&image, offset)?;
-            let mut list = Vec::new();
-            for e in r.walk()? {
-                let (uid, gid) = r.owner(&e.inode)?;
-                let (size, link_target, device) = match &e.inode.data {
-                    InodeData::Dir(d) => (u64::from(d.file_size), None, None),
-                    InodeData::File(f) => (f.file_size, None, None),
-                    InodeData::Symlink(t) => (
-                        t.len() as u64,
-                        Some(String::from_utf8_lossy(t).into_owned()),
-                        None,
-                    ),
-                    InodeData::Device(d) => (0, None, Some(decode_dev(*d))),
-                    InodeData::Ipc => (0, None, None),
-                };
-                list.push(LsEntry {
-                    path: format!("/{}", String::from_utf8_lossy(&e.path)),
-                    kind: kind_name(e.inode.kind),
-                    mode: perms(e.inode.kind.letter(), e.inode.mode),
-                    uid,
-                    gid,
-                    size,
-                    mtime: e.inode.mtime,
-                    link_target,
-                    device,
-                    inode: e.inode.inode_number,
-                    nlink: e.inode.nlink,
-                });
-            }
-            print_listing(&list, json)?;
+            let entries =
+                squashfs_entries(&r).with_context(|| format!("cannot list {}", image.display()))?;
+            let listing = Listing::new("squashfs", &entries);
+            print_listing(&listing, json)?;
         }
         Command::Extract(x) => {
             let r = open(&x.image, x.offset)?;
@@ -413,14 +347,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(output::exit(output::SUCCESS))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
-        assert_eq!(super::utc(1_700_000_000), "2023-11-14 22:13:20");
-        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00");
-    }
 }

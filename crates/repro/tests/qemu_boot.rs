@@ -1,4 +1,4 @@
-//! It boots: a hybrid image around GRUB from Debian (grub-pc-bin, grub-efi-amd64-bin) boots in
+//! It boots: a hybrid image (isofs for the volume and El Torito, gptpart for the GPT) around GRUB from Debian (grub-pc-bin, grub-efi-amd64-bin) boots in
 //! QEMU four ways (BIOS as CD, UEFI as CD, BIOS as USB stick, UEFI as USB stick) and GRUB,
 //! from an embedded config, finds our ISO9660 file system and prints a marker file from it
 //! on the serial console.
@@ -181,7 +181,9 @@ fn grub_hybrid_boots_bios_and_uefi_from_cd_and_usb() {
         .unwrap();
         let path = d.join(if gpt { "gpt.iso" } else { "mbr.iso" });
         let f = std::fs::File::create(&path).unwrap();
-        b.build(std::io::BufWriter::new(f)).unwrap();
+        // With a GPT, gptpart writes it (imgpipe_repro::iso::build_hybrid).
+        let seed = imgpipe_repro::Seed::from_material(b"qemu boot");
+        imgpipe_repro::iso::build_hybrid(b, seed, std::io::BufWriter::new(f)).unwrap();
         path
     };
     let (mbr_iso, gpt_iso) = (image(false), image(true));

@@ -1,0 +1,165 @@
+//! `Builder::add_fstree`: every kind of content is carried, and what ISO9660 cannot hold is
+//! refused with an error naming the entry (or clamped when asked).
+
+use std::io::{Cursor, Write};
+use std::sync::Arc;
+
+use imgpipe_fstree::{Content, Entry, FileType, Metadata, ReadAt, Tree};
+use imgpipe_isofs::{Builder, EntryKind, Error, Options, Reader};
+
+fn build(tree: &Tree, opts: Options) -> Result<Vec<u8>, Error> {
+    let mut b = Builder::new(opts);
+    b.add_fstree(tree)?;
+    let mut out = Vec::new();
+    b.build(&mut out)?;
+    Ok(out)
+}
+
+fn file(path: impl Into<Vec<u8>>, meta: Metadata, body: &[u8]) -> (Entry, Content) {
+    let mut e = Entry::new(path, FileType::File, meta);
+    e.size = body.len() as u64;
+    (e, Content::Bytes(Arc::from(body)))
+}
+
+fn one(entry: Entry, content: Content) -> Tree {
+    let mut t = Tree::new(Metadata::new(0o755, 1_700_000_000));
+    t.insert(entry, content).unwrap();
+    t
+}
+
+fn refused(tree: &Tree, opts: Options, path: &str, words: &str) {
+    match build(tree, opts) {
+        Err(e @ Error::InvalidInput { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(path) && msg.contains(words), "{msg}");
+        }
+        other => panic!(
+            "{path}: expected a refusal, got {:?}",
+            other.map(|v| v.len())
+        ),
+    }
+}
+
+#[test]
+fn carries_every_kind_of_content_and_entry() {
+    let m = |mode| {
+        let mut m = Metadata::new(mode, 1_600_000_000);
+        m.uid = 1000;
+        m.gid = 100;
+        m
+    };
+    let mut t = Tree::new(m(0o750));
+    t.insert(Entry::new("d", FileType::Dir, m(0o755)), Content::None)
+        .unwrap();
+    let (e, c) = file("d/bytes", m(0o644), b"in memory");
+    t.insert(e, c).unwrap();
+    let host = imgpipe_testsupport::tempdir();
+    std::fs::write(host.path().join("h"), b"from the host").unwrap();
+    let mut e = Entry::new("d/host", FileType::File, m(0o600));
+    e.size = 13;
+    t.insert(e, Content::Host(host.path().join("h"))).unwrap();
+    let backing: Arc<dyn ReadAt> = Arc::new(imgpipe_fstree::Bytes(b"..a range..".to_vec()));
+    let mut e = Entry::new("d/range", FileType::File, m(0o644));
+    e.size = 7;
+    let range = Content::Range {
+        source: backing,
+        offset: 2,
+        len: 7,
+    };
+    t.insert(e, range).unwrap();
+    let mut e = Entry::new("d/stream", FileType::File, m(0o644));
+    e.size = 6;
+    let stream = Content::Stream(Arc::new(|w: &mut dyn Write| {
+        w.write_all(b"stream")?;
+        Ok(6)
+    }));
+    t.insert(e, stream).unwrap();
+    let mut l = Entry::new("d/link", FileType::Symlink, m(0o777));
+    l.target = Some(b"bytes".to_vec());
+    t.insert(l, Content::None).unwrap();
+    let mut dev = Entry::new("null", FileType::Char, m(0o666));
+    dev.rdev = Some((1, 3));
+    t.insert(dev, Content::None).unwrap();
+    for p in ["a1", "a2"] {
+        let (mut e, c) = file(p, m(0o644), b"shared");
+        e.link = Some(1);
+        t.insert(e, c).unwrap();
+    }
+    let img = build(&t, Options::new("TREE", 1_700_000_000)).unwrap();
+    let mut r = Reader::open(Cursor::new(img)).unwrap();
+    for (p, want) in [
+        ("d/bytes", &b"in memory"[..]),
+        ("d/host", b"from the host"),
+        ("d/range", b"a range"),
+        ("d/stream", b"stream"),
+        ("a2", b"shared"),
+    ] {
+        let e = r.lookup(p).unwrap();
+        assert_eq!(r.read_to_vec(&e, 1 << 20).unwrap(), want, "{p}");
+    }
+    let h = r.lookup("d/host").unwrap();
+    assert_eq!((h.mode & 0o7777, h.uid, h.gid), (0o600, 1000, 100));
+    assert_eq!(h.mtime, Some(1_600_000_000));
+    assert_eq!(r.lookup("d/link").unwrap().kind, EntryKind::Symlink);
+    let (a1, a2) = (r.lookup("a1").unwrap(), r.lookup("a2").unwrap());
+    assert_eq!(a2.nlink, 2);
+    assert_eq!(a1.ino, a2.ino);
+}
+
+#[test]
+fn refuses_names_that_are_not_utf8_or_too_long() {
+    let (e, c) = file(&b"caf\xe9"[..], Metadata::new(0o644, 0), b"");
+    refused(&one(e, c), Options::new("T", 0), "caf", "UTF-8");
+    let long = "n".repeat(256);
+    let (e, c) = file(long.clone(), Metadata::new(0o644, 0), b"");
+    refused(&one(e, c), Options::new("T", 0), &long, "255");
+}
+
+#[test]
+fn refuses_mode_bits_beyond_0o7777() {
+    let (mut e, c) = file("x", Metadata::new(0o644, 0), b"");
+    e.meta.mode = 0o100_644;
+    refused(&one(e, c), Options::new("T", 0), "x", "mode");
+}
+
+#[test]
+fn refuses_dates_outside_1900_to_2155_unless_clamping() {
+    let before_1900 = -2_300_000_000;
+    let after_2155 = 6_000_000_000;
+    // The nearest dates a recording date holds: 1900-01-01 and 2155-12-31T23:59:59.
+    for (t, stored) in [(before_1900, -2_208_988_800), (after_2155, 5_869_583_999)] {
+        let (e, c) = file("when", Metadata::new(0o644, t), b"x");
+        let tree = one(e, c);
+        refused(&tree, Options::new("T", 0), "when", "1900");
+        let mut o = Options::new("T", 0);
+        o.clamp_times = true;
+        let img = build(&tree, o).unwrap();
+        let mut r = Reader::open(Cursor::new(img)).unwrap();
+        assert_eq!(r.lookup("when").unwrap().mtime, Some(stored));
+    }
+    // A time that clamp_mtime lowers to the epoch anyway is fine.
+    let (e, c) = file("future", Metadata::new(0o644, after_2155), b"x");
+    let mut o = Options::new("T", 1_700_000_000);
+    o.clamp_mtime = true;
+    let img = build(&one(e, c), o).unwrap();
+    let mut r = Reader::open(Cursor::new(img)).unwrap();
+    assert_eq!(r.lookup("future").unwrap().mtime, Some(1_700_000_000));
+}
+
+#[test]
+fn refuses_incomplete_entries() {
+    let d = Entry::new("no-numbers", FileType::Block, Metadata::new(0o600, 0));
+    refused(
+        &one(d, Content::None),
+        Options::new("T", 0),
+        "no-numbers",
+        "device",
+    );
+    let l = Entry::new("no-target", FileType::Symlink, Metadata::new(0o777, 0));
+    refused(
+        &one(l, Content::None),
+        Options::new("T", 0),
+        "no-target",
+        "target",
+    );
+}

@@ -1,0 +1,281 @@
+//! One atomic output writer for every command that writes an image.
+//!
+//! [`AtomicFile::create`] opens a temporary file beside `OUT`, named after the *whole* output
+//! name (`x.sqfs` is written through `.x.sqfs.imgpipe-tmp`, so `x.sqfs` and `x.img` never share
+//! one); [`AtomicFile::commit`] flushes it to disk, renames it over `OUT` and syncs the
+//! directory. Until then `OUT` is untouched; dropping an uncommitted [`AtomicFile`] (an error,
+//! a full disk) removes the temporary file.
+//!
+//! # Signals and crashes
+//! A process that is told to stop (SIGINT, SIGTERM) calls [`discard_pending_outputs`] from its
+//! handler: it removes every temporary file that is still open and refuses later commits, so
+//! nothing is left beside `OUT` and `OUT` is not replaced. After SIGKILL nothing can run: the
+//! temporary file stays, and the next [`AtomicFile::create`] of the same `OUT` removes it.
+//!
+//! # Process-global state
+//! The one global of this crate is the registry of pending temporary files that
+//! [`discard_pending_outputs`] empties: a mutex-guarded list of paths, filled by
+//! [`AtomicFile::create`] and emptied by [`AtomicFile::commit`] and by dropping.
+
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+
+/// What the temporary file's name adds to the output name (after a leading dot).
+pub const TEMP_SUFFIX: &str = ".imgpipe-tmp";
+
+/// Pending temporary files, and whether [`discard_pending_outputs`] has run.
+#[derive(Debug, Default)]
+struct Registry {
+    pending: Vec<PathBuf>,
+    discarded: bool,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    pending: Vec::new(),
+    discarded: false,
+});
+
+fn registry() -> MutexGuard<'static, Registry> {
+    // A panic while holding the lock leaves a consistent list: keep using it.
+    REGISTRY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes every pending temporary file and makes later [`AtomicFile::create`] and
+/// [`AtomicFile::commit`] calls fail with [`Error::Discarded`].
+///
+/// Meant for a signal handler (run on an ordinary thread, as `signal-hook`'s iterator does)
+/// just before the process exits. Returns the paths it removed.
+pub fn discard_pending_outputs() -> Vec<PathBuf> {
+    let mut reg = registry();
+    reg.discarded = true;
+    let pending = std::mem::take(&mut reg.pending);
+    for p in &pending {
+        let _ = std::fs::remove_file(p);
+    }
+    pending
+}
+
+/// The temporary file that [`AtomicFile`] writes before it becomes `out`: `.NAME.imgpipe-tmp`
+/// in the same directory, NAME being the whole file name of `out`.
+pub fn temp_path(out: &Path) -> Result<PathBuf> {
+    let name = out.file_name().ok_or_else(|| Error::OutputPath {
+        path: out.to_path_buf(),
+        reason: "has no file name",
+    })?;
+    let mut tmp = OsString::from(".");
+    tmp.push(name);
+    tmp.push(TEMP_SUFFIX);
+    if tmp.len() > 255 {
+        return Err(Error::OutputPath {
+            path: out.to_path_buf(),
+            reason: "file name too long for a temporary file beside it",
+        });
+    }
+    Ok(out.with_file_name(tmp))
+}
+
+/// Checks, before any work, that `out` can be written: it is not a directory and its
+/// directory exists.
+pub fn check_output(out: &Path) -> Result<()> {
+    if out.as_os_str().is_empty() {
+        return Err(Error::OutputPath {
+            path: out.to_path_buf(),
+            reason: "is empty",
+        });
+    }
+    if out.is_dir() {
+        return Err(Error::OutputPath {
+            path: out.to_path_buf(),
+            reason: "is a directory",
+        });
+    }
+    let dir = parent(out);
+    if !dir.is_dir() {
+        return Err(Error::OutputPath {
+            path: out.to_path_buf(),
+            reason: "is in a directory that does not exist",
+        });
+    }
+    temp_path(out).map(drop)
+}
+
+fn parent(out: &Path) -> &Path {
+    match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// A file written beside its destination and renamed over it on [`commit`](Self::commit).
+///
+/// ```
+/// use std::io::Write;
+/// let dir = tempfile::tempdir()?;
+/// let out = dir.path().join("x.img");
+/// let f = imgpipe_repro::AtomicFile::create(&out)?;
+/// f.file().write_all(b"image")?;
+/// assert!(!out.exists());
+/// f.commit()?;
+/// assert_eq!(std::fs::read(&out)?, b"image");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct AtomicFile {
+    out: PathBuf,
+    tmp: PathBuf,
+    file: File,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file for `out` (readable and writable), after removing one that
+    /// a killed earlier run left.
+    pub fn create(out: &Path) -> Result<Self> {
+        check_output(out)?;
+        let tmp = temp_path(out)?;
+        let mut reg = registry();
+        if reg.discarded {
+            return Err(Error::Discarded);
+        }
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    what: "removing a leftover temporary output file",
+                    source,
+                });
+            }
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|source| Error::Io {
+                what: "creating the temporary output file",
+                source,
+            })?;
+        reg.pending.push(tmp.clone());
+        Ok(Self {
+            out: out.to_path_buf(),
+            tmp,
+            file,
+        })
+    }
+
+    /// The open temporary file (`&File` implements `Read`, `Write` and `Seek`).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The destination.
+    pub fn path(&self) -> &Path {
+        &self.out
+    }
+
+    /// The temporary file being written.
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Syncs the file, renames it to the destination and syncs the directory.
+    pub fn commit(self) -> Result<()> {
+        // On any error below, dropping `self` removes the temporary file.
+        self.file.sync_all().map_err(|source| Error::Io {
+            what: "syncing the output file",
+            source,
+        })?;
+        {
+            let mut reg = registry();
+            if reg.discarded {
+                return Err(Error::Discarded);
+            }
+            std::fs::rename(&self.tmp, &self.out).map_err(|source| Error::Io {
+                what: "renaming the temporary output file",
+                source,
+            })?;
+            reg.pending.retain(|p| p != &self.tmp);
+        }
+        let dir = File::open(parent(&self.out)).map_err(|source| Error::Io {
+            what: "opening the output directory",
+            source,
+        })?;
+        dir.sync_all().map_err(|source| Error::Io {
+            what: "syncing the output directory",
+            source,
+        })
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        let mut reg = registry();
+        if let Some(pos) = reg.pending.iter().position(|p| p == &self.tmp) {
+            reg.pending.swap_remove(pos);
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn temp_name_keeps_the_whole_output_name() {
+        let a = temp_path(Path::new("/d/x.sqfs")).unwrap();
+        let b = temp_path(Path::new("/d/x.img")).unwrap();
+        assert_eq!(a, Path::new("/d/.x.sqfs.imgpipe-tmp"));
+        assert_ne!(a, b);
+        assert_eq!(
+            temp_path(Path::new("x")).unwrap(),
+            Path::new(".x.imgpipe-tmp")
+        );
+    }
+
+    #[test]
+    fn drop_without_commit_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("x.img");
+        std::fs::write(&out, b"old").unwrap();
+        {
+            let f = AtomicFile::create(&out).unwrap();
+            f.file().write_all(b"new").unwrap();
+            assert!(f.temp_path().exists());
+        }
+        assert_eq!(std::fs::read(&out).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn commit_replaces_and_leftover_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("x.img");
+        let tmp = temp_path(&out).unwrap();
+        std::fs::write(&tmp, b"left by a killed run").unwrap();
+        let f = AtomicFile::create(&out).unwrap();
+        f.file().write_all(b"new").unwrap();
+        f.commit().unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"new");
+        assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn directories_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            check_output(dir.path()),
+            Err(Error::OutputPath { .. })
+        ));
+        assert!(check_output(&dir.path().join("missing/x.img")).is_err());
+        assert!(check_output(&dir.path().join("x.img")).is_ok());
+    }
+}

@@ -1,0 +1,53 @@
+//! Flags shared by several command groups, so one idea has one name everywhere.
+
+/// `--epoch`, `--clamp-mtime` and `--seed`: every `create` takes them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CreateCommon {
+    /// Build time in Unix seconds: every timestamp the format stores for the build
+    /// (default: SOURCE_DATE_EPOCH, else 0).
+    #[arg(long)]
+    pub epoch: Option<u64>,
+    /// Lower every file time later than the epoch to the epoch.
+    #[arg(long)]
+    pub clamp_mtime: bool,
+    /// Seed every identifier (GUIDs, UUIDs, serial numbers) derives from; formats without
+    /// identifiers accept and ignore it. Default: derived from the arguments.
+    #[arg(long)]
+    pub seed: Option<String>,
+    /// Replace OUT even when it holds a recognised filesystem or partition table.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl CreateCommon {
+    /// The epoch: `--epoch`, else SOURCE_DATE_EPOCH, else 0.
+    pub fn epoch(&self) -> anyhow::Result<u64> {
+        Ok(crate::output::epoch(self.epoch)?.0)
+    }
+}
+
+/// `--owners`/`--no-owners` for extraction: one default everywhere (restored when running
+/// as root, as tar does).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Owners {
+    /// Restore owners (the default when running as root).
+    #[arg(long, overrides_with = "no_owners")]
+    pub owners: bool,
+    /// Do not restore owners.
+    #[arg(long, overrides_with = "owners")]
+    pub no_owners: bool,
+}
+
+impl Owners {
+    /// Whether to restore owners: `--owners`, else not `--no-owners` and running as root.
+    pub fn get(self) -> bool {
+        self.owners || (!self.no_owners && running_as_root())
+    }
+}
+
+/// Whether the effective user is root.
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the effective uid; avoids unsafe libc calls in the binary.
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}

@@ -1,0 +1,94 @@
+//! Where images are written: checks made before any work, the refusal to overwrite a
+//! recognised image without `--force`, the atomic writer, and the signal handler that makes
+//! SIGINT and SIGTERM leave nothing behind.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use imgpipe_repro::AtomicFile;
+
+/// Installs the SIGINT/SIGTERM handler: it removes every pending temporary output
+/// ([`imgpipe_repro::discard_pending_outputs`]) and exits 130 or 143, as shells report a
+/// process that the signal killed.
+pub fn install_signal_handler() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                imgpipe_repro::discard_pending_outputs();
+                std::process::exit(128 + sig);
+            }
+        });
+}
+
+/// Checks an output path given by `flag` before any work: not a directory, in a directory
+/// that exists.
+pub fn check_output(flag: &str, out: &Path) -> anyhow::Result<()> {
+    imgpipe_repro::check_output(out).with_context(|| flag.to_string())
+}
+
+/// Checks `out` (given by `flag`) and refuses to replace an existing file that holds a
+/// recognised filesystem or partition table unless `force`.
+pub fn check_replace(flag: &str, out: &Path, force: bool) -> anyhow::Result<()> {
+    check_output(flag, out)?;
+    refuse_recognised(out, force)
+}
+
+/// Refuses, unless `force`, when `path` exists and holds a recognised image; says which.
+pub fn refuse_recognised(path: &Path, force: bool) -> anyhow::Result<()> {
+    if force {
+        return Ok(());
+    }
+    if let Some(what) = recognise(path)? {
+        bail!(
+            "{} already holds {what}: use --force to overwrite it",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// What `path` holds when it is an image `imgpipe inspect` recognises (a kickstart file does
+/// not count); `None` when it does not exist or holds anything else.
+fn recognise(path: &Path) -> anyhow::Result<Option<&'static str>> {
+    use imgpipe_repro::Format;
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+    };
+    let mut head = Vec::new();
+    (&mut f)
+        .take(imgpipe_repro::HEAD_LEN)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(match imgpipe_repro::detect(&head) {
+        Some(Format::Luks2) => Some("a LUKS2 volume"),
+        Some(Format::Squashfs) => Some("a squashfs image"),
+        Some(Format::Erofs) => Some("an EROFS image"),
+        Some(Format::Iso9660) => Some("an ISO9660 image"),
+        Some(Format::Gpt) => Some("a GPT partition table"),
+        Some(Format::Fat) => Some("a FAT file system"),
+        Some(Format::Mbr) => Some("an MBR partition table"),
+        // Kickstart files are text, not images; formats added later count as images.
+        Some(Format::Kickstart) | None => None,
+        Some(_) => Some("a recognised image"),
+    })
+}
+
+/// Opens the atomic writer for `out`; the caller writes, then calls [`AtomicFile::commit`].
+pub fn create(out: &Path) -> anyhow::Result<AtomicFile> {
+    AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))
+}
+
+/// Commits `f`, naming its destination in the error.
+pub fn commit(f: AtomicFile) -> anyhow::Result<()> {
+    let out = f.path().to_path_buf();
+    f.commit()
+        .with_context(|| format!("cannot write {}", out.display()))
+}
