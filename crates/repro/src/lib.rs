@@ -40,6 +40,8 @@ pub mod disk;
 mod epoch;
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod iso;
 mod nested;
 mod output;
