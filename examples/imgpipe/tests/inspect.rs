@@ -385,7 +385,7 @@ fn sgdisk_gpt_and_sfdisk_mbr() {
             "Partitions: 2 of 128 entries",
             "# start end size type flags name",
             "1 2048 6143 2 MiB esp - ESP",
-            "2 6144 16350 5.0 MiB root-x86-64 read-only root",
+            "2 6144 16350 4.98 MiB root-x86-64 read-only root",
         ],
     );
     let v = assert_format(&disk, "gpt");

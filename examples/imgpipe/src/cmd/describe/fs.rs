@@ -13,7 +13,7 @@ pub(super) fn squashfs(t: &mut Text, s: &SquashfsInspection) {
         "Compression",
         match &s.compressor_options {
             Some(o) => format!("{comp} ({})", compressor_options(o)),
-            None => format!("{comp} (default options)"),
+            None => format!("{comp} ({})", default_options(s)),
         },
     );
     t.field("Block size", human(u64::from(s.block_size)));
@@ -22,6 +22,21 @@ pub(super) fn squashfs(t: &mut Text, s: &SquashfsInspection) {
     t.field("Flags", words(&squashfs_flags(s)));
     t.field("Built", date(i64::from(s.mod_time)));
     t.field("Bytes used", size_with_bytes(s.bytes_used));
+}
+
+/// What squashfs-tools uses when no options block is stored (its `*_wrapper.h` defaults).
+fn default_options(s: &SquashfsInspection) -> String {
+    use imgpipe_squashfs::Compressor;
+    match s.compressor {
+        Compressor::Gzip => "defaults: level 9, window 15 bits".to_owned(),
+        Compressor::Xz => format!(
+            "defaults: dictionary {}, no BCJ filters",
+            human(u64::from(s.block_size))
+        ),
+        Compressor::Zstd => "defaults: level 15".to_owned(),
+        Compressor::Lzo => "defaults: lzo1x_999, level 8".to_owned(),
+        _ => "default options".to_owned(),
+    }
 }
 
 fn compressor_options(o: &CompressorOptions) -> String {

@@ -142,9 +142,15 @@ pub(super) fn human(bytes: u64) -> String {
     }
     let name = UNITS.get(unit).copied().unwrap_or("B");
     if bytes.is_multiple_of(scale) {
-        format!("{} {name}", bytes / scale)
+        return format!("{} {name}", bytes / scale);
+    }
+    let v = bytes as f64 / scale as f64;
+    let short = format!("{v:.1}");
+    // 15.97 MiB is not 16.0 MiB: a rounded value never looks whole.
+    if short.ends_with(".0") {
+        format!("{v:.2} {name}")
     } else {
-        format!("{:.1} {name}", bytes as f64 / scale as f64)
+        format!("{short} {name}")
     }
 }
 
@@ -195,6 +201,7 @@ mod tests {
         assert_eq!(human(0), "0 B");
         assert_eq!(human(4096), "4 KiB");
         assert_eq!(human(1536 * 1024), "1.5 MiB");
+        assert_eq!(human(16_744_448), "15.97 MiB");
         assert_eq!(size_with_bytes(100), "100 bytes");
         assert_eq!(size_with_bytes(8 << 20), "8 MiB (8388608 bytes)");
     }
