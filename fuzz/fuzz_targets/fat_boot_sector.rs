@@ -1,4 +1,6 @@
 #![no_main]
+// The body lives in the crate: imgpipe_gptpart::fuzzing::fat_boot_sector (replayed by
+// crates/gptpart/tests/fuzz_corpus.rs).
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = imgpipe_gptpart::raw::FatBootSector::parse(data);
+    let _ = imgpipe_gptpart::fuzzing::fat_boot_sector(data);
 });

@@ -1,6 +1,6 @@
 #![no_main]
+// The body lives in the crate: imgpipe_kickstart::fuzzing::kickstart_inspect (replayed by
+// crates/kickstart/tests/fuzz_corpus.rs).
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if imgpipe_kickstart::detect(data) {
-        let _ = imgpipe_kickstart::inspect(&String::from_utf8_lossy(data));
-    }
+    let _ = imgpipe_kickstart::fuzzing::kickstart_inspect(data);
 });

@@ -75,6 +75,8 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod inspect;
 pub mod raw;
 mod read;

@@ -110,3 +110,16 @@ fn refuses_names_fat_cannot_hold() {
     }
     refused(&t, "readme", "case");
 }
+
+#[test]
+fn add_tree_skips_an_excluded_output_inside_the_tree() {
+    let t = imgpipe_testsupport::tempdir();
+    std::fs::write(t.path().join("keep"), b"k").unwrap();
+    std::fs::write(t.path().join("out.img"), b"an older image").unwrap();
+    let mut b = FatBuilder::new(1 << 20);
+    b.exclude_host_path(&t.path().join("out.img")).unwrap();
+    b.add_tree(t.path()).unwrap();
+    let mut v = FatVolume::open(std::io::Cursor::new(b.build_vec().unwrap())).unwrap();
+    assert!(v.lookup("keep").is_ok());
+    assert!(v.lookup("out.img").is_err());
+}

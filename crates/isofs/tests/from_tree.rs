@@ -163,3 +163,37 @@ fn refuses_incomplete_entries() {
         "target",
     );
 }
+
+#[test]
+fn add_tree_skips_an_excluded_output_inside_the_tree() {
+    let t = imgpipe_testsupport::tempdir();
+    std::fs::write(t.path().join("keep"), b"k").unwrap();
+    std::fs::write(t.path().join("out.iso"), b"an older image").unwrap();
+    let mut b = Builder::new(Options::new("T", 0));
+    b.exclude_host_path(&t.path().join("out.iso")).unwrap();
+    b.add_tree(t.path()).unwrap();
+    let mut img = Vec::new();
+    b.build(&mut img).unwrap();
+    let mut r = Reader::open(Cursor::new(img)).unwrap();
+    assert!(r.lookup("keep").is_ok());
+    assert!(r.lookup("out.iso").is_err());
+}
+
+#[test]
+fn refuses_special_files_without_rock_ridge() {
+    let mut plain = Options::new("T", 0);
+    plain.rock_ridge = false;
+    let mut l = Entry::new("etc-link", FileType::Symlink, Metadata::new(0o777, 0));
+    l.target = Some(b"etc".to_vec());
+    refused(
+        &one(l, Content::None),
+        plain.clone(),
+        "etc-link",
+        "Rock Ridge",
+    );
+    let f = Entry::new("pipe", FileType::Fifo, Metadata::new(0o644, 0));
+    refused(&one(f, Content::None), plain.clone(), "pipe", "Rock Ridge");
+    // Files and directories are fine.
+    let (e, c) = file("plain.txt", Metadata::new(0o644, 0), b"x");
+    assert!(build(&one(e, c), plain).is_ok());
+}

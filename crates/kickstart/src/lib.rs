@@ -53,6 +53,8 @@
 mod argparse;
 mod document;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod inspect;
 mod lex;
 mod model;

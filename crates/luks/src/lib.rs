@@ -64,6 +64,8 @@
 mod crypto;
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod header;
 mod inspect;
 mod keyslot;

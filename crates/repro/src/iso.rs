@@ -69,10 +69,7 @@ pub fn hybrid_gpt_tables(builder: &Builder, seed: Seed) -> Result<Vec<(u64, Vec<
     let mut b = GptBuilder::new(l.total_bytes, seed.gpt())
         .sector_size(512)
         .alignment(512)
-        .mbr_disk_signature(seed.u32(&Purpose::Other {
-            label: "mbr-disk-signature",
-            index: 0,
-        }));
+        .mbr_disk_signature(mbr_disk_signature(seed));
     b = match l.efi {
         Some(e) if e.appended => b
             .partition(iso_part(u64::from(e.block) * 4))
@@ -83,9 +80,19 @@ pub fn hybrid_gpt_tables(builder: &Builder, seed: Seed) -> Result<Vec<(u64, Vec<
     Ok(b.plan().map_err(gpt_err)?.table_regions())
 }
 
+/// The MBR disk signature of a hybrid image (isohybrid MBR or protective MBR) by the seed
+/// rule.
+pub fn mbr_disk_signature(seed: Seed) -> u32 {
+    seed.u32(&Purpose::Other {
+        label: "mbr-disk-signature",
+        index: 0,
+    })
+}
+
 /// Writes `builder`'s image to `w`; when its options ask for a GPT, the protective MBR and
 /// GPT are planned by gptpart with GUIDs from `seed` ([`hybrid_gpt_tables`]).
 pub fn build_hybrid<W: Write>(mut builder: Builder, seed: Seed, w: W) -> Result<BuildReport> {
+    builder.set_mbr_disk_signature(mbr_disk_signature(seed));
     if builder.options().gpt {
         let tables = hybrid_gpt_tables(&builder, seed)?;
         builder.set_partition_tables(tables);
@@ -163,9 +170,17 @@ mod tests {
         let seed = Seed::from_material(b"x");
         let mut a = Vec::new();
         build_hybrid(builder(false, None), seed, &mut a).unwrap();
+        // isofs alone writes the same MBR, with the disk signature it is given.
         let mut b = Vec::new();
-        builder(false, None).build(&mut b).unwrap();
+        let mut alone = builder(false, None);
+        alone.set_mbr_disk_signature(mbr_disk_signature(seed));
+        alone.build(&mut b).unwrap();
         assert_eq!(a, b);
+        assert_eq!(a[440..444], mbr_disk_signature(seed).to_le_bytes());
+        assert_ne!(
+            mbr_disk_signature(seed),
+            mbr_disk_signature(Seed::from_material(b"y"))
+        );
         assert!(builder(true, None).build(&mut Vec::new()).is_err());
     }
 }

@@ -7,7 +7,7 @@
 //!   gptpart ([`iso::build_hybrid`]);
 //! - two-build verification: [`diff_images`] (each image read once, ranges attributed,
 //!   files compared through nested filesystems by [`diagnose_files_within`]);
-//! - determinism primitives: the build epoch, byte-ordered walks.
+//! - determinism primitives: the build epoch and the one seed rule.
 //!
 //! ```
 //! use imgpipe_repro::{Epoch, Format, Seed, compare_streams, detect};
@@ -27,7 +27,7 @@
 //!
 //! # Determinism
 //! This crate is the only place the rules live: epochs are explicit, identifiers derive from
-//! seeds, walks are sorted by bytes.
+//! seeds.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -40,11 +40,12 @@ pub mod disk;
 mod epoch;
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod iso;
 mod nested;
 mod output;
 pub mod seed;
-mod walk;
 
 pub use compare::{ByteRange, Comparison, DiffOptions, RangeDiff, compare_streams, diff_streams};
 pub use derive::{derive_uuid, hmac_sha256, uuid_text};
@@ -61,4 +62,3 @@ pub use nested::{
 };
 pub use output::{AtomicFile, TEMP_SUFFIX, check_output, discard_pending_outputs, temp_path};
 pub use seed::{Purpose, Seed};
-pub use walk::{WalkEntry, walk_sorted};

@@ -2,10 +2,10 @@
 //! kernel (`mount -o loop,ro`, as root; skipped when mounting fails) and the reference tools
 //! (`unsquashfs -lln`, `xorriso -find`, `mdir -/ -b`).
 //!
-//! Carried: host → squashfs; host → ISO → (ISO reader) → squashfs; host → ISO → (ISO
-//! reader) → FAT; host → FAT. The squashfs and EROFS readers' `FsRead` impls had not
-//! landed when this was written, so squashfs → ISO, squashfs → FAT and EROFS → squashfs are
-//! not here yet: with them each is one more `carry` call (see `carry` below).
+//! Carried: host → squashfs; ISO → squashfs; squashfs → ISO; EROFS (made by mkfs.erofs) →
+//! squashfs; squashfs → FAT, ISO → FAT and host → FAT, with files and names FAT holds. The
+//! source is a host tree; every image in between is written by our writers (the EROFS one
+//! by mkfs.erofs) and read back by our readers through `Tree::from_reader`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -420,4 +420,165 @@ fn iso_to_fat_and_host_to_fat() {
         }
         std::fs::remove_file(&img).unwrap();
     }
+}
+
+/// Our squashfs of the host tree, read back with the squashfs reader.
+fn squashfs_tree(host: &Tree, img: &Path) -> (Tree, Holds) {
+    squashfs(host, img);
+    let src = File::open(img).unwrap();
+    carry(imgpipe_squashfs::Reader::open(src).unwrap())
+}
+
+#[test]
+fn squashfs_to_iso() {
+    let t = imgpipe_testsupport::tempdir();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    source(&src, false);
+    let host = scan(&src);
+    let (tree, holds) = squashfs_tree(&host, &t.path().join("a.sqfs"));
+    assert_same(
+        "host → squashfs, read back",
+        &facts(&host, POSIX.and(holds)),
+        &facts(&tree, POSIX.and(holds)),
+    );
+    let iso_img = t.path().join("from-sqfs.iso");
+    iso(&tree, &iso_img);
+    let reader = imgpipe_isofs::Reader::open(File::open(&iso_img).unwrap()).unwrap();
+    let (back, iso_holds) = carry(reader);
+    let keep = POSIX.and(holds).and(iso_holds);
+    assert_same(
+        "host → squashfs → ISO, read back",
+        &facts(&host, keep),
+        &facts(&back, keep),
+    );
+    let no_links = Keep {
+        links: false,
+        ..keep
+    };
+    if let Some(got) = mounted(&iso_img, no_links) {
+        assert_same(
+            "host → squashfs → ISO, mounted",
+            &facts(&host, no_links),
+            &got,
+        );
+    }
+    // xorriso's view: files, directories, symlinks and FIFOs with modes, owners (as root)
+    // and times; it extracts no device files and gives symlinks no owner.
+    let as_xorriso = Keep {
+        owner: false,
+        ..no_links
+    };
+    let xorriso = [
+        "-osirrox", "on", "-indev", "{img}", "-extract", "/", "{dest}",
+    ];
+    if let Some(mut got) = extracted("xorriso", &xorriso, &iso_img, as_xorriso) {
+        let mut like = host.clone();
+        let devices: Vec<Vec<u8>> = host
+            .iter()
+            .filter(|n| matches!(n.entry.file_type, FileType::Char | FileType::Block))
+            .map(|n| n.entry.path.clone())
+            .collect();
+        for p in devices {
+            like.remove(&p);
+        }
+        let mut want = facts(&like, as_xorriso);
+        want.remove("/");
+        got.remove("/");
+        assert_same("host → squashfs → ISO, xorriso -extract", &want, &got);
+    }
+}
+
+#[test]
+fn erofs_to_squashfs() {
+    let Some(mkfs) = imgpipe_testsupport::tool("mkfs.erofs") else {
+        return;
+    };
+    let t = imgpipe_testsupport::tempdir();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    source(&src, false);
+    let host = scan(&src);
+    let erofs_img = t.path().join("a.erofs");
+    imgpipe_testsupport::run(
+        mkfs,
+        [
+            "--preserve-mtime".as_ref(),
+            erofs_img.as_os_str(),
+            src.as_os_str(),
+        ],
+    );
+    let reader = imgpipe_squashfs::erofs::ErofsReader::open_at(
+        File::open(&erofs_img).unwrap(),
+        0,
+        imgpipe_squashfs::Limits::default(),
+    )
+    .unwrap();
+    let (tree, holds) = carry(reader);
+    let keep = POSIX.and(holds);
+    assert_same(
+        "host → EROFS, read back",
+        &facts(&host, keep),
+        &facts(&tree, keep),
+    );
+    if let Some(got) = mounted(&erofs_img, keep) {
+        assert_same("host → EROFS, mounted", &facts(&host, keep), &got);
+    }
+    let img = t.path().join("from-erofs.sqfs");
+    squashfs(&tree, &img);
+    if let Some(got) = unsquashfs_listing(&img) {
+        assert_eq!(got, ls_listing(&host), "unsquashfs -lln");
+    }
+    if let Some(got) = mounted(&img, keep) {
+        assert_same(
+            "host → EROFS → squashfs, mounted",
+            &facts(&host, keep),
+            &got,
+        );
+    }
+}
+
+#[test]
+fn squashfs_to_fat() {
+    let t = imgpipe_testsupport::tempdir();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    source(&src, true);
+    let host = scan(&src);
+    let (tree, _) = squashfs_tree(&host, &t.path().join("a.sqfs"));
+    let img = t.path().join("from-sqfs.fat");
+    fat(&tree, &img);
+    let reader = imgpipe_gptpart::FatVolume::open(File::open(&img).unwrap()).unwrap();
+    let (back, holds) = carry(reader);
+    let keep = Keep {
+        mtime: false, // every FAT timestamp is the build epoch
+        ..POSIX.and(holds)
+    };
+    let want = facts(&host, keep);
+    assert_same(
+        "host → squashfs → FAT, read back",
+        &want,
+        &facts(&back, keep),
+    );
+    let mcopy = ["-s", "-n", "-i", "{img}", "::*", "{dest}/"];
+    if let Some(mut got) = extracted("mcopy", &mcopy, &img, keep) {
+        let mut want = want.clone();
+        want.remove("/");
+        got.remove("/");
+        assert_same("host → squashfs → FAT, mcopy -s", &want, &got);
+    }
+    if let Some(got) = mounted(&img, keep) {
+        assert_same("host → squashfs → FAT, mounted", &want, &got);
+    }
+    // And squashfs refuses nothing FAT needs, but FAT refuses what it cannot hold.
+    let with_link = t.path().join("src2");
+    std::fs::create_dir(&with_link).unwrap();
+    source(&with_link, false);
+    let (tree, _) = squashfs_tree(&scan(&with_link), &t.path().join("b.sqfs"));
+    let mut b = imgpipe_gptpart::FatBuilder::new(4 << 20);
+    let err = b.add_fstree(&tree).unwrap_err().to_string();
+    assert!(
+        err.contains("/fifo") || err.contains("/null") || err.contains("/usr/link"),
+        "{err}"
+    );
 }

@@ -27,6 +27,16 @@
 //! [`Builder::add_tree`] adds a host directory (owners, modes, times, xattrs, hard links,
 //! device nodes, fifos, sockets); [`Reader::extract`] writes an image back to disk.
 //!
+//! Both readers implement [`imgpipe_fstree::FsRead`]: entries in the shared vocabulary
+//! (owners resolved, xattrs sorted, hard-link identity), content, and where a file's bytes
+//! lie in the image; extraction is [`imgpipe_fstree::extract`] over them.
+//!
+//! # Layout
+//! `raw` (squashfs on-disk structures) and `erofs::raw` parse and encode and call nothing
+//! else; `codec` holds the compressors both formats use; `read`, `write` and `inspect` (and
+//! `erofs::{read, inspect}`) sit on top. Sources ([`ReadAt`], [`Bytes`], [`SeekSource`]) are
+//! `imgpipe_fstree`'s.
+//!
 //! # Format coverage
 //! Reading: squashfs 4.0 with gzip, xz (BCJ filters included), legacy lzma, lzo, lz4 and
 //! zstd, compressor options, every inode type in basic and extended form, directory indexes,
@@ -66,6 +76,8 @@
 mod codec;
 pub mod erofs;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod inspect;
 pub mod raw;
 mod read;

@@ -1,54 +1,48 @@
-//! Replays the fuzz corpus and regressions of this crate's targets (see `fuzz/`) with the
-//! assertions the targets make, and checks that the committed seeds are real images.
+//! Replays the fuzz corpus and regressions of this crate's targets (see `fuzz/`) through the
+//! very bodies the targets run ([`imgpipe_squashfs::fuzzing`]), and checks that the committed
+//! seeds are real images.
 
-use imgpipe_squashfs::raw::{Inode, InodeData, SuperBlock, parse_directory};
-use imgpipe_squashfs::{Bytes, Compressor, Limits, Reader};
-use imgpipe_testsupport::fuzz_inputs;
+use imgpipe_squashfs::fuzzing;
+use imgpipe_testsupport::{fuzz_inputs, workspace_root};
+
+fn inputs(target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let v = fuzz_inputs(target);
+    assert!(!v.is_empty(), "no corpus for {target}");
+    v
+}
+
+fn is_seed(path: &std::path::Path) -> bool {
+    path.starts_with(workspace_root().join("fuzz/corpus"))
+}
 
 #[test]
 fn squashfs_superblock() {
-    let inputs = fuzz_inputs("squashfs_superblock");
-    assert!(!inputs.is_empty());
-    for (_, data) in inputs {
-        if let Ok(sb) = SuperBlock::parse(&data, 0) {
-            assert_eq!(SuperBlock::parse(&sb.to_bytes(), 0).ok(), Some(sb));
-        }
-    }
+    let parsed = inputs("squashfs_superblock")
+        .iter()
+        .filter(|(_, d)| fuzzing::squashfs_superblock(d))
+        .count();
+    assert!(parsed >= 1, "the seed superblock no longer parses");
 }
 
 #[test]
 fn erofs_superblock() {
-    for (_, data) in fuzz_inputs("erofs_superblock") {
-        let _ = imgpipe_squashfs::inspect_erofs(std::io::Cursor::new(&data));
-    }
+    let parsed = inputs("erofs_superblock")
+        .iter()
+        .filter(|(_, d)| fuzzing::erofs_superblock(d))
+        .count();
+    assert!(parsed >= 1, "the seed superblock no longer parses");
 }
 
 #[test]
 fn squashfs_image() {
     let mut walked = 0;
-    for (path, data) in fuzz_inputs("squashfs_image") {
-        let _ = imgpipe_squashfs::inspect_squashfs(std::io::Cursor::new(&data));
-        let limits = Limits {
-            max_entries: 10_000,
-            max_file_blocks: 4096,
-            ..Limits::default()
-        };
-        let Ok(r) = Reader::open_at(Bytes(data.clone()), 0, limits) else {
+    for (path, data) in inputs("squashfs_image") {
+        let Some(w) = fuzzing::squashfs_image(&data) else {
             continue;
         };
-        let Ok(entries) = r.walk() else { continue };
         walked += 1;
-        for e in entries {
-            let _ = r.xattrs(&e.inode);
-            let _ = r.export_lookup(e.inode.inode_number);
-            if let InodeData::File(f) = &e.inode.data
-                && f.file_size < 1 << 24
-            {
-                let n = r.read_file(&e.inode, &mut std::io::sink());
-                if path.starts_with(imgpipe_testsupport::workspace_root().join("fuzz/corpus")) {
-                    assert_eq!(n.unwrap(), f.file_size, "{}", path.display());
-                }
-            }
+        if is_seed(&path) {
+            assert_eq!(w.files_read, w.files, "{}", path.display());
         }
     }
     assert!(walked >= 6, "the seed images no longer read");
@@ -56,74 +50,40 @@ fn squashfs_image() {
 
 #[test]
 fn squashfs_inode() {
-    let mut parsed = 0;
-    for (_, data) in fuzz_inputs("squashfs_inode") {
-        if let Ok((inode, _)) = Inode::parse(&data, 0, 17, 1 << 16) {
-            parsed += 1;
-            let mut b = Vec::new();
-            if inode.write_to(&mut b).is_ok() {
-                let (again, used) = Inode::parse(&b, 0, 17, 1 << 16).unwrap();
-                assert_eq!(again, inode);
-                assert_eq!(used, b.len());
-            }
-        }
-    }
+    let parsed = inputs("squashfs_inode")
+        .iter()
+        .filter(|(_, d)| fuzzing::squashfs_inode(d))
+        .count();
     assert!(parsed >= 1);
 }
 
 #[test]
 fn squashfs_directory() {
-    let inputs = fuzz_inputs("squashfs_directory");
-    assert!(!inputs.is_empty());
-    for (_, data) in inputs {
-        if let Ok(entries) = parse_directory(&data, 0) {
-            assert!(entries.windows(2).all(|w| w[0].name < w[1].name));
-        }
+    for (_, data) in inputs("squashfs_directory") {
+        fuzzing::squashfs_directory(&data);
     }
 }
 
 #[test]
 fn squashfs_decompress() {
-    let mut ok = 0;
-    for (_, data) in fuzz_inputs("squashfs_decompress") {
-        let Some((&sel, src)) = data.split_first() else {
-            continue;
-        };
-        let c = Compressor::from_id(u16::from(sel % 6) + 1).unwrap();
-        if let Ok(out) = imgpipe_squashfs::decompress_block(c, src, 8192) {
-            assert!(out.len() <= 8192);
-            ok += 1;
-        }
-    }
+    let ok = inputs("squashfs_decompress")
+        .iter()
+        .filter(|(_, d)| fuzzing::squashfs_decompress(d))
+        .count();
     assert!(ok >= 6, "every compressor's seed decompresses");
 }
 
 #[test]
 fn erofs_image() {
-    use imgpipe_squashfs::erofs::ErofsReader;
-    use imgpipe_squashfs::raw::InodeKind;
     let mut walked = 0;
-    for (_, data) in fuzz_inputs("erofs_image") {
-        let limits = Limits {
-            max_entries: 10_000,
-            ..Limits::default()
-        };
-        let Ok(r) = ErofsReader::open_at(Bytes(data.clone()), 0, limits) else {
+    for (path, data) in inputs("erofs_image") {
+        let Some(w) = fuzzing::erofs_image(&data) else {
             continue;
         };
-        let Ok(entries) = r.walk() else { continue };
         walked += 1;
-        for e in entries {
-            let _ = r.xattrs(&e.inode);
-            match e.inode.kind {
-                InodeKind::File if e.inode.size < 1 << 24 => {
-                    let _ = r.read_file(&e.inode, &mut std::io::sink());
-                }
-                InodeKind::Symlink => {
-                    let _ = r.read_link(&e.inode);
-                }
-                _ => {}
-            }
+        if is_seed(&path) {
+            assert_eq!(w.files_read, w.files, "{}", path.display());
+            assert!(w.entries > 1, "{}", path.display());
         }
     }
     // The committed seeds are real mkfs.erofs images (default, extended inodes without

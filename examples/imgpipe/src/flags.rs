@@ -7,7 +7,8 @@ pub struct CreateCommon {
     /// (default: SOURCE_DATE_EPOCH, else 0).
     #[arg(long)]
     pub epoch: Option<u64>,
-    /// Lower every file time later than the epoch to the epoch.
+    /// Lower every file time later than the epoch to the epoch (and store times the format
+    /// cannot hold, before 1970 in squashfs, as the nearest one it can, instead of refusing).
     #[arg(long)]
     pub clamp_mtime: bool,
     /// Seed every identifier (GUIDs, UUIDs, serial numbers) derives from; formats without

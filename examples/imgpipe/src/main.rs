@@ -27,6 +27,23 @@ macro_rules! println {
     };
 }
 
+// `eprint!`/`eprintln!` ignore a stderr that cannot be written (`2>&1 | head` after the
+// reader left): a message that nobody can read is no reason to panic.
+#[allow(unused_macros)] // Kept so that a future `eprint!` is covered too.
+macro_rules! eprint {
+    ($($arg:tt)*) => {
+        $crate::output::stderr_write(format_args!($($arg)*))
+    };
+}
+macro_rules! eprintln {
+    () => {
+        $crate::output::stderr_write(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::stderr_write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod cmd;
 mod flags;
 mod output;

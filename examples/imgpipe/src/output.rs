@@ -51,6 +51,11 @@ pub fn stdout_write(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// What the crate's `eprint!`/`eprintln!` call: write to stderr, ignoring failure.
+pub fn stderr_write(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
+
 /// Writes bytes to stdout; the error is returned (see [`is_broken_pipe`]).
 pub fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -69,10 +74,23 @@ pub fn flush_stdout() -> anyhow::Result<()> {
 /// Writes `value` as pretty JSON followed by a newline on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
-    out.flush()?;
-    Ok(())
+    serde_json::to_writer_pretty(&mut out, value).map_err(anyhow::Error::from)?;
+    writeln!(out)
+        .and_then(|()| out.flush())
+        .map_err(|e| anyhow::Error::new(e).context("writing to stdout"))
+}
+
+/// Prints `value` as JSON with `--json`, else the one-line `text` on stdout.
+pub fn summary<T: Serialize>(
+    json: bool,
+    value: &T,
+    text: std::fmt::Arguments<'_>,
+) -> anyhow::Result<()> {
+    if json {
+        return print_json(value);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").map_err(|e| anyhow::Error::new(e).context("writing to stdout"))
 }
 
 /// An exit code from one of the constants above.

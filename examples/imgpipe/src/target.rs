@@ -27,9 +27,16 @@ pub fn install_signal_handler() {
 }
 
 /// Checks an output path given by `flag` before any work: not a directory, in a directory
-/// that exists.
+/// that exists. A temporary file a killed run left beside it is removed now, before a
+/// builder could scan it (an output inside the input tree).
 pub fn check_output(flag: &str, out: &Path) -> anyhow::Result<()> {
-    imgpipe_repro::check_output(out).with_context(|| flag.to_string())
+    imgpipe_repro::check_output(out).with_context(|| flag.to_string())?;
+    let tmp = imgpipe_repro::temp_path(out).with_context(|| flag.to_string())?;
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", tmp.display())),
+    }
 }
 
 /// Checks `out` (given by `flag`) and refuses to replace an existing file that holds a

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use imgpipe_testsupport::{is_root, tempdir};
+use imgpipe_testsupport::{is_root, tempdir, tool};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_imgpipe"));
@@ -324,6 +324,14 @@ fn a_full_disk_leaves_nothing() {
         eprintln!("skipped: cannot mount a tmpfs");
         return;
     }
+    /// Unmounts when the test ends, passed or not.
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&small);
     let mut failures = Vec::new();
     for c in creates(&src, &pass, &luks) {
         let out = small.join("x.img");
@@ -338,7 +346,6 @@ fn a_full_disk_leaves_nothing() {
             ));
         }
     }
-    let _ = Command::new("umount").arg(&small).status();
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
@@ -351,6 +358,8 @@ struct Images {
     gpt: PathBuf,
     luks: PathBuf,
     ks: PathBuf,
+    /// Made by mkfs.erofs when it is installed.
+    erofs: Option<PathBuf>,
 }
 
 fn images() -> Images {
@@ -423,7 +432,21 @@ fn images() -> Images {
         "# a comment\nlang en_US.UTF-8\nrootpw --lock\n%packages\n@core\n%end\n",
     )
     .unwrap();
+    let erofs = tool("mkfs.erofs").map(|mkfs| {
+        let img = p("a.erofs");
+        imgpipe_testsupport::run(
+            &mkfs,
+            [
+                os("--quiet"),
+                os("-T1600000000"),
+                img.clone().into(),
+                src.clone().into(),
+            ],
+        );
+        img
+    });
     Images {
+        erofs,
         _dir: dir,
         iso,
         sqfs,
@@ -447,6 +470,14 @@ fn reports(i: &Images) -> Vec<Vec<OsString>> {
         v.push(j(vec![os("iso"), os("ls"), i.iso.clone().into()]));
         v.push(j(vec![os("squashfs"), os("ls"), i.sqfs.clone().into()]));
         v.push(j(vec![os("fat"), os("ls"), i.fat.clone().into()]));
+        if let Some(erofs) = &i.erofs {
+            v.push(j(vec![os("erofs"), os("ls"), erofs.clone().into()]));
+            v.push(j(vec![os("erofs"), os("info"), erofs.clone().into()]));
+        }
+        v.push(j(vec![os("ks"), os("validate"), i.ks.clone().into()]));
+        v.push(j(vec![os("ks"), os("info"), i.ks.clone().into()]));
+        v.push(j(vec![os("gpt"), os("info"), i.gpt.clone().into()]));
+        v.push(j(vec![os("luks"), os("info"), i.luks.clone().into()]));
         v.push(j(vec![os("inspect"), i.iso.clone().into()]));
         v.push(j(vec![os("inspect"), i.gpt.clone().into()]));
         v.push(j(vec![os("iso"), os("info"), i.iso.clone().into()]));
@@ -842,5 +873,23 @@ fn every_ls_takes_an_offset() {
         let o = imgpipe([os(group), os("ls"), os("--offset"), os("1M"), at.into()]);
         ok(&o);
         assert_eq!(o.stdout, plain.stdout, "{group}");
+    }
+}
+
+#[test]
+fn a_closed_stderr_is_no_reason_to_panic() {
+    for args in [
+        vec![os("inspect"), os("/nonexistent/image")],
+        vec![os("squashfs"), os("create"), os("-o"), os("/tmp"), os(".")],
+    ] {
+        let mut child = bin()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stderr.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
     }
 }

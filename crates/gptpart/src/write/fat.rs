@@ -91,6 +91,8 @@ pub struct FatBuilder {
     epoch: u64,
     hidden_sectors: u32,
     root: Dir,
+    /// How [`FatBuilder::add_tree`] scans (the host paths it skips).
+    scan: ScanOptions,
 }
 
 impl FatBuilder {
@@ -106,7 +108,24 @@ impl FatBuilder {
             epoch: 0,
             hidden_sectors: 0,
             root: Dir::default(),
+            scan: ScanOptions::default(),
         }
+    }
+
+    /// Makes [`FatBuilder::add_tree`] skip the host path `path` (which need not exist yet):
+    /// give it the image being written when that lies inside the tree, so the volume
+    /// neither packs itself nor an older copy of itself.
+    pub fn exclude_host_path(&mut self, path: &Path) -> Result<()> {
+        self.scan.exclude(path).map_err(|e| match e {
+            imgpipe_fstree::Error::Io { source, .. } => Error::Io {
+                what: "resolving an excluded path",
+                source,
+            },
+            e => Error::Io {
+                what: "resolving an excluded path",
+                source: std::io::Error::other(e),
+            },
+        })
     }
 
     /// Bytes per sector: 512 (default), 1024, 2048 or 4096 (for 4Kn disks).
@@ -197,7 +216,7 @@ impl FatBuilder {
     /// names. Files are read when the volume is written. Regular files and directories
     /// only: other special files are refused.
     pub fn add_tree(&mut self, src: &Path) -> Result<()> {
-        let mut scan = ScanOptions::default();
+        let mut scan = self.scan.clone();
         scan.xattrs = false;
         scan.follow_symlinks = true;
         scan.max_depth = 65;

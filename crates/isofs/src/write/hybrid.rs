@@ -16,21 +16,6 @@ pub const SYSTEM_AREA_SIZE: u64 = 32768;
 /// 9 blocks of 2048 bytes, at least the 33 sectors of 512 bytes a 128-entry backup takes.
 pub const GPT_TAIL_SIZE: u64 = 9 * 2048;
 
-/// FNV-1a over bytes (seeds derived from the volume id).
-pub(super) fn fnv1a(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325, |h, &c| {
-        (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Where the EFI boot image lies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct EfiPlacement {
@@ -66,7 +51,7 @@ pub(super) struct SystemAreaPlan<'a> {
     /// Partition tables planned by the caller: (byte offset in the image, bytes).
     pub tables: &'a [(u64, Vec<u8>)],
     pub layout: SystemAreaLayout,
-    pub seed: u64,
+    pub disk_signature: u32,
 }
 
 /// CHS triple for an LBA with 64 heads and 32 sectors per track (isohybrid's geometry),
@@ -159,8 +144,7 @@ pub(super) fn system_area(p: &SystemAreaPlan<'_>) -> Result<(Vec<u8>, Option<Vec
         // The caller's protective MBR holds the partition entries and the disk signature.
         return Ok((sa, tail));
     }
-    let mut state = p.seed;
-    sa[440..444].copy_from_slice(&(splitmix(&mut state) as u32).to_le_bytes());
+    sa[440..444].copy_from_slice(&p.disk_signature.to_le_bytes());
     sa[510] = 0x55;
     sa[511] = 0xAA;
     let iso_sectors = u64::from(l.volume_blocks) * 4;

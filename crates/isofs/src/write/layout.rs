@@ -959,15 +959,12 @@ pub(super) fn build<W: Write>(b: &Builder, w: W) -> Result<BuildReport> {
     let mut out = Out { w, pos: 0 };
 
     // System area.
-    let seed = o.seed.unwrap_or_else(|| {
-        hybrid::fnv1a(o.volume_id.as_bytes()) ^ (o.epoch as u64).rotate_left(17)
-    });
     let sa = SystemAreaPlan {
         mbr: o.hybrid_mbr.as_ref(),
         gpt: o.gpt,
         tables: &o.partition_tables,
         layout: system_area_layout_of(&p, &l, o),
-        seed,
+        disk_signature: o.mbr_disk_signature,
     };
     let efi_range = sa.layout.efi.map(|e| (e.block, e.bytes, e.appended));
     let (system_area, backup_gpt) = hybrid::system_area(&sa)?;

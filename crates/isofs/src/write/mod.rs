@@ -165,9 +165,9 @@ pub struct Options {
     /// each inside the 32 KiB system area or the [`GPT_TAIL_SIZE`] bytes ending the image.
     /// MBR boot code (bytes 0..440) is patched over them from [`Options::hybrid_mbr`].
     pub partition_tables: Vec<(u64, Vec<u8>)>,
-    /// Seed of the GPT GUIDs and the MBR disk signature (else derived from the volume id
-    /// and the epoch).
-    pub seed: Option<u64>,
+    /// Disk signature of the isohybrid MBR (bytes 440..444; 0 means none). A parameter, not
+    /// invented here: `imgpipe_repro::iso::build_hybrid` derives it from the one seed rule.
+    pub mbr_disk_signature: u32,
     /// Largest extent per directory record (a multiple of 2048, at most [`MAX_EXTENT`]).
     pub max_extent: u32,
     /// Store a time a recording date cannot hold (before 1900, after 2155) as the nearest
@@ -199,7 +199,7 @@ impl Options {
             hybrid_mbr: None,
             gpt: false,
             partition_tables: Vec::new(),
-            seed: None,
+            mbr_disk_signature: 0,
             max_extent: MAX_EXTENT,
             relocate_deep: false,
             clamp_times: false,
@@ -304,6 +304,8 @@ pub struct BuildReport {
 pub struct Builder {
     pub(crate) options: Options,
     pub(crate) nodes: Vec<Node>,
+    /// How [`Builder::add_tree`] scans (the host paths it skips).
+    scan: imgpipe_fstree::ScanOptions,
 }
 
 fn invalid(what: &'static str, path: &str, reason: &'static str) -> Error {
@@ -327,7 +329,15 @@ impl Builder {
                 weight: 0,
                 slot: None,
             }],
+            scan: imgpipe_fstree::ScanOptions::default(),
         }
+    }
+
+    /// Makes [`add_tree`](Self::add_tree) skip the host path `path` (which need not exist
+    /// yet): give it the image being written when that lies inside the tree, so the image
+    /// neither packs itself nor an older copy of itself.
+    pub fn exclude_host_path(&mut self, path: &Path) -> Result<()> {
+        self.scan.exclude(path).map_err(tree_error)
     }
 
     /// The options.
@@ -339,6 +349,11 @@ impl Builder {
     /// volume and the image end lie: what partition tables are planned from.
     pub fn system_area_layout(&self) -> Result<SystemAreaLayout> {
         layout::system_area_layout(self)
+    }
+
+    /// Sets [`Options::mbr_disk_signature`].
+    pub fn set_mbr_disk_signature(&mut self, signature: u32) {
+        self.options.mbr_disk_signature = signature;
     }
 
     /// Sets [`Options::partition_tables`].
@@ -598,7 +613,7 @@ impl Builder {
     /// As [`add_fstree`](Self::add_fstree), and [`Error::IoPath`] for a host path that
     /// cannot be read.
     pub fn add_tree(&mut self, root: &Path) -> Result<()> {
-        let mut scan = imgpipe_fstree::ScanOptions::default();
+        let mut scan = self.scan.clone();
         scan.xattrs = false; // ISO9660 has no xattrs
         let tree = imgpipe_fstree::scan(root, &scan).map_err(tree_error)?;
         self.add_fstree(&tree)
@@ -614,7 +629,8 @@ impl Builder {
     /// [`Error::InvalidInput`] naming the entry when ISO9660 cannot hold a value: a name that
     /// is not UTF-8 or longer than 255 bytes, permission bits beyond `0o7777`, a time outside
     /// 1900..=2155 (the 7-byte recording date; [`Options::clamp_times`] stores the nearest
-    /// instead), a symlink without a target, a device without numbers.
+    /// instead), a symlink without a target, a device without numbers, and without Rock
+    /// Ridge any symlink, device, FIFO or socket.
     pub fn add_fstree(&mut self, tree: &imgpipe_fstree::Tree) -> Result<()> {
         use imgpipe_fstree::FileType;
         self.nodes[0].meta = self.tree_meta(tree.root(), "")?;
@@ -634,6 +650,14 @@ impl Builder {
                     ));
                 };
                 let meta = self.tree_meta(e, path)?;
+                let special = !matches!(e.file_type, FileType::Dir | FileType::File);
+                if special && !self.options.rock_ridge {
+                    return Err(invalid(
+                        "source tree",
+                        path,
+                        "symlinks, devices, FIFOs and sockets need Rock Ridge",
+                    ));
+                }
                 match e.file_type {
                     FileType::Dir => {
                         self.add_dir(path, meta)?;
@@ -696,7 +720,7 @@ impl Builder {
             return Err(invalid(
                 "source tree",
                 path,
-                "mtime outside 1900..=2155 (clamp_times stores the nearest date)",
+                "mtime outside the years 1900..=2155 that ISO9660 dates hold",
             ));
         }
         Ok(Metadata {

@@ -618,10 +618,23 @@ impl ErofsReader {
             return Ok(None);
         }
         let at = self.base + i.offset;
+        let image_len = self.len;
         let mut out: Vec<Extent> = Vec::new();
-        let mut push = |file_offset: u64, image_offset: u64, len: u64| {
+        // Each piece must lie inside the image: an extent names bytes that exist.
+        let mut push = |file_offset: u64, image_offset: u64, len: u64| -> Result<()> {
             if len == 0 {
-                return;
+                return Ok(());
+            }
+            if image_offset
+                .checked_add(len)
+                .is_none_or(|end| end > image_len)
+            {
+                return Err(Error::Truncated {
+                    structure: "EROFS file data",
+                    offset: self.base + image_offset,
+                    needed: len,
+                    available: image_len.saturating_sub(image_offset),
+                });
             }
             if let Some(last) = out.last_mut()
                 && last.file_offset + last.len == file_offset
@@ -629,7 +642,7 @@ impl ErofsReader {
             {
                 last.len += len;
                 last.stored_len += len;
-                return;
+                return Ok(());
             }
             out.push(Extent {
                 file_offset,
@@ -638,20 +651,21 @@ impl ErofsReader {
                 stored_len: len,
                 compressed: false,
             });
+            Ok(())
         };
         match i.layout {
             FLAT_PLAIN => {
                 if i.size > 0 {
-                    push(0, self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)?, i.size);
+                    push(0, self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)?, i.size)?;
                 }
             }
             FLAT_INLINE => {
                 let tail = i.size % self.blksz;
                 let full = i.size - tail;
                 if full > 0 {
-                    push(0, self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)?, full);
+                    push(0, self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)?, full)?;
                 }
-                push(full, i.inline_at(), tail);
+                push(full, i.inline_at(), tail)?;
             }
             CHUNK_BASED => {
                 let m = self.chunk_map(i)?;
@@ -659,7 +673,7 @@ impl ErofsReader {
                     let blkaddr = self.chunk_addr(&m, k)?;
                     if blkaddr != NULL_ADDR {
                         let len = (i.size - k * m.chunk).min(m.chunk);
-                        push(k * m.chunk, u64::from(blkaddr) * self.blksz, len);
+                        push(k * m.chunk, u64::from(blkaddr) * self.blksz, len)?;
                     }
                 }
             }

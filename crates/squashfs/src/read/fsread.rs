@@ -67,6 +67,15 @@ impl Reader {
         for &word in &f.block_sizes {
             let len = f.file_size.saturating_sub(file_offset).min(bs);
             let (stored, compressed) = data_block_size(word);
+            let end = pos.checked_add(u64::from(stored));
+            if end.is_none_or(|end| end > self.superblock().bytes_used) {
+                return Err(Error::Truncated {
+                    structure: "data block",
+                    offset: pos,
+                    needed: u64::from(stored),
+                    available: self.superblock().bytes_used.saturating_sub(pos),
+                });
+            }
             // A zero size word is a sparse block: a hole, stored nowhere.
             if word != 0 {
                 out.push(Extent {
@@ -77,23 +86,31 @@ impl Reader {
                     compressed,
                 });
             }
-            pos = pos.checked_add(u64::from(stored)).ok_or(Error::Malformed {
-                structure: "file inode",
-                field: "block_sizes",
-                offset: f.blocks_start,
-                reason: "blocks run past 2^64",
-            })?;
+            pos += u64::from(stored);
             file_offset += len;
         }
         if f.fragment != NO_FRAGMENT && file_offset < f.file_size {
             // The tail is a piece of a (usually compressed) fragment block: the extent covers
             // the whole block and is marked compressed, since its bytes are not the content.
             let frag = self.fragment_entry(f.fragment)?;
+            let stored = u64::from(data_block_size(frag.size).0);
+            if frag
+                .start
+                .checked_add(stored)
+                .is_none_or(|end| end > self.superblock().bytes_used)
+            {
+                return Err(Error::Truncated {
+                    structure: "fragment block",
+                    offset: frag.start,
+                    needed: stored,
+                    available: self.superblock().bytes_used.saturating_sub(frag.start),
+                });
+            }
             out.push(Extent {
                 file_offset,
                 len: f.file_size - file_offset,
                 image_offset: frag.start,
-                stored_len: u64::from(data_block_size(frag.size).0),
+                stored_len: stored,
                 compressed: true,
             });
         }

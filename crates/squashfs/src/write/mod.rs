@@ -547,7 +547,7 @@ impl Builder {
         } else {
             return Err(bad(
                 &e.path,
-                "mtime before 1970 or after 2106 (squashfs stores 32-bit seconds; clamp_times stores the nearest)",
+                "mtime before 1970 or after 2106 (squashfs stores 32-bit seconds)",
             ));
         };
         let xattrs = if host {

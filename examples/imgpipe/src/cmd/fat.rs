@@ -82,6 +82,9 @@ enum Command {
         source: Source,
         /// Destination directory.
         dest: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Describe the image (as `imgpipe inspect`, refusing other formats): text, or JSON.
     Info(InfoArgs),
@@ -253,16 +256,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             print_listing(&listing, json)?;
             Ok(output::exit(output::SUCCESS))
         }
-        Command::Extract { source, dest } => {
+        Command::Extract { source, dest, json } => {
             let vol = open(&source)?;
             let rep = imgpipe_fstree::extract(&vol, &dest, ExtractOptions::default())
                 .with_context(|| format!("extracting into {}", dest.display()))?;
-            let n = rep.files;
-            eprintln!(
-                "extracted {} into {}",
-                output::plural(n, "file", "files"),
-                dest.display()
-            );
+            if json {
+                output::print_json(&rep)?;
+            } else {
+                eprintln!(
+                    "extracted {} into {}",
+                    output::plural(rep.files, "file", "files"),
+                    dest.display()
+                );
+            }
             Ok(output::exit(output::SUCCESS))
         }
         Command::Info(a) => info(a, Format::Fat),

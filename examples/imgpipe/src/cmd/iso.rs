@@ -194,6 +194,7 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     o.rock_ridge = !a.no_rock;
     o.joliet = !a.no_joliet;
     o.clamp_mtime = a.common.clamp_mtime;
+    o.clamp_times = a.common.clamp_mtime;
     o.relocate_deep = a.relocate_deep;
     if let Some(c) = &a.boot_catalog {
         o.boot_catalog = c.clone();

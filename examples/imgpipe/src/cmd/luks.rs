@@ -201,6 +201,9 @@ enum Command {
         key_slot: Option<u32>,
         #[command(flatten)]
         kdf: KdfArgs,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove the keyslot a passphrase opens, or a keyslot by id.
     RemoveKey {
@@ -215,6 +218,9 @@ enum Command {
         /// Allow removing the last keyslot (the data becomes unrecoverable).
         #[arg(long)]
         force: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Change the passphrase of the keyslot a passphrase opens.
     ChangeKey {
@@ -228,6 +234,9 @@ enum Command {
         new_passphrase_file: PathBuf,
         #[command(flatten)]
         kdf: KdfArgs,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Encrypt a plaintext file into the data segment.
     Encrypt {
@@ -242,6 +251,9 @@ enum Command {
         /// Detached header file.
         #[arg(long)]
         header: Option<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Decrypt the data segment into a plaintext file.
     Decrypt {
@@ -259,6 +271,9 @@ enum Command {
         /// Replace OUTPUT even when it holds a recognised filesystem or partition table.
         #[arg(long)]
         force: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -519,6 +534,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             new_passphrase_file,
             key_slot,
             kdf,
+            json,
         } => {
             let pass = passphrase(&passphrase_file)?;
             let new = passphrase(&new_passphrase_file)?;
@@ -533,7 +549,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .add_keyslot(&mut f, &vk, &new, &kdf.params(), key_slot, &mut *rng)
                 .context("cannot add the keyslot")?;
             f.sync_all().context("cannot sync the image")?;
-            println!("keyslot {id} added");
+            output::summary(
+                json,
+                &serde_json::json!({ "keyslot": id }),
+                format_args!("keyslot {id} added"),
+            )?;
             Ok(output::exit(output::SUCCESS))
         }
         Command::RemoveKey {
@@ -541,6 +561,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             passphrase_file,
             key_slot,
             force,
+            json,
         } => {
             let mut f = open_rw(&image)?;
             let mut hdr = read_header(&mut f, &image)?;
@@ -566,7 +587,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             hdr.remove_keyslot(&mut f, id)
                 .context("cannot remove the keyslot")?;
             f.sync_all().context("cannot sync the image")?;
-            println!("keyslot {id} removed");
+            output::summary(
+                json,
+                &serde_json::json!({ "keyslot": id }),
+                format_args!("keyslot {id} removed"),
+            )?;
             Ok(output::exit(output::SUCCESS))
         }
         Command::ChangeKey {
@@ -574,6 +599,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             passphrase_file,
             new_passphrase_file,
             kdf,
+            json,
         } => {
             let pass = passphrase(&passphrase_file)?;
             let new = passphrase(&new_passphrase_file)?;
@@ -587,7 +613,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             hdr.change_keyslot(&mut f, id, &vk, &new, &kdf.params(), &mut *rng)
                 .context("cannot change the keyslot")?;
             f.sync_all().context("cannot sync the image")?;
-            println!("keyslot {id} changed");
+            output::summary(
+                json,
+                &serde_json::json!({ "keyslot": id }),
+                format_args!("keyslot {id} changed"),
+            )?;
             Ok(output::exit(output::SUCCESS))
         }
         Command::Encrypt {
@@ -595,6 +625,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             passphrase_file,
             input,
             header,
+            json,
         } => {
             let seg = match unlock_segment(&image, header.as_deref(), &passphrase_file)? {
                 Ok(seg) => seg,
@@ -611,11 +642,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .context("cannot encrypt the payload")?;
             bar.finish_and_clear();
             dev.sync_all().context("cannot sync the image")?;
-            println!(
-                "{} encrypted at offset {}",
-                output::plural(n, "byte", "bytes"),
-                seg.offset
-            );
+            output::summary(
+                json,
+                &serde_json::json!({ "bytes": n, "offset": seg.offset }),
+                format_args!(
+                    "{} encrypted at offset {}",
+                    output::plural(n, "byte", "bytes"),
+                    seg.offset
+                ),
+            )?;
             Ok(output::exit(output::SUCCESS))
         }
         Command::Decrypt {
@@ -624,6 +659,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             output: out_path,
             header,
             force,
+            json,
         } => {
             target::check_replace("-o/--output", &out_path, force)?;
             let seg = match unlock_segment(&image, header.as_deref(), &passphrase_file)? {
@@ -643,7 +679,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             drop(w);
             bar.finish_and_clear();
             target::commit(out)?;
-            eprintln!("{} decrypted", output::plural(len, "byte", "bytes"));
+            if json {
+                output::print_json(&serde_json::json!({ "bytes": len, "output": out_path }))?;
+            } else {
+                eprintln!("{} decrypted", output::plural(len, "byte", "bytes"));
+            }
             Ok(output::exit(output::SUCCESS))
         }
     }

@@ -214,6 +214,7 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
     opts.exportable = !a.no_exports;
     opts.all_root = a.no_owners;
     opts.clamp_mtime = a.common.clamp_mtime.then_some(epoch);
+    opts.clamp_times = a.common.clamp_mtime;
     let mut b = Builder::new(opts).map_err(flag_error)?;
     target::refuse_recognised(out, a.common.force)?;
     let pool = a
