@@ -804,4 +804,23 @@ fn group_info_is_inspect_limited_to_one_format() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["format"], "fat");
     assert_eq!(v["details"]["volume_label"], "ESP");
+    // The text names the offset it read at.
+    let out = imgpipe(&[
+        "fat".as_ref(),
+        "info".as_ref(),
+        "--offset".as_ref(),
+        "1M".as_ref(),
+        esp.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("{} at offset 1048576: fat, ", esp.display())),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Label:") && l.ends_with(" ESP")),
+        "{text}"
+    );
 }

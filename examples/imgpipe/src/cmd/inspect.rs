@@ -76,11 +76,13 @@ pub fn report(path: &Path) -> anyhow::Result<Report> {
 /// Prints a report: JSON (`format`, `size`, `truncated` when it is, `details`) or the text
 /// summary of [`describe::text`] (`FILE: FORMAT, SIZE`, a warning line for a truncated image,
 /// then aligned `Label: value` lines).
-pub fn render(path: &Path, report: &Report, json: bool) -> anyhow::Result<()> {
+///
+/// `name` is how the first line names the image (the path, and the offset when not 0).
+pub fn render(name: &str, report: &Report, json: bool) -> anyhow::Result<()> {
     if json {
         return output::print_json(report);
     }
-    print!("{}", describe::text(&path.display().to_string(), report));
+    print!("{}", describe::text(name, report));
     output::flush_stdout()
 }
 
@@ -94,13 +96,17 @@ pub fn info(args: InfoArgs, format: Format) -> anyhow::Result<ExitCode> {
             r.format
         );
     }
-    render(&args.file, &r, args.json)?;
+    let name = match args.offset {
+        0 => args.file.display().to_string(),
+        at => format!("{} at offset {at}", args.file.display()),
+    };
+    render(&name, &r, args.json)?;
     Ok(output::exit(output::SUCCESS))
 }
 
 /// Runs `imgpipe inspect`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = report(&args.file)?;
-    render(&args.file, &report, args.json)?;
+    render(&args.file.display().to_string(), &report, args.json)?;
     Ok(output::exit(output::SUCCESS))
 }
