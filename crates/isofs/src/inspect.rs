@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::raw::{
-    BootCatalog, BootRecord, PrimaryVolumeDescriptor, SECTOR_SIZE, STANDARD_ID, SystemArea,
-    VolumeDescriptorType,
+    BootCatalog, BootRecord, DirectoryRecord, PrimaryVolumeDescriptor, SECTOR_SIZE, STANDARD_ID,
+    SystemArea, VolumeDescriptorType,
 };
 
 /// Byte offset of the first volume descriptor (sector 16).
@@ -51,6 +51,10 @@ pub struct Inspection {
     pub joliet: bool,
     /// The system area (hybrid MBR/GPT).
     pub system_area: SystemArea,
+    /// Whether the root's "." record carries a SUSP `SP` entry, i.e. Rock Ridge is in use
+    /// (not in the JSON, whose shape is fixed; the text report shows it).
+    #[serde(skip)]
+    pub rock_ridge: bool,
 }
 
 /// Reads the system area and the volume descriptor set.
@@ -135,7 +139,9 @@ pub fn inspect<R: Read + Seek>(mut r: R) -> Result<Inspection> {
                 }
                 None => None,
             };
+            let rock_ridge = has_susp(&mut r, &primary);
             return Ok(Inspection {
+                rock_ridge,
                 primary,
                 descriptors,
                 el_torito,
@@ -152,4 +158,19 @@ pub fn inspect<R: Read + Seek>(mut r: R) -> Result<Inspection> {
         offset: DESCRIPTOR_START,
         reason: "no set terminator within 64 descriptors",
     })
+}
+
+/// Whether the root directory's "." record starts its system use area with a SUSP `SP`
+/// entry (IEEE P1281 5.3), which Rock Ridge requires; `false` when the root cannot be read.
+fn has_susp<R: Read + Seek>(r: &mut R, primary: &PrimaryVolumeDescriptor) -> bool {
+    let at = u64::from(primary.root_extent) * u64::from(primary.logical_block_size);
+    let mut buf = [0u8; 256];
+    if r.seek(SeekFrom::Start(at)).is_err() || r.read_exact(&mut buf).is_err() {
+        return false;
+    }
+    let Ok((rec, _)) = DirectoryRecord::parse(&buf, at) else {
+        return false;
+    };
+    let su = &rec.system_use;
+    rec.identifier == [0] && su.starts_with(b"SP") && su.get(4..6) == Some(&[0xBE, 0xEF][..])
 }

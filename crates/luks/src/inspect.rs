@@ -55,6 +55,10 @@ pub struct KeyslotSummary {
     pub key_bits: u32,
     /// `pbkdf2`, `argon2i` or `argon2id`.
     pub kdf: &'static str,
+    /// The KDF with its cost (iterations, or time, memory and lanes), for the text report
+    /// (not in the JSON, whose shape is fixed).
+    #[serde(skip)]
+    pub kdf_params: crate::Kdf,
     /// Area cipher.
     pub encryption: String,
     /// Area offset.
@@ -141,6 +145,7 @@ impl Inspection {
                     id: *id,
                     key_bits: k.key_size.saturating_mul(8),
                     kdf: k.kdf.type_name(),
+                    kdf_params: k.kdf.clone(),
                     encryption: k.area.encryption.clone(),
                     area_offset: k.area.offset,
                     area_size: k.area.size,

@@ -27,6 +27,45 @@ fn assert_format(path: &Path, format: &str) -> serde_json::Value {
     v
 }
 
+/// The text report of `inspect` with runs of spaces collapsed (the alignment is for
+/// people; the tests compare words).
+fn inspect_text(path: &Path) -> String {
+    let out = imgpipe(&["inspect".as_ref(), path.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "inspect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let squeezed: Vec<String> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    squeezed.join("\n") + "\n"
+}
+
+/// Asserts that the text report of `path` starts with `FILE: FORMAT, SIZE (N bytes)` and
+/// holds each of `lines` as a whole line (spaces collapsed).
+fn assert_text(path: &Path, format: &str, lines: &[&str]) -> String {
+    let text = inspect_text(path);
+    let len = fs::metadata(path).unwrap().len();
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("{}: {format}, ", path.display()))
+            && (first.ends_with(&format!("({len} bytes)"))
+                || first.ends_with(&format!(", {len} bytes"))),
+        "{text}"
+    );
+    for want in lines {
+        assert!(
+            text.lines().any(|l| l == *want),
+            "no line {want:?} in\n{text}"
+        );
+    }
+    assert!(!text.contains('{') && !text.contains("[0]"), "{text}");
+    text
+}
+
 fn small_tree(root: &Path) {
     fs::create_dir_all(root.join("boot/grub")).unwrap();
     fs::write(root.join("boot/grub/grub.cfg"), "set timeout=1\n").unwrap();
@@ -53,6 +92,17 @@ fn xorriso_iso_plain_and_hybrid() {
     let v = assert_format(&iso, "iso9660");
     assert_eq!(v["details"]["primary"]["volume_id"], "IMGPIPE_TEST");
     assert_eq!(v["details"]["joliet"], true);
+    assert_text(
+        &iso,
+        "iso9660",
+        &[
+            "Volume ID: IMGPIPE_TEST",
+            "Rock Ridge: yes",
+            "Joliet: yes (volume ID \"IMGPIPE_TEST\")",
+            "El Torito: no",
+            "System area: empty",
+        ],
+    );
 
     // A hybrid image: an ESP image appended as partition 2 with a GPT, as live media do.
     let Some(mkfs_vfat) = tool("mkfs.vfat") else {
@@ -91,6 +141,90 @@ fn xorriso_iso_plain_and_hybrid() {
             .any(|p| p["partition_type"] == "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
         "{v:#}"
     );
+    let text = assert_text(&hybrid, "iso9660", &["System area: hybrid: MBR and GPT"]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("MBR 1 1 ") && l.ends_with(" ee GPT protective")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("GPT 2 ") && l.ends_with(" 4 MiB esp")),
+        "{text}"
+    );
+}
+
+#[test]
+fn xorriso_el_torito_bios_and_uefi() {
+    let Some(xorriso) = tool("xorriso") else {
+        return;
+    };
+    let t = tempdir();
+    let src = t.path().join("src");
+    small_tree(&src);
+    fs::write(src.join("boot/bios.img"), vec![0u8; 2048]).unwrap();
+    fs::write(src.join("boot/efi.img"), vec![0u8; 64 << 10]).unwrap();
+    let iso = t.path().join("boot.iso");
+    let args = [
+        "-as",
+        "mkisofs",
+        "-R",
+        "-J",
+        "-V",
+        "BOOTME",
+        "-A",
+        "My App",
+        "-publisher",
+        "Me",
+        "-sysid",
+        "LINUX",
+        "-b",
+        "boot/bios.img",
+        "-no-emul-boot",
+        "-boot-load-size",
+        "4",
+        "-eltorito-alt-boot",
+        "-e",
+        "boot/efi.img",
+        "-no-emul-boot",
+        "-o",
+    ];
+    run(
+        &xorriso,
+        args.iter()
+            .map(Into::into)
+            .chain([iso.clone().into_os_string(), src.into_os_string()])
+            .collect::<Vec<std::ffi::OsString>>(),
+    );
+    let text = assert_text(
+        &iso,
+        "iso9660",
+        &[
+            "Volume ID: BOOTME",
+            "System ID: LINUX",
+            "Publisher ID: ME",
+            "Application ID: MY APP",
+            "Rock Ridge: yes",
+        ],
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("El Torito: 2 boot entries, catalog at block ")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("1 BIOS yes none 4 sectors block ") && l.ends_with(" default")),
+        "{text}"
+    );
+    // 64 KiB of EFI image is 128 virtual sectors.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("2 UEFI yes none 128 sectors block ")),
+        "{text}"
+    );
+    let created = text.lines().find(|l| l.starts_with("Created: ")).unwrap();
+    assert!(created.ends_with(" UTC"), "{text}");
 }
 
 #[test]
@@ -101,6 +235,7 @@ fn mksquashfs_image() {
     let t = tempdir();
     let src = t.path().join("src");
     small_tree(&src);
+    fs::write(src.join("again.txt"), "hello\n").unwrap();
     let img = t.path().join("root.sqfs");
     run(
         &mksquashfs,
@@ -109,6 +244,10 @@ fn mksquashfs_image() {
             img.as_os_str(),
             "-comp".as_ref(),
             "xz".as_ref(),
+            "-Xbcj".as_ref(),
+            "x86".as_ref(),
+            "-mkfs-time".as_ref(),
+            "1700000000".as_ref(),
             "-quiet".as_ref(),
             "-no-progress".as_ref(),
         ],
@@ -116,6 +255,47 @@ fn mksquashfs_image() {
     let v = assert_format(&img, "squashfs");
     assert_eq!(v["details"]["compressor"], "xz");
     assert_eq!(v["details"]["block_size"], 131072);
+    assert_text(
+        &img,
+        "squashfs",
+        &[
+            "Compression: xz (dictionary 128 KiB, BCJ filters x86)",
+            "Block size: 128 KiB",
+            "Inodes: 6",
+            "Flags: exportable (NFS), duplicates removed",
+            "Built: 2023-11-14 22:13:20 UTC",
+        ],
+    );
+
+    // zstd with a level, tail-ends packed, no export table.
+    let img = t.path().join("zstd.sqfs");
+    run(
+        &mksquashfs,
+        [
+            src.as_os_str(),
+            img.as_os_str(),
+            "-comp".as_ref(),
+            "zstd".as_ref(),
+            "-Xcompression-level".as_ref(),
+            "19".as_ref(),
+            "-b".as_ref(),
+            "64K".as_ref(),
+            "-tailends".as_ref(),
+            "-no-exports".as_ref(),
+            "-no-duplicates".as_ref(),
+            "-quiet".as_ref(),
+            "-no-progress".as_ref(),
+        ],
+    );
+    assert_text(
+        &img,
+        "squashfs",
+        &[
+            "Compression: zstd (level 19)",
+            "Block size: 64 KiB",
+            "Flags: tail-ends packed into fragments",
+        ],
+    );
 }
 
 #[test]
@@ -127,10 +307,42 @@ fn mkfs_erofs_image() {
     let src = t.path().join("src");
     small_tree(&src);
     let img = t.path().join("root.erofs");
-    run(&mkfs, ["-T0".as_ref(), img.as_os_str(), src.as_os_str()]);
+    run(
+        &mkfs,
+        [
+            "-T0".as_ref(),
+            "-U".as_ref(),
+            "01234567-89ab-cdef-0123-456789abcdef".as_ref(),
+            img.as_os_str(),
+            src.as_os_str(),
+        ],
+    );
     let v = assert_format(&img, "erofs");
     assert_eq!(v["details"]["block_size"], 4096);
     assert_eq!(v["details"]["build_time"], 0);
+    assert_text(
+        &img,
+        "erofs",
+        &[
+            "Block size: 4 KiB",
+            "UUID: 01234567-89ab-cdef-0123-456789abcdef",
+            "Built: 1970-01-01 00:00:00 UTC",
+        ],
+    );
+    // Compressed: the lz4 zero-padding feature is named.
+    let lz4 = t.path().join("lz4.erofs");
+    run(
+        &mkfs,
+        [
+            "-T0".as_ref(),
+            "-zlz4hc".as_ref(),
+            lz4.as_os_str(),
+            src.as_os_str(),
+        ],
+    );
+    let text = inspect_text(&lz4);
+    let features = text.lines().find(|l| l.starts_with("Features: ")).unwrap();
+    assert!(features.contains("zero-padding"), "{text}");
 }
 
 #[test]
@@ -152,7 +364,28 @@ fn sgdisk_gpt_and_sfdisk_mbr() {
             "2:0:0".as_ref(),
             "-t".as_ref(),
             "2:8304".as_ref(),
+            "-c".as_ref(),
+            "2:root".as_ref(),
+            "-A".as_ref(),
+            "2:set:60".as_ref(),
+            "-U".as_ref(),
+            "11111111-2222-3333-4444-555555555555".as_ref(),
             disk.as_os_str(),
+        ],
+    );
+    // The table as `sgdisk -p` lists it: number, start, end, size, type, name.
+    assert_text(
+        &disk,
+        "gpt",
+        &[
+            "Disk GUID: 11111111-2222-3333-4444-555555555555",
+            "Sector size: 512 bytes",
+            "Usable sectors: 34 to 16350",
+            "Table: primary and backup ok",
+            "Partitions: 2 of 128 entries",
+            "# start end size type flags name",
+            "1 2048 6143 2 MiB esp - ESP",
+            "2 6144 16350 4.98 MiB root-x86-64 read-only root",
         ],
     );
     let v = assert_format(&disk, "gpt");
@@ -190,6 +423,15 @@ fn sgdisk_gpt_and_sfdisk_mbr() {
     let parts = v["details"]["partitions"].as_array().unwrap();
     assert_eq!(parts.len(), 2, "{v:#}");
     assert_eq!(parts[0][1]["partition_type"], 0x83);
+    assert_text(
+        &mbr,
+        "mbr",
+        &[
+            "Partitions: 2",
+            "1 2048 10239 8192 4 MiB 83 Linux",
+            "2 10240 16383 6144 3 MiB ef EFI System",
+        ],
+    );
 }
 
 #[test]
@@ -217,6 +459,20 @@ fn mkfs_vfat_filesystems() {
         assert_eq!(v["details"]["fat_type"], expect, "{v:#}");
         assert_eq!(v["details"]["volume_label"], "ESP");
         assert_eq!(v["details"]["volume_id"], 0x1234_5678);
+        let fat = format!("FAT type: FAT{bits}");
+        let text = assert_text(
+            &img,
+            "fat",
+            &[
+                &fat,
+                "Label: ESP",
+                "Volume ID: 1234-5678",
+                "Sector size: 512 bytes",
+            ],
+        );
+        for label in ["Cluster size: ", "Clusters: ", "Sectors: "] {
+            assert!(text.lines().any(|l| l.starts_with(label)), "{text}");
+        }
     }
 }
 
@@ -254,6 +510,28 @@ fn cryptsetup_luks2() {
     assert_eq!(v["details"]["primary"]["checksum_ok"], true);
     assert_eq!(v["details"]["secondary"]["checksum_ok"], true);
     assert_eq!(v["details"]["keyslots"], serde_json::json!(["0"]));
+    let text = assert_text(
+        &img,
+        "luks2",
+        &[
+            "Label: rootfs",
+            "Cipher: aes-xts-plain64, 512-bit key",
+            "Data offset: 16 MiB (16777216 bytes)",
+            "Data size: to the end of the device",
+            "Keyslots: 1",
+            "Tokens: 0",
+        ],
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("0 pbkdf2-sha256, 1000 iterations 512 bits aes-xts-plain64")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Primary header: at 0: ok (seqid ")),
+        "{text}"
+    );
 
     // The primary header wiped (as `wipefs` or a stray dd leaves it): still recognised from
     // the secondary copy at 16 KiB, and described from it.
@@ -264,6 +542,12 @@ fn cryptsetup_luks2() {
     assert_eq!(v["details"]["label"], "rootfs");
     assert_eq!(v["details"]["secondary"]["checksum_ok"], true);
     assert_ne!(v["details"]["primary"]["checksum_ok"], true, "{v:#}");
+    let text = assert_text(&img, "luks2", &["Label: rootfs"]);
+    let primary = text
+        .lines()
+        .find(|l| l.starts_with("Primary header: "))
+        .unwrap();
+    assert!(!primary.contains(" ok"), "{text}");
 }
 
 #[test]
@@ -279,6 +563,15 @@ fn kickstart_file() {
     assert_eq!(
         v["details"]["commands"],
         serde_json::json!(["lang", "keyboard", "timezone"])
+    );
+    assert_text(
+        &ks,
+        "kickstart",
+        &[
+            "Lines: 7",
+            "Commands: lang, keyboard, timezone",
+            "Sections: %packages",
+        ],
     );
 }
 
@@ -357,6 +650,11 @@ fn assert_truncated(path: &Path, len: u64, format: &str) {
     let warning: Vec<&str> = text.lines().filter(|l| l.starts_with("warning:")).collect();
     assert_eq!(warning.len(), 1, "{text}");
     assert!(warning[0].contains("truncated"), "{text}");
+    assert_eq!(text.lines().nth(1), Some(warning[0]), "{text}");
+    assert!(
+        text.starts_with(&format!("{}: {format}, ", path.display())),
+        "{text}"
+    );
 }
 
 #[test]
@@ -447,7 +745,10 @@ fn group_info_is_inspect_limited_to_one_format() {
     let inspect = imgpipe(&["inspect".as_ref(), disk.as_os_str()]);
     assert_eq!(info.stdout, inspect.stdout);
     let text = String::from_utf8(info.stdout).unwrap();
-    assert!(text.starts_with("format: gpt\n"), "{text}");
+    assert!(
+        text.starts_with(&format!("{}: gpt, 4 MiB (4194304 bytes)\n", disk.display())),
+        "{text}"
+    );
     assert!(!text.trim_start().starts_with('{'), "{text}");
     // JSON on request, the shape of `inspect --json`.
     let json = imgpipe(&[
@@ -503,4 +804,23 @@ fn group_info_is_inspect_limited_to_one_format() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["format"], "fat");
     assert_eq!(v["details"]["volume_label"], "ESP");
+    // The text names the offset it read at.
+    let out = imgpipe(&[
+        "fat".as_ref(),
+        "info".as_ref(),
+        "--offset".as_ref(),
+        "1M".as_ref(),
+        esp.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("{} at offset 1048576: fat, ", esp.display())),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Label:") && l.ends_with(" ESP")),
+        "{text}"
+    );
 }

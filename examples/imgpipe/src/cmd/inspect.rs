@@ -8,11 +8,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::describe;
+use crate::output;
 use anyhow::{Context, bail};
 use imgpipe_repro::Report;
-use serde_json::Value;
-
-use crate::output;
 
 pub use imgpipe_repro::Format;
 
@@ -74,52 +73,17 @@ pub fn report(path: &Path) -> anyhow::Result<Report> {
     report_at(path, 0)
 }
 
-fn print_value(prefix: &str, v: &Value) {
-    match v {
-        Value::Object(map) => {
-            for (k, v) in map {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                print_value(&key, v);
-            }
-        }
-        Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
-            let parts: Vec<String> = items.iter().map(scalar).collect();
-            println!("{prefix}: [{}]", parts.join(", "));
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                print_value(&format!("{prefix}[{i}]"), item);
-            }
-        }
-        other => println!("{prefix}: {}", scalar(other)),
-    }
-}
-
-fn scalar(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
-}
-
-/// Prints a report: JSON (`format`, `size`, `truncated` when it is, `details`) or text
-/// (`key: value` lines, a warning line for a truncated image).
-pub fn render(report: &Report, json: bool) -> anyhow::Result<()> {
+/// Prints a report: JSON (`format`, `size`, `truncated` when it is, `details`) or the text
+/// summary of [`describe::text`] (`FILE: FORMAT, SIZE`, a warning line for a truncated image,
+/// then aligned `Label: value` lines).
+///
+/// `name` is how the first line names the image (the path, and the offset when not 0).
+pub fn render(name: &str, report: &Report, json: bool) -> anyhow::Result<()> {
     if json {
         return output::print_json(report);
     }
-    println!("format: {}", report.format);
-    println!("size: {}", report.size);
-    if let Some(w) = report.warning() {
-        println!("warning: {w}");
-    }
-    print_value("", &serde_json::to_value(&report.details)?);
-    Ok(())
+    print!("{}", describe::text(name, report));
+    output::flush_stdout()
 }
 
 /// Runs `<group> info`: `inspect` limited to `format`.
@@ -132,13 +96,17 @@ pub fn info(args: InfoArgs, format: Format) -> anyhow::Result<ExitCode> {
             r.format
         );
     }
-    render(&r, args.json)?;
+    let name = match args.offset {
+        0 => args.file.display().to_string(),
+        at => format!("{} at offset {at}", args.file.display()),
+    };
+    render(&name, &r, args.json)?;
     Ok(output::exit(output::SUCCESS))
 }
 
 /// Runs `imgpipe inspect`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = report(&args.file)?;
-    render(&report, args.json)?;
+    render(&args.file.display().to_string(), &report, args.json)?;
     Ok(output::exit(output::SUCCESS))
 }
