@@ -102,6 +102,9 @@ pub enum Error {
     /// The requested keyslot does not exist.
     #[error("keyslot {0} does not exist")]
     NoSuchKeyslot(u32),
+    /// Removing this keyslot would leave the volume without one (its data unrecoverable).
+    #[error("keyslot {0} is the last one: the volume would become unusable")]
+    LastKeyslot(u32),
     /// No room is left for another keyslot (ids or keyslots area).
     #[error("no free keyslot: {reason}")]
     NoFreeKeyslot {

@@ -71,6 +71,7 @@ mod inspect;
 mod keyslot;
 mod payload;
 pub mod raw;
+mod unlock;
 
 pub use crypto::{Argon2Variant, HashAlg, Kdf, Xts, XtsKeySize, af_merge, af_split, derive_key};
 pub use error::{Error, Result};
@@ -80,3 +81,4 @@ pub use inspect::{Inspection, detect, inspect};
 pub use keyslot::{KdfParams, KeyslotParams, VolumeKey};
 pub use payload::DataSegment;
 pub use raw::{BinaryHeader, HeaderKind, Limits, Metadata};
+pub use unlock::Unlocked;

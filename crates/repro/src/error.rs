@@ -87,6 +87,26 @@ pub enum Error {
         /// What the format crate said.
         message: String,
     },
+    /// A LUKS2 operation failed: which step, and what the luks crate said.
+    #[error("{step}")]
+    Luks {
+        /// The step that failed.
+        step: crate::luks::LuksStep,
+        /// The luks crate's error.
+        #[source]
+        source: imgpipe_luks::Error,
+    },
+    /// An output file could not be created or committed.
+    #[error("cannot {action} {}", path.display())]
+    OutputFile {
+        /// `create` or `write`.
+        action: &'static str,
+        /// The output.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
     /// A valid image using a feature this crate does not implement.
     #[error("unsupported {feature}")]
     Unsupported {

@@ -5,6 +5,8 @@
 //! - one seed rule ([`Seed`], [`Purpose`]) for every GUID, UUID, volume id, salt and key;
 //! - disk assembly ([`DiskRequest`], [`DiskPlan`]) and hybrid ISOs whose GPT comes from
 //!   gptpart ([`iso::build_hybrid`]);
+//! - LUKS2 volumes by the seed rule, keyslot operations that unlock first, payloads
+//!   decrypted through the atomic writer ([`luks`]);
 //! - two-build verification: [`diff_images`] (each image read once, ranges attributed,
 //!   files compared through nested filesystems by [`diagnose_files_within`]);
 //! - determinism primitives: the build epoch and the one seed rule.
@@ -43,6 +45,7 @@ mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod iso;
+pub mod luks;
 mod nested;
 mod output;
 pub mod seed;

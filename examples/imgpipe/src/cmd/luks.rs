@@ -4,7 +4,7 @@
 //! cryptsetup's `--key-file` does, so the same file opens the volume with both tools.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, BufWriter, Write as _};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,11 +14,12 @@ use imgpipe_luks::{
     Argon2Variant, Error as LuksError, FormatOptions, HashAlg, Inspection, KdfParams,
     KeyslotParams, Luks2Header, Metadata,
 };
-use imgpipe_repro::{Purpose, Seed};
-use rand_core::CryptoRng;
+use imgpipe_repro::Seed;
+use imgpipe_repro::luks::{KeySource, KeyslotChoice, LuksStep};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::cmd::describe::luks_dump;
 use crate::cmd::inspect::{Format, InfoArgs, info};
 use crate::size::parse_size;
 use crate::{output, target};
@@ -310,20 +311,60 @@ fn read_header(file: &mut File, path: &Path) -> anyhow::Result<Luks2Header> {
 }
 
 /// The seed of `--seed`: 32 hex digits are the seed itself, other hex is seed material.
-fn seed(text: &str) -> anyhow::Result<Seed> {
-    Seed::parse_hex(text).context("--seed must be an even number of hex digits")
+fn seed(text: Option<&str>) -> anyhow::Result<Option<Seed>> {
+    text.map(|t| Seed::parse_hex(t).context("--seed must be an even number of hex digits"))
+        .transpose()
 }
 
-/// The RNG for keyslot salts and anti-forensic stripes: the seed's keyed stream for them, or
-/// the OS source without `--seed`.
-fn rng(seed_text: Option<&str>) -> anyhow::Result<Box<dyn CryptoRng>> {
-    match seed_text {
-        Some(text) => Ok(Box::new(seed(text)?.rng(&Purpose::Luks2Salts))),
-        None => Ok(Box::new(rand_core::UnwrapErr(getrandom::SysRng))),
+/// The OS random source, used without `--seed`.
+type OsRng = rand_core::UnwrapErr<getrandom::SysRng>;
+
+/// Where salts and keys come from: the seed's keyed streams, or the OS source.
+fn keys(seed: Option<Seed>, os: &mut OsRng) -> KeySource<'_> {
+    match seed {
+        Some(s) => KeySource::Seed(s),
+        None => KeySource::Rng(os),
     }
 }
 
-/// Wrong passphrase is a negative answer (exit 1), not an input error.
+/// A wrong passphrase is a negative answer (exit 1), not an input error.
+fn wrong_passphrase(what: &Path) -> ExitCode {
+    eprintln!(
+        "imgpipe: error: {}: {}",
+        what.display(),
+        LuksError::WrongPassphrase
+    );
+    output::exit(output::NEGATIVE)
+}
+
+/// The error of a library call, worded with the flags and the image it concerns.
+fn luks_error(e: imgpipe_repro::Error, image: &Path) -> anyhow::Error {
+    let imgpipe_repro::Error::Luks { step, source } = e else {
+        return e.into();
+    };
+    let what = match step {
+        LuksStep::Unlock => image.display().to_string(),
+        LuksStep::Format => {
+            return flag_error(source).context(format!("cannot format {}", image.display()));
+        }
+        LuksStep::CheckRemovable => {
+            return match source {
+                LuksError::LastKeyslot(id) => anyhow::anyhow!(
+                    "keyslot {id} is the last one: the volume would become unusable (use --force)"
+                ),
+                other => other.into(),
+            };
+        }
+        LuksStep::AddKeyslot => "cannot add the keyslot".to_owned(),
+        LuksStep::ChangeKeyslot => "cannot change the keyslot".to_owned(),
+        LuksStep::RemoveKeyslot => "cannot remove the keyslot".to_owned(),
+        LuksStep::DataSegment => "cannot use the data segment".to_owned(),
+        LuksStep::Decrypt => "cannot decrypt the payload".to_owned(),
+        _ => step.to_string(),
+    };
+    anyhow::Error::new(source).context(what)
+}
+
 /// Unlocks the volume whose header is in `header` (or `image`) and returns its data segment;
 /// `Err(code)` when the passphrase opens no keyslot (exit 1, message printed).
 fn unlock_segment(
@@ -335,22 +376,32 @@ fn unlock_segment(
     let hdr_path = header.unwrap_or(image);
     let mut hf = open_ro(hdr_path)?;
     let hdr = read_header(&mut hf, hdr_path)?;
-    let vk = match hdr.unlock(&mut hf, &pass) {
-        Ok((_, vk)) => vk,
-        Err(e) => return negative_or_err(e, &format!("{}", hdr_path.display())).map(Err),
-    };
-    let seg = hdr
-        .data_segment(&vk)
-        .context("cannot use the data segment")?;
-    Ok(Ok(seg))
+    match imgpipe_repro::luks::unlock_segment(&hdr, &mut hf, &pass) {
+        Ok(Some(seg)) => Ok(Ok(seg)),
+        Ok(None) => Ok(Err(wrong_passphrase(hdr_path))),
+        Err(e) => Err(luks_error(e, hdr_path)),
+    }
 }
 
-fn negative_or_err(e: LuksError, what: &str) -> anyhow::Result<ExitCode> {
-    if matches!(e, LuksError::WrongPassphrase) {
-        eprintln!("imgpipe: error: {what}: {e}");
-        return Ok(output::exit(output::NEGATIVE));
-    }
-    Err(anyhow::Error::new(e).context(what.to_owned()))
+/// Prints `keyslot N <done>` (or its JSON) after a keyslot operation, syncing the image
+/// first; exit 1 when the passphrase opened no keyslot.
+fn keyslot_done(
+    result: imgpipe_repro::Result<Option<u32>>,
+    f: &File,
+    image: &Path,
+    done: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let Some(id) = result.map_err(|e| luks_error(e, image))? else {
+        return Ok(wrong_passphrase(image));
+    };
+    f.sync_all().context("cannot sync the image")?;
+    output::summary(
+        json,
+        &serde_json::json!({ "keyslot": id }),
+        format_args!("keyslot {id} {done}"),
+    )?;
+    Ok(output::exit(output::SUCCESS))
 }
 
 #[derive(Serialize)]
@@ -383,6 +434,7 @@ fn flag_error(e: LuksError) -> anyhow::Error {
 
 /// Runs `imgpipe luks`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut os: OsRng = rand_core::UnwrapErr(getrandom::SysRng);
     match args.command {
         Command::Info(a) => info(a, Format::Luks2),
         Command::Format {
@@ -436,21 +488,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ..FormatOptions::default()
             };
             // With --seed, the UUID, volume key and salts come from their own keyed streams.
-            let (opts, mut rng): (FormatOptions, Box<dyn CryptoRng>) = match &kdf.seed {
-                Some(text) => {
-                    let (opts, rng) = seed(text)?.luks2_format(opts);
-                    (opts, Box::new(rng))
-                }
-                None => (opts, rng(None)?),
-            };
-            let mut format = |f: &mut File| -> anyhow::Result<Luks2Header> {
+            let keys = keys(seed(kdf.seed.as_deref())?, &mut os);
+            let format = |f: &mut File| -> anyhow::Result<Luks2Header> {
                 if size.is_some() {
                     f.set_len(len).context("cannot set the image size")?;
                 }
-                let (hdr, _) = Luks2Header::format(f, &opts, &pass, &mut *rng)
-                    .map_err(flag_error)
-                    .with_context(|| format!("cannot format {}", image.display()))?;
-                Ok(hdr)
+                imgpipe_repro::luks::format(f, opts, &pass, keys).map_err(|e| luks_error(e, &image))
             };
             let hdr = if exists {
                 // An existing image (or device) is formatted in place, as cryptsetup does.
@@ -487,7 +530,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     metadata: &hdr.metadata,
                 })?;
             } else {
-                print_dump(&hdr);
+                print!("{}", luks_dump(&hdr));
             }
             Ok(output::exit(output::SUCCESS))
         }
@@ -501,14 +544,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let pass = passphrase(&passphrase_file)?;
             let mut f = open_ro(&image)?;
             let hdr = read_header(&mut f, &image)?;
-            let result = match key_slot {
-                Some(id) => hdr.unlock_keyslot(&mut f, id, &pass).map(|k| (id, k)),
-                None => hdr.unlock(&mut f, &pass),
+            let u = match hdr.try_unlock(&mut f, &pass, key_slot) {
+                Ok(Some(u)) => u,
+                Ok(None) => return Ok(wrong_passphrase(&image)),
+                Err(e) => return Err(anyhow::Error::new(e).context(image.display().to_string())),
             };
-            let (slot, vk) = match result {
-                Ok(r) => r,
-                Err(e) => return negative_or_err(e, &format!("{}", image.display())),
-            };
+            let hex = u.volume_key.to_hex();
             if json {
                 #[derive(Serialize)]
                 struct Unlocked<'a> {
@@ -516,15 +557,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     #[serde(skip_serializing_if = "Option::is_none")]
                     volume_key: Option<&'a str>,
                 }
-                let hex = vk.to_hex();
                 output::print_json(&Unlocked {
-                    keyslot: slot,
+                    keyslot: u.keyslot,
                     volume_key: dump_volume_key.then_some(hex.as_str()),
                 })?;
             } else if dump_volume_key {
-                println!("{}", vk.to_hex().as_str());
+                println!("{}", hex.as_str());
             } else {
-                eprintln!("keyslot {slot} unlocked");
+                eprintln!("keyslot {} unlocked", u.keyslot);
             }
             Ok(output::exit(output::SUCCESS))
         }
@@ -540,21 +580,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let new = passphrase(&new_passphrase_file)?;
             let mut f = open_rw(&image)?;
             let mut hdr = read_header(&mut f, &image)?;
-            let vk = match hdr.unlock(&mut f, &pass) {
-                Ok((_, vk)) => vk,
-                Err(e) => return negative_or_err(e, &format!("{}", image.display())),
-            };
-            let mut rng = rng(kdf.seed.as_deref())?;
-            let id = hdr
-                .add_keyslot(&mut f, &vk, &new, &kdf.params(), key_slot, &mut *rng)
-                .context("cannot add the keyslot")?;
-            f.sync_all().context("cannot sync the image")?;
-            output::summary(
-                json,
-                &serde_json::json!({ "keyslot": id }),
-                format_args!("keyslot {id} added"),
-            )?;
-            Ok(output::exit(output::SUCCESS))
+            let keys = keys(seed(kdf.seed.as_deref())?, &mut os);
+            let r = imgpipe_repro::luks::add_key(
+                &mut hdr,
+                &mut f,
+                &pass,
+                &new,
+                &kdf.params(),
+                key_slot,
+                keys,
+            );
+            keyslot_done(r, &f, &image, "added", json)
         }
         Command::RemoveKey {
             image,
@@ -565,34 +601,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => {
             let mut f = open_rw(&image)?;
             let mut hdr = read_header(&mut f, &image)?;
-            let id = match (key_slot, passphrase_file) {
-                (Some(id), _) => id,
+            let pass;
+            let which = match (key_slot, passphrase_file) {
+                (Some(id), _) => KeyslotChoice::Id(id),
                 (None, Some(p)) => {
-                    let pass = passphrase(&p)?;
-                    match hdr.unlock(&mut f, &pass) {
-                        Ok((id, _)) => id,
-                        Err(e) => return negative_or_err(e, &format!("{}", image.display())),
-                    }
+                    pass = passphrase(&p)?;
+                    KeyslotChoice::Passphrase(&pass)
                 }
                 (None, None) => bail!("give --passphrase-file or --key-slot"),
             };
-            if !hdr.metadata.keyslots.contains_key(&id) {
-                bail!("keyslot {id} does not exist");
-            }
-            if hdr.metadata.keyslots.len() == 1 && !force {
-                bail!(
-                    "keyslot {id} is the last one: the volume would become unusable (use --force)"
-                );
-            }
-            hdr.remove_keyslot(&mut f, id)
-                .context("cannot remove the keyslot")?;
-            f.sync_all().context("cannot sync the image")?;
-            output::summary(
-                json,
-                &serde_json::json!({ "keyslot": id }),
-                format_args!("keyslot {id} removed"),
-            )?;
-            Ok(output::exit(output::SUCCESS))
+            let r = imgpipe_repro::luks::remove_key(&mut hdr, &mut f, which, force);
+            keyslot_done(r, &f, &image, "removed", json)
         }
         Command::ChangeKey {
             image,
@@ -605,20 +624,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let new = passphrase(&new_passphrase_file)?;
             let mut f = open_rw(&image)?;
             let mut hdr = read_header(&mut f, &image)?;
-            let (id, vk) = match hdr.unlock(&mut f, &pass) {
-                Ok(r) => r,
-                Err(e) => return negative_or_err(e, &format!("{}", image.display())),
-            };
-            let mut rng = rng(kdf.seed.as_deref())?;
-            hdr.change_keyslot(&mut f, id, &vk, &new, &kdf.params(), &mut *rng)
-                .context("cannot change the keyslot")?;
-            f.sync_all().context("cannot sync the image")?;
-            output::summary(
-                json,
-                &serde_json::json!({ "keyslot": id }),
-                format_args!("keyslot {id} changed"),
-            )?;
-            Ok(output::exit(output::SUCCESS))
+            let keys = keys(seed(kdf.seed.as_deref())?, &mut os);
+            let r =
+                imgpipe_repro::luks::change_key(&mut hdr, &mut f, &pass, &new, &kdf.params(), keys);
+            keyslot_done(r, &f, &image, "changed", json)
         }
         Command::Encrypt {
             image,
@@ -670,15 +679,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let size = dev.metadata().context("cannot stat the image")?.len();
             let len = seg.payload_len(size);
             let bar = crate::progress::bytes(len, "decrypting");
-            let out = target::create(&out_path)?;
-            let mut w = BufWriter::new(out.file());
-            seg.decrypt_stream(&mut dev, len, &mut w, &mut |d| bar.set_position(d))
-                .context("cannot decrypt the payload")?;
-            w.flush()
-                .with_context(|| format!("cannot write {}", out_path.display()))?;
-            drop(w);
+            imgpipe_repro::luks::decrypt_to_file(&seg, &mut dev, len, &out_path, &mut |d| {
+                bar.set_position(d)
+            })
+            .map_err(|e| luks_error(e, &image))?;
             bar.finish_and_clear();
-            target::commit(out)?;
             if json {
                 output::print_json(&serde_json::json!({ "bytes": len, "output": out_path }))?;
             } else {
@@ -687,90 +692,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(output::exit(output::SUCCESS))
         }
     }
-}
-
-fn print_dump(hdr: &Luks2Header) {
-    let md = &hdr.metadata;
-    println!("LUKS header information");
-    println!("Version:        2");
-    println!("Epoch (seqid):  {}", hdr.seqid);
-    println!("Metadata area:  {} [bytes]", hdr.hdr_size);
-    println!("Keyslots area:  {} [bytes]", md.config.keyslots_size);
-    println!("UUID:           {}", hdr.uuid);
-    println!("Label:          {}", or_none(&hdr.label, "(no label)"));
-    println!(
-        "Subsystem:      {}",
-        or_none(&hdr.subsystem, "(no subsystem)")
-    );
-    for (name, c) in ["primary", "secondary"].iter().zip(&hdr.copies) {
-        match &c.problem {
-            None => println!("Header copy:    {name} at {} ok", c.offset),
-            Some(p) => println!("Header copy:    {name} at {} DAMAGED: {p}", c.offset),
-        }
-    }
-    let reqs = md.config.mandatory_requirements();
-    if !reqs.is_empty() {
-        println!("Requirements:   {}", reqs.join(" "));
-    }
-    println!("\nData segments:");
-    for (id, s) in &md.segments {
-        println!("  {id}: {}", s.kind);
-        println!("\toffset: {} [bytes]", s.offset);
-        match s.size {
-            imgpipe_luks::raw::SegmentSize::Dynamic => println!("\tlength: (whole device)"),
-            imgpipe_luks::raw::SegmentSize::Bytes(b) => println!("\tlength: {b} [bytes]"),
-        }
-        if let Some(c) = &s.crypt {
-            println!("\tcipher: {}", c.encryption);
-            println!("\tsector: {} [bytes]", c.sector_size);
-        }
-    }
-    println!("\nKeyslots:");
-    for (id, k) in &md.keyslots {
-        println!("  {id}: luks2");
-        println!("\tKey:        {} bits", k.key_size * 8);
-        let prio = match k.priority {
-            Some(0) => "ignored",
-            Some(2) => "preferred",
-            _ => "normal",
-        };
-        println!("\tPriority:   {prio}");
-        println!("\tCipher:     {}", k.area.encryption);
-        println!("\tCipher key: {} bits", k.area.key_size * 8);
-        println!("\tPBKDF:      {}", k.kdf.type_name());
-        match &k.kdf {
-            imgpipe_luks::Kdf::Pbkdf2 {
-                hash, iterations, ..
-            } => {
-                println!("\tHash:       {}", hash.name());
-                println!("\tIterations: {iterations}");
-            }
-            imgpipe_luks::Kdf::Argon2 {
-                time, memory, cpus, ..
-            } => {
-                println!("\tTime cost:  {time}");
-                println!("\tMemory:     {memory}");
-                println!("\tThreads:    {cpus}");
-            }
-        }
-        println!("\tAF stripes: {}", k.af.stripes);
-        println!("\tAF hash:    {}", k.af.hash.name());
-        println!("\tArea offset: {} [bytes]", k.area.offset);
-        println!("\tArea length: {} [bytes]", k.area.size);
-    }
-    println!("Tokens:");
-    for (id, t) in &md.tokens {
-        let kind = t.get("type").and_then(|v| v.as_str()).unwrap_or("?");
-        println!("  {id}: {kind}");
-    }
-    println!("Digests:");
-    for (id, d) in &md.digests {
-        println!("  {id}: pbkdf2");
-        println!("\tHash:       {}", d.hash.name());
-        println!("\tIterations: {}", d.iterations);
-    }
-}
-
-fn or_none<'a>(s: &'a str, none: &'a str) -> &'a str {
-    if s.is_empty() { none } else { s }
 }

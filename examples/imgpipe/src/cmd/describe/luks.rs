@@ -1,6 +1,9 @@
-//! LUKS2 summary: identity, cipher, data segment, keyslots with their KDF cost, tokens.
+//! LUKS2 summary: identity, cipher, data segment, keyslots with their KDF cost, tokens; and
+//! the `luks dump` text.
 
-use imgpipe_luks::{CopyReport, Inspection, Kdf};
+use std::fmt::Write as _;
+
+use imgpipe_luks::{CopyReport, Inspection, Kdf, Luks2Header};
 
 use super::{Text, human, plural, size_with_bytes};
 
@@ -136,4 +139,107 @@ fn copy(c: &CopyReport) -> String {
         (None, _) if c.checksum_ok => format!("at {}: ok", c.offset),
         (None, _) => format!("at {}: checksum mismatch", c.offset),
     }
+}
+
+/// `writeln!` into a `String`, which cannot fail.
+macro_rules! wl {
+    ($o:expr, $($t:tt)*) => {{
+        let _ = writeln!($o, $($t)*);
+    }};
+}
+
+/// The text of `imgpipe luks dump`: both header copies' state and the metadata, laid out as
+/// `cryptsetup luksDump` lays them out (unlike the summary of `inspect`, which it does not
+/// share lines with).
+pub fn dump(hdr: &Luks2Header) -> String {
+    let mut o = String::new();
+    dump_to(&mut o, hdr);
+    o
+}
+
+fn dump_to(o: &mut String, hdr: &Luks2Header) {
+    let md = &hdr.metadata;
+    wl!(o, "LUKS header information");
+    wl!(o, "Version:        2");
+    wl!(o, "Epoch (seqid):  {}", hdr.seqid);
+    wl!(o, "Metadata area:  {} [bytes]", hdr.hdr_size);
+    wl!(o, "Keyslots area:  {} [bytes]", md.config.keyslots_size);
+    wl!(o, "UUID:           {}", hdr.uuid);
+    wl!(o, "Label:          {}", or_none(&hdr.label, "(no label)"));
+    wl!(
+        o,
+        "Subsystem:      {}",
+        or_none(&hdr.subsystem, "(no subsystem)")
+    );
+    for (name, c) in ["primary", "secondary"].iter().zip(&hdr.copies) {
+        match &c.problem {
+            None => wl!(o, "Header copy:    {name} at {} ok", c.offset),
+            Some(p) => wl!(o, "Header copy:    {name} at {} DAMAGED: {p}", c.offset),
+        }
+    }
+    let reqs = md.config.mandatory_requirements();
+    if !reqs.is_empty() {
+        wl!(o, "Requirements:   {}", reqs.join(" "));
+    }
+    wl!(o, "\nData segments:");
+    for (id, s) in &md.segments {
+        wl!(o, "  {id}: {}", s.kind);
+        wl!(o, "\toffset: {} [bytes]", s.offset);
+        match s.size {
+            imgpipe_luks::raw::SegmentSize::Dynamic => wl!(o, "\tlength: (whole device)"),
+            imgpipe_luks::raw::SegmentSize::Bytes(b) => wl!(o, "\tlength: {b} [bytes]"),
+        }
+        if let Some(c) = &s.crypt {
+            wl!(o, "\tcipher: {}", c.encryption);
+            wl!(o, "\tsector: {} [bytes]", c.sector_size);
+        }
+    }
+    wl!(o, "\nKeyslots:");
+    for (id, k) in &md.keyslots {
+        wl!(o, "  {id}: luks2");
+        wl!(o, "\tKey:        {} bits", k.key_size * 8);
+        let prio = match k.priority {
+            Some(0) => "ignored",
+            Some(2) => "preferred",
+            _ => "normal",
+        };
+        wl!(o, "\tPriority:   {prio}");
+        wl!(o, "\tCipher:     {}", k.area.encryption);
+        wl!(o, "\tCipher key: {} bits", k.area.key_size * 8);
+        wl!(o, "\tPBKDF:      {}", k.kdf.type_name());
+        match &k.kdf {
+            Kdf::Pbkdf2 {
+                hash, iterations, ..
+            } => {
+                wl!(o, "\tHash:       {}", hash.name());
+                wl!(o, "\tIterations: {iterations}");
+            }
+            Kdf::Argon2 {
+                time, memory, cpus, ..
+            } => {
+                wl!(o, "\tTime cost:  {time}");
+                wl!(o, "\tMemory:     {memory}");
+                wl!(o, "\tThreads:    {cpus}");
+            }
+        }
+        wl!(o, "\tAF stripes: {}", k.af.stripes);
+        wl!(o, "\tAF hash:    {}", k.af.hash.name());
+        wl!(o, "\tArea offset: {} [bytes]", k.area.offset);
+        wl!(o, "\tArea length: {} [bytes]", k.area.size);
+    }
+    wl!(o, "Tokens:");
+    for (id, t) in &md.tokens {
+        let kind = t.get("type").and_then(|v| v.as_str()).unwrap_or("?");
+        wl!(o, "  {id}: {kind}");
+    }
+    wl!(o, "Digests:");
+    for (id, d) in &md.digests {
+        wl!(o, "  {id}: pbkdf2");
+        wl!(o, "\tHash:       {}", d.hash.name());
+        wl!(o, "\tIterations: {}", d.iterations);
+    }
+}
+
+fn or_none<'a>(s: &'a str, none: &'a str) -> &'a str {
+    if s.is_empty() { none } else { s }
 }

@@ -14,6 +14,8 @@ use std::fmt::Display;
 
 use imgpipe_repro::{Inspection, Report};
 
+pub use luks::dump as luks_dump;
+
 /// The text report of `report` for the file shown as `name`.
 pub fn text(name: &str, report: &Report) -> String {
     let mut t = Text::default();
