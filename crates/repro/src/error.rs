@@ -107,6 +107,27 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A file an option names is missing or not a regular file.
+    #[error(
+        "{option}: {path} is not a file{}",
+        within.as_ref().map(|d| format!(" in {}", d.display())).unwrap_or_default()
+    )]
+    NotAFile {
+        /// The option that names it, e.g. `--bios-boot`.
+        option: &'static str,
+        /// The path as given.
+        path: String,
+        /// The tree it was looked up in, when it is a path inside one.
+        within: Option<std::path::PathBuf>,
+    },
+    /// MBR boot code of the wrong size (an isohybrid MBR takes 432 to 512 bytes).
+    #[error("{}: MBR boot code must be 432 to 512 bytes, not {len}", path.display())]
+    BootCodeSize {
+        /// The boot code file.
+        path: std::path::PathBuf,
+        /// Its size.
+        len: usize,
+    },
     /// A valid image using a feature this crate does not implement.
     #[error("unsupported {feature}")]
     Unsupported {

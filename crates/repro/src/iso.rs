@@ -7,11 +7,16 @@
 //! the volume, or a file inside it). The disk GUID and partition GUIDs are systemd-repart's
 //! for the seed ([`Seed::gpt`]); the MBR disk signature is the seed's
 //! `mbr-disk-signature` stream.
+//!
+//! [`IsoRequest`] is what `imgpipe iso create` asks for (a directory, options, boot images,
+//! an isohybrid MBR, a sort file, reserved slots, a seed); [`IsoPlan::prepare`] checks and
+//! collects everything before a byte is written, [`IsoPlan::write_to`] writes the image.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use imgpipe_gptpart::{GptBuilder, PartitionSize, PartitionSpec, partition_type};
-use imgpipe_isofs::{BuildReport, Builder};
+use imgpipe_isofs::{BiosBoot, BuildReport, Builder, EfiBoot, HybridMbr, MbrFlavor, Options};
 
 use crate::error::{Error, Result};
 use crate::seed::{Purpose, Seed};
@@ -100,11 +105,249 @@ pub fn build_hybrid<W: Write>(mut builder: Builder, seed: Seed, w: W) -> Result<
     builder.build(w).map_err(iso_err("writing the ISO image"))
 }
 
+/// A fixed-size slot reserved for a file (`--reserve PATH:SIZE[:ALIGN]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// Path of the file inside the image.
+    pub path: String,
+    /// Size of the slot in bytes.
+    pub size: u64,
+    /// Alignment of the slot in bytes.
+    pub align: u64,
+    /// How the request spelled it (`boot/cfg:64K`), for messages.
+    pub spec: String,
+}
+
+/// What a hybrid ISO image is to be: the directory, the options, boot images, the isohybrid
+/// MBR, the sort file, reserved slots and where the identifiers come from.
+#[derive(Debug, Clone)]
+pub struct IsoRequest {
+    /// The directory to put in the image.
+    pub dir: PathBuf,
+    /// The volume label (volume identifier).
+    pub label: String,
+    /// The build epoch (Unix seconds).
+    pub epoch: i64,
+    /// Lower file times later than the epoch to the epoch.
+    pub clamp_mtime: bool,
+    /// Write Rock Ridge.
+    pub rock_ridge: bool,
+    /// Write a Joliet tree.
+    pub joliet: bool,
+    /// Relocate directories deeper than 8 levels (Rock Ridge CL/PL/RE).
+    pub relocate_deep: bool,
+    /// The boot catalog's path inside the image (isofs's default when `None`).
+    pub boot_catalog: Option<String>,
+    /// The BIOS El Torito boot image (a file of `dir`).
+    pub bios_boot: Option<BiosBoot>,
+    /// The UEFI boot image: a file of `dir`, or a host file appended after the volume.
+    pub efi_boot: Option<EfiBoot>,
+    /// A host file of MBR boot code (432 to 512 bytes) for an isohybrid system area.
+    pub isohybrid_mbr: Option<PathBuf>,
+    /// Which boot code it is (`None`: recognised from its bytes).
+    pub mbr_flavor: Option<MbrFlavor>,
+    /// Write a protective MBR and a GPT.
+    pub gpt: bool,
+    /// A `mkisofs -sort` file: lines of `PATH WEIGHT`.
+    pub sort: Option<PathBuf>,
+    /// Reserved slots.
+    pub reserve: Vec<Reservation>,
+    /// The seed of every identifier (`None`: [`default_iso_seed`] of label and epoch).
+    pub seed: Option<Seed>,
+}
+
+impl IsoRequest {
+    /// A request for `dir` with Rock Ridge and Joliet, no boot images and no GPT.
+    pub fn new(dir: impl Into<PathBuf>, label: impl Into<String>, epoch: i64) -> Self {
+        Self {
+            dir: dir.into(),
+            label: label.into(),
+            epoch,
+            clamp_mtime: false,
+            rock_ridge: true,
+            joliet: true,
+            relocate_deep: false,
+            boot_catalog: None,
+            bios_boot: None,
+            efi_boot: None,
+            isohybrid_mbr: None,
+            mbr_flavor: None,
+            gpt: false,
+            sort: None,
+            reserve: Vec::new(),
+            seed: None,
+        }
+    }
+
+    fn options(&self) -> Result<Options> {
+        let mut o = Options::new(&self.label, self.epoch);
+        o.rock_ridge = self.rock_ridge;
+        o.joliet = self.joliet;
+        o.clamp_mtime = self.clamp_mtime;
+        o.clamp_times = self.clamp_mtime;
+        o.relocate_deep = self.relocate_deep;
+        if let Some(c) = &self.boot_catalog {
+            o.boot_catalog = c.clone();
+        }
+        o.bios_boot = self.bios_boot.clone();
+        o.efi_boot = self.efi_boot.clone();
+        if let Some(m) = &self.isohybrid_mbr {
+            let code = std::fs::read(m).map_err(|source| Error::HostIo {
+                what: "--isohybrid-mbr: cannot read",
+                path: m.clone(),
+                source,
+            })?;
+            if !(432..=512).contains(&code.len()) {
+                return Err(Error::BootCodeSize {
+                    path: m.clone(),
+                    len: code.len(),
+                });
+            }
+            let detected = HybridMbr::detect(code);
+            o.hybrid_mbr = Some(match self.mbr_flavor {
+                None => detected,
+                Some(flavor) => HybridMbr { flavor, ..detected },
+            });
+        }
+        o.gpt = self.gpt;
+        Ok(o)
+    }
+}
+
+/// The text of an error and of its causes, joined as the binary prints a chain.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+fn step_err(step: String) -> impl FnOnce(imgpipe_isofs::Error) -> Error {
+    move |e| Error::Step {
+        step,
+        message: chain(&e),
+    }
+}
+
+/// A checked ISO image: the tree scanned, sort weights and slots applied, boot files found,
+/// the seed chosen. Nothing has been written yet.
+#[derive(Debug)]
+pub struct IsoPlan {
+    builder: Builder,
+    seed: Seed,
+}
+
+impl IsoPlan {
+    /// Checks `req` and collects the image: reads the boot code, scans the tree, applies the
+    /// sort file and the reserved slots, and checks that every boot image exists, all before
+    /// anything is written.
+    pub fn prepare(req: &IsoRequest) -> Result<Self> {
+        let mut b = Builder::new(req.options()?);
+        b.add_tree(&req.dir)
+            .map_err(step_err(format!("cannot read {}", req.dir.display())))?;
+        if let Some(sort) = &req.sort {
+            apply_sort(&mut b, sort, &req.dir)?;
+        }
+        for r in &req.reserve {
+            b.reserve_slot(&r.path, r.size, r.align)
+                .map_err(step_err(format!("--reserve {}", r.spec)))?;
+        }
+        // The boot files named by the request must be in the tree before anything is written.
+        let efi_in_tree = match &req.efi_boot {
+            Some(EfiBoot::InTree { path }) => Some(path),
+            _ => None,
+        };
+        let boot = [
+            ("--bios-boot", req.bios_boot.as_ref().map(|b| &b.path)),
+            ("--efi-boot", efi_in_tree),
+        ];
+        for (option, path) in boot {
+            if let Some(p) = path
+                && !req.dir.join(p.trim_start_matches('/')).is_file()
+            {
+                return Err(Error::NotAFile {
+                    option,
+                    path: p.clone(),
+                    within: Some(req.dir.clone()),
+                });
+            }
+        }
+        if let Some(EfiBoot::Appended { file }) = &req.efi_boot
+            && !file.is_file()
+        {
+            return Err(Error::NotAFile {
+                option: "--efi-partition",
+                path: file.display().to_string(),
+                within: None,
+            });
+        }
+        let seed = req
+            .seed
+            .unwrap_or_else(|| default_iso_seed(&b.options().volume_id, b.options().epoch));
+        Ok(Self { builder: b, seed })
+    }
+
+    /// Bytes of file data the image will hold (for progress).
+    pub fn data_bytes(&self) -> u64 {
+        self.builder.data_bytes()
+    }
+
+    /// The seed the identifiers come from.
+    pub fn seed(&self) -> Seed {
+        self.seed
+    }
+
+    /// Writes the image ([`build_hybrid`]).
+    pub fn write_to<W: Write>(self, w: W) -> Result<BuildReport> {
+        build_hybrid(self.builder, self.seed, w)
+    }
+}
+
+/// Applies a `mkisofs -sort` file: `PATH WEIGHT` lines, `#` comments; paths may start with
+/// the tree's directory.
+fn apply_sort(b: &mut Builder, sort: &Path, dir: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(sort).map_err(|source| Error::HostIo {
+        what: "cannot read",
+        path: sort.to_path_buf(),
+        source,
+    })?;
+    for (n, line) in text.lines().enumerate() {
+        let at = format!("{}:{}", sort.display(), n + 1);
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((path, weight)) = line.rsplit_once(char::is_whitespace) else {
+            return Err(Error::Step {
+                step: at,
+                message: "expected `PATH WEIGHT`".to_owned(),
+            });
+        };
+        let weight: i32 = weight
+            .parse()
+            .map_err(|e: std::num::ParseIntError| Error::Step {
+                step: format!("{at}: bad weight"),
+                message: e.to_string(),
+            })?;
+        let path = path.trim();
+        let rel = Path::new(path)
+            .strip_prefix(dir)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| path.to_string());
+        b.set_sort_weight(&rel, weight).map_err(step_err(at))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;
 
-    use imgpipe_isofs::{BiosBoot, EfiBoot, HybridMbr, Metadata, Options, Reader};
+    use imgpipe_isofs::{Metadata, Reader};
 
     use super::*;
 
@@ -182,5 +425,92 @@ mod tests {
             mbr_disk_signature(Seed::from_material(b"y"))
         );
         assert!(builder(true, None).build(&mut Vec::new()).is_err());
+    }
+
+    fn tree() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("boot")).unwrap();
+        std::fs::write(d.path().join("boot/bios.img"), [1u8; 2048]).unwrap();
+        std::fs::write(d.path().join("hello"), b"hello\n").unwrap();
+        d
+    }
+
+    fn bios(path: &str) -> Option<BiosBoot> {
+        Some(BiosBoot {
+            path: path.into(),
+            load_size: None,
+            boot_info_table: false,
+            grub2_boot_info: false,
+        })
+    }
+
+    #[test]
+    fn a_request_refuses_a_missing_boot_image_before_writing() {
+        let d = tree();
+        let mut req = IsoRequest::new(d.path(), "REQ", 1_700_000_000);
+        req.bios_boot = bios("boot/missing.img");
+        let e = IsoPlan::prepare(&req).unwrap_err();
+        assert!(
+            matches!(&e, Error::NotAFile { option: "--bios-boot", path, .. } if path == "boot/missing.img"),
+            "{e:?}"
+        );
+        req.bios_boot = bios("boot/bios.img");
+        req.efi_boot = Some(EfiBoot::Appended {
+            file: d.path().join("no-esp.img"),
+        });
+        assert!(matches!(
+            IsoPlan::prepare(&req),
+            Err(Error::NotAFile {
+                option: "--efi-partition",
+                within: None,
+                ..
+            })
+        ));
+        req.efi_boot = None;
+        req.isohybrid_mbr = Some(d.path().join("hello"));
+        assert!(matches!(
+            IsoPlan::prepare(&req),
+            Err(Error::BootCodeSize { len: 6, .. })
+        ));
+        // Nothing was written beside the tree.
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_request_builds_what_the_builder_builds() {
+        let d = tree();
+        std::fs::write(d.path().join("sort"), b"# weights\nhello 5\n").unwrap();
+        let mut req = IsoRequest::new(d.path(), "REQ", 1_700_000_000);
+        req.bios_boot = bios("/boot/bios.img");
+        req.sort = Some(d.path().join("sort"));
+        req.reserve.push(Reservation {
+            path: "slot".into(),
+            size: 4096,
+            align: 2048,
+            spec: "slot:4K".into(),
+        });
+        let plan = IsoPlan::prepare(&req).unwrap();
+        assert_eq!(plan.seed(), default_iso_seed("REQ", 1_700_000_000));
+        let mut got = Vec::new();
+        let rep = plan.write_to(&mut got).unwrap();
+        assert_eq!(rep.slots.len(), 1);
+
+        let mut o = Options::new("REQ", 1_700_000_000);
+        o.bios_boot = bios("/boot/bios.img");
+        let mut b = Builder::new(o);
+        b.add_tree(d.path()).unwrap();
+        b.set_sort_weight("hello", 5).unwrap();
+        b.reserve_slot("slot", 4096, 2048).unwrap();
+        let mut want = Vec::new();
+        build_hybrid(b, default_iso_seed("REQ", 1_700_000_000), &mut want).unwrap();
+        assert_eq!(got, want);
+
+        std::fs::write(d.path().join("sort"), b"hello x\n").unwrap();
+        let e = IsoPlan::prepare(&req).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with(":1: bad weight: invalid digit found in string"),
+            "{e}"
+        );
     }
 }

@@ -8,9 +8,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use imgpipe_fstree::ExtractOptions;
 use imgpipe_gptpart::Window;
-use imgpipe_isofs::{
-    BiosBoot, Builder, EfiBoot, HybridMbr, Limits, MbrFlavor, Namespace, Options, Reader,
-};
+use imgpipe_isofs::{BiosBoot, EfiBoot, Limits, MbrFlavor, Namespace, Reader};
+use imgpipe_repro::iso::{IsoPlan, IsoRequest, Reservation};
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
 use crate::cmd::squashfs::{list, print_listing};
@@ -190,114 +189,47 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     }
     let epoch = a.common.epoch()?;
     let epoch = i64::try_from(epoch).context("--epoch: out of range")?;
-    let mut o = Options::new(&a.label, epoch);
-    o.rock_ridge = !a.no_rock;
-    o.joliet = !a.no_joliet;
-    o.clamp_mtime = a.common.clamp_mtime;
-    o.clamp_times = a.common.clamp_mtime;
-    o.relocate_deep = a.relocate_deep;
-    if let Some(c) = &a.boot_catalog {
-        o.boot_catalog = c.clone();
-    }
-    if let Some(p) = &a.bios_boot {
-        o.bios_boot = Some(BiosBoot {
-            path: p.clone(),
-            load_size: a.boot_load_size,
-            boot_info_table: a.boot_info_table,
-            grub2_boot_info: a.grub2_boot_info,
-        });
-    }
-    o.efi_boot = match (&a.efi_boot, &a.efi_partition) {
+    let mut req = IsoRequest::new(&a.dir, &a.label, epoch);
+    req.rock_ridge = !a.no_rock;
+    req.joliet = !a.no_joliet;
+    req.clamp_mtime = a.common.clamp_mtime;
+    req.relocate_deep = a.relocate_deep;
+    req.boot_catalog = a.boot_catalog.clone();
+    req.bios_boot = a.bios_boot.as_ref().map(|p| BiosBoot {
+        path: p.clone(),
+        load_size: a.boot_load_size,
+        boot_info_table: a.boot_info_table,
+        grub2_boot_info: a.grub2_boot_info,
+    });
+    req.efi_boot = match (&a.efi_boot, &a.efi_partition) {
         (Some(p), _) => Some(EfiBoot::InTree { path: p.clone() }),
         (None, Some(f)) => Some(EfiBoot::Appended { file: f.clone() }),
         (None, None) => None,
     };
-    if let Some(m) = &a.isohybrid_mbr {
-        let code = std::fs::read(m)
-            .with_context(|| format!("--isohybrid-mbr: cannot read {}", m.display()))?;
-        if code.len() < 432 || code.len() > 512 {
-            bail!(
-                "{}: MBR boot code must be 432 to 512 bytes, not {}",
-                m.display(),
-                code.len()
-            );
-        }
-        let detected = HybridMbr::detect(code);
-        o.hybrid_mbr = Some(match a.mbr_flavor {
-            FlavorArg::Auto => detected,
-            FlavorArg::Isolinux => HybridMbr {
-                flavor: MbrFlavor::Isolinux,
-                ..detected
-            },
-            FlavorArg::Grub2 => HybridMbr {
-                flavor: MbrFlavor::Grub2,
-                ..detected
-            },
-        });
-    }
-    o.gpt = a.gpt;
-    let mut b = Builder::new(o);
-    b.add_tree(&a.dir)
-        .with_context(|| format!("cannot read {}", a.dir.display()))?;
-    if let Some(sort) = &a.sort {
-        let text = std::fs::read_to_string(sort)
-            .with_context(|| format!("cannot read {}", sort.display()))?;
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let Some((path, weight)) = line.rsplit_once(char::is_whitespace) else {
-                bail!("{}:{}: expected `PATH WEIGHT`", sort.display(), n + 1);
-            };
-            let weight: i32 = weight
-                .parse()
-                .with_context(|| format!("{}:{}: bad weight", sort.display(), n + 1))?;
-            let path = path.trim();
-            let rel = std::path::Path::new(path)
-                .strip_prefix(&a.dir)
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| path.to_string());
-            b.set_sort_weight(&rel, weight)
-                .with_context(|| format!("{}:{}", sort.display(), n + 1))?;
-        }
-    }
-    for r in &a.reserve {
-        let mut parts = r.splitn(3, ':');
-        let path = parts.next().unwrap_or_default();
-        let size = parse_size(parts.next().context("--reserve needs PATH:SIZE[:ALIGN]")?)
-            .map_err(|e| anyhow::anyhow!("--reserve: {e}"))?;
-        let align = parts
-            .next()
-            .map(parse_size)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("--reserve: {e}"))?
-            .unwrap_or(2048);
-        b.reserve_slot(path, size, align)
-            .with_context(|| format!("--reserve {r}"))?;
-    }
-    // The boot files named by flags must be in the tree before anything is written.
-    for (flag, path) in [("--bios-boot", &a.bios_boot), ("--efi-boot", &a.efi_boot)] {
-        if let Some(p) = path {
-            let host = a.dir.join(p.trim_start_matches('/'));
-            if !host.is_file() {
-                bail!("{flag}: {p} is not a file in {}", a.dir.display());
-            }
-        }
-    }
-    if let Some(f) = a.efi_partition.as_ref().filter(|f| !f.is_file()) {
-        bail!("--efi-partition: {} is not a file", f.display());
-    }
-    let file = target::create(&a.output)?;
-    let bar = progress::bytes(b.data_bytes(), "writing");
-    let mut w = BufWriter::with_capacity(1 << 20, bar.wrap_write(file.file()));
-    // A GPT is planned by gptpart, its GUIDs from the seed rule (imgpipe_repro::iso).
-    let seed = match &a.common.seed {
-        Some(text) => imgpipe_repro::Seed::parse_hex(text)
-            .context("--seed: expected hex digits (32 for a UUID-like seed)")?,
-        None => imgpipe_repro::iso::default_iso_seed(&b.options().volume_id, b.options().epoch),
+    req.isohybrid_mbr = a.isohybrid_mbr.clone();
+    req.mbr_flavor = match a.mbr_flavor {
+        FlavorArg::Auto => None,
+        FlavorArg::Isolinux => Some(MbrFlavor::Isolinux),
+        FlavorArg::Grub2 => Some(MbrFlavor::Grub2),
     };
-    let rep = imgpipe_repro::iso::build_hybrid(b, seed, &mut w)
+    req.gpt = a.gpt;
+    req.sort = a.sort.clone();
+    req.reserve = a
+        .reserve
+        .iter()
+        .map(reservation)
+        .collect::<anyhow::Result<_>>()?;
+    // A GPT is planned by gptpart, its GUIDs from the seed rule (imgpipe_repro::iso).
+    let seed = a.common.seed.as_deref().map(imgpipe_repro::Seed::parse_hex);
+    req.seed = seed
+        .map(|s| s.context("--seed: expected hex digits (32 for a UUID-like seed)"))
+        .transpose()?;
+    let plan = IsoPlan::prepare(&req)?;
+    let file = target::create(&a.output)?;
+    let bar = progress::bytes(plan.data_bytes(), "writing");
+    let mut w = BufWriter::with_capacity(1 << 20, bar.wrap_write(file.file()));
+    let rep = plan
+        .write_to(&mut w)
         .map_err(anyhow::Error::from)
         .and_then(|r| w.flush().map(|()| r).map_err(anyhow::Error::from))
         .with_context(|| format!("cannot write {}", a.output.display()))?;
@@ -322,6 +254,26 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(output::exit(output::SUCCESS))
+}
+
+/// One `--reserve PATH:SIZE[:ALIGN]`.
+fn reservation(r: &String) -> anyhow::Result<Reservation> {
+    let mut parts = r.splitn(3, ':');
+    let path = parts.next().unwrap_or_default();
+    let size = parse_size(parts.next().context("--reserve needs PATH:SIZE[:ALIGN]")?)
+        .map_err(|e| anyhow::anyhow!("--reserve: {e}"))?;
+    let align = parts
+        .next()
+        .map(parse_size)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--reserve: {e}"))?
+        .unwrap_or(2048);
+    Ok(Reservation {
+        path: path.to_owned(),
+        size,
+        align,
+        spec: r.to_owned(),
+    })
 }
 
 /// Runs `imgpipe iso`.
