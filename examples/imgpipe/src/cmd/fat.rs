@@ -11,7 +11,7 @@ use imgpipe_gptpart::{FatBuilder, FatType, FatVolume, Seed, Window, read_gpt};
 use serde::Serialize;
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
-use crate::cmd::squashfs::{list, print_listing};
+use crate::cmd::listing::{list, print_listing};
 use crate::flags::CreateCommon;
 use crate::size::parse_size;
 use crate::{output, target};

@@ -13,7 +13,7 @@ use imgpipe_isofs::{
 };
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
-use crate::cmd::squashfs::{list, print_listing};
+use crate::cmd::listing::{list, print_listing};
 use crate::flags::CreateCommon;
 use crate::size::parse_size;
 use crate::{output, progress, target};
