@@ -238,9 +238,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 return Ok(output::exit(output::SUCCESS));
             }
             println!(
-                "{}: {:?}, {} clusters of {} bytes, {} used; {}, {}",
+                "{}: FAT{}, {} clusters of {} bytes, {} used; {}, {}",
                 out.display(),
-                bs.fat_type,
+                bs.fat_type.bits(),
                 bs.clusters,
                 bs.cluster_size(),
                 summary.used_clusters,
