@@ -76,7 +76,7 @@ enum Command {
     Iso(cmd::iso::Args),
     /// squashfs images: create, list, extract.
     Squashfs(cmd::squashfs::Args),
-    /// EROFS images: describe, list (uncompressed images read in full).
+    /// EROFS images: info, list, extract (uncompressed layouts read in full).
     Erofs(cmd::erofs::Args),
     /// GPT disk images: create, show.
     Gpt(cmd::gpt::Args),

@@ -8,7 +8,8 @@ use imgpipe_squashfs::Limits;
 use imgpipe_squashfs::erofs::ErofsReader;
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
-use crate::cmd::squashfs::{ExtractArgs, list, print_listing};
+use crate::cmd::listing::{list, print_listing};
+use crate::cmd::squashfs::ExtractArgs;
 use crate::output;
 
 /// Arguments of `imgpipe erofs`.

@@ -11,7 +11,7 @@ use imgpipe_gptpart::{FatBuilder, FatType, FatVolume, Seed, Window, read_gpt};
 use serde::Serialize;
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
-use crate::cmd::squashfs::{list, print_listing};
+use crate::cmd::listing::{list, print_listing};
 use crate::flags::CreateCommon;
 use crate::size::parse_size;
 use crate::{output, target};
@@ -238,9 +238,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 return Ok(output::exit(output::SUCCESS));
             }
             println!(
-                "{}: {:?}, {} clusters of {} bytes, {} used; {}, {}",
+                "{}: FAT{}, {} clusters of {} bytes, {} used; {}, {}",
                 out.display(),
-                bs.fat_type,
+                bs.fat_type.bits(),
                 bs.clusters,
                 bs.cluster_size(),
                 summary.used_clusters,

@@ -136,67 +136,7 @@ fn write_disk(f: &File, plan: &DiskPlan) -> anyhow::Result<()> {
 }
 
 fn print_disk(d: &GptDisk) {
-    println!("disk GUID:    {}", d.disk_guid);
-    println!("sector size:  {}", d.sector_size);
-    println!(
-        "disk size:    {} bytes ({} sectors)",
-        d.disk_size,
-        d.disk_size / d.sector_size
-    );
-    println!(
-        "usable LBAs:  {}..={} ({} entries)",
-        d.first_usable_lba(),
-        d.last_usable_lba(),
-        d.header.num_partition_entries
-    );
-    match (&d.primary_problem, &d.backup_problem) {
-        (Some(p), _) => {
-            println!("table:        read from the BACKUP copy; primary is damaged: {p}")
-        }
-        (None, Some(b)) => println!("table:        primary ok; backup problem: {b}"),
-        (None, None) => println!("table:        primary and backup ok"),
-    }
-    println!(
-        "{:>3} {:>10} {:>10} {:>10}  {:<22} {:<36} {:<10} name",
-        "#", "first", "last", "size", "type", "GUID", "flags"
-    );
-    for p in &d.partitions {
-        let ty = p
-            .type_name
-            .map_or_else(|| p.type_guid.to_string(), str::to_string);
-        let flags = if p.flags.is_empty() {
-            "-".to_string()
-        } else {
-            p.flags.join("+")
-        };
-        println!(
-            "{:>3} {:>10} {:>10} {:>10}  {:<22} {:<36} {:<10} {}",
-            p.index,
-            p.first_lba,
-            p.last_lba,
-            human(p.size),
-            ty,
-            p.unique_guid.to_string(),
-            flags,
-            p.name
-        );
-    }
-}
-
-/// `64M`, `1.5G`: sizes the way partition tools print them.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["", "K", "M", "G", "T"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if (v - v.round()).abs() < 1e-9 {
-        format!("{}{}", v.round() as u64, UNITS[u])
-    } else {
-        format!("{v:.1}{}", UNITS[u])
-    }
+    print!("{}", crate::cmd::describe::gpt_text(d));
 }
 
 /// Runs `imgpipe gpt`.

@@ -12,7 +12,7 @@ use imgpipe_isofs::{BiosBoot, EfiBoot, Limits, MbrFlavor, Namespace, Reader};
 use imgpipe_repro::iso::{IsoPlan, IsoRequest, Reservation};
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
-use crate::cmd::squashfs::{list, print_listing};
+use crate::cmd::listing::{list, print_listing};
 use crate::flags::CreateCommon;
 use crate::size::parse_size;
 use crate::{output, progress, target};

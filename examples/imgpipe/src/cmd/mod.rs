@@ -8,5 +8,6 @@ pub mod gpt;
 pub mod inspect;
 pub mod iso;
 pub mod ks;
+mod listing;
 pub mod luks;
 pub mod squashfs;

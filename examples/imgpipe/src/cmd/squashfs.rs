@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use imgpipe_fstree::{FsRead, Listing};
 use imgpipe_squashfs::{
     Builder, Compression, Compressor, ExtractOptions, Limits, Reader, WriteOptions, bcj,
 };
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
+use crate::cmd::listing::{list, print_listing};
 use crate::flags::CreateCommon;
 use crate::{output, progress, target};
 
@@ -155,26 +155,6 @@ fn open(image: &PathBuf, offset: u64) -> anyhow::Result<Reader> {
     let f = std::fs::File::open(image).with_context(|| format!("opening {}", image.display()))?;
     Reader::open_at(f, offset, Limits::default())
         .with_context(|| format!("reading {}", image.display()))
-}
-
-/// Prints a listing as `ls -l`-like lines (UTC dates), or as the JSON document
-/// `{"schema": 1, "format": ..., "entries": [...]}`: the same shape for every format.
-pub(crate) fn print_listing(listing: &Listing, json: bool) -> anyhow::Result<()> {
-    if json {
-        return output::print_json(listing);
-    }
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for e in &listing.entries {
-        writeln!(out, "{}", e.text_line())?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-/// The listing of any image through its reader's [`FsRead`] walk.
-pub(crate) fn list<R: FsRead>(format: &'static str, r: &R) -> anyhow::Result<Listing> {
-    let walked = r.walk()?;
-    Ok(Listing::new(format, walked.iter().map(|(e, _)| e)))
 }
 
 /// The flag behind a writer option the squashfs crate names.

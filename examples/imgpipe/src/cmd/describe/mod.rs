@@ -46,6 +46,13 @@ pub fn text(name: &str, report: &Report) -> String {
     out
 }
 
+/// The GPT part of a report alone (what `gpt create`, `gpt show` and `gpt grow` print).
+pub fn gpt_text(d: &imgpipe_gptpart::GptDisk) -> String {
+    let mut t = Text::default();
+    disk::gpt(&mut t, d);
+    t.finish()
+}
+
 /// One line of a report.
 enum Row {
     /// `Label: value`, the values aligned.
