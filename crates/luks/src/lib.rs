@@ -36,6 +36,9 @@
 //! hdr.data_segment(&unlocked)?.decrypt(&mut sector, 0)?;
 //! assert_eq!(sector, [0x5a; 512]);
 //! assert!(matches!(hdr.unlock(&mut dev, b"wrong"), Err(imgpipe_luks::Error::WrongPassphrase)));
+//! // The same answer as a value: `None` when the passphrase opens no keyslot.
+//! assert!(hdr.try_unlock(&mut dev, b"wrong", None)?.is_none());
+//! assert_eq!(hdr.try_unlock(&mut dev, b"secret", None)?.map(|u| u.keyslot), Some(0));
 //! # Ok::<(), imgpipe_luks::Error>(())
 //! ```
 //!

@@ -5,6 +5,32 @@
 //! A wrong passphrase is an answer, not an error: the operations that unlock return
 //! `Ok(None)` when the passphrase opens no keyslot.
 //!
+//! ```
+//! use std::io::Cursor;
+//! use imgpipe_luks::{FormatOptions, HashAlg, KdfParams, KeyslotParams};
+//! use imgpipe_repro::Seed;
+//! use imgpipe_repro::luks::{KeySource, add_key, format};
+//!
+//! let cheap = KeyslotParams {
+//!     kdf: KdfParams::Pbkdf2 { hash: HashAlg::Sha256, iterations: 1000 },
+//!     ..KeyslotParams::default()
+//! };
+//! let opts = FormatOptions {
+//!     data_offset: 1 << 20,
+//!     keyslot: cheap.clone(),
+//!     digest_iterations: 1000,
+//!     ..FormatOptions::default()
+//! };
+//! let seed = Seed::from_material(b"build 7");
+//! let mut dev = Cursor::new(vec![0u8; 2 << 20]);
+//! let mut hdr = format(&mut dev, opts, b"old", KeySource::Seed(seed))?;
+//! assert_eq!(hdr.uuid, seed.luks2_uuid());
+//! // A wrong passphrase is an answer: nothing is added.
+//! assert_eq!(add_key(&mut hdr, &mut dev, b"nope", b"new", &cheap, None, KeySource::Seed(seed))?, None);
+//! assert_eq!(add_key(&mut hdr, &mut dev, b"old", b"new", &cheap, None, KeySource::Seed(seed))?, Some(1));
+//! # Ok::<(), imgpipe_repro::Error>(())
+//! ```
+//!
 //! # Determinism
 //! Nothing here draws randomness on its own: the UUID, volume key, salts and anti-forensic
 //! stripes come from a [`Seed`] (each from its own keyed stream, [`Seed::luks2_format`]) or
