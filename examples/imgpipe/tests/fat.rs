@@ -58,7 +58,7 @@ fn create_ls_extract_round_trip() {
         "DEADBEEF",
         src.to_str().unwrap(),
     ]);
-    assert!(summary.contains("Fat16"), "{summary}");
+    assert!(summary.contains("FAT16"), "{summary}");
     assert_eq!(fs::metadata(&img).unwrap().len(), 32 << 20);
     if let Some(fsck) = tool("fsck.vfat") {
         let out = run(&fsck, [Path::new("-n"), &img]);
