@@ -1,0 +1,308 @@
+//! The layout plan: every inode's form, xattr body, data layout, node id and blocks, fixed
+//! before a byte is written.
+
+use std::collections::BTreeMap;
+
+use imgpipe_fstree::{Content, Entry, FileType, Tree};
+
+use super::ErofsWriteOptions;
+use crate::erofs::raw::{
+    FLAT_INLINE, FLAT_PLAIN, InodeHeader, NULL_ADDR, XATTR_BODY_HEADER_SIZE, XattrEntry, dir_size,
+    dirent_file_type,
+};
+use crate::error::{Error, Result};
+use crate::raw::encode_dev;
+
+/// Where the first inode goes: right after the superblock in block 0 (nid 36).
+pub(super) const FIRST_INODE_AT: u64 = 1024 + 128;
+
+/// One inode of the image.
+#[derive(Debug)]
+pub(super) struct Inode<'t> {
+    /// The first entry that names it (its metadata and content are used).
+    pub entry: &'t Entry,
+    pub content: &'t Content,
+    pub nlink: u32,
+    pub extended: bool,
+    /// The encoded xattr body (header and entries), empty without xattrs.
+    pub xattrs: Vec<u8>,
+    pub xattr_icount: u16,
+    pub layout: u8,
+    /// `i_size`: content, directory or target bytes.
+    pub size: u64,
+    /// Bytes stored after the inode (the tail), 0 for flat plain.
+    pub inline_len: u64,
+    /// Data blocks.
+    pub blocks: u64,
+    pub nid: u64,
+    /// First data block (`NULL_ADDR` when there is none and the layout is inline).
+    pub blkaddr: u32,
+    /// `i_u` for devices.
+    pub rdev: u32,
+    /// Directory entries (name, inode index, `EROFS_FT_*`), `.` and `..` included, sorted.
+    pub children: Vec<(&'t [u8], usize, u8)>,
+    /// Symlink target.
+    pub target: &'t [u8],
+    /// Owner as stored.
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Inode<'_> {
+    pub fn inode_size(&self) -> u64 {
+        if self.extended {
+            InodeHeader::EXTENDED_SIZE as u64
+        } else {
+            InodeHeader::COMPACT_SIZE as u64
+        }
+    }
+
+    /// Bytes of the inode in the metadata area: header, xattrs, inline data.
+    pub fn meta_len(&self) -> u64 {
+        self.inode_size() + self.xattrs.len() as u64 + self.inline_len
+    }
+}
+
+/// The whole layout.
+#[derive(Debug)]
+pub(super) struct Plan<'t> {
+    /// Inodes in layout order (breadth first); the root is 0.
+    pub inodes: Vec<Inode<'t>>,
+    pub blksz: u64,
+    /// First data block.
+    pub data_start: u64,
+    /// Total blocks.
+    pub blocks: u32,
+}
+
+fn bad(path: &[u8], reason: &'static str) -> Error {
+    Error::BadEntry {
+        path: crate::read::lossy_path(path),
+        reason,
+    }
+}
+
+impl<'t> Plan<'t> {
+    pub fn new(tree: &'t Tree, opts: &ErofsWriteOptions) -> Result<Self> {
+        let blksz = u64::from(opts.block_size);
+        let Some(root) = tree.iter().next() else {
+            return Err(bad(b"", "tree without a root"));
+        };
+        let mut inodes = vec![Self::inode(&root.entry, &root.content, opts)?];
+        // Breadth first: each directory's children get consecutive inodes.
+        let mut links: BTreeMap<u64, usize> = BTreeMap::new();
+        // The directory holding each inode's first name (the root holds itself).
+        let mut parents = vec![0usize];
+        let mut next_dir = 0usize;
+        while next_dir < inodes.len() {
+            let dir = next_dir;
+            next_dir += 1;
+            let Some(d) = inodes.get(dir) else { break };
+            if d.entry.file_type != FileType::Dir {
+                continue;
+            }
+            let path = &d.entry.path;
+            let mut children: Vec<(&'t [u8], usize, u8)> = Vec::new();
+            let mut subdirs = 0u32;
+            for node in tree.children(path) {
+                let e = &node.entry;
+                let name = e.name();
+                if name.is_empty() || name.len() > 255 {
+                    return Err(bad(&e.path, "name over 255 bytes (EROFS_NAME_LEN)"));
+                }
+                let index = match e.link.filter(|_| e.file_type != FileType::Dir) {
+                    Some(l) if links.contains_key(&l) => {
+                        let i = links.get(&l).copied().unwrap_or_default();
+                        let first = inodes.get_mut(i).ok_or_else(|| bad(&e.path, "link"))?;
+                        if first.entry.file_type != e.file_type {
+                            return Err(bad(&e.path, "hard link to an entry of another type"));
+                        }
+                        first.nlink = first.nlink.saturating_add(1);
+                        i
+                    }
+                    link => {
+                        let i = inodes.len();
+                        inodes.push(Self::inode(e, &node.content, opts)?);
+                        parents.push(dir);
+                        if let Some(l) = link {
+                            links.insert(l, i);
+                        }
+                        i
+                    }
+                };
+                if e.file_type == FileType::Dir {
+                    subdirs += 1;
+                }
+                children.push((name, index, dirent_file_type(e.file_type)));
+            }
+            let parent = parents.get(dir).copied().unwrap_or_default();
+            children.push((b".", dir, 2));
+            children.push((b"..", parent, 2));
+            children.sort_by(|a, b| a.0.cmp(b.0));
+            if let Some(d) = inodes.get_mut(dir) {
+                d.nlink = 2u32.saturating_add(subdirs);
+                d.children = children;
+            }
+        }
+        if u32::try_from(inodes.len()).is_err() {
+            return Err(Error::LimitExceeded {
+                what: "EROFS inodes (32-bit i_ino)",
+                limit: u64::from(u32::MAX),
+            });
+        }
+
+        // Sizes and layouts, then node ids in order.
+        let mut at = FIRST_INODE_AT;
+        for ino in &mut inodes {
+            Self::size_and_layout(ino, blksz, opts)?;
+            at = at.next_multiple_of(32);
+            let need = ino.meta_len();
+            if need <= blksz && at % blksz + need > blksz {
+                at = at.next_multiple_of(blksz);
+            }
+            ino.nid = at / 32;
+            at += need;
+        }
+        let data_start = at.div_ceil(blksz);
+        let mut next = data_start;
+        for ino in &mut inodes {
+            if ino.blocks > 0 {
+                ino.blkaddr = u32::try_from(next).map_err(|_| Error::LimitExceeded {
+                    what: "EROFS blocks (32-bit block addresses)",
+                    limit: u64::from(u32::MAX),
+                })?;
+                next += ino.blocks;
+            } else if ino.layout == FLAT_INLINE {
+                ino.blkaddr = NULL_ADDR;
+            }
+        }
+        let blocks = u32::try_from(next).map_err(|_| Error::LimitExceeded {
+            what: "EROFS blocks (32-bit block count)",
+            limit: u64::from(u32::MAX),
+        })?;
+        if inodes.first().is_none_or(|r| r.nid > u64::from(u16::MAX)) {
+            return Err(bad(b"", "root inode beyond nid 65535"));
+        }
+        Ok(Self {
+            inodes,
+            blksz,
+            data_start,
+            blocks,
+        })
+    }
+
+    /// An inode for `e` with everything that does not depend on its place.
+    fn inode(e: &'t Entry, content: &'t Content, opts: &ErofsWriteOptions) -> Result<Inode<'t>> {
+        let m = &e.meta;
+        if m.mode & !0o7777 != 0 {
+            return Err(bad(&e.path, "mode has bits beyond 0o7777"));
+        }
+        if m.mtime_nsec >= 1_000_000_000 {
+            return Err(bad(&e.path, "mtime nanoseconds over 999999999"));
+        }
+        let (uid, gid) = if opts.all_root {
+            (0, 0)
+        } else {
+            (m.uid, m.gid)
+        };
+        let mut xattrs = Vec::new();
+        if !m.xattrs.is_empty() {
+            xattrs.resize(XATTR_BODY_HEADER_SIZE, 0);
+            for (name, value) in &m.xattrs {
+                let x = XattrEntry {
+                    name: name.clone(),
+                    value: value.clone(),
+                };
+                x.encode(&mut xattrs)
+                    .map_err(|reason| bad(&e.path, reason))?;
+            }
+        }
+        // i_xattr_icount counts the body in 4-byte units past a 12-byte header, plus one.
+        let xattr_icount = if xattrs.is_empty() {
+            0
+        } else {
+            u16::try_from((xattrs.len() - XATTR_BODY_HEADER_SIZE) / 4 + 1)
+                .map_err(|_| bad(&e.path, "xattrs over 256 KiB (16-bit i_xattr_icount)"))?
+        };
+        let mut rdev = 0;
+        let mut target: &[u8] = &[];
+        match e.file_type {
+            FileType::Char | FileType::Block => {
+                let (major, minor) = e
+                    .rdev
+                    .ok_or_else(|| bad(&e.path, "device without device numbers"))?;
+                if major > 0xfff || minor > 0xf_ffff {
+                    return Err(bad(
+                        &e.path,
+                        "device numbers beyond 12 bits major, 20 bits minor",
+                    ));
+                }
+                rdev = encode_dev(major, minor);
+            }
+            FileType::Symlink => {
+                target = e
+                    .target
+                    .as_deref()
+                    .ok_or_else(|| bad(&e.path, "symlink without a target"))?;
+                if target.is_empty() || target.len() > 4095 {
+                    return Err(bad(&e.path, "symlink target empty or over 4095 bytes"));
+                }
+            }
+            _ => {}
+        }
+        Ok(Inode {
+            entry: e,
+            content,
+            nlink: 1,
+            extended: false,
+            xattrs,
+            xattr_icount,
+            layout: FLAT_PLAIN,
+            size: 0,
+            inline_len: 0,
+            blocks: 0,
+            nid: 0,
+            blkaddr: 0,
+            rdev,
+            children: Vec::new(),
+            target,
+            uid,
+            gid,
+        })
+    }
+
+    /// `i_size`, the inode form and the data layout.
+    fn size_and_layout(ino: &mut Inode<'_>, blksz: u64, opts: &ErofsWriteOptions) -> Result<()> {
+        let e = ino.entry;
+        ino.size = match e.file_type {
+            FileType::File => e.size,
+            FileType::Dir => {
+                let lens: Vec<usize> = ino.children.iter().map(|c| c.0.len()).collect();
+                dir_size(&lens, blksz as usize)
+            }
+            FileType::Symlink => ino.target.len() as u64,
+            _ => 0,
+        };
+        let m = &e.meta;
+        ino.extended = ino.uid > u32::from(u16::MAX)
+            || ino.gid > u32::from(u16::MAX)
+            || ino.size > u64::from(u32::MAX)
+            || ino.nlink > u32::from(u16::MAX)
+            || i64::try_from(opts.epoch).ok() != Some(m.mtime)
+            || m.mtime_nsec != 0;
+        if ino.size == 0 {
+            return Ok(());
+        }
+        let tail = ino.size % blksz;
+        let head = ino.inode_size() + ino.xattrs.len() as u64;
+        if tail > 0 && head + tail <= blksz {
+            ino.layout = FLAT_INLINE;
+            ino.inline_len = tail;
+            ino.blocks = ino.size / blksz;
+        } else {
+            ino.layout = FLAT_PLAIN;
+            ino.blocks = ino.size.div_ceil(blksz);
+        }
+        Ok(())
+    }
+}
