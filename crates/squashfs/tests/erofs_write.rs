@@ -55,8 +55,21 @@ fn source(root: &Path) {
         b"a longer value for the second attribute",
     );
     set("etc", "user.dir", b"x");
-    set("link-relative", "trusted.link", b"on a symlink");
+    if is_root() {
+        set("link-relative", "trusted.link", b"on a symlink");
+    }
     set("xattr-heavy", "user.big", &[b'v'; 3000]);
+    // On more than two inodes: stored once in the shared xattr area.
+    for p in [
+        "README",
+        "empty",
+        "bin/tool",
+        "data/small.txt",
+        "deep",
+        "data/big.bin",
+    ] {
+        set(p, "user.label", b"system_u:object_r:shared_t:s0");
+    }
     if is_root() {
         rustix::fs::chown(
             root.join("owned"),
@@ -197,6 +210,7 @@ fn tricky_tree_round_trips_through_every_reader() {
     assert_eq!(report.root_nid, 36);
     assert!(report.extended_inodes >= 1, "{report:?}");
     assert!(report.inline_tails > 10, "{report:?}");
+    assert_eq!(report.shared_xattrs, 1, "{report:?}");
 
     // (2) Our reader: every entry equals the source, xattrs and special files included.
     let r = ErofsReader::open_at(Bytes(bytes.clone()), 0, Limits::default()).unwrap();
@@ -289,6 +303,9 @@ fn tricky_tree_round_trips_through_every_reader() {
         let x = rustix::fs::lgetxattr(m.0.path().join("bin/tool"), "user.b", &mut [0u8; 64][..])
             .unwrap();
         assert_eq!(x, 39, "xattr through the kernel");
+        let mut buf = [0u8; 64];
+        let n = rustix::fs::lgetxattr(m.0.path().join("deep"), "user.label", &mut buf[..]).unwrap();
+        assert_eq!(&buf[..n], b"system_u:object_r:shared_t:s0", "shared xattr");
     }
 
     // (5) The same tree copied elsewhere gives the same bytes, twice.
@@ -298,6 +315,12 @@ fn tricky_tree_round_trips_through_every_reader() {
     let (again, _) = build(&tree2);
     assert!(again == bytes, "a copy of the tree builds different bytes");
     assert!(build(&tree2).0 == bytes);
+    // Every byte is written, padding included: a dirty target ends up the same.
+    let mut b = ErofsBuilder::new(ErofsWriteOptions::new(T as u64, UUID)).unwrap();
+    b.add_fstree(&tree2).unwrap();
+    let mut dirty = std::io::Cursor::new(vec![0xffu8; bytes.len()]);
+    b.build(&mut dirty).unwrap();
+    assert!(dirty.into_inner() == bytes, "padding is not zeroed");
 }
 
 fn meta(mtime: i64) -> Metadata {

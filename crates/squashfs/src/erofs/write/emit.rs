@@ -280,6 +280,12 @@ pub(super) fn emit<W: Write + Seek>(
         }
         report.data_blocks += ino.blocks;
     }
+    if !plan.shared_xattrs.is_empty() {
+        meta.pad_to(&mut out, u64::from(plan.xattr_blkaddr) * blksz)
+            .map_err(write_err)?;
+        meta.push(&mut out, &plan.shared_xattrs)
+            .map_err(write_err)?;
+    }
     meta.pad_to(&mut out, plan.data_start * blksz)
         .map_err(write_err)?;
     meta.flush(&mut out).map_err(write_err)?;
@@ -303,7 +309,7 @@ pub(super) fn emit<W: Write + Seek>(
         build_time_nsec: 0,
         blocks: plan.blocks,
         meta_blkaddr: 0,
-        xattr_blkaddr: 0,
+        xattr_blkaddr: plan.xattr_blkaddr,
         uuid: opts.uuid,
         volume_name,
         feature_incompat: 0,
@@ -325,6 +331,7 @@ pub(super) fn emit<W: Write + Seek>(
     out.w.flush().map_err(write_err)?;
 
     report.meta_blocks = plan.data_start;
+    report.shared_xattrs = plan.shared_xattr_count as u64;
     report.blocks = plan.blocks;
     report.image_size = u64::from(plan.blocks) * blksz;
     report.root_nid = root_nid;

@@ -5,7 +5,8 @@
 //! byte 1024 and the first inodes after it (`meta_blkaddr` 0, so the root is nid 36); the
 //! inodes follow in breadth-first order, each directory's children together, each inode with
 //! its inline xattrs and, where they fit in the same block, its inline data (the tail of a
-//! file, a small directory, a symlink target); then the data blocks, in the same order.
+//! file, a small directory, a symlink target); then the shared xattr area (xattrs found on
+//! more than two inodes); then the data blocks, in inode order.
 //!
 //! * An inode is compact (32 bytes) when its owner fits 16 bits, its size 32 bits, its link
 //!   count 16 bits and its mtime equals the build time; extended (64 bytes) otherwise.
@@ -45,6 +46,9 @@ pub struct ErofsWriteOptions {
     pub volume_name: Vec<u8>,
     /// Make every owner root (uid and gid 0).
     pub all_root: bool,
+    /// Store an xattr (name and value) found on more than two inodes once, in the shared
+    /// xattr area, as mkfs.erofs does by default (default on).
+    pub shared_xattrs: bool,
 }
 
 impl ErofsWriteOptions {
@@ -56,6 +60,7 @@ impl ErofsWriteOptions {
             uuid,
             volume_name: Vec::new(),
             all_root: false,
+            shared_xattrs: true,
         }
     }
 
@@ -90,6 +95,8 @@ pub struct ErofsBuildReport {
     pub compact_inodes: u64,
     /// Inodes in the 64-byte extended form.
     pub extended_inodes: u64,
+    /// Distinct xattrs stored in the shared area.
+    pub shared_xattrs: u64,
     /// Inodes whose data (or data tail) is inline after the inode.
     pub inline_tails: u64,
     /// Regular file content bytes.

@@ -69,6 +69,10 @@ pub(super) struct Plan<'t> {
     /// Inodes in layout order (breadth first); the root is 0.
     pub inodes: Vec<Inode<'t>>,
     pub blksz: u64,
+    /// The shared xattr area (entries at 4-byte ids) and its first block.
+    pub shared_xattrs: Vec<u8>,
+    pub xattr_blkaddr: u32,
+    pub shared_xattr_count: usize,
     /// First data block.
     pub data_start: u64,
     /// Total blocks.
@@ -151,6 +155,46 @@ impl<'t> Plan<'t> {
             });
         }
 
+        // Xattrs: those on more than two inodes once in the shared area, the rest inline.
+        let mut count: BTreeMap<(&[u8], &[u8]), u32> = BTreeMap::new();
+        if opts.shared_xattrs {
+            for ino in &inodes {
+                for (name, value) in &ino.entry.meta.xattrs {
+                    let c = count.entry((name, value)).or_default();
+                    *c = c.saturating_add(1);
+                }
+            }
+        }
+        let mut shared = Vec::new();
+        let mut shared_ids: BTreeMap<(&[u8], &[u8]), u32> = BTreeMap::new();
+        for ((name, value), _) in count.into_iter().filter(|(_, c)| *c > 2) {
+            let mut one = Vec::new();
+            let x = XattrEntry {
+                name: name.to_vec(),
+                value: value.to_vec(),
+            };
+            // Unstorable ones are refused below, naming an entry that has them.
+            if x.encode(&mut one).is_err() {
+                continue;
+            }
+            // An entry never crosses a block boundary when it fits in one.
+            let len = one.len() as u64;
+            let at = shared.len() as u64;
+            if len <= blksz && at % blksz + len > blksz {
+                shared.resize(at.next_multiple_of(blksz) as usize, 0);
+            }
+            let id = u32::try_from(shared.len() / 4).map_err(|_| Error::LimitExceeded {
+                what: "EROFS shared xattr area (32-bit ids)",
+                limit: u64::from(u32::MAX),
+            })?;
+            shared_ids.insert((name, value), id);
+            shared.extend_from_slice(&one);
+        }
+        for ino in &mut inodes {
+            Self::xattr_body(ino, &shared_ids)?;
+        }
+        let shared_xattr_count = shared_ids.len();
+
         // Sizes and layouts, then node ids in order.
         let mut at = FIRST_INODE_AT;
         for ino in &mut inodes {
@@ -163,7 +207,17 @@ impl<'t> Plan<'t> {
             ino.nid = at / 32;
             at += need;
         }
-        let data_start = at.div_ceil(blksz);
+        let mut data_start = at.div_ceil(blksz);
+        let xattr_blkaddr = if shared.is_empty() {
+            0
+        } else {
+            let a = data_start;
+            data_start += (shared.len() as u64).div_ceil(blksz);
+            u32::try_from(a).map_err(|_| Error::LimitExceeded {
+                what: "EROFS blocks (32-bit block addresses)",
+                limit: u64::from(u32::MAX),
+            })?
+        };
         let mut next = data_start;
         for ino in &mut inodes {
             if ino.blocks > 0 {
@@ -186,6 +240,9 @@ impl<'t> Plan<'t> {
         Ok(Self {
             inodes,
             blksz,
+            shared_xattrs: shared,
+            xattr_blkaddr,
+            shared_xattr_count,
             data_start,
             blocks,
         })
@@ -204,25 +261,6 @@ impl<'t> Plan<'t> {
             (0, 0)
         } else {
             (m.uid, m.gid)
-        };
-        let mut xattrs = Vec::new();
-        if !m.xattrs.is_empty() {
-            xattrs.resize(XATTR_BODY_HEADER_SIZE, 0);
-            for (name, value) in &m.xattrs {
-                let x = XattrEntry {
-                    name: name.clone(),
-                    value: value.clone(),
-                };
-                x.encode(&mut xattrs)
-                    .map_err(|reason| bad(&e.path, reason))?;
-            }
-        }
-        // i_xattr_icount counts the body in 4-byte units past a 12-byte header, plus one.
-        let xattr_icount = if xattrs.is_empty() {
-            0
-        } else {
-            u16::try_from((xattrs.len() - XATTR_BODY_HEADER_SIZE) / 4 + 1)
-                .map_err(|_| bad(&e.path, "xattrs over 256 KiB (16-bit i_xattr_icount)"))?
         };
         let mut rdev = 0;
         let mut target: &[u8] = &[];
@@ -255,8 +293,8 @@ impl<'t> Plan<'t> {
             content,
             nlink: 1,
             extended: false,
-            xattrs,
-            xattr_icount,
+            xattrs: Vec::new(),
+            xattr_icount: 0,
             layout: FLAT_PLAIN,
             size: 0,
             inline_len: 0,
@@ -269,6 +307,40 @@ impl<'t> Plan<'t> {
             uid,
             gid,
         })
+    }
+
+    /// The xattr body: header, ids of shared entries (at most 255), inline entries.
+    fn xattr_body(ino: &mut Inode<'_>, shared_ids: &BTreeMap<(&[u8], &[u8]), u32>) -> Result<()> {
+        let e = ino.entry;
+        if e.meta.xattrs.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::new();
+        let mut inline = Vec::new();
+        for (name, value) in &e.meta.xattrs {
+            match shared_ids.get(&(name.as_slice(), value.as_slice())) {
+                Some(id) if ids.len() < 255 => ids.push(*id),
+                _ => XattrEntry {
+                    name: name.clone(),
+                    value: value.clone(),
+                }
+                .encode(&mut inline)
+                .map_err(|reason| bad(&e.path, reason))?,
+            }
+        }
+        let mut body = vec![0u8; XATTR_BODY_HEADER_SIZE];
+        if let Some(c) = body.get_mut(4) {
+            *c = ids.len() as u8;
+        }
+        for id in ids {
+            body.extend_from_slice(&id.to_le_bytes());
+        }
+        body.extend_from_slice(&inline);
+        // i_xattr_icount counts the body in 4-byte units past a 12-byte header, plus one.
+        ino.xattr_icount = u16::try_from((body.len() - XATTR_BODY_HEADER_SIZE) / 4 + 1)
+            .map_err(|_| bad(&e.path, "xattrs over 256 KiB (16-bit i_xattr_icount)"))?;
+        ino.xattrs = body;
+        Ok(())
     }
 
     /// `i_size`, the inode form and the data layout.
