@@ -426,3 +426,76 @@ fn extended_fields_offsets_and_an_empty_tree() {
     opts.block_size = 1000;
     assert!(ErofsBuilder::new(opts).is_err());
 }
+
+/// Sizes around the block and inline boundaries (for compact and extended inodes, with and
+/// without xattrs) and directories that fill a block exactly or by one entry more: fsck.erofs
+/// accepts the image, our reader and the kernel read every byte back.
+#[test]
+fn sizes_and_directories_at_block_boundaries() {
+    let mut tree = Tree::new(Metadata::new(0o755, T));
+    let dm = Metadata::new(0o755, T);
+    let mut expect: Vec<(String, Vec<u8>)> = Vec::new();
+    let sizes = [
+        0, 1, 31, 32, 4000, 4032, 4063, 4064, 4065, 4095, 4096, 4097, 8160, 8191, 8192, 12_289,
+    ];
+    for (k, size) in sizes.into_iter().enumerate() {
+        for (variant, extended, xattr) in [("c", false, 0), ("e", true, 0), ("x", false, 90)] {
+            let path = format!("files/{variant}-{size:05}");
+            let mut m = meta(if extended { T - 1 } else { T });
+            if xattr > 0 {
+                m.xattrs = vec![(b"user.pad".to_vec(), vec![b'p'; xattr])];
+            }
+            let mut e = Entry::new(path.clone(), FileType::File, m);
+            e.size = size as u64;
+            let mut data = imgpipe_testsupport::pattern(size + k);
+            data.truncate(size);
+            tree.insert_with_parents(e, Content::Bytes(Arc::from(data.clone())), &dm)
+                .unwrap();
+            expect.push((path, data));
+        }
+    }
+    // 27 bytes of `.` and `..`, 126 entries of 32 bytes and one of 37: exactly one block.
+    for (dir, extra) in [("exact", 0), ("exact-plus-one", 1)] {
+        let mut names: Vec<String> = (0..126).map(|i| format!("n{i:019}")).collect();
+        names.push(format!("z{:024}", 0));
+        for i in 0..extra {
+            names.push(format!("y{i}"));
+        }
+        for n in names {
+            let path = format!("{dir}/{n}");
+            tree.insert_with_parents(
+                Entry::new(path.clone(), FileType::File, meta(T)),
+                Content::None,
+                &dm,
+            )
+            .unwrap();
+            expect.push((path, Vec::new()));
+        }
+    }
+    let (bytes, _) = build(&tree);
+    let tmp = tempdir();
+    let img = tmp.path().join("b.erofs");
+    std::fs::write(&img, &bytes).unwrap();
+    if let Some(fsck) = tool("fsck.erofs") {
+        run(&fsck, [&img]);
+    }
+    let r = ErofsReader::open_at(Bytes(bytes), 0, Limits::default()).unwrap();
+    assert_eq!(image_facts(&r), tree_facts(&tree));
+    let walked = FsRead::walk(&r).unwrap();
+    let dir = |p: &[u8]| walked.iter().find(|(e, _)| e.path == p).unwrap().1.size;
+    assert_eq!(dir(b"exact"), 4096);
+    assert!(dir(b"exact-plus-one") > 4096);
+    if let Some(m) = Mounted::new(&img) {
+        for (path, data) in &expect {
+            assert_eq!(
+                &std::fs::read(m.0.path().join(path)).unwrap(),
+                data,
+                "{path}"
+            );
+        }
+        let listed = std::fs::read_dir(m.0.path().join("exact-plus-one"))
+            .unwrap()
+            .count();
+        assert_eq!(listed, 128);
+    }
+}
