@@ -308,6 +308,28 @@ fn tricky_tree_round_trips_through_every_reader() {
         assert_eq!(&buf[..n], b"system_u:object_r:shared_t:s0", "shared xattr");
     }
 
+    // Our layout is about as compact as mkfs.erofs's for the same tree.
+    if let Some(mkfs) = tool("mkfs.erofs") {
+        let theirs = tmp.path().join("mkfs.erofs");
+        let stamp = format!("-T{T}");
+        run(
+            &mkfs,
+            [
+                OsStr::new("--quiet"),
+                OsStr::new(&stamp),
+                theirs.as_os_str(),
+                src.as_os_str(),
+            ],
+        );
+        let their_len = std::fs::metadata(&theirs).unwrap().len();
+        eprintln!("image size: ours {} mkfs.erofs {their_len}", bytes.len());
+        assert!(
+            bytes.len() as u64 * 100 <= their_len * 101,
+            "ours {} vs mkfs.erofs {their_len}",
+            bytes.len()
+        );
+    }
+
     // (5) The same tree copied elsewhere gives the same bytes, twice.
     let copy = tmp.path().join("copy");
     run("cp", [OsStr::new("-a"), src.as_os_str(), copy.as_os_str()]);
