@@ -34,8 +34,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ErofsWriteOptions {
-    /// Block size: a power of two from 4096 to 65536 (default 4096; kernels before 6.x
-    /// mount only the page size).
+    /// Block size: a power of two from 4096 to 65536 (default 4096). Linux and erofs-utils
+    /// 1.5 mount and check only block sizes up to the page size: 4096 on x86-64.
     pub block_size: u32,
     /// Build time (seconds since the epoch): the superblock's, and the time of every compact
     /// inode.
