@@ -547,3 +547,39 @@ fn larger_block_sizes_read_back() {
         assert_eq!(image_facts(&r), tree_facts(&tree), "block size {bs}");
     }
 }
+
+/// `clamp_mtime` lowers later times to the build time (compact inodes again), `all_root`
+/// makes every owner root, and progress ends at the total content size.
+#[test]
+fn clamp_all_root_and_progress() {
+    let mut e = Entry::new("future", FileType::File, meta(T + 1000));
+    e.meta.uid = 1000;
+    e.meta.mtime_nsec = 5;
+    e.size = 5;
+    let mut tree = one_entry_tree(e, Content::Bytes(Arc::from(&b"12345"[..])));
+    let mut past = Entry::new("past", FileType::File, meta(T - 1000));
+    past.size = 3;
+    tree.insert(past, Content::Bytes(Arc::from(&b"abc"[..])))
+        .unwrap();
+    let mut opts = ErofsWriteOptions::new(T as u64, UUID);
+    opts.clamp_mtime = true;
+    opts.all_root = true;
+    let mut b = ErofsBuilder::new(opts).unwrap();
+    b.add_fstree(&tree).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    b.on_progress(move |p| s2.lock().unwrap().push((p.done, p.total)));
+    let mut out = std::io::Cursor::new(Vec::new());
+    b.build(&mut out).unwrap();
+    assert_eq!(seen.lock().unwrap().last(), Some(&(8, 8)));
+    let r = ErofsReader::open_at(Bytes(out.into_inner()), 0, Limits::default()).unwrap();
+    let walked = FsRead::walk(&r).unwrap();
+    let get = |p: &[u8]| walked.iter().find(|(e, _)| e.path == p).unwrap();
+    let (future, inode) = get(b"future");
+    assert_eq!((future.meta.mtime, future.meta.mtime_nsec), (T, 0));
+    assert_eq!(future.meta.uid, 0);
+    assert!(!inode.extended);
+    let (past, inode) = get(b"past");
+    assert_eq!(past.meta.mtime, T - 1000);
+    assert!(inode.extended);
+}

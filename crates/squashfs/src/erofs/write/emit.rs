@@ -12,6 +12,10 @@ use crate::erofs::raw::{
     FLAT_INLINE, FLAT_PLAIN, InodeHeader, encode_dir, superblock_checksum,
 };
 use crate::error::{Error, Result};
+use crate::write::{Progress, ProgressFn};
+
+/// Content bytes between two progress reports.
+const PROGRESS_EVERY: u64 = 32 << 20;
 
 /// Bytes a region buffers before it writes them out.
 const FLUSH_AT: usize = 1 << 20;
@@ -173,9 +177,7 @@ fn header(ino: &Inode<'_>, index: usize) -> InodeHeader {
         uid: ino.uid,
         gid: ino.gid,
         // The kernel reads the 64-bit time as signed: two's complement keeps times before 1970.
-        mtime: ino
-            .extended
-            .then_some((e.meta.mtime as u64, e.meta.mtime_nsec)),
+        mtime: ino.extended.then_some((ino.mtime as u64, ino.mtime_nsec)),
     }
 }
 
@@ -183,7 +185,15 @@ pub(super) fn emit<W: Write + Seek>(
     plan: &Plan<'_>,
     opts: &ErofsWriteOptions,
     w: &mut W,
+    mut progress: Option<&mut ProgressFn>,
 ) -> Result<ErofsBuildReport> {
+    let total: u64 = plan
+        .inodes
+        .iter()
+        .filter(|i| i.entry.file_type == FileType::File)
+        .map(|i| i.size)
+        .sum();
+    let mut reported = 0u64;
     let blksz = plan.blksz;
     let base = w.stream_position().map_err(write_err)?;
     let mut out = Out {
@@ -266,6 +276,15 @@ pub(super) fn emit<W: Write + Seek>(
             FileType::File => {
                 report.files += 1;
                 report.content_bytes += ino.size;
+                if let Some(f) = progress.as_mut()
+                    && report.content_bytes - reported >= PROGRESS_EVERY
+                {
+                    reported = report.content_bytes;
+                    f(Progress {
+                        done: reported,
+                        total,
+                    });
+                }
             }
             FileType::Dir => report.dirs += 1,
             _ => {}
@@ -330,6 +349,12 @@ pub(super) fn emit<W: Write + Seek>(
         .map_err(write_err)?;
     out.w.flush().map_err(write_err)?;
 
+    if let Some(f) = progress.as_mut() {
+        f(Progress {
+            done: report.content_bytes,
+            total,
+        });
+    }
     report.meta_blocks = plan.data_start;
     report.shared_xattrs = plan.shared_xattr_count as u64;
     report.blocks = plan.blocks;

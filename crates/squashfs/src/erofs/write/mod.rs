@@ -28,6 +28,7 @@ use imgpipe_fstree::Tree;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::write::{Progress, ProgressFn};
 
 /// How to write an EROFS image. [`ErofsWriteOptions::new`] takes the build time and the UUID:
 /// neither is ever taken from the clock or a random source.
@@ -46,6 +47,8 @@ pub struct ErofsWriteOptions {
     pub volume_name: Vec<u8>,
     /// Make every owner root (uid and gid 0).
     pub all_root: bool,
+    /// Lower times later than `epoch` to `epoch` (default off).
+    pub clamp_mtime: bool,
     /// Store an xattr (name and value) found on more than two inodes once, in the shared
     /// xattr area, as mkfs.erofs does by default (default on).
     pub shared_xattrs: bool,
@@ -60,6 +63,7 @@ impl ErofsWriteOptions {
             uuid,
             volume_name: Vec::new(),
             all_root: false,
+            clamp_mtime: false,
             shared_xattrs: true,
         }
     }
@@ -145,13 +149,32 @@ pub struct ErofsBuildReport {
 pub struct ErofsBuilder {
     opts: ErofsWriteOptions,
     tree: Option<Tree>,
+    progress: ProgressSlot,
+}
+
+struct ProgressSlot(Option<ProgressFn>);
+
+impl std::fmt::Debug for ProgressSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
 }
 
 impl ErofsBuilder {
     /// A builder with options `opts` (checked now).
     pub fn new(opts: ErofsWriteOptions) -> Result<Self> {
         opts.validate()?;
-        Ok(Self { opts, tree: None })
+        Ok(Self {
+            opts,
+            tree: None,
+            progress: ProgressSlot(None),
+        })
+    }
+
+    /// Calls `f` as file content is written (after about every 32 MiB, and once at the end),
+    /// on the thread that runs [`build`](Self::build).
+    pub fn on_progress(&mut self, f: impl FnMut(Progress) + Send + 'static) {
+        self.progress = ProgressSlot(Some(Box::new(f)));
     }
 
     /// Takes `tree` (its root's metadata becomes the image root's). Content is read when the
@@ -181,7 +204,7 @@ impl ErofsBuilder {
     /// not as long as the entry's size), [`Error::LimitExceeded`] beyond 2^32 blocks or
     /// inodes, [`Error::IoPath`] when a host file cannot be read, [`Error::Io`] when `w`
     /// cannot be written.
-    pub fn build<W: Write + Seek>(&self, w: &mut W) -> Result<ErofsBuildReport> {
+    pub fn build<W: Write + Seek>(&mut self, w: &mut W) -> Result<ErofsBuildReport> {
         let empty;
         let tree = match &self.tree {
             Some(t) => t,
@@ -191,6 +214,6 @@ impl ErofsBuilder {
             }
         };
         let plan = plan::Plan::new(tree, &self.opts)?;
-        emit::emit(&plan, &self.opts, w)
+        emit::emit(&plan, &self.opts, w, self.progress.0.as_mut())
     }
 }

@@ -43,6 +43,9 @@ pub(super) struct Inode<'t> {
     pub children: Vec<(&'t [u8], usize, u8)>,
     /// Symlink target.
     pub target: &'t [u8],
+    /// Time as stored (clamped).
+    pub mtime: i64,
+    pub mtime_nsec: u32,
     /// Owner as stored.
     pub uid: u32,
     pub gid: u32,
@@ -262,6 +265,12 @@ impl<'t> Plan<'t> {
         } else {
             (m.uid, m.gid)
         };
+        let epoch = i64::try_from(opts.epoch).unwrap_or(i64::MAX);
+        let (mtime, mtime_nsec) = if opts.clamp_mtime && m.mtime >= epoch {
+            (epoch, 0)
+        } else {
+            (m.mtime, m.mtime_nsec)
+        };
         let mut rdev = 0;
         let mut target: &[u8] = &[];
         match e.file_type {
@@ -304,6 +313,8 @@ impl<'t> Plan<'t> {
             rdev,
             children: Vec::new(),
             target,
+            mtime,
+            mtime_nsec,
             uid,
             gid,
         })
@@ -355,13 +366,12 @@ impl<'t> Plan<'t> {
             FileType::Symlink => ino.target.len() as u64,
             _ => 0,
         };
-        let m = &e.meta;
         ino.extended = ino.uid > u32::from(u16::MAX)
             || ino.gid > u32::from(u16::MAX)
             || ino.size > u64::from(u32::MAX)
             || ino.nlink > u32::from(u16::MAX)
-            || i64::try_from(opts.epoch).ok() != Some(m.mtime)
-            || m.mtime_nsec != 0;
+            || i64::try_from(opts.epoch).ok() != Some(ino.mtime)
+            || ino.mtime_nsec != 0;
         if ino.size == 0 {
             return Ok(());
         }
