@@ -114,20 +114,22 @@ impl<'t> Plan<'t> {
             for node in tree.children(path) {
                 let e = &node.entry;
                 let name = e.name();
-                if name.is_empty() || name.len() > 255 {
+                if name.len() > 255 {
                     return Err(bad(&e.path, "name over 255 bytes (EROFS_NAME_LEN)"));
                 }
-                let index = match e.link.filter(|_| e.file_type != FileType::Dir) {
-                    Some(l) if links.contains_key(&l) => {
-                        let i = links.get(&l).copied().unwrap_or_default();
-                        let first = inodes.get_mut(i).ok_or_else(|| bad(&e.path, "link"))?;
-                        if first.entry.file_type != e.file_type {
-                            return Err(bad(&e.path, "hard link to an entry of another type"));
+                let link = e.link.filter(|_| e.file_type != FileType::Dir);
+                let index = match link.and_then(|l| links.get(&l).copied()) {
+                    Some(i) => {
+                        // A further name of an inode already planned.
+                        if let Some(first) = inodes.get_mut(i) {
+                            if first.entry.file_type != e.file_type {
+                                return Err(bad(&e.path, "hard link to an entry of another type"));
+                            }
+                            first.nlink = first.nlink.saturating_add(1);
                         }
-                        first.nlink = first.nlink.saturating_add(1);
                         i
                     }
-                    link => {
+                    None => {
                         let i = inodes.len();
                         inodes.push(Self::inode(e, &node.content, opts)?);
                         parents.push(dir);
