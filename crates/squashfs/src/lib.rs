@@ -1,5 +1,6 @@
 //! squashfs images in pure Rust: read, write, compress in parallel, byte-reproducibly; and
-//! EROFS images read ([`erofs::ErofsReader`]: uncompressed layouts today).
+//! EROFS images read ([`erofs::ErofsReader`]) and written ([`erofs::ErofsBuilder`]),
+//! uncompressed layouts today.
 //!
 //! Build an image in memory and read it back:
 //!

@@ -1,11 +1,17 @@
 //! EROFS, laid out as the squashfs side is: [`raw`] on-disk structures, [`read`](ErofsReader)
 //! (superblock, compact and extended inodes, directories, the uncompressed data layouts,
-//! symlinks, device nodes, inline and shared xattrs) and [`inspect`](inspect_erofs). A writer
-//! will live beside them in `write`.
+//! symlinks, device nodes, inline and shared xattrs), [`inspect`](inspect_erofs) and
+//! [`write`](ErofsBuilder) (uncompressed images: flat plain and inline layouts, compact and
+//! extended inodes, inline xattrs, hard links, special files).
 
 mod inspect;
 pub mod raw;
 mod read;
+mod write;
 
 pub use inspect::{ErofsInspection, detect_erofs, inspect_erofs};
 pub use read::{ErofsEntry, ErofsInode, ErofsReader};
+pub use write::{ErofsBuildReport, ErofsBuilder, ErofsWriteOptions};
+
+/// [`ErofsBuilder`] under the short name.
+pub type Builder = ErofsBuilder;

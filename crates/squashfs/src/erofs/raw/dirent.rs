@@ -40,6 +40,82 @@ impl Dirent {
     }
 }
 
+/// `EROFS_FT_*` of a file type, as dirents store it.
+pub fn dirent_file_type(t: imgpipe_fstree::FileType) -> u8 {
+    use imgpipe_fstree::FileType;
+    match t {
+        FileType::File => 1,
+        FileType::Dir => 2,
+        FileType::Char => 3,
+        FileType::Block => 4,
+        FileType::Fifo => 5,
+        FileType::Socket => 6,
+        FileType::Symlink => 7,
+    }
+}
+
+/// How sorted directory entries with names of `name_lens` bytes fill blocks of `blksz`
+/// bytes, as mkfs.erofs fills them: each block takes entries while their dirents and names
+/// fit. Returns per block the range of entries and the bytes used.
+pub fn dir_block_ranges(name_lens: &[usize], blksz: usize) -> Vec<(std::ops::Range<usize>, usize)> {
+    let mut out = Vec::new();
+    let (mut start, mut used) = (0, 0);
+    for (k, len) in name_lens.iter().enumerate() {
+        let need = Dirent::SIZE + len;
+        if used + need > blksz && k > start {
+            out.push((start..k, used));
+            (start, used) = (k, 0);
+        }
+        used += need;
+    }
+    if name_lens.len() > start {
+        out.push((start..name_lens.len(), used));
+    }
+    out
+}
+
+/// The directory size (`i_size`) of sorted entries with names of `name_lens` bytes: full
+/// blocks, then the bytes the last block uses.
+pub fn dir_size(name_lens: &[usize], blksz: usize) -> u64 {
+    let blocks = dir_block_ranges(name_lens, blksz);
+    match blocks.split_last() {
+        Some(((_, used), before)) => (before.len() * blksz + used) as u64,
+        None => 0,
+    }
+}
+
+/// Encodes a directory of sorted entries (name, nid, `EROFS_FT_*`) `.` and `..` included:
+/// [`dir_size`] bytes, every block but the last NUL-padded to `blksz`. Names must be 1 to
+/// 255 bytes (the caller checks).
+pub fn encode_dir(entries: &[(&[u8], u64, u8)], blksz: usize) -> Vec<u8> {
+    let lens: Vec<usize> = entries.iter().map(|e| e.0.len()).collect();
+    let blocks = dir_block_ranges(&lens, blksz);
+    let mut out = Vec::with_capacity(dir_size(&lens, blksz) as usize);
+    let last = blocks.len().saturating_sub(1);
+    for (b, (range, used)) in blocks.into_iter().enumerate() {
+        let here = entries.get(range).unwrap_or_default();
+        let start = out.len();
+        let mut nameoff = here.len() * Dirent::SIZE;
+        for (name, nid, file_type) in here {
+            let d = Dirent {
+                nid: *nid,
+                nameoff: nameoff as u16,
+                file_type: *file_type,
+            };
+            out.extend_from_slice(&d.to_bytes());
+            nameoff += name.len();
+        }
+        for (name, _, _) in here {
+            out.extend_from_slice(name);
+        }
+        debug_assert_eq!(out.len() - start, used);
+        if b != last {
+            out.resize(start + blksz, 0);
+        }
+    }
+    out
+}
+
 /// Parses one directory block (read at absolute offset `at`) into `out` as (name, nid),
 /// leaving out `.` and `..`.
 pub fn parse_dir_block(b: &[u8], at: u64, out: &mut Vec<(Vec<u8>, u64)>) -> Result<()> {
@@ -124,9 +200,36 @@ mod tests {
         let mut out = Vec::new();
         parse_dir_block(&b, 0, &mut out).unwrap();
         assert_eq!(out, [(b"hello".to_vec(), 42)]);
+        let entries: Vec<(&[u8], u64, u8)> = names
+            .iter()
+            .enumerate()
+            .map(|(k, n)| (*n, 40 + k as u64, 2))
+            .collect();
+        let enc = encode_dir(&entries, 64);
+        assert_eq!(enc.len() as u64, dir_size(&[1, 2, 5], 64));
+        assert_eq!(enc, b[..enc.len()]);
         for n in 0..(names.len() * Dirent::SIZE) {
             let mut out = Vec::new();
             assert!(parse_dir_block(&b[..n], 0, &mut out).is_err(), "{n}");
         }
+    }
+
+    #[test]
+    fn directories_span_blocks_and_read_back() {
+        let names: Vec<Vec<u8>> = (0..600)
+            .map(|k| format!("entry-{k:04}").into_bytes())
+            .collect();
+        let mut all: Vec<(&[u8], u64, u8)> = vec![(b".", 36, 2), (b"..", 36, 2)];
+        all.extend(names.iter().map(|n| (n.as_slice(), 100, 1)));
+        let enc = encode_dir(&all, 4096);
+        let lens: Vec<usize> = all.iter().map(|e| e.0.len()).collect();
+        assert_eq!(enc.len() as u64, dir_size(&lens, 4096));
+        assert!(enc.len() > 4096 * 2);
+        let mut out = Vec::new();
+        for block in enc.chunks(4096) {
+            parse_dir_block(block, 0, &mut out).unwrap();
+        }
+        let got: Vec<Vec<u8>> = out.into_iter().map(|(n, _)| n).collect();
+        assert_eq!(got, names);
     }
 }

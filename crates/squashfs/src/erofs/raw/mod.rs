@@ -8,13 +8,18 @@ mod inode;
 mod superblock;
 mod xattr;
 
-pub use dirent::{Dirent, parse_dir_block};
+pub use dirent::{
+    Dirent, dir_block_ranges, dir_size, dirent_file_type, encode_dir, parse_dir_block,
+};
 pub use inode::{
     CHUNK_BASED, CHUNK_FORMAT_INDEXES, COMPRESSED_COMPACT, COMPRESSED_FULL, FLAT_INLINE,
     FLAT_PLAIN, InodeHeader, NULL_ADDR, xattr_body_size,
 };
-pub use superblock::{EROFS_MAGIC, EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock};
-pub use xattr::{XATTR_BODY_HEADER_SIZE, XattrEntry, xattr_prefix};
+pub use superblock::{
+    EROFS_MAGIC, EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock, FEATURE_COMPAT_MTIME,
+    FEATURE_COMPAT_SB_CHKSUM, superblock_checksum,
+};
+pub use xattr::{XATTR_BODY_HEADER_SIZE, XattrEntry, xattr_index, xattr_prefix};
 
 use crate::error::Error;
 

@@ -119,6 +119,28 @@ impl ErofsSuperBlock {
     }
 }
 
+/// `EROFS_FEATURE_COMPAT_SB_CHKSUM`: the superblock block carries a crc32c.
+pub const FEATURE_COMPAT_SB_CHKSUM: u32 = 0x1;
+/// `EROFS_FEATURE_COMPAT_MTIME`: inode times are modification times.
+pub const FEATURE_COMPAT_MTIME: u32 = 0x2;
+
+/// The superblock checksum as the kernel verifies it: crc32c (Castagnoli, seed `!0`, no
+/// final inversion) of the superblock block from byte 1024 on (`block_tail`: the block's
+/// bytes after the first 1024, with the checksum field zero).
+pub fn superblock_checksum(block_tail: &[u8]) -> u32 {
+    const POLY: u32 = 0x82F6_3B78;
+    let table: [u32; 256] = std::array::from_fn(|n| {
+        let mut c = n as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
+        }
+        c
+    });
+    block_tail.iter().fold(!0u32, |crc, &b| {
+        table[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +165,8 @@ mod tests {
         };
         let b = sb.to_bytes();
         assert_eq!(ErofsSuperBlock::parse(&b, 1024).unwrap(), sb);
+        // crc32c("123456789") is 0xE3069283; the kernel's form skips the final inversion.
+        assert_eq!(!superblock_checksum(b"123456789"), 0xE306_9283);
         for n in 0..ErofsSuperBlock::SIZE {
             assert!(ErofsSuperBlock::parse(&b[..n], 1024).is_err());
         }

@@ -23,6 +23,22 @@ pub fn xattr_prefix(index: u8) -> Option<&'static [u8]> {
     })
 }
 
+/// The `e_name_index` and name suffix that store the full name `name`, `None` when no
+/// prefix this crate knows starts it (EROFS then needs long name prefixes) or the suffix is
+/// empty where a prefix needs one.
+pub fn xattr_index(name: &[u8]) -> Option<(u8, &[u8])> {
+    // The ACL names are whole names; the others are prefixes needing a suffix.
+    for index in [2u8, 3] {
+        if Some(name) == xattr_prefix(index) {
+            return Some((index, &[]));
+        }
+    }
+    [1u8, 4, 6].into_iter().find_map(|index| {
+        let suffix = name.strip_prefix(xattr_prefix(index)?)?;
+        (!suffix.is_empty()).then_some((index, suffix))
+    })
+}
+
 /// One xattr entry with its full name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XattrEntry {
@@ -33,6 +49,25 @@ pub struct XattrEntry {
 }
 
 impl XattrEntry {
+    /// Appends the encoded entry (header, name suffix, value, zero padding to 4 bytes) to
+    /// `out`; on failure says why: no known prefix, a suffix over 255 bytes, a value over
+    /// 65535 bytes.
+    pub fn encode(&self, out: &mut Vec<u8>) -> std::result::Result<(), &'static str> {
+        let (index, suffix) = xattr_index(&self.name)
+            .ok_or("xattr name has no EROFS prefix (user., trusted., security., ACLs)")?;
+        let name_len = u8::try_from(suffix.len()).map_err(|_| "xattr name over 255 bytes")?;
+        let value_len =
+            u16::try_from(self.value.len()).map_err(|_| "xattr value over 65535 bytes")?;
+        let start = out.len();
+        out.push(name_len);
+        out.push(index);
+        out.extend_from_slice(&value_len.to_le_bytes());
+        out.extend_from_slice(suffix);
+        out.extend_from_slice(&self.value);
+        out.resize(start + (out.len() - start).next_multiple_of(4), 0);
+        Ok(())
+    }
+
     /// Parses the entry at the start of `b`, read at absolute offset `at`; returns it and
     /// the bytes it uses including the 4-byte alignment.
     pub fn parse(b: &[u8], at: u64) -> Result<(Self, usize)> {
@@ -80,6 +115,18 @@ mod tests {
         assert_eq!(e.name, b"user.mime");
         assert_eq!(e.value, b"ok");
         assert_eq!(used, 12);
+        let mut enc = Vec::new();
+        e.encode(&mut enc).unwrap();
+        assert_eq!(enc, b);
+        for (name, want) in [
+            (&b"system.posix_acl_access"[..], Some((2, &b""[..]))),
+            (b"security.selinux", Some((6, b"selinux"))),
+            (b"user.", None),
+            (b"system.other", None),
+            (b"trusted.x", Some((4, b"x"))),
+        ] {
+            assert_eq!(xattr_index(name), want);
+        }
         for n in 0..10 {
             assert!(XattrEntry::parse(&b[..n], 0).is_err(), "{n}");
         }
