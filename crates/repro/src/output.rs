@@ -95,6 +95,14 @@ pub fn check_output(out: &Path) -> Result<()> {
             reason: "is a directory",
         });
     }
+    // A device, fifo or socket is not replaced by a renamed file (that would turn
+    // `/dev/sdb` into a regular file in /dev): refuse it.
+    if std::fs::metadata(out).is_ok_and(|m| !m.is_file()) {
+        return Err(Error::OutputPath {
+            path: out.to_path_buf(),
+            reason: "is not a regular file (a device, fifo or socket); images are written to files",
+        });
+    }
     let dir = parent(out);
     if !dir.is_dir() {
         return Err(Error::OutputPath {
@@ -277,5 +285,26 @@ mod tests {
         ));
         assert!(check_output(&dir.path().join("missing/x.img")).is_err());
         assert!(check_output(&dir.path().join("x.img")).is_ok());
+    }
+
+    #[test]
+    fn devices_and_fifos_are_refused() {
+        for dev in ["/dev/null", "/dev/full"] {
+            assert!(
+                matches!(check_output(Path::new(dev)), Err(Error::OutputPath { .. })),
+                "{dev}"
+            );
+            assert!(AtomicFile::create(Path::new(dev)).is_err(), "{dev}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(check_output(&fifo).is_err());
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
     }
 }

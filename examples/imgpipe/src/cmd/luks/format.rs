@@ -82,8 +82,12 @@ pub(super) fn format(a: FormatArgs, os: &mut OsRng) -> anyhow::Result<ExitCode> 
     } = a;
     // Every argument is checked before the image is created or touched.
     let pass = passphrase(&passphrase_file)?;
-    target::check_output("IMAGE", &image)?;
     let exists = image.exists();
+    if !exists || image.is_dir() {
+        // A new image goes through the atomic writer; an existing file or block device is
+        // formatted in place, as cryptsetup does.
+        target::check_output("IMAGE", &image)?;
+    }
     if exists {
         target::refuse_recognised(&image, force)?;
     }
