@@ -38,7 +38,7 @@ struct CreateArgs {
     #[arg(long)]
     uuid: Option<String>,
     /// Record every file as owned by root (as mkfs.erofs --all-root).
-    #[arg(long)]
+    #[arg(long, alias = "all-root")]
     no_owners: bool,
     /// Do not store xattrs.
     #[arg(long)]
