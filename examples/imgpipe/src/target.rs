@@ -99,3 +99,24 @@ pub fn commit(f: AtomicFile) -> anyhow::Result<()> {
     f.commit()
         .with_context(|| format!("cannot write {}", out.display()))
 }
+
+/// Writes `out` atomically through a 1 MiB buffer: `build` fills the buffer, the buffer is
+/// flushed, the file committed; on any error nothing is left at `out` or beside it.
+pub fn write_buffered<T, E>(
+    out: &Path,
+    build: impl FnOnce(&mut std::io::BufWriter<&std::fs::File>) -> Result<T, E>,
+) -> anyhow::Result<T>
+where
+    anyhow::Error: From<E>,
+{
+    use std::io::Write;
+    let file = create(out)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file.file());
+    let rep = build(&mut w)
+        .map_err(anyhow::Error::from)
+        .and_then(|r| w.flush().map(|()| r).map_err(anyhow::Error::new))
+        .with_context(|| format!("writing {}", out.display()))?;
+    drop(w);
+    commit(file)?;
+    Ok(rep)
+}

@@ -1,7 +1,6 @@
 //! `imgpipe erofs ...`: create, describe, list and extract EROFS images (crates/squashfs,
 //! module `erofs`).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -168,16 +167,9 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
         bar2.set_length(p.total);
         bar2.set_position(p.done);
     });
-    let file = target::create(out)?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file.file());
-    let rep = b.build(&mut w);
+    let rep = target::write_buffered(out, |w| b.build(w));
     bar.finish_and_clear();
-    let rep = rep
-        .map_err(anyhow::Error::from)
-        .and_then(|r| w.flush().map(|()| r).map_err(anyhow::Error::from))
-        .with_context(|| format!("writing {}", out.display()))?;
-    drop(w);
-    target::commit(file)?;
+    let rep = rep?;
     if a.json {
         output::print_json(&rep)?;
     } else {

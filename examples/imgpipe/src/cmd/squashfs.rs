@@ -1,6 +1,5 @@
 //! `imgpipe squashfs ...`: create, list and extract squashfs images (crates/squashfs).
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -222,19 +221,12 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
         bar2.set_length(p.total);
         bar2.set_position(p.done);
     });
-    let file = target::create(out)?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file.file());
-    let rep = match &pool {
-        Some(pool) => pool.install(|| b.build(&mut w)),
-        None => b.build(&mut w),
-    };
+    let rep = target::write_buffered(out, |w| match &pool {
+        Some(pool) => pool.install(|| b.build(w)),
+        None => b.build(w),
+    });
     bar.finish_and_clear();
-    let rep = rep
-        .map_err(anyhow::Error::from)
-        .and_then(|r| w.flush().map(|()| r).map_err(anyhow::Error::from))
-        .with_context(|| format!("writing {}", out.display()))?;
-    drop(w);
-    target::commit(file)?;
+    let rep = rep?;
     if a.json {
         output::print_json(&rep)?;
     } else {
