@@ -82,7 +82,7 @@ struct Create {
 
 fn creates(src: &Path, pass: &Path, luks: &Path) -> Vec<Create> {
     let src = src.to_path_buf();
-    let (s1, s2, s3, s4) = (src.clone(), src.clone(), src.clone(), src);
+    let (s1, s2, s3, s4, s5) = (src.clone(), src.clone(), src.clone(), src.clone(), src);
     let (p1, p2) = (pass.to_path_buf(), pass.to_path_buf());
     let luks = luks.to_path_buf();
     vec![
@@ -109,6 +109,18 @@ fn creates(src: &Path, pass: &Path, luks: &Path) -> Vec<Create> {
                     os("-o"),
                     out.into(),
                     s2.clone().into(),
+                ]
+            }),
+        },
+        Create {
+            name: "erofs create",
+            args: Box::new(move |out| {
+                vec![
+                    os("erofs"),
+                    os("create"),
+                    os("-o"),
+                    out.into(),
+                    s5.clone().into(),
                 ]
             }),
         },
