@@ -1,11 +1,13 @@
 //! `Builder::add_fstree`: every kind of content is carried, and what ISO9660 cannot hold is
 //! refused with an error naming the entry (or clamped when asked).
 
-use std::io::{Cursor, Write};
-use std::sync::Arc;
+use std::io::Cursor;
 
-use imgpipe_fstree::{Content, Entry, FileType, Metadata, ReadAt, Tree};
+use imgpipe_fstree::{Content, Entry, FileType, Metadata, Tree};
 use imgpipe_isofs::{Builder, EntryKind, Error, Options, Reader};
+use imgpipe_testsupport::{
+    EVERY_KIND_CONTENTS, every_kind_tree, file_entry as file, one_entry_tree as one,
+};
 
 fn build(tree: &Tree, opts: Options) -> Result<Vec<u8>, Error> {
     let mut b = Builder::new(opts);
@@ -13,18 +15,6 @@ fn build(tree: &Tree, opts: Options) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     b.build(&mut out)?;
     Ok(out)
-}
-
-fn file(path: impl Into<Vec<u8>>, meta: Metadata, body: &[u8]) -> (Entry, Content) {
-    let mut e = Entry::new(path, FileType::File, meta);
-    e.size = body.len() as u64;
-    (e, Content::Bytes(Arc::from(body)))
-}
-
-fn one(entry: Entry, content: Content) -> Tree {
-    let mut t = Tree::new(Metadata::new(0o755, 1_700_000_000));
-    t.insert(entry, content).unwrap();
-    t
 }
 
 fn refused(tree: &Tree, opts: Options, path: &str, words: &str) {
@@ -48,52 +38,10 @@ fn carries_every_kind_of_content_and_entry() {
         m.gid = 100;
         m
     };
-    let mut t = Tree::new(m(0o750));
-    t.insert(Entry::new("d", FileType::Dir, m(0o755)), Content::None)
-        .unwrap();
-    let (e, c) = file("d/bytes", m(0o644), b"in memory");
-    t.insert(e, c).unwrap();
-    let host = imgpipe_testsupport::tempdir();
-    std::fs::write(host.path().join("h"), b"from the host").unwrap();
-    let mut e = Entry::new("d/host", FileType::File, m(0o600));
-    e.size = 13;
-    t.insert(e, Content::Host(host.path().join("h"))).unwrap();
-    let backing: Arc<dyn ReadAt> = Arc::new(imgpipe_fstree::Bytes(b"..a range..".to_vec()));
-    let mut e = Entry::new("d/range", FileType::File, m(0o644));
-    e.size = 7;
-    let range = Content::Range {
-        source: backing,
-        offset: 2,
-        len: 7,
-    };
-    t.insert(e, range).unwrap();
-    let mut e = Entry::new("d/stream", FileType::File, m(0o644));
-    e.size = 6;
-    let stream = Content::Stream(Arc::new(|w: &mut dyn Write| {
-        w.write_all(b"stream")?;
-        Ok(6)
-    }));
-    t.insert(e, stream).unwrap();
-    let mut l = Entry::new("d/link", FileType::Symlink, m(0o777));
-    l.target = Some(b"bytes".to_vec());
-    t.insert(l, Content::None).unwrap();
-    let mut dev = Entry::new("null", FileType::Char, m(0o666));
-    dev.rdev = Some((1, 3));
-    t.insert(dev, Content::None).unwrap();
-    for p in ["a1", "a2"] {
-        let (mut e, c) = file(p, m(0o644), b"shared");
-        e.link = Some(1);
-        t.insert(e, c).unwrap();
-    }
+    let (t, _host) = every_kind_tree(m);
     let img = build(&t, Options::new("TREE", 1_700_000_000)).unwrap();
     let mut r = Reader::open(Cursor::new(img)).unwrap();
-    for (p, want) in [
-        ("d/bytes", &b"in memory"[..]),
-        ("d/host", b"from the host"),
-        ("d/range", b"a range"),
-        ("d/stream", b"stream"),
-        ("a2", b"shared"),
-    ] {
+    for (p, want) in EVERY_KIND_CONTENTS {
         let e = r.lookup(p).unwrap();
         assert_eq!(r.read_to_vec(&e, 1 << 20).unwrap(), want, "{p}");
     }

@@ -1,11 +1,11 @@
 //! `Builder::add_fstree`: every kind of content is carried, and what squashfs cannot hold is
 //! refused with an error naming the entry (or clamped when asked).
 
-use std::io::Write;
-use std::sync::Arc;
-
-use imgpipe_fstree::{Content, Entry, FileType, Metadata, ReadAt, Tree};
+use imgpipe_fstree::{Content, Entry, FileType, Metadata, Tree};
 use imgpipe_squashfs::{Builder, Error, Reader, WriteOptions};
+use imgpipe_testsupport::{
+    EVERY_KIND_CONTENTS, every_kind_tree, file_entry as file, one_entry_tree as one,
+};
 
 fn build(tree: &Tree, opts: WriteOptions) -> Result<Vec<u8>, Error> {
     let mut b = Builder::new(opts)?;
@@ -13,18 +13,6 @@ fn build(tree: &Tree, opts: WriteOptions) -> Result<Vec<u8>, Error> {
     let mut out = std::io::Cursor::new(Vec::new());
     b.build(&mut out)?;
     Ok(out.into_inner())
-}
-
-fn file(path: &str, meta: Metadata, body: &[u8]) -> (Entry, Content) {
-    let mut e = Entry::new(path, FileType::File, meta);
-    e.size = body.len() as u64;
-    (e, Content::Bytes(Arc::from(body)))
-}
-
-fn one(entry: Entry, content: Content) -> Tree {
-    let mut t = Tree::new(Metadata::new(0o755, 1_700_000_000));
-    t.insert(entry, content).unwrap();
-    t
 }
 
 fn refused(tree: &Tree, opts: WriteOptions, path: &str, words: &str) {
@@ -48,57 +36,16 @@ fn carries_every_kind_of_content_and_entry() {
         m.gid = 100;
         m
     };
-    let mut t = Tree::new(m(0o750));
-    t.insert(Entry::new("d", FileType::Dir, m(0o755)), Content::None)
-        .unwrap();
-    let (e, c) = file("d/bytes", m(0o644), b"in memory");
-    t.insert(e, c).unwrap();
-    let host = imgpipe_testsupport::tempdir();
-    std::fs::write(host.path().join("h"), b"from the host").unwrap();
-    let mut e = Entry::new("d/host", FileType::File, m(0o600));
-    e.size = 13;
-    t.insert(e, Content::Host(host.path().join("h"))).unwrap();
-    let backing: Arc<dyn ReadAt> = Arc::new(imgpipe_fstree::Bytes(b"..a range..".to_vec()));
-    let mut e = Entry::new("d/range", FileType::File, m(0o644));
-    e.size = 7;
-    t.insert(
-        e,
-        Content::Range {
-            source: backing,
-            offset: 2,
-            len: 7,
-        },
-    )
-    .unwrap();
-    let mut e = Entry::new("d/stream", FileType::File, m(0o644));
-    e.size = 6;
-    let stream = Content::Stream(Arc::new(|w: &mut dyn Write| {
-        w.write_all(b"stream")?;
-        Ok(6)
-    }));
-    t.insert(e, stream).unwrap();
-    let mut l = Entry::new("d/link", FileType::Symlink, m(0o777));
-    l.target = Some(b"bytes".to_vec());
-    t.insert(l, Content::None).unwrap();
-    let mut dev = Entry::new("null", FileType::Char, m(0o666));
-    dev.rdev = Some((1, 3));
-    t.insert(dev, Content::None).unwrap();
-    // Two names of one file.
-    for p in ["a1", "a2"] {
-        let (mut e, c) = file(p, m(0o644), b"shared");
-        e.link = Some(1);
-        t.insert(e, c).unwrap();
-    }
+    let (t, _host) = every_kind_tree(m);
     let img = build(&t, WriteOptions::new(1_700_000_000)).unwrap();
     let r = Reader::open(imgpipe_squashfs::Bytes(img)).unwrap();
     let body = |p: &str| {
         let (_, i) = r.lookup(p.as_bytes()).unwrap();
         r.read_file_to_vec(&i).unwrap()
     };
-    assert_eq!(body("d/bytes"), b"in memory");
-    assert_eq!(body("d/host"), b"from the host");
-    assert_eq!(body("d/range"), b"a range");
-    assert_eq!(body("d/stream"), b"stream");
+    for (p, want) in EVERY_KIND_CONTENTS {
+        assert_eq!(body(p), want, "{p}");
+    }
     let (_, root) = r.lookup(b"").unwrap();
     assert_eq!((root.mode, root.mtime), (0o750, 1_600_000_000));
     assert_eq!(r.owner(&root).unwrap(), (1000, 100));

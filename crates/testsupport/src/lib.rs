@@ -12,6 +12,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod trees;
+pub use trees::{EVERY_KIND_CONTENTS, every_kind_tree, file_entry, one_entry_tree};
+
 /// Whether we run under CI (`CI=true`), where missing reference tools are failures.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
