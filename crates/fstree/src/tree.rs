@@ -106,12 +106,43 @@ impl Content {
                 ))
                 .take(*len),
             )),
-            Self::Stream(_) => {
-                let mut v = Vec::new();
-                self.write_to(&mut v)?;
-                Ok(Box::new(std::io::Cursor::new(v)))
+            Self::Stream(f) => Ok(Box::new(StreamReader::spawn(f.clone())?)),
+        }
+    }
+}
+
+/// A [`Content::Stream`] read through a pipe from a thread that runs the stream, so a large
+/// decoded file is never held in memory; the thread's error is returned at the end.
+struct StreamReader {
+    pipe: std::io::PipeReader,
+    worker: Option<std::thread::JoinHandle<std::io::Result<u64>>>,
+}
+
+impl StreamReader {
+    fn spawn(f: Arc<StreamFn>) -> std::io::Result<Self> {
+        let (pipe, mut w) = std::io::pipe()?;
+        let worker = std::thread::Builder::new()
+            .name("content-stream".into())
+            .spawn(move || f(&mut w))?;
+        Ok(Self {
+            pipe,
+            worker: Some(worker),
+        })
+    }
+}
+
+impl Read for StreamReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.pipe.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            // End of the pipe: the stream finished or failed; say which.
+            if let Some(worker) = self.worker.take() {
+                worker
+                    .join()
+                    .map_err(|_| std::io::Error::other("content stream panicked"))??;
             }
         }
+        Ok(n)
     }
 }
 
@@ -259,14 +290,32 @@ impl Tree {
     }
 
     /// The direct children of the directory at `path`, by name bytes.
+    ///
+    /// Each step is one map lookup that jumps over the previous child's subtree, so listing
+    /// every directory of a tree costs its size, not its size times its depth.
     pub fn children<'a>(&'a self, path: &[u8]) -> impl Iterator<Item = &'a Node> + 'a {
-        let key = components(path).unwrap_or_default();
-        let depth = key.len() + 1;
-        self.nodes
-            .range(key.clone()..)
-            .take_while(move |(k, _)| k.starts_with(&key))
-            .filter(move |(k, _)| k.len() == depth)
-            .map(|(_, n)| n)
+        let key = components(path).ok();
+        // The smallest possible child key: an empty last component.
+        let mut from = key.clone().map(|mut k| {
+            k.push(Vec::new());
+            k
+        });
+        std::iter::from_fn(move || {
+            let key = key.as_ref()?;
+            let (k, n) = self.nodes.range(from.take()?..).next()?;
+            // Parents always exist, so the first key below `key` is a direct child.
+            if k.len() != key.len() + 1 || !k.starts_with(key) {
+                return None;
+            }
+            // Names hold no NUL, so every descendant of `name` sorts before `name\0`, and
+            // every later sibling after it.
+            let mut next = k.clone();
+            if let Some(last) = next.last_mut() {
+                last.push(0);
+            }
+            from = Some(next);
+            Some(n)
+        })
     }
 
     /// Number of entries, the root included.
@@ -344,6 +393,10 @@ mod tests {
         );
         let kids: Vec<_> = a.children(b"a").map(|n| n.entry.display_path()).collect();
         assert_eq!(kids, ["/a/b", "/a/c"]);
+        let top: Vec<_> = a.children(b"").map(|n| n.entry.display_path()).collect();
+        assert_eq!(top, ["/a", "/a.b", "/z"]);
+        assert_eq!(a.children(b"a/b/f").count(), 0);
+        assert_eq!(a.children(b"missing").count(), 0);
         assert_eq!(a.remove(b"/a/b"), 4);
         assert_eq!(a.len(), 8);
     }
@@ -392,5 +445,22 @@ mod tests {
         let mut s = Vec::new();
         stream.open().unwrap().read_to_end(&mut s).unwrap();
         assert_eq!(s, b"abc");
+        // A stream larger than a pipe's buffer, and one that fails halfway.
+        let big = Content::Stream(Arc::new(|w: &mut dyn Write| {
+            for _ in 0..64 {
+                w.write_all(&[7u8; 16 * 1024])?;
+            }
+            Ok(1 << 20)
+        }));
+        let mut s = Vec::new();
+        big.open().unwrap().read_to_end(&mut s).unwrap();
+        assert_eq!(s.len(), 1 << 20);
+        let failing = Content::Stream(Arc::new(|w: &mut dyn Write| {
+            w.write_all(b"partial")?;
+            Err(std::io::Error::other("decode failed"))
+        }));
+        let mut s = Vec::new();
+        let err = failing.open().unwrap().read_to_end(&mut s).unwrap_err();
+        assert!(err.to_string().contains("decode failed"), "{err}");
     }
 }
