@@ -217,6 +217,17 @@ where
             FileType::File => {
                 if let Some(id) = e.link {
                     if let Some(&j) = first_link.get(&id) {
+                        // Identity comes from the image: names of one file must agree on
+                        // what the file is, or the later one's content would be lost.
+                        let same = entries
+                            .get(j)
+                            .is_some_and(|(f, _)| f.size == e.size && f.meta == e.meta);
+                        if !same {
+                            return Err(Error::Refused {
+                                path: e.path.clone(),
+                                reason: "a hard link whose size or metadata differs from its first name",
+                            });
+                        }
                         links.push((j, i));
                         continue;
                     }
@@ -599,6 +610,21 @@ mod tests {
             extract(&img, t.path(), opts),
             Err(Error::Escape { .. })
         ));
+    }
+
+    #[test]
+    fn hard_links_that_disagree_are_refused() {
+        let (mut a, body) = file("a", b"one");
+        a.link = Some(5);
+        let (mut b, other) = file("b", b"other");
+        b.link = Some(5);
+        let t = tempfile::tempdir().unwrap();
+        let err = extract(
+            &Fake(vec![dir(""), (a, body), (b, other)]),
+            t.path(),
+            ExtractOptions::default(),
+        );
+        assert!(matches!(err, Err(Error::Refused { .. })), "{err:?}");
     }
 
     #[test]

@@ -182,6 +182,26 @@ fn hostile_names_links_and_loops_stay_inside() {
     assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
     assert!(!t.path().join("xx").exists());
 
+    // A name holding `/` would land in another directory: the walk refuses it, so listing,
+    // diffing and extraction all see the refusal.
+    let mut b = Builder::new(Options::new("EVIL", 0));
+    b.add_file("xxx", Metadata::file(0o644), b"evil".to_vec())
+        .unwrap();
+    let mut img = Cursor::new(Vec::new());
+    b.build(&mut img).unwrap();
+    let mut img = img.into_inner();
+    assert_eq!(
+        rename(&mut img, b"NM\x08\x01\x00xxx", b"NM\x08\x01\x00d/x"),
+        1
+    );
+    let mut r = Reader::open(Cursor::new(&img)).unwrap();
+    let err = imgpipe_fstree::FsRead::walk(&r).unwrap_err();
+    assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
+    let err = r
+        .extract(&t.path().join("d0"), ExtractOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::UnsafePath { .. }), "{err}");
+
     // A symlink "s" -> "/" plus a file "s/escape" (via a crafted second entry named "s").
     let mut b = Builder::new(Options::new("EVIL", 0));
     b.add_symlink("s", Metadata::symlink(), "/tmp").unwrap();

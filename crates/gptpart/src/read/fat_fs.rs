@@ -71,6 +71,15 @@ impl<R: Read + Seek + Send> FsRead for FatVolume<R> {
     fn walk(&self) -> Result<Vec<(Entry, FatEntry)>> {
         let mut out = vec![root_entry()];
         for (path, e) in self.walk_all()? {
+            // A long name is one path component: `/` or `\\` inside one would put the entry
+            // in another directory for every consumer of the walk.
+            let n = e.name.as_str();
+            if n.is_empty() || n == "." || n == ".." || n.contains(['/', '\\', '\0']) {
+                return Err(Error::InvalidName {
+                    name: e.name.clone(),
+                    reason: "not one path component (empty, `.`, `..`, or holds / \\ NUL)",
+                });
+            }
             out.push((e.to_fs_entry(path.as_bytes()), e));
         }
         // Directory order on disk is creation order; the shared order is by name bytes.

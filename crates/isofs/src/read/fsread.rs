@@ -86,6 +86,15 @@ impl<R: Read + Seek + Send> FsRead for Reader<R> {
     fn walk(&self) -> Result<Vec<(imgpipe_fstree::Entry, Entry)>> {
         let mut out = vec![(self.root.to_fs_entry(b""), self.root.clone())];
         self.walk_from(self.root.clone(), self.namespace, |p, e| {
+            // A name is one path component: `/` inside one (Rock Ridge NM, Joliet) would put
+            // the entry in another directory for every consumer of the walk.
+            let n = &e.name_bytes;
+            if n.is_empty() || n == b"." || n == b".." || n.contains(&b'/') || n.contains(&0) {
+                return Err(Error::UnsafePath {
+                    path: String::from_utf8_lossy(p).into_owned(),
+                    reason: "a name that is empty, `.`, `..`, or holds `/` or NUL",
+                });
+            }
             out.push((e.to_fs_entry(p), e.clone()));
             Ok(())
         })?;

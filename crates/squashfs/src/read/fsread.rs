@@ -90,28 +90,34 @@ impl Reader {
             file_offset += len;
         }
         if f.fragment != NO_FRAGMENT && file_offset < f.file_size {
-            // The tail is a piece of a (usually compressed) fragment block: the extent covers
-            // the whole block and is marked compressed, since its bytes are not the content.
+            // The tail is a piece of a fragment block shared with other files. Stored
+            // uncompressed, the piece itself is the extent; compressed, no stored range holds
+            // this file's bytes alone, so the file has no extents to report.
             let frag = self.fragment_entry(f.fragment)?;
-            let stored = u64::from(data_block_size(frag.size).0);
-            if frag
-                .start
-                .checked_add(stored)
-                .is_none_or(|end| end > self.superblock().bytes_used)
-            {
+            let (stored, compressed) = data_block_size(frag.size);
+            if compressed {
+                return Ok(None);
+            }
+            let len = f.file_size - file_offset;
+            let start = frag.start.checked_add(u64::from(f.frag_offset));
+            let end = start.and_then(|s| s.checked_add(len));
+            if end.is_none_or(|end| {
+                end > self.superblock().bytes_used
+                    || end > frag.start.saturating_add(u64::from(stored))
+            }) {
                 return Err(Error::Truncated {
                     structure: "fragment block",
                     offset: frag.start,
-                    needed: stored,
-                    available: self.superblock().bytes_used.saturating_sub(frag.start),
+                    needed: u64::from(f.frag_offset).saturating_add(len),
+                    available: u64::from(stored),
                 });
             }
             out.push(Extent {
                 file_offset,
-                len: f.file_size - file_offset,
-                image_offset: frag.start,
-                stored_len: stored,
-                compressed: true,
+                len,
+                image_offset: start.unwrap_or(frag.start),
+                stored_len: len,
+                compressed: false,
             });
         }
         Ok(Some(out))
