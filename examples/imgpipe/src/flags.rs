@@ -7,17 +7,27 @@ pub struct CreateCommon {
     /// (default: SOURCE_DATE_EPOCH, else 0).
     #[arg(long)]
     pub epoch: Option<u64>,
-    /// Lower every file time later than the epoch to the epoch (and store times the format
-    /// cannot hold, before 1970 in squashfs, as the nearest one it can, instead of refusing).
+    /// Lower every file time later than the epoch to the epoch (and store a time the format
+    /// cannot hold as the nearest one it can, instead of refusing the entry).
     #[arg(long)]
     pub clamp_mtime: bool,
-    /// Seed every identifier (GUIDs, UUIDs, serial numbers) derives from; formats without
-    /// identifiers accept and ignore it. Default: derived from the arguments.
-    #[arg(long)]
-    pub seed: Option<String>,
+    /// Seed every identifier (GUIDs, UUIDs, serial numbers) derives from: 32 hex digits (a
+    /// UUID, dashes allowed), or any other even number of hex digits as material. Formats
+    /// without identifiers accept and ignore it. Default: derived from the arguments.
+    #[arg(long, value_parser = parse_seed)]
+    pub seed: Option<imgpipe_repro::Seed>,
     /// Replace OUT even when it holds a recognised filesystem or partition table.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `--seed` for clap: the one parser every command's seed goes through.
+pub fn parse_seed(text: &str) -> Result<imgpipe_repro::Seed, String> {
+    imgpipe_repro::Seed::parse_hex(text).ok_or_else(|| {
+        format!(
+            "{text:?} is not a seed: 32 hex digits (a UUID, dashes allowed), or another even number of hex digits"
+        )
+    })
 }
 
 impl CreateCommon {

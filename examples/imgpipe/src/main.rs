@@ -72,15 +72,15 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Compare two builds: identical, or which byte ranges (in which structures) differ.
     Diff(cmd::diff::Args),
-    /// ISO9660 images: create, list, extract.
+    /// ISO9660 images: create, info, ls, extract.
     Iso(cmd::iso::Args),
-    /// squashfs images: create, list, extract.
+    /// squashfs images: create, info, ls, extract.
     Squashfs(cmd::squashfs::Args),
-    /// EROFS images: info, list, extract (uncompressed layouts read in full).
+    /// EROFS images: create (uncompressed), info, ls, extract (uncompressed layouts read in full).
     Erofs(cmd::erofs::Args),
-    /// GPT disk images: create, show.
+    /// GPT disk images: create, show, grow, info.
     Gpt(cmd::gpt::Args),
-    /// FAT file systems: create, list, extract.
+    /// FAT file systems: create, info, ls, extract.
     Fat(cmd::fat::Args),
     /// LUKS2 volumes: format, dump, unlock, keyslots, payload encryption.
     Luks(cmd::luks::Args),

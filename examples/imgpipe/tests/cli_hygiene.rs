@@ -778,6 +778,31 @@ fn bad_arguments_create_nothing_and_name_their_flag() {
             ],
             "--data-offset",
         ),
+        (
+            vec![
+                os("luks"),
+                os("format"),
+                os("--passphrase-file"),
+                pass.clone().into(),
+                os("--size"),
+                os("32M"),
+                os("--data-offset"),
+                os("1"),
+                img.clone().into(),
+            ],
+            "--data-offset",
+        ),
+        (
+            vec![
+                os("gpt"),
+                os("create"),
+                os("--seed"),
+                os("not-hex"),
+                os("-o"),
+                img.clone().into(),
+            ],
+            "--seed",
+        ),
     ];
     for (args, flag) in cases {
         let o = imgpipe(&args);
@@ -785,7 +810,9 @@ fn bad_arguments_create_nothing_and_name_their_flag() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(flag), "{args:?}: {err}");
         assert!(
-            !err.contains("block_size") && !err.contains("hdr_size"),
+            !err.contains("block_size")
+                && !err.contains("hdr_size")
+                && !err.contains("data_offset"),
             "{err}"
         );
         assert_eq!(names(&out), Vec::<String>::new(), "{args:?}");

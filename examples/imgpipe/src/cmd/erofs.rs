@@ -106,18 +106,10 @@ fn open(image: &std::path::Path, offset: u64) -> anyhow::Result<ErofsReader> {
         .with_context(|| format!("reading {}", image.display()))
 }
 
-/// `--uuid` as 16 bytes: 32 hex digits, dashes allowed.
+/// `--uuid` as 16 bytes: 32 hex digits, dashes allowed (the seed's own text form).
 fn parse_uuid(text: &str) -> anyhow::Result<[u8; 16]> {
-    let hex: String = text.chars().filter(|&c| c != '-').collect();
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|d| u8::from_str_radix(d, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>();
-    bytes
-        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+    Seed::parse(text)
+        .map(|s| s.0)
         .with_context(|| format!("--uuid {text:?}: expected 32 hex digits (dashes allowed)"))
 }
 
@@ -137,8 +129,7 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
         (Some(u), _) => parse_uuid(u)?,
         (None, seed) => {
             let seed = match seed {
-                Some(text) => Seed::parse_hex(text)
-                    .context("--seed: expected hex digits (32 for a UUID-like seed)")?,
+                Some(seed) => *seed,
                 // No randomness: one tree, one label and one epoch give one image.
                 None => Seed::from_material(format!("imgpipe erofs\0{label}\0{epoch}").as_bytes()),
             };

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use imgpipe_fstree::ExtractOptions;
-use imgpipe_gptpart::{FatBuilder, FatType, FatVolume, Seed, Window, read_gpt};
+use imgpipe_gptpart::{FatBuilder, FatType, FatVolume, Window, read_gpt};
 use serde::Serialize;
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
@@ -41,7 +41,7 @@ enum Command {
     /// Create a FAT12/16/32 image from a directory, reproducibly: names sorted, every timestamp
     /// from --epoch (or SOURCE_DATE_EPOCH, else 1980-01-01).
     Create {
-        /// The image to write (replaced if it exists).
+        /// The image to write (an existing image is replaced only with --force).
         #[arg(short, long)]
         output: PathBuf,
         /// Volume size: bytes, or with a K, M, G or T suffix (KiB, MiB, ... too).
@@ -193,7 +193,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             let volume_id = match (volume_id, &common.seed) {
                 (Some(id), _) => id,
-                (None, Some(s)) => Seed::from_material(s.as_bytes()).volume_id(b"fat"),
+                // Partition 0: a FAT file system outside any partition table.
+                (None, Some(seed)) => seed.fat_volume_id(0),
                 (None, None) => 0,
             };
             let mut b = FatBuilder::new(size)

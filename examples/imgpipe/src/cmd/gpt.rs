@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use imgpipe_gptpart::{GptDisk, read_gpt};
-use imgpipe_repro::{DiskPlan, DiskRequest, Seed};
+use imgpipe_repro::{DiskPlan, DiskRequest};
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
 use crate::flags::CreateCommon;
@@ -52,7 +52,7 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct CreateArgs {
-    /// The image to write (replaced if it exists).
+    /// The image to write (an existing image is replaced only with --force).
     #[arg(short, long)]
     output: PathBuf,
     /// Disk size: bytes, or with a K, M, G or T suffix (powers of 1024; KiB, MiB, ... too).
@@ -64,7 +64,7 @@ struct CreateArgs {
     /// Explicit disk GUID instead of the derived one.
     #[arg(long)]
     disk_guid: Option<String>,
-    /// Partition alignment (default 1M).
+    /// Partition alignment.
     #[arg(long, value_parser = parse_size, default_value = "1M")]
     alignment: u64,
     /// --seed: 128-bit seed (32 hex digits, dashes allowed) every GUID derives from, as
@@ -93,10 +93,7 @@ fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     req.sector_size = a.sector_size;
     req.alignment = a.alignment;
     req.epoch = a.common.epoch()?;
-    req.seed = match &a.common.seed {
-        Some(s) => Some(Seed::parse(s).context("--seed: expected 32 hex digits (dashes allowed)")?),
-        None => None,
-    };
+    req.seed = a.common.seed;
     req.disk_guid = match &a.disk_guid {
         Some(g) => Some(g.parse().context("--disk-guid")?),
         None => None,

@@ -125,10 +125,7 @@ pub(super) fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         .map(reservation)
         .collect::<anyhow::Result<_>>()?;
     // A GPT is planned by gptpart, its GUIDs from the seed rule (imgpipe_repro::iso).
-    let seed = a.common.seed.as_deref().map(imgpipe_repro::Seed::parse_hex);
-    req.seed = seed
-        .map(|s| s.context("--seed: expected hex digits (32 for a UUID-like seed)"))
-        .transpose()?;
+    req.seed = a.common.seed;
     let plan = IsoPlan::prepare(&req)?;
     let file = target::create(&a.output)?;
     let bar = progress::bytes(plan.data_bytes(), "writing");

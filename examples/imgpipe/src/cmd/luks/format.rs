@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::builder::TypedValueParser as _;
 use imgpipe_luks::{FormatOptions, Inspection, Luks2Header};
 
-use super::{KdfArgs, OsRng, keys, luks_error, open_rw, passphrase, seed};
+use super::{KdfArgs, OsRng, keys, luks_error, open_rw, passphrase};
 use crate::size::parse_size;
 use crate::{output, target};
 
@@ -118,7 +118,7 @@ pub(super) fn format(a: FormatArgs, os: &mut OsRng) -> anyhow::Result<ExitCode> 
         ..FormatOptions::default()
     };
     // With --seed, the UUID, volume key and salts come from their own keyed streams.
-    let keys = keys(seed(kdf.seed.as_deref())?, os);
+    let keys = keys(kdf.seed, os);
     let format = |f: &mut File| -> anyhow::Result<Luks2Header> {
         if size.is_some() {
             f.set_len(len).context("cannot set the image size")?;

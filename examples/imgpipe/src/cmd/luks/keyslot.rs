@@ -10,8 +10,7 @@ use imgpipe_repro::luks::KeyslotChoice;
 use serde::Serialize;
 
 use super::{
-    KdfArgs, OsRng, keys, luks_error, open_ro, open_rw, passphrase, read_header, seed,
-    wrong_passphrase,
+    KdfArgs, OsRng, keys, luks_error, open_ro, open_rw, passphrase, read_header, wrong_passphrase,
 };
 use crate::output;
 
@@ -124,7 +123,7 @@ pub(super) fn add_key(a: AddKeyArgs, os: &mut OsRng) -> anyhow::Result<ExitCode>
     let new = passphrase(&a.new_passphrase_file)?;
     let mut f = open_rw(&a.image)?;
     let mut hdr = read_header(&mut f, &a.image)?;
-    let keys = keys(seed(a.kdf.seed.as_deref())?, os);
+    let keys = keys(a.kdf.seed, os);
     let params = a.kdf.params();
     let r = imgpipe_repro::luks::add_key(&mut hdr, &mut f, &pass, &new, &params, a.key_slot, keys);
     done(r, &f, &a.image, "added", a.json)
@@ -153,7 +152,7 @@ pub(super) fn change_key(a: ChangeKeyArgs, os: &mut OsRng) -> anyhow::Result<Exi
     let new = passphrase(&a.new_passphrase_file)?;
     let mut f = open_rw(&a.image)?;
     let mut hdr = read_header(&mut f, &a.image)?;
-    let keys = keys(seed(a.kdf.seed.as_deref())?, os);
+    let keys = keys(a.kdf.seed, os);
     let params = a.kdf.params();
     let r = imgpipe_repro::luks::change_key(&mut hdr, &mut f, &pass, &new, &params, keys);
     done(r, &f, &a.image, "changed", a.json)

@@ -79,9 +79,10 @@ struct KdfArgs {
     /// Keyslot priority: 0 ignore, 1 normal, 2 prefer.
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
     priority: Option<u8>,
-    /// Seed (hex) for a reproducible result instead of the OS random source.
-    #[arg(long)]
-    seed: Option<String>,
+    /// Seed for a reproducible result instead of the OS random source: 32 hex digits (a
+    /// UUID, dashes allowed), or another even number of hex digits.
+    #[arg(long, value_parser = crate::flags::parse_seed)]
+    seed: Option<Seed>,
 }
 
 impl KdfArgs {
@@ -165,11 +166,6 @@ fn read_header(file: &mut File, path: &Path) -> anyhow::Result<Luks2Header> {
 }
 
 /// The seed of `--seed`: 32 hex digits are the seed itself, other hex is seed material.
-fn seed(text: Option<&str>) -> anyhow::Result<Option<Seed>> {
-    text.map(|t| Seed::parse_hex(t).context("--seed must be an even number of hex digits"))
-        .transpose()
-}
-
 /// The OS random source, used without `--seed`.
 type OsRng = rand_core::UnwrapErr<getrandom::SysRng>;
 
@@ -235,6 +231,7 @@ fn flag_error(e: LuksError) -> anyhow::Error {
     if let LuksError::InvalidOption { option, reason } = &e {
         let flag = match *option {
             "hdr_size" => "--header-size",
+            "data_offset" => "--data-offset",
             "sector_size" => "--sector-size",
             "pbkdf2 iterations" => "--iterations",
             "argon2 time" => "--pbkdf-time",
