@@ -339,3 +339,53 @@ fn encrypt_decrypt_round_trip_and_against_cryptsetup() {
     );
     assert!(fs::read(&data).unwrap() == plain);
 }
+
+/// `luks format` never harms a file it refuses: one holding data needs `--force`, a refused
+/// option leaves the file at its size, and `--size` never cuts data off.
+#[test]
+fn format_refusals_leave_existing_files_alone() {
+    let t = imgpipe_testsupport::tempdir();
+    let key = t.path().join("key");
+    fs::write(&key, b"pw").unwrap();
+    let notes = t.path().join("notes.txt");
+    let text: Vec<u8> = (0..20_000u32)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect();
+    fs::write(&notes, &text).unwrap();
+    let (k, n) = (key.to_str().unwrap(), notes.to_str().unwrap());
+    let o = imgpipe(&["luks", "format", "--passphrase-file", k, n]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    assert_eq!(fs::read(&notes).unwrap(), text);
+    let o = imgpipe(&[
+        "luks",
+        "format",
+        "--passphrase-file",
+        k,
+        "--force",
+        "--size",
+        "20M",
+        "--header-size",
+        "3K",
+        n,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        fs::read(&notes).unwrap(),
+        text,
+        "a refused format keeps the file"
+    );
+    let o = imgpipe(&[
+        "luks",
+        "format",
+        "--passphrase-file",
+        k,
+        "--force",
+        "--size",
+        "1K",
+        n,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--size"));
+    assert_eq!(fs::read(&notes).unwrap(), text);
+}

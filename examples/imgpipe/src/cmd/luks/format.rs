@@ -1,6 +1,7 @@
 //! `imgpipe luks format`: flags to [`FormatOptions`], one call to [`imgpipe_repro::luks::format`].
 
 use std::fs::File;
+use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -90,13 +91,29 @@ pub(super) fn format(a: FormatArgs, os: &mut OsRng) -> anyhow::Result<ExitCode> 
     }
     if exists {
         target::refuse_recognised(&image, force)?;
+        if !force && holds_data(&image)? {
+            bail!(
+                "{} holds data: use --force to format it (as cryptsetup asks before it overwrites)",
+                image.display()
+            );
+        }
     }
+    // The size of what is there: a block device reports 0 in its metadata, so seek.
+    let current = if exists {
+        open_rw(&image)?
+            .seek(SeekFrom::End(0))
+            .with_context(|| format!("cannot size {}", image.display()))?
+    } else {
+        0
+    };
     let len = match (size, exists) {
+        (Some(s), true) if s < current => bail!(
+            "--size {s} is smaller than {} ({current} bytes): it would cut data off",
+            image.display()
+        ),
         (Some(s), _) => s,
         (None, false) => bail!("{} does not exist: give --size", image.display()),
-        (None, true) => std::fs::metadata(&image)
-            .with_context(|| format!("cannot stat {}", image.display()))?
-            .len(),
+        (None, true) => current,
     };
     if data_offset != 0 && len <= data_offset {
         bail!(
@@ -120,10 +137,17 @@ pub(super) fn format(a: FormatArgs, os: &mut OsRng) -> anyhow::Result<ExitCode> 
     // With --seed, the UUID, volume key and salts come from their own keyed streams.
     let keys = keys(kdf.seed, os);
     let format = |f: &mut File| -> anyhow::Result<Luks2Header> {
-        if size.is_some() {
+        let grow = size.is_some() && len != current;
+        if grow {
             f.set_len(len).context("cannot set the image size")?;
         }
-        imgpipe_repro::luks::format(f, opts, &pass, keys).map_err(|e| luks_error(e, &image))
+        let formatted =
+            imgpipe_repro::luks::format(f, opts, &pass, keys).map_err(|e| luks_error(e, &image));
+        if formatted.is_err() && grow && exists {
+            // A refused format leaves an existing file at its size.
+            let _ = f.set_len(current);
+        }
+        formatted
     };
     let hdr = if exists {
         // An existing image (or device) is formatted in place, as cryptsetup does.
@@ -145,4 +169,16 @@ pub(super) fn format(a: FormatArgs, os: &mut OsRng) -> anyhow::Result<ExitCode> 
         println!("{}: LUKS2 volume {} formatted", image.display(), hdr.uuid);
     }
     Ok(output::exit(output::SUCCESS))
+}
+
+/// Whether `path` has anything but zeros in its first 64 KiB (an empty or zero-filled file,
+/// made to be formatted, does not).
+fn holds_data(path: &std::path::Path) -> anyhow::Result<bool> {
+    use std::io::Read;
+    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut head = Vec::new();
+    f.take(64 * 1024)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(head.iter().any(|&b| b != 0))
 }
