@@ -364,23 +364,35 @@ impl<'f> SparseWriter<'f> {
     }
 
     fn put(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        // Aligned whole blocks of zeros are skipped; everything else is written.
+        // Aligned whole blocks of zeros are skipped; every run of other bytes between them is
+        // written with one call.
         let mut i = 0;
+        let mut run_start = 0;
         while i < buf.len() {
             let pos = self.at + i as u64;
             let to_boundary = HOLE_BLOCK - (pos % HOLE_BLOCK as u64) as usize;
             let end = (i + to_boundary).min(buf.len());
             let piece = buf.get(i..end).unwrap_or_default();
             if piece.len() == HOLE_BLOCK && piece.iter().all(|&b| b == 0) {
+                self.write_run(buf, run_start, i)?;
+                run_start = end;
                 self.hole_at_end = true;
             } else {
-                self.file.write_all_at(piece, pos)?;
                 self.hole_at_end = false;
             }
             i = end;
         }
+        self.write_run(buf, run_start, buf.len())?;
         self.at += buf.len() as u64;
         Ok(())
+    }
+
+    /// Writes `buf[from..to]` at its place in the file (nothing when empty).
+    fn write_run(&self, buf: &[u8], from: usize, to: usize) -> std::io::Result<()> {
+        match buf.get(from..to) {
+            Some(run) if !run.is_empty() => self.file.write_all_at(run, self.at + from as u64),
+            _ => Ok(()),
+        }
     }
 }
 
