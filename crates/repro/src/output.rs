@@ -143,8 +143,22 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Creates the temporary file for `out` (readable and writable), after removing one that
     /// a killed earlier run left.
+    ///
+    /// An `out` that is a symlink to a file is written through: the file it names is
+    /// replaced, the link stays.
     pub fn create(out: &Path) -> Result<Self> {
         check_output(out)?;
+        let resolved;
+        let out = match std::fs::symlink_metadata(out) {
+            Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(out) {
+                Ok(target) => {
+                    resolved = target;
+                    resolved.as_path()
+                }
+                Err(_) => out,
+            },
+            _ => out,
+        };
         let tmp = temp_path(out)?;
         let mut reg = registry();
         if reg.discarded {
@@ -195,6 +209,15 @@ impl AtomicFile {
     /// Syncs the file, renames it to the destination and syncs the directory.
     pub fn commit(self) -> Result<()> {
         // On any error below, dropping `self` removes the temporary file.
+        // A replaced file keeps its permission bits (a 0600 image stays 0600).
+        if let Ok(m) = std::fs::metadata(&self.out) {
+            self.file
+                .set_permissions(m.permissions())
+                .map_err(|source| Error::Io {
+                    what: "copying the replaced file's permissions",
+                    source,
+                })?;
+        }
         self.file.sync_all().map_err(|source| Error::Io {
             what: "syncing the output file",
             source,
@@ -285,6 +308,30 @@ mod tests {
         ));
         assert!(check_output(&dir.path().join("missing/x.img")).is_err());
         assert!(check_output(&dir.path().join("x.img")).is_ok());
+    }
+
+    #[test]
+    fn replacing_keeps_permissions_and_writes_through_a_symlink() {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.img");
+        std::fs::write(&target, b"old").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("link.img");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let f = AtomicFile::create(&link).unwrap();
+        f.file().write_all(b"new").unwrap();
+        f.commit().unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
