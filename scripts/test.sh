@@ -26,6 +26,43 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# erofs-utils 1.8.6 (lzma, deflate, zstd, fragments, dedupe, --workers): Debian 12 ships 1.5, so
+# build trixie's source package into .tools/ once. Tests find it through
+# imgpipe_testsupport::erofs_utils().
+EROFS_UTILS_VERSION=1.8.6
+EROFS_UTILS=.tools/erofs-utils-$EROFS_UTILS_VERSION
+if [ ! -x "$EROFS_UTILS/bin/mkfs.erofs" ]; then
+  echo "== building erofs-utils $EROFS_UTILS_VERSION from Debian trixie's source package"
+  build_deps=(autoconf automake libtool pkg-config make gcc liblzma-dev liblz4-dev libzstd-dev
+    libdeflate-dev uuid-dev zlib1g-dev)
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${build_deps[@]}" >/dev/null
+  if ! grep -rqs "trixie" /etc/apt/sources.list.d/imgpipe-trixie-src.sources; then
+    printf '%s\n' 'Types: deb-src' 'URIs: http://deb.debian.org/debian' 'Suites: trixie' 'Components: main' \
+      'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' \
+      | sudo_if_needed tee /etc/apt/sources.list.d/imgpipe-trixie-src.sources >/dev/null
+    sudo_if_needed apt-get update -qq
+  fi
+  scratch=$(mktemp -d)
+  (
+    cd "$scratch"
+    apt-get source --download-only erofs-utils >/dev/null 2>&1
+    tar xf erofs-utils_*.orig.tar.*
+    cd erofs-utils-*/
+    ./autogen.sh >/dev/null 2>&1
+    ./configure -q --prefix="$scratch/prefix" --enable-lzma --enable-multithreading \
+      --with-libzstd --with-libdeflate >/dev/null
+    make -j"$(nproc)" -s >/dev/null 2>&1
+    make install -s >/dev/null 2>&1
+  )
+  "$scratch/prefix/bin/mkfs.erofs" --version | grep -q " $EROFS_UTILS_VERSION" \
+    || { echo "trixie's erofs-utils is no longer $EROFS_UTILS_VERSION; update EROFS_UTILS_VERSION" >&2; exit 1; }
+  mkdir -p .tools
+  rm -rf "$EROFS_UTILS"
+  mv "$scratch/prefix" "$EROFS_UTILS"
+  rm -rf "$scratch"
+fi
+export IMGPIPE_EROFS_UTILS="$PWD/$EROFS_UTILS/bin"
+
 VENV=.venv
 if [ ! -x "$VENV/bin/python" ]; then
   echo "== creating $VENV"

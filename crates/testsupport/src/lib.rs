@@ -42,6 +42,35 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     None
 }
 
+/// The erofs-utils version the test command builds from source (Debian 12 ships 1.5, without
+/// lzma, deflate, zstd, fragments or dedupe).
+pub const EROFS_UTILS_VERSION: &str = "1.8.6";
+
+/// One erofs-utils 1.8.6 program (`mkfs.erofs`, `fsck.erofs`, `dump.erofs`): from
+/// `$IMGPIPE_EROFS_UTILS` (set by the test command), else from the workspace's
+/// `.tools/erofs-utils-1.8.6/bin`. Missing under CI panics, as [`tool`] does.
+pub fn erofs_utils(name: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("IMGPIPE_EROFS_UTILS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../..")
+                .join(format!(".tools/erofs-utils-{EROFS_UTILS_VERSION}/bin"))
+        });
+    let candidate = dir.join(name);
+    if candidate.is_file() {
+        return Some(candidate);
+    }
+    assert!(
+        !in_ci(),
+        "erofs-utils {EROFS_UTILS_VERSION} `{name}` is missing under CI=true; the test command builds it"
+    );
+    eprintln!(
+        "skipping: erofs-utils {EROFS_UTILS_VERSION} `{name}` not built (run scripts/test.sh)"
+    );
+    None
+}
+
 /// Whether we are root (device nodes, loop mounts and fifos owned by others need it).
 pub fn is_root() -> bool {
     // SAFETY-free: `id -u` keeps this crate free of unsafe code.
