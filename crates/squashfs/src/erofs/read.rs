@@ -154,7 +154,7 @@ impl ErofsReader {
             sb,
             limits,
         };
-        if r.sb.feature_incompat & 0x8 != 0 {
+        if r.sb.extra_devices != 0 {
             return Err(Error::Unsupported {
                 feature: "EROFS images spread over extra devices",
             });
