@@ -205,6 +205,26 @@ fn check(name: &str, mkfs: &Path, args: &[&str]) -> Used {
     for (p, f) in &want {
         assert_eq!(ours.get(p), Some(f), "{name}: {}", p.display());
     }
+    // Compressed files' extents cover them without gaps and lie inside the image.
+    let image_len = std::fs::metadata(&img).unwrap().len();
+    let mut with_extents = 0;
+    for (e, n) in FsRead::walk(&r).unwrap() {
+        let Some(x) = r.extents(&n).unwrap() else {
+            continue;
+        };
+        if !matches!(n.layout, 1 | 3) {
+            continue;
+        }
+        with_extents += 1;
+        let mut at = 0;
+        for x in &x {
+            assert_eq!(x.file_offset, at, "{name}: {x:?}");
+            assert!(x.image_offset + x.stored_len <= image_len, "{name}: {x:?}");
+            at += x.len;
+        }
+        assert_eq!(at, e.size, "{name}");
+    }
+    assert!(with_extents > 0 || r.superblock().packed_nid != 0, "{name}");
     let want_x = tree_xattrs(src, want.keys().cloned());
     assert_eq!(our_x, want_x, "{name}: xattrs");
 

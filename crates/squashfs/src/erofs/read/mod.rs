@@ -907,6 +907,9 @@ impl ErofsReader {
         if i.kind != InodeKind::File {
             return Ok(None);
         }
+        if matches!(i.layout, COMPRESSED_FULL | COMPRESSED_COMPACT) {
+            return self.compressed_extents(i);
+        }
         let at = self.base + i.offset;
         let image_len = self.len;
         let mut out: Vec<Extent> = Vec::new();
@@ -968,6 +971,58 @@ impl ErofsReader {
                 }
             }
             _ => return Ok(None),
+        }
+        Ok(Some(out))
+    }
+
+    /// The pclusters of a compressed file, one extent per logical extent (deduplicated
+    /// extents share stored bytes); `None` when a fragment holds part of the file, since no
+    /// stored range holds those bytes alone.
+    fn compressed_extents(&self, i: &ErofsInode) -> Result<Option<Vec<Extent>>> {
+        if i.size / self.blksz > self.limits.max_file_blocks {
+            return Err(Error::LimitExceeded {
+                what: "EROFS compressed file size (Limits::max_file_blocks blocks)",
+                limit: self.limits.max_file_blocks.saturating_mul(self.blksz),
+            });
+        }
+        let mut z = ZMap::new(self, i)?;
+        if z.whole_fragment.is_some() {
+            return Ok(None);
+        }
+        let mut out: Vec<Extent> = Vec::new();
+        let mut pos = 0;
+        while pos < i.size {
+            let e = z.extent_at(pos)?;
+            let Source::Pcluster { pa, plen, codec } = e.src else {
+                return Ok(None);
+            };
+            if pa.checked_add(plen).is_none_or(|end| end > self.len) {
+                return Err(Error::Truncated {
+                    structure: "EROFS pcluster",
+                    offset: self.base + pa,
+                    needed: plen,
+                    available: self.len.saturating_sub(pa),
+                });
+            }
+            let len = e.end - e.la;
+            out.push(if codec == Codec::Shifted {
+                Extent {
+                    file_offset: e.la,
+                    len,
+                    image_offset: pa,
+                    stored_len: len,
+                    compressed: false,
+                }
+            } else {
+                Extent {
+                    file_offset: e.la,
+                    len,
+                    image_offset: pa,
+                    stored_len: plen,
+                    compressed: true,
+                }
+            });
+            pos = e.end;
         }
         Ok(Some(out))
     }
