@@ -657,7 +657,8 @@ fn write_pack(
 /// One per-algorithm configuration record after the superblock (`COMPR_CFGS`): for each
 /// bit of `available_compr_algs`, in algorithm order, a 16-bit length and the payload;
 /// records start 4-byte aligned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "algorithm", rename_all = "lowercase")]
 pub enum CompressionConfig {
     /// `struct z_erofs_lz4_cfgs` (14 bytes).
     Lz4 {
