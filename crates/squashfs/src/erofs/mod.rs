@@ -11,7 +11,10 @@ mod write;
 
 pub use inspect::{ErofsInspection, detect_erofs, inspect_erofs};
 pub use read::{ErofsEntry, ErofsInode, ErofsReader};
-pub use write::{ErofsBuildReport, ErofsBuilder, ErofsWriteOptions};
+pub use write::{
+    ErofsAlgorithm, ErofsBuildReport, ErofsBuilder, ErofsCompression, ErofsReservedSlot,
+    ErofsWriteOptions,
+};
 
 /// [`ErofsBuilder`] under the short name.
 pub type Builder = ErofsBuilder;
