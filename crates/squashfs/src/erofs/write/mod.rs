@@ -60,8 +60,8 @@ pub struct ErofsWriteOptions {
     pub shared_xattrs: bool,
     /// Compress file data (default off: flat layouts only).
     pub compression: Option<ErofsCompression>,
-    /// Largest physical cluster in bytes: a multiple of the block size up to 1 MiB
-    /// (default: one block). Above one block the image uses big pclusters.
+    /// Largest physical cluster in bytes: a multiple of the block size up to 1 MiB, or 0
+    /// for one block (the default). Above one block the image uses big pclusters.
     pub pcluster_size: u32,
     /// Store the tail of each compressed file (and small files whole) in the packed inode
     /// (`-Efragments`).
@@ -144,7 +144,7 @@ impl ErofsWriteOptions {
             clamp_mtime: false,
             shared_xattrs: true,
             compression: None,
-            pcluster_size: 4096,
+            pcluster_size: 0,
             fragments: false,
             ztailpacking: false,
             dedupe: false,
@@ -154,7 +154,11 @@ impl ErofsWriteOptions {
     }
 
     fn pcluster(&self) -> u32 {
-        self.pcluster_size.max(self.block_size)
+        if self.pcluster_size == 0 {
+            self.block_size
+        } else {
+            self.pcluster_size
+        }
     }
 
     fn validate(&self) -> Result<()> {
