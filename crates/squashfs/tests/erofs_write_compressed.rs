@@ -286,12 +286,12 @@ fn a_reserved_slot_is_rewritten_in_place() {
             o.reserve = vec![(b"etc/config.json".to_vec(), 100_000)];
         });
         let (mut bytes, report) = build(&tree, opts);
-        let slot = report.reserved.first().unwrap().clone();
+        let slot = report.slots.first().unwrap().clone();
         assert_eq!(slot.path, "etc/config.json");
         assert_eq!(slot.capacity, 102_400, "rounded up to whole blocks");
         assert_eq!(slot.offset % 4096, 0);
         assert_eq!(slot.size, 8);
-        assert_eq!(slot.size_width, 4);
+        assert_eq!(slot.size_encoding, "le32");
         let at = slot.offset as usize;
         assert_eq!(&bytes[at..at + 8], b"{\"v\":1}\n");
         assert!(
@@ -331,8 +331,8 @@ fn a_reserved_slot_is_rewritten_in_place() {
     let mut b = ErofsBuilder::new(opts).unwrap();
     b.add_fstree(&tree).unwrap();
     let report = b.build(&mut Sink(0)).unwrap();
-    assert_eq!(report.reserved[0].size_width, 8);
-    assert_eq!(report.reserved[0].capacity, 5 << 30);
+    assert_eq!(report.slots[0].size_encoding, "le64");
+    assert_eq!(report.slots[0].capacity, 5 << 30);
     // What cannot be reserved is refused by name.
     for (path, cap) in [
         (&b"etc/missing"[..], 4096u64),

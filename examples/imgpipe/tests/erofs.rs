@@ -164,12 +164,12 @@ fn compressed_create_reserves_a_slot_and_names_bad_flags() {
         ],
     );
     let v: Value = serde_json::from_str(&json).unwrap();
-    let slot = &v["reserved"][0];
+    let slot = &v["slots"][0];
     assert_eq!(slot["path"], "etc/slot.bin");
     assert_eq!(slot["capacity"], 1 << 20);
     assert_eq!(slot["size"], 5);
     // The file's time is not the build time: an extended inode, a 64-bit size.
-    assert_eq!(slot["size_width"], 8);
+    assert_eq!(slot["size_encoding"], "le64");
     let bytes = fs::read(&img).unwrap();
     let at = slot["offset"].as_u64().unwrap() as usize;
     assert_eq!(&bytes[at..at + 5], b"first");

@@ -323,10 +323,10 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
             output::plural(rep.content_bytes, "byte", "bytes"),
             output::plural(rep.image_size, "byte", "bytes")
         );
-        for r in &rep.reserved {
+        for r in &rep.slots {
             println!(
-                "reserved {}: {} bytes at byte {}, i_size ({} bytes, little-endian) at byte {}",
-                r.path, r.capacity, r.offset, r.size_width, r.size_offset
+                "slot {}: {} bytes at byte {}, its size ({}) at byte {}",
+                r.path, r.capacity, r.offset, r.size_encoding, r.size_offset
             );
         }
     }

@@ -1,5 +1,9 @@
-//! EROFS writing, uncompressed: [`ErofsBuilder`] takes a [`Tree`], plans every inode, every
-//! directory block and every data block, then emits the image in one pass over the tree.
+//! EROFS writing: [`ErofsBuilder`] takes a [`Tree`], plans every inode, every directory
+//! block and every data block, then emits the image in one pass over the tree.
+//!
+//! Compressed images and images with reserved slots take the data-first layout of
+//! `stream` (file data streamed out first, compressed in parallel in 16 MiB segments, the
+//! metadata after it). Uncompressed images keep the layout below.
 //!
 //! Layout (as mkfs.erofs lays out an uncompressed image): block 0 holds the superblock at
 //! byte 1024 and the first inodes after it (`meta_blkaddr` 0, so the root is nid 36); the
@@ -76,7 +80,7 @@ pub struct ErofsWriteOptions {
     pub threads: Option<usize>,
     /// Reserved slots: (path in the tree, capacity in bytes). The file's data becomes one
     /// uncompressed, block-aligned extent of the capacity (rounded up to a block), reported
-    /// in [`ErofsBuildReport::reserved`].
+    /// in [`ErofsBuildReport::slots`].
     pub reserve: Vec<(Vec<u8>, u64)>,
 }
 
@@ -113,8 +117,9 @@ impl ErofsCompression {
 }
 
 /// A reserved slot as built: where a later tool writes new content (up to `capacity` bytes
-/// at `offset`) and the new size (at `size_offset`, `size_width` bytes little-endian), all
-/// offsets in bytes from the start of the image. No checksum covers either.
+/// at `offset`) and the new size (at `size_offset`, as `size_encoding` says), all offsets in
+/// bytes from the start of the image. No checksum covers either (the inodes of an image with
+/// slots lie outside block 0, the superblock checksum's block).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct ErofsReservedSlot {
@@ -128,8 +133,9 @@ pub struct ErofsReservedSlot {
     pub size: u64,
     /// Byte offset of the inode's `i_size` field.
     pub size_offset: u64,
-    /// Width of `i_size`: 4 (compact inode) or 8 (extended inode), little-endian.
-    pub size_width: u8,
+    /// How `i_size` is stored: `"le32"` (compact inode) or `"le64"` (extended inode, chosen
+    /// when the capacity needs 64 bits).
+    pub size_encoding: &'static str,
 }
 
 impl ErofsWriteOptions {
@@ -235,8 +241,8 @@ pub struct ErofsBuildReport {
     pub deduplicated_files: u64,
     /// Bytes stored in the packed inode (fragments).
     pub fragment_bytes: u64,
-    /// Reserved slots, in the order given.
-    pub reserved: Vec<ErofsReservedSlot>,
+    /// Reserved slots, in the order given (`iso create` reports its slots the same way).
+    pub slots: Vec<ErofsReservedSlot>,
 }
 
 /// Collects a tree, then writes an uncompressed EROFS image.

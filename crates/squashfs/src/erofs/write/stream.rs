@@ -822,13 +822,13 @@ pub(super) fn emit<W: Write + Seek>(
         if let Some(ino) = plan.inodes.iter().find(|i| i.entry.path == path.as_slice())
             && let Some(cap) = ino.reserve
         {
-            report.reserved.push(ErofsReservedSlot {
+            report.slots.push(ErofsReservedSlot {
                 path: String::from_utf8_lossy(path).into_owned(),
                 offset: u64::from(ino.blkaddr) * blksz,
                 capacity: cap,
                 size: ino.size,
                 size_offset: meta_start + ino.nid * 32 + 8,
-                size_width: if ino.extended { 8 } else { 4 },
+                size_encoding: if ino.extended { "le64" } else { "le32" },
             });
         }
     }
