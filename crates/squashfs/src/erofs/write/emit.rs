@@ -159,7 +159,7 @@ fn bad(ino: &Inode<'_>, reason: &'static str) -> Error {
 }
 
 /// The on-disk inode header of `ino`, the `index`-th inode.
-fn header(ino: &Inode<'_>, index: usize) -> InodeHeader {
+pub(super) fn header(ino: &Inode<'_>, index: usize) -> InodeHeader {
     let e = ino.entry;
     let u = match e.file_type {
         FileType::Char | FileType::Block => ino.rdev,
