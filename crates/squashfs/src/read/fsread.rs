@@ -172,6 +172,10 @@ impl FsRead for Reader {
         self.read_file(&inode, out)
     }
 
+    fn image_len(&self) -> Option<u64> {
+        Some(self.superblock().bytes_used)
+    }
+
     fn extents(&self, node: &InodeHandle) -> Result<Option<Vec<Extent>>> {
         if !matches!(node.inode.data, InodeData::File(_)) {
             return Ok(None);
