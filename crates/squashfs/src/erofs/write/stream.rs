@@ -905,15 +905,18 @@ pub(super) fn emit<W: Write + Seek>(
         uuid: opts.uuid,
         volume_name,
         feature_incompat,
+        available_compr_algs: u1,
+        extra_devices: 0,
+        devt_slotoff: 0,
+        dirblkbits: 0,
+        xattr_prefix_count: 0,
+        xattr_prefix_start: 0,
+        packed_nid: packed_nid.unwrap_or(0),
+        xattr_filter_reserved: 0,
     };
     let mut block0 = vec![0u8; blksz as usize];
     let at = EROFS_SUPERBLOCK_OFFSET as usize;
-    let mut sbb = sb.to_bytes();
-    // `u1` (available_compr_algs or lz4_max_distance) and packed_nid, by erofs_fs.h offsets.
-    sbb[84..86].copy_from_slice(&u1.to_le_bytes());
-    if let Some(nid) = packed_nid {
-        sbb[96..104].copy_from_slice(&nid.to_le_bytes());
-    }
+    let sbb = sb.to_bytes();
     if let Some(dst) = block0.get_mut(at..at + ErofsSuperBlock::SIZE) {
         dst.copy_from_slice(&sbb);
     }
