@@ -4,7 +4,7 @@
 //! [`write`](ErofsBuilder) (uncompressed images: flat plain and inline layouts, compact and
 //! extended inodes, inline xattrs, hard links, special files).
 
-mod decompress;
+pub(crate) mod decompress;
 mod inspect;
 pub mod raw;
 mod read;
