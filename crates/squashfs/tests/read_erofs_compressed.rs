@@ -361,6 +361,23 @@ fn utils_186_fragments_dedupe_and_prefixes() {
     assert!(p.has(PREFIXES) && p.sb.xattr_prefix_count == 1);
 }
 
+/// Two algorithms in one image, chosen per file by compress hints (and one file left
+/// uncompressed), with different pcluster sizes.
+#[test]
+fn utils_186_two_algorithms_by_hints() {
+    let Some(m) = utils() else { return };
+    let tmp = tempdir();
+    let hints = tmp.path().join("hints");
+    std::fs::write(
+        &hints,
+        "0 data/random-a\\.bin\n16384 1 data/text\\.txt\n65536 1 data/mixed\n",
+    )
+    .unwrap();
+    let arg = format!("--compress-hints={}", hints.display());
+    let u = check("lz4hc:lzma hints", &m, &["-zlz4hc:lzma", "-C65536", &arg]);
+    assert_eq!(u.sb.compr_algs(), 0b11);
+}
+
 #[test]
 fn every_truncated_prefix_fails_cleanly() {
     let Some(m) = utils() else { return };
