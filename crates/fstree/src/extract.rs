@@ -11,21 +11,41 @@
 //! - with [`ExtractOptions::refuse_link_escapes`], symlinks whose target leaves the
 //!   destination (absolute, or too many `..`) are refused too;
 //! - a file whose content is longer than its entry declares is an error, not a larger file.
+//!
+//! # Bounded output
+//! The bytes written are bounded by the image ([`FsRead::image_len`]), whatever it claims:
+//! - files whose content lies in exactly the same image ranges as an earlier file's, with
+//!   the same size and metadata, become hard links of it (as bsdtar does for ISO records
+//!   sharing an extent, and for FAT entries sharing a cluster chain);
+//! - bytes stored uncompressed in ranges no earlier file claimed are written freely (they
+//!   add up to at most the image's size); everything else (compressed data, ranges claimed
+//!   again, content without extents) counts against a budget of
+//!   [`ExtractOptions::max_output_ratio`] times the image's size (at least
+//!   [`MIN_OUTPUT_BUDGET`]); holes never count.
+//!
+//! # Special files
+//! Device nodes are created only with [`ExtractOptions::devices`] (an image's `mem` or disk
+//! node, world-writable or not, is skipped and named in [`ExtractReport::skipped_paths`]);
+//! setuid and setgid bits are kept only when owners are restored.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::entry::{Entry, FileType, Xattr};
 use crate::error::{Error, Result};
-use crate::read::FsRead;
+use crate::read::{Extent, FsRead};
+
+/// The least output budget, whatever the image's size (see [`ExtractOptions::max_output_ratio`]).
+pub const MIN_OUTPUT_BUDGET: u64 = 64 << 20;
 
 /// What [`extract`] restores besides content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +57,15 @@ pub struct ExtractOptions {
     pub xattrs: bool,
     /// Refuse symlinks whose target leaves the destination.
     pub refuse_link_escapes: bool,
-    /// Create device nodes, fifos and sockets (device nodes need root; when the host refuses
-    /// them they are counted as skipped).
+    /// Create fifos and sockets, and device nodes when [`devices`](Self::devices) is set too
+    /// (they need root; when the host refuses them they are counted as skipped).
     pub special_files: bool,
+    /// Create character and block device nodes (default: skipped and reported, since an
+    /// untrusted image can hold a world-writable `mem` or disk node).
+    pub devices: bool,
+    /// Output budget, as a multiple of the image's size, for bytes that are not the image's
+    /// own uncompressed bytes claimed once (see the [module docs](self)); default 64.
+    pub max_output_ratio: u64,
 }
 
 impl Default for ExtractOptions {
@@ -49,16 +75,20 @@ impl Default for ExtractOptions {
             xattrs: false,
             refuse_link_escapes: false,
             special_files: true,
+            devices: false,
+            max_output_ratio: 64,
         }
     }
 }
 
 impl ExtractOptions {
-    /// Options restoring owners and xattrs too (what root wants).
+    /// Options restoring everything the image holds: owners, xattrs, set-id bits and device
+    /// nodes (what root wants from an image it trusts).
     pub fn full() -> Self {
         Self {
             owners: true,
             xattrs: true,
+            devices: true,
             ..Self::default()
         }
     }
@@ -79,8 +109,65 @@ pub struct ExtractReport {
     pub special: u64,
     /// Special files skipped (not asked for, or refused by the host).
     pub skipped: u64,
+    /// Image paths of the skipped special files (the first 1000).
+    pub skipped_paths: Vec<String>,
+    /// Files written as hard links of an earlier file whose bytes they share in the image
+    /// (counted in `hard_links` too).
+    pub shared_extents: u64,
     /// Content bytes written.
     pub bytes: u64,
+}
+
+impl ExtractReport {
+    fn skip(&mut self, path: &[u8]) {
+        self.skipped += 1;
+        if self.skipped_paths.len() < 1000 {
+            self.skipped_paths
+                .push(format!("/{}", String::from_utf8_lossy(path)));
+        }
+    }
+}
+
+/// Disjoint image ranges claimed by the files written so far.
+#[derive(Default)]
+struct Claimed(BTreeMap<u64, u64>);
+
+impl Claimed {
+    fn overlaps(&self, start: u64, end: u64) -> bool {
+        // Ranges are disjoint, so only the last one starting before `end` can overlap.
+        self.0
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, &e)| e > start)
+    }
+
+    /// Claims every extent when all are stored uncompressed and none overlaps a claimed
+    /// range (nor another of them); says whether it did.
+    fn claim_fresh(&mut self, extents: &[Extent]) -> bool {
+        let mut sorted: Vec<(u64, u64)> = Vec::with_capacity(extents.len());
+        for x in extents {
+            let Some(end) = x.image_offset.checked_add(x.stored_len) else {
+                return false;
+            };
+            if x.compressed || x.stored_len != x.len || self.overlaps(x.image_offset, end) {
+                return false;
+            }
+            sorted.push((x.image_offset, end));
+        }
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| match w {
+            [a, b] => b.0 < a.1,
+            _ => false,
+        }) {
+            return false;
+        }
+        for (s, e) in sorted {
+            if e > s {
+                self.0.insert(s, e);
+            }
+        }
+        true
+    }
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -170,8 +257,17 @@ where
     let mut seen: BTreeSet<&[u8]> = BTreeSet::new();
     let mut dirs: BTreeSet<&[u8]> = BTreeSet::new();
     let mut first_link: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut primaries = Vec::new();
+    // (entry, whether its bytes count against the output budget)
+    let mut primaries: Vec<(usize, bool)> = Vec::new();
     let mut links = Vec::new();
+    // First file by (extents, size, metadata): a later one with the same key becomes a link.
+    let mut by_extents: HashMap<(Vec<Extent>, u64, crate::entry::Metadata), usize> = HashMap::new();
+    let mut claimed = Claimed::default();
+    let budget = reader.image_len().map(|n| {
+        n.saturating_mul(opts.max_output_ratio)
+            .max(MIN_OUTPUT_BUDGET)
+    });
+    let spent = AtomicU64::new(0);
     // Entries whose metadata the last pass restores by path (files get theirs through their
     // open descriptor while being written, in parallel).
     let mut by_path = vec![false; entries.len()];
@@ -233,7 +329,28 @@ where
                     }
                     first_link.insert(id, i);
                 }
-                primaries.push(i);
+                // Where the image stores the bytes decides whether they count against the
+                // output budget, or make this file a link of an earlier one.
+                let extents = match entries.get(i) {
+                    Some((_, node)) if e.size > 0 => reader.extents(node).map_err(Error::reader)?,
+                    _ => None,
+                };
+                match extents {
+                    Some(x) if !x.is_empty() => {
+                        let fresh = claimed.claim_fresh(&x);
+                        let key = (x, e.size, e.meta.clone());
+                        if e.link.is_none()
+                            && let Some(&j) = by_extents.get(&key)
+                        {
+                            links.push((j, i));
+                            report.shared_extents += 1;
+                            continue;
+                        }
+                        by_extents.entry(key).or_insert(i);
+                        primaries.push((i, !fresh));
+                    }
+                    _ => primaries.push((i, e.size > 0)),
+                }
             }
             FileType::Symlink => {
                 let t = e.target.as_deref().unwrap_or_default();
@@ -249,8 +366,9 @@ where
                 by_path[i] = true;
             }
             FileType::Char | FileType::Block | FileType::Fifo | FileType::Socket => {
-                if !opts.special_files {
-                    report.skipped += 1;
+                let device = matches!(e.file_type, FileType::Char | FileType::Block);
+                if !opts.special_files || (device && !opts.devices) {
+                    report.skip(&e.path);
                     continue;
                 }
                 use rustix::fs::{CWD, FileType as Ft, Mode, makedev, mknodat};
@@ -266,7 +384,7 @@ where
                         report.special += 1;
                         by_path[i] = true;
                     }
-                    Err(rustix::io::Errno::PERM) => report.skipped += 1,
+                    Err(rustix::io::Errno::PERM) => report.skip(&e.path),
                     Err(err) => return Err(io("creating special file", &p)(err.into())),
                 }
             }
@@ -274,7 +392,7 @@ where
     }
     let written: Result<Vec<u64>> = primaries
         .par_iter()
-        .map(|&i| {
+        .map(|&(i, counted)| {
             let (Some((e, node)), Some(p)) = (entries.get(i), targets.get(i)) else {
                 return Ok(0);
             };
@@ -284,6 +402,9 @@ where
                 .open(p)
                 .map_err(io("creating file", p))?;
             let mut w = SparseWriter::new(&f, e.size);
+            if counted && let Some(limit) = budget {
+                w.budget = Some((&spent, limit));
+            }
             let n = match reader.read_content(node, &mut w) {
                 Ok(n) => n,
                 Err(err) => {
@@ -336,9 +457,14 @@ struct SparseWriter<'f> {
     hole_at_end: bool,
     error: Option<std::io::Error>,
     too_long: bool,
+    /// The bytes written so far by every counted file, and their limit.
+    budget: Option<(&'f AtomicU64, u64)>,
+    over_budget: bool,
 }
 
 const HOLE_BLOCK: usize = 4096;
+/// Compared with `==` (one `memcmp`), fast even unoptimised.
+static ZERO_BLOCK: &[u8] = &[0; HOLE_BLOCK];
 
 impl<'f> SparseWriter<'f> {
     fn new(file: &'f fs::File, limit: u64) -> Self {
@@ -349,11 +475,18 @@ impl<'f> SparseWriter<'f> {
             hole_at_end: false,
             error: None,
             too_long: false,
+            budget: None,
+            over_budget: false,
         }
     }
 
     fn into_error(self, source: std::io::Error, e: &Entry, p: &Path) -> Error {
-        if self.too_long {
+        if let (true, Some((_, limit))) = (self.over_budget, self.budget) {
+            Error::LimitExceeded {
+                what: "bytes extracted (the image's size times max_output_ratio)",
+                limit,
+            }
+        } else if self.too_long {
             Error::Refused {
                 path: e.path.clone(),
                 reason: "content is longer than the entry's size",
@@ -373,7 +506,7 @@ impl<'f> SparseWriter<'f> {
             let to_boundary = HOLE_BLOCK - (pos % HOLE_BLOCK as u64) as usize;
             let end = (i + to_boundary).min(buf.len());
             let piece = buf.get(i..end).unwrap_or_default();
-            if piece.len() == HOLE_BLOCK && piece.iter().all(|&b| b == 0) {
+            if piece == ZERO_BLOCK {
                 self.write_run(buf, run_start, i)?;
                 run_start = end;
                 self.hole_at_end = true;
@@ -388,9 +521,21 @@ impl<'f> SparseWriter<'f> {
     }
 
     /// Writes `buf[from..to]` at its place in the file (nothing when empty).
-    fn write_run(&self, buf: &[u8], from: usize, to: usize) -> std::io::Result<()> {
+    fn write_run(&mut self, buf: &[u8], from: usize, to: usize) -> std::io::Result<()> {
         match buf.get(from..to) {
-            Some(run) if !run.is_empty() => self.file.write_all_at(run, self.at + from as u64),
+            Some(run) if !run.is_empty() => {
+                if let Some((spent, limit)) = self.budget {
+                    let n = run.len() as u64;
+                    if spent.fetch_add(n, Ordering::Relaxed).saturating_add(n) > limit {
+                        self.over_budget = true;
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::FileTooLarge,
+                            "output budget exceeded",
+                        ));
+                    }
+                }
+                self.file.write_all_at(run, self.at + from as u64)
+            }
             _ => Ok(()),
         }
     }
@@ -415,6 +560,16 @@ impl Write for SparseWriter<'_> {
     }
 }
 
+/// The permission bits to restore: setuid and setgid only with the image's owners (kept
+/// on a file the extracting user owns, they would grant that user's rights).
+fn mode_of(e: &Entry, opts: ExtractOptions) -> u32 {
+    if opts.owners {
+        e.meta.mode & 0o7777
+    } else {
+        e.meta.mode & 0o1777
+    }
+}
+
 fn xattrs_of(e: &Entry, opts: ExtractOptions) -> &[Xattr] {
     if opts.xattrs { &e.meta.xattrs } else { &[] }
 }
@@ -434,7 +589,7 @@ fn restore_on_fd(e: &Entry, f: &fs::File, p: &Path, opts: ExtractOptions) -> Res
         )
         .map_err(|err| io("setting xattrs on", p)(err.into()))?;
     }
-    f.set_permissions(fs::Permissions::from_mode(e.meta.mode & 0o7777))
+    f.set_permissions(fs::Permissions::from_mode(mode_of(e, opts)))
         .map_err(io("chmod", p))?;
     let t = rustix::fs::Timespec {
         tv_sec: e.meta.mtime,
@@ -465,7 +620,7 @@ fn restore_on_path(e: &Entry, p: &Path, opts: ExtractOptions) -> Result<()> {
         .map_err(|err| io("setting xattrs on", p)(err.into()))?;
     }
     if e.file_type != FileType::Symlink {
-        fs::set_permissions(p, fs::Permissions::from_mode(e.meta.mode & 0o7777))
+        fs::set_permissions(p, fs::Permissions::from_mode(mode_of(e, opts)))
             .map_err(io("chmod", p))?;
     }
     let t = rustix::fs::Timespec {
@@ -658,5 +813,78 @@ mod tests {
             ExtractOptions::default(),
         );
         assert!(matches!(err, Err(Error::Refused { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn devices_only_when_asked_and_set_id_bits_only_with_owners() {
+        let mut mem = Entry::new("mem", FileType::Char, Metadata::new(0o666, 0));
+        mem.rdev = Some((1, 1));
+        let (mut su, body) = file("su", b"#!/bin/sh\n");
+        su.meta.mode = 0o4755;
+        let img = Fake(vec![dir(""), (mem, Vec::new()), (su, body)]);
+        let t = tempfile::tempdir().unwrap();
+        let dest = t.path().join("out");
+        let r = extract(&img, &dest, ExtractOptions::default()).unwrap();
+        assert_eq!((r.special, r.skipped), (0, 1));
+        assert_eq!(r.skipped_paths, ["/mem"]);
+        assert!(fs::symlink_metadata(dest.join("mem")).is_err());
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(dest.join("su")).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o755);
+    }
+
+    /// A reader whose every file claims the same image range and no size for the image.
+    struct Shared(Vec<(Entry, Vec<u8>)>, u64);
+
+    impl FsRead for Shared {
+        type Node = usize;
+        type Error = FakeError;
+        fn holds(&self) -> Holds {
+            Holds::POSIX
+        }
+        fn walk(&self) -> std::result::Result<Vec<(Entry, usize)>, FakeError> {
+            Fake(self.0.clone()).walk()
+        }
+        fn read_content(
+            &self,
+            node: &usize,
+            out: &mut dyn Write,
+        ) -> std::result::Result<u64, FakeError> {
+            Fake(self.0.clone()).read_content(node, out)
+        }
+        fn extents(&self, node: &usize) -> std::result::Result<Option<Vec<Extent>>, FakeError> {
+            let len = self.0.get(*node).ok_or(FakeError)?.1.len() as u64;
+            Ok(Some(vec![Extent {
+                file_offset: 0,
+                len,
+                image_offset: 0,
+                stored_len: len,
+                compressed: false,
+            }]))
+        }
+        fn image_len(&self) -> Option<u64> {
+            Some(self.1)
+        }
+    }
+
+    #[test]
+    fn shared_regions_become_links_or_count_against_the_budget() {
+        let body = vec![7u8; 1 << 20];
+        let image = |dates: i64| {
+            let mut entries = vec![dir("")];
+            for i in 0..100 {
+                let (mut e, b) = file(&format!("f{i:03}"), &body);
+                e.meta.mtime += i64::from(i) % dates;
+                entries.push((e, b));
+            }
+            Shared(entries, 1 << 20)
+        };
+        let t = tempfile::tempdir().unwrap();
+        // Two dates: one file per date, the other 98 names are links of them.
+        let r = extract(&image(2), &t.path().join("a"), ExtractOptions::default()).unwrap();
+        assert_eq!((r.files, r.shared_extents, r.bytes), (2, 98, 2 << 20));
+        // A date per name: 100 copies of a 1 MiB image pass the 64 MiB budget.
+        let err = extract(&image(100), &t.path().join("b"), ExtractOptions::default());
+        assert!(matches!(err, Err(Error::LimitExceeded { .. })), "{err:?}");
     }
 }

@@ -80,4 +80,10 @@ pub trait FsRead {
         let _ = node;
         Ok(None)
     }
+
+    /// The image's size in bytes, where the reader knows it: what bounds the work and output
+    /// of extraction and diffs (`None`: no bound derived from it).
+    fn image_len(&self) -> Option<u64> {
+        None
+    }
 }

@@ -274,3 +274,110 @@ fn absurd_sizes_are_errors() {
     fs::write(src.join("f"), b"x").unwrap();
     let _ = build_tree(&src, Options::new("X", 0));
 }
+
+/// An image of `n` one-byte files whose directory records (every namespace) are then
+/// pointed at the whole image: extent at block 0, length the image's size.
+fn records_sharing_the_whole_image(n: usize, distinct_dates: bool) -> Vec<u8> {
+    let mut b = Builder::new(Options::new("SHARED", 1_700_000_000));
+    for i in 0..n {
+        let mut m = Metadata::file(0o644);
+        if distinct_dates {
+            m.mtime = Some(1_600_000_000 + i as i64 * 60);
+        }
+        b.add_file(&format!("f{i:04}"), m, vec![b'x']).unwrap();
+    }
+    let mut img = Cursor::new(Vec::new());
+    b.build(&mut img).unwrap();
+    let mut img = img.into_inner();
+    let len = img.len() as u32;
+    let mut r = Reader::open(Cursor::new(img.clone())).unwrap();
+    let mut blocks = Vec::new();
+    for i in 0..n {
+        let e = r.lookup(&format!("f{i:04}")).unwrap();
+        blocks.push(e.extents[0].block);
+    }
+    let both = |v: u32| {
+        let mut b = v.to_le_bytes().to_vec();
+        b.extend_from_slice(&v.to_be_bytes());
+        b
+    };
+    for blk in blocks {
+        let mut from = both(blk);
+        from.extend_from_slice(&both(1));
+        let mut to = both(0);
+        to.extend_from_slice(&both(len));
+        let mut at = 0;
+        while let Some(p) = img[at..].windows(16).position(|w| w == from) {
+            img[at + p..at + p + 16].copy_from_slice(&to);
+            at += p + 16;
+        }
+    }
+    img
+}
+
+/// Disk space a tree takes (blocks allocated, each inode once), in bytes.
+fn du(p: &std::path::Path) -> u64 {
+    fn walk(p: &std::path::Path, seen: &mut std::collections::BTreeSet<u64>) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let mut n = 0;
+        for e in fs::read_dir(p).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if seen.insert(m.ino()) {
+                n += m.blocks() * 512;
+            }
+            if m.is_dir() {
+                n += walk(&e.path(), seen);
+            }
+        }
+        n
+    }
+    walk(p, &mut Default::default())
+}
+
+#[test]
+fn records_sharing_an_extent_become_hard_links() {
+    // 400 records whose extent is the whole image: extracted one by one they were 400 copies
+    // of the image (quadratic); now one file and 399 links, as bsdtar makes.
+    let img = records_sharing_the_whole_image(400, false);
+    let len = img.len() as u64;
+    let r = Reader::open(Cursor::new(img)).unwrap();
+    let t = tempdir();
+    let rep = imgpipe_fstree::extract(&r, &t.path().join("o"), ExtractOptions::default()).unwrap();
+    assert_eq!(
+        (rep.files, rep.hard_links, rep.shared_extents),
+        (1, 399, 399)
+    );
+    assert!(
+        rep.bytes <= len,
+        "{} bytes from a {len}-byte image",
+        rep.bytes
+    );
+    assert!(
+        du(t.path()) < 2 * len + (1 << 20),
+        "{} bytes on disk",
+        du(t.path())
+    );
+}
+
+#[test]
+fn records_sharing_an_extent_with_other_dates_hit_the_output_budget() {
+    // The same with a date per record: no links, so the copies count against the output
+    // budget (64 MiB for a small image) and the extraction stops there.
+    let img = records_sharing_the_whole_image(400, true);
+    let len = img.len() as u64;
+    assert!(400 * len > 4 * imgpipe_fstree::MIN_OUTPUT_BUDGET);
+    let r = Reader::open(Cursor::new(img)).unwrap();
+    let t = tempdir();
+    let err =
+        imgpipe_fstree::extract(&r, &t.path().join("o"), ExtractOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, imgpipe_fstree::Error::LimitExceeded { .. }),
+        "{err}"
+    );
+    let written = du(t.path());
+    assert!(
+        written < 2 * imgpipe_fstree::MIN_OUTPUT_BUDGET + 8 * len,
+        "{written} bytes on disk"
+    );
+}

@@ -69,6 +69,7 @@ fn tricky_tree_through_every_reader() {
     r.check_path_table().unwrap();
     let mut opts = ExtractOptions::default();
     opts.owners = true;
+    opts.devices = true;
     r.extract(&ours_out, opts).unwrap();
     let d = diff_trees(&src, &ours_out, Compare::default());
     assert!(d.is_empty(), "our extraction differs: {d:#?}");
@@ -236,7 +237,7 @@ fn deep_directories_relocated_on_request() {
     assert!(ours.contains_key("deep/d0/d1/d2/d3/d4/d5/d6/d7/d8/d9/d10/d11/bottom.txt"));
     assert!(ours.contains_key("rr_moved"));
     let out = t.path().join("ours");
-    r.extract(&out, ExtractOptions::default()).unwrap();
+    r.extract(&out, ExtractOptions::full()).unwrap();
     let d: Vec<String> = diff_trees(
         &src,
         &out,

@@ -128,6 +128,14 @@ pub enum Error {
         /// Its size.
         len: usize,
     },
+    /// A configured limit was exceeded (the work a diff may do on hostile images).
+    #[error("{what} exceeds the limit of {limit}")]
+    LimitExceeded {
+        /// What was counted.
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+    },
     /// A valid image using a feature this crate does not implement.
     #[error("unsupported {feature}")]
     Unsupported {

@@ -61,7 +61,8 @@ pub use format::{
     read_head,
 };
 pub use nested::{
-    FileDifference, NestedDiff, NestedOptions, diagnose_files, diagnose_files_within,
+    FileDifference, MIN_WORK_BUDGET, NestedDiff, NestedOptions, diagnose_files,
+    diagnose_files_within,
 };
 pub use output::{AtomicFile, TEMP_SUFFIX, check_output, discard_pending_outputs, temp_path};
 pub use seed::{Purpose, Seed};

@@ -11,6 +11,12 @@
 //! Memory is bounded by the number of entries of one filesystem (their metadata, never
 //! their content); nothing is extracted to disk. Every reader is the format crate's hardened
 //! one, so a hostile image is an error for that layer, reported with the layer's name.
+//!
+//! Work is bounded by the images, not only by the depth: a region equal to or containing
+//! one of the filesystems it lies in is never opened (an ISO whose files are the image
+//! itself), a pair of regions is compared once however many entries point at it, content
+//! at one place is hashed once, and the bytes hashed stop at
+//! [`NestedOptions::max_work_ratio`] times the two images' sizes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -31,13 +37,21 @@ pub struct NestedOptions {
     pub max_depth: usize,
     /// Most differences reported (the rest are counted; default 1000).
     pub max_differences: usize,
+    /// Most bytes hashed, as a multiple of the two images' sizes together (default 64; at
+    /// least [`MIN_WORK_BUDGET`]): beyond it the diagnosis stops with
+    /// [`Error::LimitExceeded`].
+    pub max_work_ratio: u64,
 }
+
+/// The least work budget of a diagnosis, in bytes hashed, whatever the images' sizes.
+pub const MIN_WORK_BUDGET: u64 = 1 << 30;
 
 impl Default for NestedOptions {
     fn default() -> Self {
         Self {
             max_depth: 4,
             max_differences: 1000,
+            max_work_ratio: 64,
         }
     }
 }
@@ -124,7 +138,11 @@ impl<'a> Src<'a> {
         })
     }
 
-    fn digest(&self) -> Result<[u8; 32]> {
+    fn digest(&self, left: &mut u64) -> Result<Option<[u8; 32]>> {
+        if self.len > *left {
+            return Ok(None);
+        }
+        *left -= self.len;
         let slice = self.slice();
         let mut h = Sha256::new();
         let mut buf = vec![0u8; self.len.min(1 << 20) as usize];
@@ -138,30 +156,46 @@ impl<'a> Src<'a> {
             h.update(&*chunk);
             at += n as u64;
         }
-        Ok(h.finalize().into())
+        Ok(Some(h.finalize().into()))
     }
 }
 
-struct HashWriter(Sha256);
-
-/// SHA-256 of what `write` writes; its error is reported for the layer `within`.
-fn sha256_of<T, E: std::fmt::Display>(
-    within: &[String],
-    write: impl FnOnce(&mut HashWriter) -> std::result::Result<T, E>,
-) -> Result<[u8; 32]> {
-    let mut h = HashWriter(Sha256::new());
-    write(&mut h).map_err(|e| layer_err(within, e))?;
-    Ok(h.0.finalize().into())
+/// A SHA-256 sink that refuses to hash more than `left` bytes.
+struct HashWriter {
+    h: Sha256,
+    left: u64,
+    over: bool,
 }
 
 impl Write for HashWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
+        let n = buf.len() as u64;
+        if n > self.left {
+            self.over = true;
+            return Err(std::io::Error::other("diff work budget exhausted"));
+        }
+        self.left -= n;
+        self.h.update(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// Where content is held, so it is hashed once: (side B?, absolute offset, length) of a
+/// file stored in one piece, or (side B?, its filesystem's offset, hard-link identity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Held {
+    Place(bool, u64, u64),
+    Link(bool, u64, u64),
+}
+
+/// A pair of regions, one of each image: absolute offset and length in A, then in B.
+type Region = (u64, u64, u64, u64);
+
+fn region(a: Src<'_>, b: Src<'_>) -> Region {
+    (a.off, a.len, b.off, b.len)
 }
 
 struct Walker<'o> {
@@ -170,6 +204,15 @@ struct Walker<'o> {
     /// Where the images may differ (from the byte diff): content elsewhere at the same
     /// offset in both is identical and not read.
     differing: Option<&'o crate::diff::Differing>,
+    /// The filesystems open around the one being compared, outermost first.
+    ancestors: Vec<Region>,
+    /// Region pairs already compared, with the layer that compared them.
+    compared: BTreeMap<Region, String>,
+    /// Content digests of files already hashed.
+    digests: BTreeMap<Held, [u8; 32]>,
+    /// Bytes that may still be hashed, and the budget they come from.
+    work_left: u64,
+    budget: u64,
 }
 
 /// Compares two image files at file level, descending into nested filesystems. `a` and `b`
@@ -218,10 +261,20 @@ fn diagnose(
         },
     );
     let mut out = NestedDiff::default();
+    let budget = sa
+        .len
+        .saturating_add(sb.len)
+        .saturating_mul(opts.max_work_ratio)
+        .max(MIN_WORK_BUDGET);
     let mut w = Walker {
         opts,
         out: &mut out,
         differing,
+        ancestors: vec![region(sa, sb)],
+        compared: BTreeMap::new(),
+        digests: BTreeMap::new(),
+        work_left: budget,
+        budget,
     };
     match (sa.kind()?, sb.kind()?) {
         (Some(ka), Some(kb)) if ka == kb => w.compare(ka, sa, sb, &[])?,
@@ -263,6 +316,16 @@ fn contiguous<R: FsRead>(
     })
 }
 
+/// Where `e`'s content is held on side `b_side` of a filesystem at `fs_off`: its place when
+/// stored in one piece at `contiguous`, else its hard-link identity.
+fn held_at(b_side: bool, fs_off: u64, contiguous: Option<u64>, e: &Entry) -> Option<Held> {
+    match (contiguous, e.link) {
+        (Some(o), _) => Some(Held::Place(b_side, fs_off.saturating_add(o), e.size)),
+        (None, Some(l)) => Some(Held::Link(b_side, fs_off, l)),
+        (None, None) => None,
+    }
+}
+
 /// The facts both sides hold.
 fn both(a: Holds, b: Holds) -> Holds {
     Holds {
@@ -277,6 +340,59 @@ fn both(a: Holds, b: Holds) -> Holds {
 }
 
 impl Walker<'_> {
+    /// SHA-256 of what `write` writes, counted against the work budget; its error is
+    /// reported for the layer `within`. `at` says where the content is held, so that it is
+    /// hashed once however many entries hold it.
+    fn sha256_of<T, E: std::fmt::Display>(
+        &mut self,
+        within: &[String],
+        at: Option<Held>,
+        write: impl FnOnce(&mut HashWriter) -> std::result::Result<T, E>,
+    ) -> Result<[u8; 32]> {
+        if let Some(d) = at.and_then(|k| self.digests.get(&k)) {
+            return Ok(*d);
+        }
+        let mut h = HashWriter {
+            h: Sha256::new(),
+            left: self.work_left,
+            over: false,
+        };
+        let r = write(&mut h);
+        self.work_left = h.left;
+        if h.over {
+            return Err(self.over_budget());
+        }
+        r.map_err(|e| layer_err(within, e))?;
+        let d: [u8; 32] = h.h.finalize().into();
+        if let Some(k) = at {
+            self.digests.insert(k, d);
+        }
+        Ok(d)
+    }
+
+    fn over_budget(&self) -> Error {
+        Error::LimitExceeded {
+            what: "bytes hashed by the file comparison (max_work_ratio x the images' sizes)",
+            limit: self.budget,
+        }
+    }
+
+    /// Why the regions `na`/`nb` must not be opened as nested filesystems, if they must not:
+    /// one equals or contains a filesystem it lies in, or the pair was compared already.
+    fn refuse_nested(&self, na: Src<'_>, nb: Src<'_>) -> Option<String> {
+        let contains = |off: u64, len: u64, o: u64, l: u64| {
+            off <= o && off.saturating_add(len) >= o.saturating_add(l)
+        };
+        if self.ancestors.iter().any(|&(ao, al, bo, bl)| {
+            contains(na.off, na.len, ao, al) || contains(nb.off, nb.len, bo, bl)
+        }) {
+            return Some("holds a filesystem it lies in; not opened".into());
+        }
+        self.compared
+            .get(&region(na, nb))
+            .map(|first| format!("the same bytes as {first}, compared there"))
+    }
+
     /// Whether `len` bytes at `oa` in `a` and `ob` in `b` are known identical.
     fn unchanged(&self, a: Src<'_>, oa: u64, b: Src<'_>, ob: u64, len: u64) -> bool {
         let (Some(x), Some(y)) = (a.off.checked_add(oa), b.off.checked_add(ob)) else {
@@ -416,8 +532,11 @@ impl Walker<'_> {
             };
             let same = known
                 || (x.size == y.size
-                    && sha256_of(within, |h| ra.read_content(nx, h))?
-                        == sha256_of(within, |h| rb.read_content(ny, h))?);
+                    && self.sha256_of(within, held_at(false, a.off, ca, x), |h| {
+                        ra.read_content(nx, h)
+                    })? == self.sha256_of(within, held_at(true, b.off, cb, y), |h| {
+                        rb.read_content(ny, h)
+                    })?);
             if same {
                 continue;
             }
@@ -435,13 +554,19 @@ impl Walker<'_> {
             } else {
                 None
             };
-            match nested {
-                Some((k, na, nb)) => {
+            let refused = nested.and_then(|(_, na, nb)| self.refuse_nested(na, nb));
+            match (nested, refused) {
+                (Some(_), Some(why)) => self.push(
+                    within,
+                    path,
+                    format!("content ({} vs {} bytes): {why}", x.size, y.size),
+                ),
+                (Some((k, na, nb)), None) => {
                     let mut inner = within.to_vec();
                     inner.push(format!("{path} ({})", k.name()));
                     self.descend(k, na, nb, &inner, path, within)?;
                 }
-                None => self.push(
+                (None, _) => self.push(
                     within,
                     path,
                     format!("content ({} vs {} bytes)", x.size, y.size),
@@ -463,8 +588,14 @@ impl Walker<'_> {
         within: &[String],
     ) -> Result<()> {
         let before = self.out.differences.len() as u64 + self.out.omitted;
-        match self.compare(k, a, b, inner) {
+        self.compared.insert(region(a, b), layer(inner));
+        self.ancestors.push(region(a, b));
+        let r = self.compare(k, a, b, inner);
+        self.ancestors.pop();
+        match r {
             Ok(()) => {}
+            // The work budget ends the whole diagnosis.
+            Err(e @ Error::LimitExceeded { .. }) => return Err(e),
             // A nested layer that does not read is reported, not fatal for the outer one.
             Err(e) => self.push(within, path, format!("content; {e}")),
         }
@@ -481,6 +612,14 @@ impl Walker<'_> {
             );
         }
         Ok(())
+    }
+
+    /// The SHA-256 of a whole region, counted against the work budget.
+    fn digest(&mut self, s: Src<'_>) -> Result<[u8; 32]> {
+        match s.digest(&mut self.work_left)? {
+            Some(d) => Ok(d),
+            None => Err(self.over_budget()),
+        }
     }
 
     fn compare_gpt(&mut self, a: Src<'_>, b: Src<'_>, within: &[String]) -> Result<()> {
@@ -530,11 +669,20 @@ impl Walker<'_> {
                 .is_some_and(|d| d.changed(na.off, nb.off, la));
             if la == lb
                 && (self.unchanged(a, oa, b, ob, la)
-                    || (!changed && na.digest()? == nb.digest()?))
+                    || (!changed && self.digest(na)? == self.digest(nb)?))
             {
                 continue;
             }
-            match (na.kind()?, nb.kind()?) {
+            let kinds = (na.kind()?, nb.kind()?);
+            let refused = match kinds {
+                (Some(_), Some(_)) => self.refuse_nested(na, nb),
+                _ => None,
+            };
+            if let Some(why) = refused {
+                self.push(within, &n, format!("content ({la} vs {lb} bytes): {why}"));
+                continue;
+            }
+            match kinds {
                 (Some(ka), Some(kb)) if ka == kb && within.len() < self.opts.max_depth => {
                     let mut inner = within.to_vec();
                     inner.push(format!("{n} ({})", ka.name()));

@@ -231,3 +231,93 @@ fn erofs_images_from_mkfs_erofs_are_compared_file_by_file() {
     );
     assert_eq!(d.len(), 2, "{d:#?}");
 }
+
+/// An ISO holding `inner.iso` (a small ISO that differs per variant) and `k` one-byte files
+/// `s*` and `k` files `w*` whose records are then pointed at `inner.iso`'s extent and at the
+/// whole image respectively.
+fn self_referencing_iso(variant: u8, k: usize) -> Vec<u8> {
+    use imgpipe_isofs::{Builder, Metadata, Options, Reader};
+    let mut inner = Builder::new(Options::new("INNER", T.into()));
+    inner
+        .add_file("v", Metadata::file(0o644), vec![variant; 3000])
+        .unwrap();
+    let mut ib = Cursor::new(Vec::new());
+    inner.build(&mut ib).unwrap();
+    let inner = ib.into_inner();
+    let mut b = Builder::new(Options::new("OUTER", T.into()));
+    b.add_file("inner.iso", Metadata::file(0o644), inner.clone())
+        .unwrap();
+    for i in 0..k {
+        b.add_file(&format!("s{i:03}"), Metadata::file(0o644), vec![b's'])
+            .unwrap();
+        b.add_file(&format!("w{i:03}"), Metadata::file(0o644), vec![b'w'])
+            .unwrap();
+    }
+    let mut out = Cursor::new(Vec::new());
+    b.build(&mut out).unwrap();
+    let mut img = out.into_inner();
+    let mut r = Reader::open(Cursor::new(img.clone())).unwrap();
+    let inner_at = r.lookup("inner.iso").unwrap().extents[0].block;
+    let both = |v: u32| {
+        let mut b = v.to_le_bytes().to_vec();
+        b.extend_from_slice(&v.to_be_bytes());
+        b
+    };
+    let mut patches = Vec::new();
+    for i in 0..k {
+        let s = r.lookup(&format!("s{i:03}")).unwrap().extents[0].block;
+        patches.push((s, inner_at, inner.len() as u32));
+        let w = r.lookup(&format!("w{i:03}")).unwrap().extents[0].block;
+        patches.push((w, 0, img.len() as u32));
+    }
+    for (blk, to_blk, to_len) in patches {
+        let mut from = both(blk);
+        from.extend_from_slice(&both(1));
+        let mut to = both(to_blk);
+        to.extend_from_slice(&both(to_len));
+        let mut at = 0;
+        while let Some(p) = img[at..].windows(16).position(|w| w == from) {
+            img[at + p..at + p + 16].copy_from_slice(&to);
+            at += p + 16;
+        }
+    }
+    img
+}
+
+#[test]
+fn files_that_are_the_image_or_share_a_region_are_compared_once() {
+    // 30 files that are the whole image and 30 that are `inner.iso`: before, each opened the
+    // image again down to the depth limit (30^4 comparisons); now the image is never opened
+    // inside itself and inner.iso is compared once.
+    let t = imgpipe_testsupport::tempdir();
+    let (a, b) = (t.path().join("a.iso"), t.path().join("b.iso"));
+    std::fs::write(&a, self_referencing_iso(1, 30)).unwrap();
+    std::fs::write(&b, self_referencing_iso(2, 30)).unwrap();
+    #[allow(clippy::disallowed_methods)] // a time bound, not output
+    let start = std::time::Instant::now();
+    let r = diagnose_files(
+        &File::open(&a).unwrap(),
+        &File::open(&b).unwrap(),
+        NestedOptions::default(),
+    )
+    .unwrap();
+    assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
+    assert_eq!(
+        r.compared,
+        ["iso9660", "iso9660 > /inner.iso (iso9660)"],
+        "{r:#?}"
+    );
+    let what = |p: &str| {
+        r.differences
+            .iter()
+            .find(|d| d.path == p)
+            .map(|d| d.what.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        what("/w000").contains("holds a filesystem it lies in"),
+        "{r:#?}"
+    );
+    assert!(what("/s007").contains("the same bytes as"), "{r:#?}");
+    assert!(what("/v").starts_with("content"), "{r:#?}");
+}

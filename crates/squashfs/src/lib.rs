@@ -92,5 +92,5 @@ pub use error::{Error, Result};
 pub use imgpipe_fstree::{Bytes, ReadAt, SeekSource};
 pub use inspect::{SquashfsInspection, detect_squashfs, inspect_squashfs};
 pub use raw::Compressor;
-pub use read::{ExtractOptions, ExtractReport, Limits, Reader, WalkEntry};
+pub use read::{ExtractOptions, ExtractReport, InodeHandle, Limits, Reader, WalkEntry};
 pub use write::{BuildReport, Builder, EntryMeta, Progress, ProgressFn, WriteOptions};

@@ -249,3 +249,283 @@ fn write_errors_surface_without_hanging() {
         assert!(matches!(err, Error::Io { .. }), "{limit}: {err}");
     }
 }
+
+// ---- crafted images (issue 16) ----
+
+/// Counts the bytes allocated and not yet freed by the current thread, and the peak, so a
+/// test can bound the memory one single-threaded call takes.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    pub struct Counting;
+
+    thread_local! {
+        static NOW: Cell<isize> = const { Cell::new(0) };
+        static PEAK: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn add(n: isize) {
+        let _ = NOW.try_with(|now| {
+            let v = now.get() + n;
+            now.set(v);
+            let _ = PEAK.try_with(|p| p.set(p.get().max(v)));
+        });
+    }
+
+    // SAFETY: forwards to the system allocator; the counters are const-initialised
+    // thread-locals without destructors, so counting never allocates.
+    #[allow(unsafe_code)]
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            add(l.size() as isize);
+            unsafe { System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            add(-(l.size() as isize));
+            unsafe { System.dealloc(p, l) }
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+            add(n as isize - l.size() as isize);
+            unsafe { System.realloc(p, l, n) }
+        }
+    }
+
+    /// Peak bytes the current thread held while running `f`, above what it held before.
+    pub fn peak<T>(f: impl FnOnce() -> T) -> (T, u64) {
+        let base = NOW.with(|n| n.get());
+        PEAK.with(|p| p.set(base));
+        let out = f();
+        let peak = PEAK.with(|p| p.get());
+        (out, (peak - base).max(0) as u64)
+    }
+}
+
+#[global_allocator]
+static ALLOC: counting::Counting = counting::Counting;
+
+/// Splits an inode or directory stream into zlib-compressed metadata blocks; returns the
+/// table and, for each 8 KiB block, its position relative to the table start.
+fn metadata_table(stream: &[u8]) -> (Vec<u8>, Vec<u32>) {
+    use std::io::Write;
+    let mut out = Vec::new();
+    let mut starts = Vec::new();
+    for chunk in stream.chunks(8192) {
+        starts.push(out.len() as u32);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(chunk).unwrap();
+        let c = z.finish().unwrap();
+        if c.len() < chunk.len() {
+            out.extend_from_slice(&(c.len() as u16).to_le_bytes());
+            out.extend_from_slice(&c);
+        } else {
+            out.extend_from_slice(&(chunk.len() as u16 | 0x8000).to_le_bytes());
+            out.extend_from_slice(chunk);
+        }
+    }
+    (out, starts)
+}
+
+/// One inode of a crafted image: its encoded bytes (without the common header) and header.
+struct Raw {
+    kind: u16,
+    number: u32,
+    body: Vec<u8>,
+}
+
+/// An extended file inode body: `blocks` size words (each `word`), no fragment.
+fn ext_file(start: u64, size: u64, nlink: u32, blocks: u64, word: u32) -> Vec<u8> {
+    let mut b = Vec::with_capacity(40 + 4 * blocks as usize);
+    b.extend_from_slice(&start.to_le_bytes());
+    b.extend_from_slice(&size.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&nlink.to_le_bytes());
+    b.extend_from_slice(&u32::MAX.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&u32::MAX.to_le_bytes());
+    for _ in 0..blocks {
+        b.extend_from_slice(&word.to_le_bytes());
+    }
+    b
+}
+
+/// A squashfs image with block size 4 KiB: `data` right after the superblock (at 96), the
+/// `inodes` (file inodes) and a root directory listing `names` (name, index into `inodes`).
+fn craft(data: &[u8], inodes: &[Raw], names: &[(String, usize)]) -> Vec<u8> {
+    let mut stream = Vec::new();
+    let mut at = Vec::new();
+    for i in inodes {
+        at.push(stream.len());
+        stream.extend_from_slice(&i.kind.to_le_bytes());
+        stream.extend_from_slice(&0o644u16.to_le_bytes());
+        stream.extend_from_slice(&[0; 4]);
+        stream.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+        stream.extend_from_slice(&i.number.to_le_bytes());
+        stream.extend_from_slice(&i.body);
+    }
+    // The root directory's listing: one header per run of entries in one inode block.
+    let mut listing = Vec::new();
+    let mut k = 0;
+    while k < names.len() {
+        let blk = at[names[k].1] / 8192;
+        let mut run = 1;
+        while k + run < names.len() && run < 256 && at[names[k + run].1] / 8192 == blk {
+            run += 1;
+        }
+        listing.extend_from_slice(&(run as u32 - 1).to_le_bytes());
+        listing.extend_from_slice(&[0; 4]); // patched below to the block's position
+        listing.extend_from_slice(&1u32.to_le_bytes());
+        for (name, i) in &names[k..k + run] {
+            listing.extend_from_slice(&((at[*i] % 8192) as u16).to_le_bytes());
+            listing.extend_from_slice(&((inodes[*i].number as i64 - 1) as i16).to_le_bytes());
+            listing.extend_from_slice(&2u16.to_le_bytes());
+            listing.extend_from_slice(&(name.len() as u16 - 1).to_le_bytes());
+            listing.extend_from_slice(name.as_bytes());
+        }
+        k += run;
+    }
+    let root_at = stream.len();
+    stream.extend_from_slice(&1u16.to_le_bytes());
+    stream.extend_from_slice(&0o755u16.to_le_bytes());
+    stream.extend_from_slice(&[0; 4]);
+    stream.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+    let root_number = inodes.iter().map(|i| i.number).max().unwrap_or(0) + 1;
+    stream.extend_from_slice(&root_number.to_le_bytes());
+    stream.extend_from_slice(&0u32.to_le_bytes()); // start_block
+    stream.extend_from_slice(&2u32.to_le_bytes()); // nlink
+    stream.extend_from_slice(&(listing.len() as u16 + 3).to_le_bytes());
+    stream.extend_from_slice(&0u16.to_le_bytes()); // offset
+    stream.extend_from_slice(&(root_number + 1).to_le_bytes());
+    let (itable, starts) = metadata_table(&stream);
+    // Patch each header's block position now that the inode table is laid out.
+    let mut p = 0;
+    let mut k = 0;
+    while k < names.len() {
+        let run = u32::from_le_bytes(listing[p..p + 4].try_into().unwrap()) as usize + 1;
+        let blk = at[names[k].1] / 8192;
+        listing[p + 4..p + 8].copy_from_slice(&starts[blk].to_le_bytes());
+        p += 12;
+        for (name, _) in &names[k..k + run] {
+            p += 8 + name.len();
+        }
+        k += run;
+    }
+    let (dtable, _) = metadata_table(&listing);
+    let inode_table = 96 + data.len() as u64;
+    let dir_table = inode_table + itable.len() as u64;
+    let id_block = dir_table + dtable.len() as u64;
+    let id_index = id_block + 2 + 4;
+    let bytes_used = id_index + 8;
+    let root_ref = (u64::from(starts[root_at / 8192]) << 16) | (root_at % 8192) as u64;
+    let sb = imgpipe_squashfs::raw::SuperBlock {
+        inode_count: root_number,
+        mod_time: 0,
+        block_size: 4096,
+        frag_count: 0,
+        compressor: Compressor::Gzip,
+        block_log: 12,
+        flags: 0x0010 | 0x0200,
+        id_count: 1,
+        version_major: 4,
+        version_minor: 0,
+        root_inode: root_ref,
+        bytes_used,
+        id_table: id_index,
+        xattr_table: u64::MAX,
+        inode_table,
+        dir_table,
+        frag_table: u64::MAX,
+        export_table: u64::MAX,
+    };
+    let mut img = sb.to_bytes().to_vec();
+    img.extend_from_slice(data);
+    img.extend_from_slice(&itable);
+    img.extend_from_slice(&dtable);
+    img.extend_from_slice(&(4u16 | 0x8000).to_le_bytes());
+    img.extend_from_slice(&0u32.to_le_bytes());
+    img.extend_from_slice(&id_block.to_le_bytes());
+    assert_eq!(img.len() as u64, bytes_used);
+    img
+}
+
+/// One sparse file of `blocks` 4 KiB blocks reached through `names` names.
+pub fn many_names_huge_block_list(blocks: u64, names: usize) -> Vec<u8> {
+    let file = Raw {
+        kind: 9,
+        number: 1,
+        body: ext_file(96, blocks * 4096, names as u32, blocks, 0),
+    };
+    let names: Vec<(String, usize)> = (0..names).map(|i| (format!("n{i:05}"), 0)).collect();
+    craft(&[], &[file], &names)
+}
+
+#[test]
+fn an_inode_with_many_names_is_parsed_once() {
+    use imgpipe_fstree::FsRead;
+    // 300 names of one inode whose block list holds 2^20 words (4 MiB): the old walk kept a
+    // copy per name (1.2 GB); now the walk reads no block list and shares the inode.
+    let img = many_names_huge_block_list(1 << 20, 300);
+    assert!(img.len() < 64 << 10, "image is {} bytes", img.len());
+    let r = Reader::open(Bytes(img)).unwrap();
+    let (walked, peak) = counting::peak(|| FsRead::walk(&r).unwrap());
+    assert_eq!(walked.len(), 301);
+    assert!(peak < 16 << 20, "FsRead::walk peaked at {peak} bytes");
+    // The public walk reads each block list once, shared by every name.
+    let (walked, peak) = counting::peak(|| r.walk().unwrap());
+    assert_eq!(walked.len(), 301);
+    assert!(peak < 64 << 20, "walk peaked at {peak} bytes");
+    // All names are one file: the hard-link identity is the inode's location.
+    let links: std::collections::BTreeSet<_> = FsRead::walk(&r)
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|(e, _)| e.link)
+        .collect();
+    assert_eq!(links.len(), 1);
+}
+
+#[test]
+fn an_inode_with_many_names_extracts_once_and_sparse() {
+    use std::os::unix::fs::MetadataExt;
+    // 1 GiB of sparse blocks behind 200 names: one file, 199 hard links, no data on disk.
+    let img = many_names_huge_block_list(1 << 18, 200);
+    let r = Reader::open(Bytes(img)).unwrap();
+    let dest = tempdir();
+    #[allow(clippy::disallowed_methods)] // a time bound, not output
+    let t = std::time::Instant::now();
+    let rep = r
+        .extract(&dest.path().join("out"), ExtractOptions::default())
+        .unwrap();
+    assert!(t.elapsed().as_secs() < 60, "took {:?}", t.elapsed());
+    assert_eq!((rep.files, rep.hard_links), (1, 199));
+    let m = std::fs::metadata(dest.path().join("out/n00000")).unwrap();
+    assert_eq!((m.len(), m.nlink()), (1 << 30, 200));
+    assert!(m.blocks() * 512 < 1 << 20, "{} blocks on disk", m.blocks());
+}
+
+#[test]
+fn distinct_inodes_sharing_a_number_keep_their_own_content() {
+    // Two files with nlink 2 that claim inode number 1, each with its own 5-byte block:
+    // matched by number, the second took the first one's content.
+    let data = b"firstsecnd";
+    let word = 5 | 1 << 24;
+    let a = Raw {
+        kind: 9,
+        number: 1,
+        body: ext_file(96, 5, 2, 1, word),
+    };
+    let b = Raw {
+        kind: 9,
+        number: 1,
+        body: ext_file(101, 5, 2, 1, word),
+    };
+    let names = vec![("a".to_string(), 0), ("b".to_string(), 1)];
+    let img = craft(data, &[a, b], &names);
+    let r = Reader::open(Bytes(img)).unwrap();
+    let dest = tempdir();
+    let out = dest.path().join("out");
+    let rep = r.extract(&out, ExtractOptions::default()).unwrap();
+    assert_eq!((rep.files, rep.hard_links), (2, 0));
+    assert_eq!(std::fs::read(out.join("a")).unwrap(), b"first");
+    assert_eq!(std::fs::read(out.join("b")).unwrap(), b"secnd");
+}

@@ -62,3 +62,43 @@ pub fn running_as_root() -> bool {
     // /proc/self belongs to the effective uid; avoids unsafe libc calls in the binary.
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
+
+/// `--devices` and `--max-output-ratio` for extraction: one meaning everywhere.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ExtractBounds {
+    /// Create character and block device nodes from the image (default: skipped and
+    /// listed, since an untrusted image can hold a world-writable `mem` or disk node).
+    #[arg(long)]
+    pub devices: bool,
+    /// Stop once the bytes written that are not the image's own uncompressed bytes (compressed
+    /// data, regions claimed twice) pass N times the image's size (at least 64 MiB); holes and
+    /// files sharing another's bytes (written as hard links) do not count.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_output_ratio: u64,
+}
+
+impl ExtractBounds {
+    /// Sets the options these flags control.
+    pub fn apply(self, opts: &mut imgpipe_fstree::ExtractOptions) {
+        opts.devices = self.devices;
+        opts.max_output_ratio = self.max_output_ratio;
+    }
+}
+
+/// Says on stderr which special files an extraction skipped, and how to get them.
+pub fn report_skipped(rep: &imgpipe_fstree::ExtractReport) {
+    if rep.skipped == 0 {
+        return;
+    }
+    let shown = rep.skipped_paths.len() as u64;
+    eprintln!(
+        "skipped {} (device nodes need --devices and root):",
+        crate::output::plural(rep.skipped, "special file", "special files")
+    );
+    for p in &rep.skipped_paths {
+        eprintln!("  {p}");
+    }
+    if rep.skipped > shown {
+        eprintln!("  ... and {} more", rep.skipped - shown);
+    }
+}

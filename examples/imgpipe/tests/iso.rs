@@ -77,6 +77,17 @@ fn create_ls_extract_round_trip() {
     );
     assert!(plain.contains("-rwsr-xr-x "), "{plain}");
 
+    // Device nodes only with --devices: skipped and named otherwise.
+    let safe = t.path().join("safe");
+    let o = imgpipe(&[os("iso"), os("extract"), iso.as_os_str(), safe.as_os_str()]);
+    assert_eq!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("skipped 2 special files") && err.contains("/chardev"),
+        "{err}"
+    );
+    assert!(!safe.join("chardev").exists() && !safe.join("blockdev").exists());
+
     let dest = t.path().join("dest");
     let out = ok(&imgpipe(&[
         os("iso"),
@@ -84,6 +95,7 @@ fn create_ls_extract_round_trip() {
         iso.as_os_str(),
         dest.as_os_str(),
         os("--owners"),
+        os("--devices"),
     ]));
     assert!(out.contains("1 hard link,"), "{out}");
     let d = diff_trees(&src, &dest, Compare::default());

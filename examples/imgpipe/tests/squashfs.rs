@@ -111,6 +111,7 @@ fn create_ls_extract_round_trip() {
         img.as_os_str(),
         out.as_os_str(),
         "--json".as_ref(),
+        "--devices".as_ref(),
     ]);
     ok(&o);
     let d = diff_trees(&src, &out, Compare::default());
@@ -384,6 +385,7 @@ fn erofs_ls_agrees_with_squashfs_ls_on_the_same_tree() {
         OsStr::new("extract"),
         erofs.as_os_str(),
         out.as_os_str(),
+        OsStr::new("--devices"),
     ]));
     let what = Compare {
         mtime: false,

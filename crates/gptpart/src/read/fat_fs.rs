@@ -91,6 +91,10 @@ impl<R: Read + Seek + Send> FsRead for FatVolume<R> {
         Ok(out)
     }
 
+    fn image_len(&self) -> Option<u64> {
+        Some(u64::from(self.boot.total_sectors) * u64::from(self.boot.bytes_per_sector))
+    }
+
     fn read_content(&self, node: &FatEntry, out: &mut dyn Write) -> Result<u64> {
         self.copy_data(node, out)
     }

@@ -114,6 +114,10 @@ impl<R: Read + Seek + Send> FsRead for Reader<R> {
         self.copy_data(node, out)
     }
 
+    fn image_len(&self) -> Option<u64> {
+        Some(self.len)
+    }
+
     /// One extent per directory record of the file (multi-extent files have several).
     fn extents(&self, node: &Entry) -> Result<Option<Vec<imgpipe_fstree::Extent>>> {
         if node.kind != EntryKind::File {
@@ -178,6 +182,11 @@ fn from_extract_error(e: imgpipe_fstree::Error) -> Error {
             reason: "two entries with the same name",
         },
         E::Io { what, path, source } => Error::IoPath { what, path, source },
+        E::LimitExceeded { what, limit } => Error::LimitExceeded {
+            what,
+            limit,
+            offset: 0,
+        },
         other => Error::Io {
             what: "extracting",
             source: std::io::Error::other(other),

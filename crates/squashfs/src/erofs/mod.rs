@@ -5,6 +5,7 @@
 //! lzma, deflate or zstd with big pclusters, fragments, ztailpacking and dedupe; compact and
 //! extended inodes, inline and shared xattrs, hard links, special files, reserved slots).
 
+mod decompress;
 mod inspect;
 pub mod raw;
 mod read;

@@ -197,6 +197,25 @@ impl Inode {
     }
 
     pub(crate) fn read(input: &mut impl Input, block_log: u16, max_blocks: u64) -> Result<Self> {
+        Self::read_with(input, block_log, max_blocks, true)
+    }
+
+    /// Reads an inode without a file's block list (left empty; its length is still checked
+    /// against `max_blocks`): what a walk needs, in constant memory whatever the list's length.
+    pub(crate) fn read_header(
+        input: &mut impl Input,
+        block_log: u16,
+        max_blocks: u64,
+    ) -> Result<Self> {
+        Self::read_with(input, block_log, max_blocks, false)
+    }
+
+    fn read_with(
+        input: &mut impl Input,
+        block_log: u16,
+        max_blocks: u64,
+        with_blocks: bool,
+    ) -> Result<Self> {
         const S: &str = "inode";
         let at = input.offset();
         let t = input.u16(S)?;
@@ -270,7 +289,7 @@ impl Inode {
                         limit: max_blocks,
                     });
                 }
-                for _ in 0..n {
+                for _ in 0..if with_blocks { n } else { 0 } {
                     let w = input.u32(S)?;
                     if w & !(0x1ff_ffff) != 0 || (w & 0xff_ffff) > (1 << block_log) {
                         return Err(bad(

@@ -2,6 +2,7 @@
 //! data blocks of a file as extents.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use imgpipe_fstree::{Entry, Extent, FileType, FsRead, Holds, Metadata};
 
@@ -22,11 +23,24 @@ pub(crate) fn file_type(k: InodeKind) -> FileType {
     }
 }
 
+/// The squashfs reader's handle on an entry ([`FsRead::Node`]): where its inode lies and the
+/// inode without a file's block list, shared by every name of it. The block list is read
+/// when the content or the extents are asked for, so a walk's memory does not grow with
+/// what an inode claims.
+#[derive(Debug, Clone)]
+pub struct InodeHandle {
+    /// The inode reference (block << 16 | offset): the inode's identity.
+    pub inode_ref: u64,
+    /// The inode; a file's `block_sizes` is empty here.
+    pub inode: Arc<Inode>,
+}
+
 impl Reader {
-    /// The shared [`Entry`] for `inode` at `path`: owners resolved through the id table,
-    /// xattrs sorted by name, a hard-link identity (the inode number) on files with more
-    /// than one name.
-    pub fn entry(&self, path: &[u8], inode: &Inode) -> Result<Entry> {
+    /// The shared [`Entry`] for `inode` (found at reference `inode_ref`) at `path`: owners
+    /// resolved through the id table, xattrs sorted by name, a hard-link identity on files
+    /// with more than one name. The identity is the inode's location, not the inode number
+    /// the image claims, so two distinct inodes sharing a number stay two files.
+    pub fn entry(&self, path: &[u8], inode_ref: u64, inode: &Inode) -> Result<Entry> {
         let (uid, gid) = self.owner(inode)?;
         let mut xattrs = self.xattrs(inode)?;
         xattrs.sort();
@@ -43,7 +57,7 @@ impl Reader {
             InodeData::File(f) => {
                 e.size = f.file_size;
                 if inode.nlink > 1 {
-                    e.link = Some(u64::from(inode.inode_number));
+                    e.link = Some(inode_ref);
                 }
             }
             InodeData::Symlink(t) => {
@@ -125,7 +139,7 @@ impl Reader {
 }
 
 impl FsRead for Reader {
-    type Node = Inode;
+    type Node = InodeHandle;
     type Error = Error;
 
     /// squashfs keeps everything POSIX has but nanoseconds.
@@ -136,18 +150,36 @@ impl FsRead for Reader {
         }
     }
 
-    fn walk(&self) -> Result<Vec<(Entry, Inode)>> {
-        Reader::walk(self)?
+    fn walk(&self) -> Result<Vec<(Entry, InodeHandle)>> {
+        self.walk_with(false)?
             .into_iter()
-            .map(|w| Ok((self.entry(&w.path, &w.inode)?, w.inode)))
+            .map(|w| {
+                let e = self.entry(&w.path, w.inode_ref, &w.inode)?;
+                Ok((
+                    e,
+                    InodeHandle {
+                        inode_ref: w.inode_ref,
+                        inode: w.inode,
+                    },
+                ))
+            })
             .collect()
     }
 
-    fn read_content(&self, node: &Inode, out: &mut dyn Write) -> Result<u64> {
-        self.read_file(node, out)
+    fn read_content(&self, node: &InodeHandle, out: &mut dyn Write) -> Result<u64> {
+        // The block list is read on use, once per content read.
+        let inode = self.inode(node.inode_ref)?;
+        self.read_file(&inode, out)
     }
 
-    fn extents(&self, node: &Inode) -> Result<Option<Vec<Extent>>> {
-        self.file_extents(node)
+    fn image_len(&self) -> Option<u64> {
+        Some(self.superblock().bytes_used)
+    }
+
+    fn extents(&self, node: &InodeHandle) -> Result<Option<Vec<Extent>>> {
+        if !matches!(node.inode.data, InodeData::File(_)) {
+            return Ok(None);
+        }
+        self.file_extents(&self.inode(node.inode_ref)?)
     }
 }

@@ -3,6 +3,7 @@
 mod extract;
 mod fsread;
 
+pub use fsread::InodeHandle;
 pub(crate) use fsread::file_type;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -147,10 +148,11 @@ pub(crate) enum Chunk<'a> {
 pub struct WalkEntry {
     /// Path inside the image, components joined by `/`, no leading `/`; empty for the root.
     pub path: Vec<u8>,
-    /// The inode reference (block << 16 | offset).
+    /// The inode reference (block << 16 | offset): the inode's identity (hard links share
+    /// it; the inode number an image claims is not trusted for that).
     pub inode_ref: u64,
-    /// The inode.
-    pub inode: Inode,
+    /// The inode, shared by every name of it (parsed once per walk).
+    pub inode: Arc<Inode>,
 }
 
 /// A squashfs 4.0 image opened for reading.
@@ -517,6 +519,23 @@ impl Reader {
         Inode::read(&mut c, self.sb.block_log, self.limits.max_file_blocks)
     }
 
+    /// The inode at reference `r` without a file's block list (empty): constant memory and
+    /// time whatever the list's length. [`Reader::inode`] reads the list when it is used.
+    pub fn inode_header(&self, r: u64) -> Result<Inode> {
+        let off = (r & 0xffff) as usize;
+        if off >= METADATA_SIZE || r >> 48 != 0 {
+            return Err(malformed(
+                "inode reference",
+                "offset",
+                self.sb.inode_table,
+                "out of range",
+            ));
+        }
+        let t = self.table(self.sb.inode_table);
+        let mut c = MetaCursor::new(self, t, r >> 16, off)?;
+        Inode::read_header(&mut c, self.sb.block_log, self.limits.max_file_blocks)
+    }
+
     /// The root directory's inode.
     pub fn root(&self) -> Result<Inode> {
         let i = self.inode(self.sb.root_inode)?;
@@ -577,14 +596,38 @@ impl Reader {
     }
 
     /// Every entry in depth-first, name-sorted order, the root first. Directory loops, depth
-    /// and entry count beyond the [`Limits`] are errors.
+    /// and entry count beyond the [`Limits`] are errors. Each inode is read once, whatever
+    /// the number of names it has, and shared by them.
     pub fn walk(&self) -> Result<Vec<WalkEntry>> {
-        let root = self.root()?;
+        self.walk_with(true)
+    }
+
+    /// [`Reader::walk`] with files' block lists left unread (`full == false`): memory
+    /// proportional to the entries, not to what their inodes claim.
+    pub(crate) fn walk_with(&self, full: bool) -> Result<Vec<WalkEntry>> {
+        let read = |r: u64| {
+            if full {
+                self.inode(r)
+            } else {
+                self.inode_header(r)
+            }
+        };
+        let root = read(self.sb.root_inode)?;
+        if root.kind != InodeKind::Dir {
+            return Err(malformed(
+                "squashfs superblock",
+                "root_inode",
+                32,
+                "root is not a directory",
+            ));
+        }
         let mut out = vec![WalkEntry {
             path: Vec::new(),
             inode_ref: self.sb.root_inode,
-            inode: root,
+            inode: Arc::new(root),
         }];
+        // Inodes by reference: a file reached through many names is parsed once.
+        let mut inodes: BTreeMap<u64, Arc<Inode>> = BTreeMap::new();
         let mut seen_dirs = BTreeSet::from([self.sb.root_inode]);
         // (index into out of the directory, depth)
         let mut stack = vec![(0usize, 0usize)];
@@ -599,12 +642,27 @@ impl Reader {
                     limit: self.limits.max_depth as u64,
                 });
             }
+            if (out.len() + entries.len()) as u64 > self.limits.max_entries {
+                return Err(Error::LimitExceeded {
+                    what: "entries",
+                    limit: self.limits.max_entries,
+                });
+            }
             // Insert children right after the directory to keep pre-order: collect, then
             // push subdirectories in reverse so the smallest name is visited first.
             let mut children = Vec::with_capacity(entries.len());
             for e in entries {
                 let r = e.inode_ref();
-                let inode = self.inode(r)?;
+                let inode = match inodes.get(&r) {
+                    Some(i) => i.clone(),
+                    None => {
+                        let i = Arc::new(read(r)?);
+                        if i.kind != InodeKind::Dir {
+                            inodes.insert(r, i.clone());
+                        }
+                        i
+                    }
+                };
                 if inode.kind != e.kind {
                     return Err(malformed(
                         "directory entry",
@@ -630,12 +688,6 @@ impl Reader {
                     path,
                     inode_ref: r,
                     inode,
-                });
-            }
-            if (out.len() + children.len()) as u64 > self.limits.max_entries {
-                return Err(Error::LimitExceeded {
-                    what: "entries",
-                    limit: self.limits.max_entries,
                 });
             }
             let first = out.len();

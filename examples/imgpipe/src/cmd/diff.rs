@@ -39,6 +39,10 @@ pub struct Args {
     /// Report at most this many file differences (the rest are counted).
     #[arg(long, default_value_t = 1000)]
     max_files: usize,
+    /// Stop the file comparison once it has hashed N times the two images' sizes (at least
+    /// 1 GiB): what bounds the work hostile images can ask for.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_work_ratio: u64,
 }
 
 fn open(p: &Path) -> anyhow::Result<File> {
@@ -64,6 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         let mut n = NestedOptions::default();
         n.max_differences = args.max_files;
+        n.max_work_ratio = args.max_work_ratio;
         Some(n)
     };
     let bar = progress::bytes(len, "comparing");

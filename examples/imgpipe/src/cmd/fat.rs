@@ -82,6 +82,10 @@ enum Command {
         source: Source,
         /// Destination directory.
         dest: PathBuf,
+        /// Stop once bytes written from clusters claimed twice (cross-links written as copies)
+        /// pass N times the volume's size (at least 64 MiB).
+        #[arg(long, value_name = "N", default_value_t = 64)]
+        max_output_ratio: u64,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -257,9 +261,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             print_listing(&listing, json)?;
             Ok(output::exit(output::SUCCESS))
         }
-        Command::Extract { source, dest, json } => {
+        Command::Extract {
+            source,
+            dest,
+            max_output_ratio,
+            json,
+        } => {
             let vol = open(&source)?;
-            let rep = imgpipe_fstree::extract(&vol, &dest, ExtractOptions::default())
+            let mut opts = ExtractOptions::default();
+            opts.max_output_ratio = max_output_ratio;
+            let rep = imgpipe_fstree::extract(&vol, &dest, opts)
                 .with_context(|| format!("extracting into {}", dest.display()))?;
             if json {
                 output::print_json(&rep)?;

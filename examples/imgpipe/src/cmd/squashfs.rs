@@ -114,6 +114,8 @@ pub(crate) struct ExtractArgs {
     /// Refuse symlinks whose target leaves DEST (absolute or too many `..`).
     #[arg(long)]
     refuse_link_escapes: bool,
+    #[command(flatten)]
+    bounds: crate::flags::ExtractBounds,
     /// Print a JSON report.
     #[arg(long)]
     json: bool,
@@ -127,11 +129,13 @@ impl ExtractArgs {
         opts.owners = self.owners.get();
         opts.xattrs = root && !self.no_xattrs;
         opts.refuse_link_escapes = self.refuse_link_escapes;
+        self.bounds.apply(&mut opts);
         opts
     }
 
     /// Prints the report as JSON or one line.
     pub(crate) fn print(&self, rep: &imgpipe_squashfs::ExtractReport) -> anyhow::Result<()> {
+        crate::flags::report_skipped(rep);
         if self.json {
             return output::print_json(rep);
         }

@@ -332,6 +332,7 @@ pub(super) fn emit<W: Write + Seek>(
         uuid: opts.uuid,
         volume_name,
         feature_incompat: 0,
+        ..ErofsSuperBlock::default()
     };
     let at = EROFS_SUPERBLOCK_OFFSET as usize;
     let mut head = vec![0u8; FIRST_INODE_AT as usize];

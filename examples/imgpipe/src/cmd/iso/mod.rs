@@ -80,6 +80,8 @@ enum Command {
         namespace: NamespaceArg,
         #[command(flatten)]
         owners: crate::flags::Owners,
+        #[command(flatten)]
+        bounds: crate::flags::ExtractBounds,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -130,13 +132,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             dest,
             namespace,
             owners,
+            bounds,
             json,
         } => {
             let r = open(&image, offset, namespace)?;
             let mut opts = ExtractOptions::default();
             opts.owners = owners.get();
+            bounds.apply(&mut opts);
             let rep = imgpipe_fstree::extract(&r, &dest, opts)
                 .with_context(|| format!("cannot extract {}", image.display()))?;
+            crate::flags::report_skipped(&rep);
             if json {
                 output::print_json(&rep)?;
             } else {
