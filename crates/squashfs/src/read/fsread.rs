@@ -81,6 +81,15 @@ impl Reader {
         for &word in &f.block_sizes {
             let len = f.file_size.saturating_sub(file_offset).min(bs);
             let (stored, compressed) = data_block_size(word);
+            if word != 0 && stored == 0 {
+                // Not a hole, yet stored in no byte: reading it fails too.
+                return Err(Error::Malformed {
+                    structure: "data block",
+                    field: "size",
+                    offset: pos,
+                    reason: "a stored block of zero bytes",
+                });
+            }
             let end = pos.checked_add(u64::from(stored));
             if end.is_none_or(|end| end > self.superblock().bytes_used) {
                 return Err(Error::Truncated {
