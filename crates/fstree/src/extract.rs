@@ -42,7 +42,7 @@ use serde::Serialize;
 
 use crate::entry::{Entry, FileType, Xattr};
 use crate::error::{Error, Result};
-use crate::read::{Extent, FsRead};
+use crate::read::{Extent, FsRead, HoleWrite};
 
 /// The least output budget, whatever the image's size (see [`ExtractOptions::max_output_ratio`]).
 pub const MIN_OUTPUT_BUDGET: u64 = 64 << 20;
@@ -419,7 +419,7 @@ where
             if counted && let Some(limit) = budget {
                 w.budget = Some((&spent, limit));
             }
-            let n = match reader.read_content(node, &mut w) {
+            let n = match reader.read_content_holes(node, &mut w) {
                 Ok(n) => n,
                 Err(err) => {
                     if let Some(source) = w.error.take() {
@@ -552,6 +552,23 @@ impl<'f> SparseWriter<'f> {
             }
             _ => Ok(()),
         }
+    }
+}
+
+impl HoleWrite for SparseWriter<'_> {
+    fn hole(&mut self, len: u64) -> std::io::Result<()> {
+        let end = self.at.saturating_add(len);
+        if end > self.limit {
+            self.too_long = true;
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidData, "content too long");
+            self.error = Some(std::io::Error::new(e.kind(), "content too long"));
+            return Err(e);
+        }
+        if len > 0 {
+            self.at = end;
+            self.hole_at_end = true;
+        }
+        Ok(())
     }
 }
 

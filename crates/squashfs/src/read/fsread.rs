@@ -181,6 +181,22 @@ impl FsRead for Reader {
         self.read_file(&inode, out)
     }
 
+    fn read_content_holes(
+        &self,
+        node: &InodeHandle,
+        out: &mut dyn imgpipe_fstree::HoleWrite,
+    ) -> Result<u64> {
+        let inode = self.inode(node.inode_ref)?;
+        let io = |source| Error::Io {
+            what: "writing file content",
+            source,
+        };
+        self.read_file_chunks(&inode, &mut |c| match c {
+            super::Chunk::Data(d) => out.write_all(d).map_err(io),
+            super::Chunk::Zeros(n) => out.hole(n as u64).map_err(io),
+        })
+    }
+
     fn image_len(&self) -> Option<u64> {
         Some(self.superblock().bytes_used)
     }
