@@ -70,7 +70,7 @@
 //! post-order walk, ids are sorted, and data blocks are compressed in parallel batches with
 //! rayon but written in plan order, so the bytes are the same at any thread count.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -81,6 +81,56 @@ fn identical_bytes_across_threads_build_dirs_umask_and_creation_order() {
         );
         assert!(one.len() > 100_000);
     }
+
+    // EROFS, compressed: a file over two 16 MiB segments joins the trees.
+    for root in [&a, &b] {
+        let mut big = Vec::with_capacity(17 << 20);
+        let mut i = 0u32;
+        while big.len() < (17 << 20) + 777 {
+            big.extend_from_slice(format!("row {i} {}\n", i % 13).as_bytes());
+            i += 1;
+        }
+        std::fs::write(root.join("many/big"), &big).unwrap();
+        imgpipe_testsupport::set_mtimes(root, 1_700_000_000);
+    }
+    use imgpipe_squashfs::erofs::{ErofsAlgorithm, ErofsCompression};
+    for (alg, level, pcluster) in [
+        (ErofsAlgorithm::Lz4hc, 9, 65536),
+        (ErofsAlgorithm::Lzma, 0, 1 << 20),
+    ] {
+        let one = erofs_image(&a, 1, ErofsCompression::with_level(alg, level), pcluster);
+        let c = ErofsCompression::with_level(alg, level);
+        assert!(
+            one == erofs_image(&a, 3, c, pcluster),
+            "{alg:?}: 1 vs 3 threads"
+        );
+        assert!(
+            one == erofs_image(&b, 2, c, pcluster),
+            "{alg:?}: other build dir / order / umask"
+        );
+    }
+}
+
+fn erofs_image(
+    src: &Path,
+    threads: usize,
+    comp: imgpipe_squashfs::erofs::ErofsCompression,
+    pcluster: u32,
+) -> Vec<u8> {
+    use imgpipe_squashfs::erofs::{ErofsBuilder, ErofsWriteOptions};
+    let tree = imgpipe_fstree::scan(src, &imgpipe_fstree::ScanOptions::default()).unwrap();
+    let mut opts = ErofsWriteOptions::new(1_234_567_890, [3; 16]);
+    opts.compression = Some(comp);
+    opts.pcluster_size = pcluster;
+    opts.fragments = true;
+    opts.ztailpacking = true;
+    opts.dedupe = true;
+    opts.threads = Some(threads);
+    let mut b = ErofsBuilder::new(opts).unwrap();
+    b.add_fstree(&tree).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    b.build(&mut out).unwrap();
+    out.into_inner()
 }
 
 /// Over 32 MiB of content crosses several batches: reader, compressors and writer overlap,

@@ -134,3 +134,103 @@ fn create_is_accepted_lists_like_squashfs_and_is_reproducible() {
     create(&src, &img, &["--force", "--label", "kiosk"]);
     assert_eq!(fs::read(&img).unwrap(), fs::read(&again).unwrap());
 }
+
+#[test]
+fn compressed_create_reserves_a_slot_and_names_bad_flags() {
+    let t = tempdir();
+    let src = t.path().join("src");
+    fs::create_dir_all(src.join("etc")).unwrap();
+    let text: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+    fs::write(src.join("etc/text"), &text).unwrap();
+    fs::write(src.join("etc/slot.bin"), b"first").unwrap();
+    set_mtimes(&src, 1_650_000_000);
+    let img = t.path().join("z.erofs");
+    let json = create(
+        &src,
+        &img,
+        &[
+            "--comp",
+            "lzma,6",
+            "--cluster-size",
+            "64K",
+            "--fragments",
+            "--ztailpacking",
+            "--dedupe",
+            "--processors",
+            "2",
+            "--reserve",
+            "etc/slot.bin:1M",
+            "--json",
+        ],
+    );
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let slot = &v["slots"][0];
+    assert_eq!(slot["path"], "etc/slot.bin");
+    assert_eq!(slot["capacity"], 1 << 20);
+    assert_eq!(slot["size"], 5);
+    // The file's time is not the build time: an extended inode, a 64-bit size.
+    assert_eq!(slot["size_encoding"], "le64");
+    let bytes = fs::read(&img).unwrap();
+    let at = slot["offset"].as_u64().unwrap() as usize;
+    assert_eq!(&bytes[at..at + 5], b"first");
+    let so = slot["size_offset"].as_u64().unwrap() as usize;
+    assert_eq!(&bytes[so..so + 8], &5u64.to_le_bytes());
+    if let Some(fsck) = imgpipe_testsupport::erofs_utils("fsck.erofs") {
+        run(&fsck, [img.as_os_str()]);
+    }
+    // One processor gives the same bytes; --comp ALG --level is ALG,LEVEL.
+    let one = t.path().join("one.erofs");
+    create(
+        &src,
+        &one,
+        &[
+            "--comp",
+            "lzma",
+            "--level",
+            "6",
+            "--cluster-size",
+            "65536",
+            "--fragments",
+            "--ztailpacking",
+            "--dedupe",
+            "--processors",
+            "1",
+            "--reserve",
+            "/etc/slot.bin:1048576",
+        ],
+    );
+    assert!(fs::read(&one).unwrap() == bytes);
+
+    // Bad flags: exit 2, one line naming the flag.
+    let out = t.path().join("bad.erofs");
+    for (args, flag) in [
+        (vec!["--comp", "lzo"], "--comp"),
+        (vec!["--comp", "zstd,99"], "--comp"),
+        (vec!["--comp", "lz4hc,3", "--level", "4"], "--level"),
+        (
+            vec!["--comp", "lz4", "--cluster-size", "3000"],
+            "--cluster-size",
+        ),
+        (
+            vec!["--comp", "lz4", "--cluster-size", "2M"],
+            "--cluster-size",
+        ),
+        (vec!["--fragments"], "--fragments"),
+        (vec!["--reserve", "etc/slot.bin"], "--reserve"),
+        (vec!["--reserve", "etc/missing:4K"], "--reserve"),
+        (vec!["--reserve", "etc/text:1K"], "etc/text"),
+        (vec!["--comp", "lz4", "--processors", "0"], "--processors"),
+    ] {
+        let mut all: Vec<&OsStr> = vec!["erofs".as_ref(), "create".as_ref(), "-o".as_ref()];
+        all.push(out.as_os_str());
+        all.extend(args.iter().map(OsStr::new));
+        all.push(src.as_os_str());
+        let o = imgpipe(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.starts_with("imgpipe: error: "), "{args:?}: {err}");
+        assert!(err.contains(flag), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?}: no output on error");
+    }
+}

@@ -343,6 +343,18 @@ fn mkfs_erofs_image() {
     let text = inspect_text(&lz4);
     let features = text.lines().find(|l| l.starts_with("Features: ")).unwrap();
     assert!(features.contains("zero-padding"), "{text}");
+    // Flags by dump.erofs's names, compatible ones too; the compressors.
+    let flags = text
+        .lines()
+        .find(|l| l.starts_with("Feature flags: "))
+        .unwrap();
+    assert!(
+        flags.contains("sb_csum") && flags.contains("0padding"),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l == "Compression: lz4"), "{text}");
+    let v = assert_format(&lz4, "erofs");
+    assert_eq!(v["details"]["compression"][0], "lz4", "{v}");
 }
 
 #[test]

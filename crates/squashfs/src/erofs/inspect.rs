@@ -4,7 +4,10 @@ use std::io::{Read, Seek};
 
 use serde::Serialize;
 
-use super::raw::{EROFS_MAGIC, EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock};
+use super::raw::{
+    CompressionConfig, EROFS_MAGIC, EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock,
+    FEATURE_INCOMPAT_COMPR_CFGS, compression_name,
+};
 use crate::error::Result;
 use crate::inspect::read_at;
 
@@ -31,6 +34,19 @@ pub struct ErofsInspection {
     pub volume_name: String,
     /// Incompatible features (bit mask).
     pub feature_incompat: u32,
+    /// Compatible features (bit mask).
+    pub feature_compat: u32,
+    /// Every feature flag set, by the name dump.erofs gives it (compatible ones first),
+    /// then `unknown-compat-0x..`/`unknown-incompat-0x..` for bits without a name.
+    pub features: Vec<String>,
+    /// The compression algorithms the image may use (`lz4`, `lzma`, `deflate`, `zstd`).
+    pub compression: Vec<String>,
+    /// Their config records after the superblock (`COMPR_CFGS`), in algorithm order.
+    pub compression_configs: Vec<CompressionConfig>,
+    /// The packed inode's nid (fragments, long xattr prefixes), when there is one.
+    pub packed_nid: Option<u64>,
+    /// Number of long xattr name prefixes.
+    pub xattr_prefixes: u8,
 }
 
 /// Reads the EROFS superblock and summarises it.
@@ -46,6 +62,27 @@ pub fn inspect_erofs<R: Read + Seek>(mut r: R) -> Result<ErofsInspection> {
         uuid.push_str(&format!("{byte:02x}"));
     }
     let end = sb.volume_name.iter().position(|&c| c == 0).unwrap_or(16);
+    let (names, compat_unknown, incompat_unknown) = sb.feature_names();
+    let mut features: Vec<String> = names.into_iter().map(str::to_owned).collect();
+    if compat_unknown != 0 {
+        features.push(format!("unknown-compat-{compat_unknown:#x}"));
+    }
+    if incompat_unknown != 0 {
+        features.push(format!("unknown-incompat-{incompat_unknown:#x}"));
+    }
+    let algs = sb.compr_algs();
+    let compression = (0..16u8)
+        .filter(|a| algs & (1 << a) != 0)
+        .map(|a| compression_name(a).map_or_else(|| format!("unknown-{a}"), str::to_owned))
+        .collect();
+    let mut compression_configs = Vec::new();
+    if sb.feature_incompat & FEATURE_INCOMPAT_COMPR_CFGS != 0 {
+        let at = EROFS_SUPERBLOCK_OFFSET + sb.sb_size();
+        let mut b = vec![0u8; 64];
+        if read_at(&mut r, at, &mut b, "EROFS compression config").is_ok() {
+            compression_configs = CompressionConfig::parse_all(&b, sb.available_compr_algs, at)?;
+        }
+    }
     Ok(ErofsInspection {
         block_size: 1 << sb.blkszbits,
         inodes: sb.inos,
@@ -54,5 +91,11 @@ pub fn inspect_erofs<R: Read + Seek>(mut r: R) -> Result<ErofsInspection> {
         uuid,
         volume_name: String::from_utf8_lossy(&sb.volume_name[..end]).into_owned(),
         feature_incompat: sb.feature_incompat,
+        feature_compat: sb.feature_compat,
+        features,
+        compression,
+        compression_configs,
+        packed_nid: (sb.packed_nid != 0).then_some(sb.packed_nid),
+        xattr_prefixes: sb.xattr_prefix_count,
     })
 }

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use imgpipe_repro::seed::{Purpose, Seed};
 use imgpipe_squashfs::Limits;
-use imgpipe_squashfs::erofs::{ErofsBuilder, ErofsReader, ErofsWriteOptions};
+use imgpipe_squashfs::erofs::{
+    ErofsAlgorithm, ErofsBuilder, ErofsCompression, ErofsReader, ErofsWriteOptions,
+};
 
 use crate::cmd::inspect::{Format, InfoArgs, info};
 use crate::cmd::listing::{list, print_listing};
@@ -36,8 +38,42 @@ struct CreateArgs {
     /// Filesystem UUID (default: from --seed by the one seed rule; never random).
     #[arg(long)]
     uuid: Option<String>,
+    /// Compress file data: lz4, lz4hc, lzma, deflate or zstd, optionally with a level
+    /// (`zstd,15`), as mkfs.erofs -z (default: uncompressed).
+    #[arg(long, value_name = "ALG[,LEVEL]")]
+    comp: Option<String>,
+    /// Compression level (lz4hc 1-12, lzma 0-9 or 100-109, deflate 0-9, zstd 1-22), the same
+    /// as `--comp ALG,LEVEL`.
+    #[arg(long)]
+    level: Option<u32>,
+    /// Largest physical cluster: a multiple of the block size up to 1M (bytes, or with K/M,
+    /// as mkfs.erofs -C).
+    #[arg(long, value_parser = crate::size::parse_size_u32)]
+    cluster_size: Option<u32>,
+    /// Pack the tail of each compressed file, and small files whole, into the packed inode
+    /// (as mkfs.erofs -Efragments).
+    #[arg(long)]
+    fragments: bool,
+    /// Keep a compressed tail smaller than a block inline after its inode (as mkfs.erofs
+    /// -Eztailpacking).
+    #[arg(long)]
+    ztailpacking: bool,
+    /// Store files with identical content once.
+    #[arg(long)]
+    dedupe: bool,
+    /// Compression threads (default: one per CPU); the image does not depend on it.
+    #[arg(long)]
+    processors: Option<usize>,
+    /// Reserve a slot: the file PATH (relative to DIR) gets one contiguous, uncompressed,
+    /// block-aligned extent of SIZE bytes (K/M/G allowed), its content zero-padded, so it
+    /// can be replaced later without rebuilding (repeatable; offsets in --json).
+    #[arg(long, value_name = "PATH:SIZE")]
+    reserve: Vec<String>,
+    /// Record the owners of the host files (the default).
+    #[arg(long, overrides_with = "no_owners")]
+    owners: bool,
     /// Record every file as owned by root (as mkfs.erofs --all-root).
-    #[arg(long, alias = "all-root")]
+    #[arg(long, alias = "all-root", overrides_with = "owners")]
     no_owners: bool,
     /// Do not store xattrs.
     #[arg(long)]
@@ -51,8 +87,9 @@ struct CreateArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Write an uncompressed EROFS image of a directory, byte-reproducibly (flat plain and
-    /// inline layouts, compact or extended inodes as each entry needs).
+    /// Write an EROFS image of a directory, byte-reproducibly: uncompressed (flat plain and
+    /// inline layouts) or compressed (lz4, lz4hc, lzma, deflate, zstd; big pclusters,
+    /// fragments, ztailpacking, dedupe), compact or extended inodes as each entry needs.
     Create(Box<CreateArgs>),
     /// Describe the image (as `imgpipe inspect`, refusing other formats): text, or JSON.
     Info(InfoArgs),
@@ -113,6 +150,73 @@ fn parse_uuid(text: &str) -> anyhow::Result<[u8; 16]> {
         .with_context(|| format!("--uuid {text:?}: expected 32 hex digits (dashes allowed)"))
 }
 
+/// `--comp ALG[,LEVEL]` with `--level`.
+fn parse_comp(comp: &str, level: Option<u32>) -> anyhow::Result<ErofsCompression> {
+    let (name, lvl) = match comp.split_once(',') {
+        Some((n, l)) => {
+            let l: u32 = l
+                .parse()
+                .with_context(|| format!("--comp {comp:?}: the level is not a number"))?;
+            (n, Some(l))
+        }
+        None => (comp, None),
+    };
+    let alg = ErofsAlgorithm::from_name(name).with_context(|| {
+        format!("--comp {comp:?}: unknown algorithm (lz4, lz4hc, lzma, deflate, zstd)")
+    })?;
+    let level = match (lvl, level) {
+        (Some(a), Some(b)) if a != b => {
+            anyhow::bail!("--level {b} disagrees with --comp {comp:?}")
+        }
+        (a, b) => a.or(b),
+    };
+    let c = match level {
+        Some(l) => {
+            if !alg.level_ok(l) {
+                anyhow::bail!("--comp {comp:?}: level {l} is out of range for {name}");
+            }
+            ErofsCompression::with_level(alg, l)
+        }
+        None => ErofsCompression::new(alg),
+    };
+    Ok(c)
+}
+
+/// `--reserve PATH:SIZE`.
+fn parse_reserve(text: &str) -> anyhow::Result<(Vec<u8>, u64)> {
+    let (path, size) = text
+        .rsplit_once(':')
+        .with_context(|| format!("--reserve {text:?}: expected PATH:SIZE"))?;
+    let size = crate::size::parse_size(size).map_err(|e| anyhow::anyhow!("--reserve: {e}"))?;
+    let path = path.trim_start_matches('/').trim_end_matches('/');
+    if path.is_empty()
+        || path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        anyhow::bail!("--reserve {text:?}: PATH must name a file inside DIR");
+    }
+    if size == 0 {
+        anyhow::bail!("--reserve {text:?}: SIZE must be above 0");
+    }
+    Ok((path.as_bytes().to_vec(), size))
+}
+
+fn flag_error(e: imgpipe_squashfs::Error) -> anyhow::Error {
+    if let imgpipe_squashfs::Error::InvalidOption { option, reason } = &e {
+        let flag = match *option {
+            "pcluster_size" => "--cluster-size",
+            "compression" => "--comp",
+            "threads" => "--processors",
+            "reserve" => "--reserve",
+            "volume_name" => "--label",
+            _ => return e.into(),
+        };
+        return anyhow::anyhow!("{flag}: {reason}");
+    }
+    e.into()
+}
+
 fn create(a: CreateArgs) -> anyhow::Result<()> {
     let out = &a.output;
     // Everything is checked before the output is created.
@@ -143,6 +247,37 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
     opts.volume_name = label.into_bytes();
     opts.all_root = a.no_owners;
     opts.clamp_mtime = a.common.clamp_mtime;
+    opts.compression = a
+        .comp
+        .as_deref()
+        .map(|c| parse_comp(c, a.level))
+        .transpose()?;
+    if opts.compression.is_none() {
+        if a.level.is_some() {
+            anyhow::bail!("--level needs --comp");
+        }
+        for (flag, on) in [
+            ("--fragments", a.fragments),
+            ("--ztailpacking", a.ztailpacking),
+            ("--cluster-size", a.cluster_size.is_some()),
+        ] {
+            if on {
+                anyhow::bail!("{flag} needs --comp");
+            }
+        }
+    }
+    if let Some(c) = a.cluster_size {
+        opts.pcluster_size = c;
+    }
+    opts.fragments = a.fragments;
+    opts.ztailpacking = a.ztailpacking;
+    opts.dedupe = a.dedupe;
+    if a.processors == Some(0) {
+        anyhow::bail!("--processors: must be at least 1");
+    }
+    for r in &a.reserve {
+        opts.reserve.push(parse_reserve(r)?);
+    }
     let mut scan = imgpipe_fstree::ScanOptions::default();
     scan.xattrs = !a.no_xattrs;
     // An output inside the tree is not packed (nor an older copy of it, nor our temporary).
@@ -150,17 +285,32 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
     scan.exclude(&imgpipe_repro::temp_path(out)?)?;
     let tree = imgpipe_fstree::scan(&a.dir, &scan)
         .with_context(|| format!("scanning {}", a.dir.display()))?;
-    let mut b = ErofsBuilder::new(opts)?;
-    b.add_fstree(&tree)?;
+    let mut b = ErofsBuilder::new(opts).map_err(flag_error)?;
+    b.add_fstree(&tree).map_err(flag_error)?;
+    let pool = a
+        .processors
+        .map(|n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .context("--processors: starting compression threads")
+        })
+        .transpose()?;
     let bar = progress::bytes(0, "writing");
     let bar2 = bar.clone();
     b.on_progress(move |p| {
         bar2.set_length(p.total);
         bar2.set_position(p.done);
     });
-    let rep = target::write_buffered(out, |w| b.build(w));
+    let rep = target::write_buffered(out, |w| match &pool {
+        Some(pool) => pool.install(|| b.build(w)),
+        None => b.build(w),
+    });
     bar.finish_and_clear();
-    let rep = rep?;
+    let rep = rep.map_err(|e| match e.downcast::<imgpipe_squashfs::Error>() {
+        Ok(e) => flag_error(e),
+        Err(e) => e,
+    })?;
     if a.json {
         output::print_json(&rep)?;
     } else {
@@ -173,6 +323,12 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
             output::plural(rep.content_bytes, "byte", "bytes"),
             output::plural(rep.image_size, "byte", "bytes")
         );
+        for r in &rep.slots {
+            println!(
+                "slot {}: {} bytes at byte {}, its size ({}) at byte {}",
+                r.path, r.capacity, r.offset, r.size_encoding, r.size_offset
+            );
+        }
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! padded to 4 bytes. Shared entries have the same form in the shared xattr area.
 
 use super::malformed;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use imgpipe_fstree::le::le_u16;
 
 /// Size of the inline xattr body header.
@@ -37,6 +37,82 @@ pub fn xattr_index(name: &[u8]) -> Option<(u8, &[u8])> {
         let suffix = name.strip_prefix(xattr_prefix(index)?)?;
         (!suffix.is_empty()).then_some((index, suffix))
     })
+}
+
+/// `EROFS_XATTR_LONG_PREFIX`: an `e_name_index` with this bit names a long prefix (the low
+/// seven bits index the superblock's long prefix table).
+pub const XATTR_LONG_PREFIX: u8 = 0x80;
+
+/// `struct erofs_xattr_long_prefix`: a long xattr name prefix, a short prefix
+/// (`base_index`) plus an infix. The table is `xattr_prefix_count` records from
+/// `4 * xattr_prefix_start` (of the packed inode's content when the image has one): each a
+/// 16-bit length, `base_index` and the infix, the next record 4-byte aligned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LongPrefix {
+    /// The short prefix it extends (an `e_name_index`).
+    pub base_index: u8,
+    /// What follows the short prefix.
+    pub infix: Vec<u8>,
+}
+
+impl LongPrefix {
+    /// The full prefix (`None` when `base_index` is unknown).
+    pub fn full(&self) -> Option<Vec<u8>> {
+        let mut p = xattr_prefix(self.base_index)?.to_vec();
+        p.extend_from_slice(&self.infix);
+        Some(p)
+    }
+
+    /// Parses the record at the start of `b` (read at absolute offset `at`); returns it and
+    /// the bytes it uses, padding to 4 bytes included (the last record's padding may be
+    /// missing).
+    pub fn parse(b: &[u8], at: u64) -> Result<(Self, usize)> {
+        let len = b
+            .get(..2)
+            .map(|l| usize::from(le_u16(l, 0)))
+            .ok_or(malformed(
+                "EROFS long xattr prefix",
+                "size",
+                at,
+                "truncated",
+            ))?;
+        if len == 0 || len > 256 {
+            return Err(malformed(
+                "EROFS long xattr prefix",
+                "size",
+                at,
+                "empty or over 256 bytes",
+            ));
+        }
+        let body = b.get(2..2 + len).ok_or(malformed(
+            "EROFS long xattr prefix",
+            "size",
+            at,
+            "runs past the prefix table",
+        ))?;
+        let p = Self {
+            base_index: body[0],
+            infix: body[1..].to_vec(),
+        };
+        if p.full().is_none() {
+            return Err(malformed(
+                "EROFS long xattr prefix",
+                "base_index",
+                at + 2,
+                "unknown name index",
+            ));
+        }
+        Ok((p, (2 + len).next_multiple_of(4)))
+    }
+
+    /// Appends the record (length, `base_index`, infix, zero padding to 4 bytes) to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let len = 1 + self.infix.len();
+        out.extend_from_slice(&(len as u16).to_le_bytes());
+        out.push(self.base_index);
+        out.extend_from_slice(&self.infix);
+        out.resize(out.len().next_multiple_of(4), 0);
+    }
 }
 
 /// One xattr entry with its full name.
@@ -71,6 +147,12 @@ impl XattrEntry {
     /// Parses the entry at the start of `b`, read at absolute offset `at`; returns it and
     /// the bytes it uses including the 4-byte alignment.
     pub fn parse(b: &[u8], at: u64) -> Result<(Self, usize)> {
+        Self::parse_with_prefixes(b, at, &[])
+    }
+
+    /// [`XattrEntry::parse`] for an image with long name prefixes `long` (the superblock's
+    /// table, in order).
+    pub fn parse_with_prefixes(b: &[u8], at: u64, long: &[LongPrefix]) -> Result<(Self, usize)> {
         if b.len() < 4 {
             return Err(malformed("EROFS xattr entry", "header", at, "truncated"));
         }
@@ -84,12 +166,22 @@ impl XattrEntry {
                 "runs past the xattr body",
             ));
         }
-        let Some(prefix) = xattr_prefix(index) else {
-            if index & 0x80 != 0 {
-                return Err(Error::Unsupported {
-                    feature: "EROFS long xattr name prefixes",
-                });
-            }
+        let long_prefix;
+        let prefix = if index & XATTR_LONG_PREFIX != 0 {
+            long_prefix = long
+                .get(usize::from(index & !XATTR_LONG_PREFIX))
+                .and_then(LongPrefix::full)
+                .ok_or(malformed(
+                    "EROFS xattr entry",
+                    "e_name_index",
+                    at + 1,
+                    "long prefix index past the prefix table",
+                ))?;
+            Some(&long_prefix[..])
+        } else {
+            xattr_prefix(index)
+        };
+        let Some(prefix) = prefix else {
             return Err(malformed(
                 "EROFS xattr entry",
                 "e_name_index",
@@ -130,5 +222,25 @@ mod tests {
         for n in 0..10 {
             assert!(XattrEntry::parse(&b[..n], 0).is_err(), "{n}");
         }
+    }
+
+    #[test]
+    fn long_prefixes() {
+        let p = LongPrefix {
+            base_index: 4,
+            infix: b"overlay.".to_vec(),
+        };
+        let mut b = Vec::new();
+        p.encode(&mut b);
+        assert_eq!(b.len(), 12);
+        assert_eq!(LongPrefix::parse(&b, 0).unwrap(), (p.clone(), 12));
+        for n in 0..11 {
+            assert!(LongPrefix::parse(&b[..n], 0).is_err(), "{n}");
+        }
+        let e = [6, 0x80, 1, 0, b'o', b'p', b'a', b'q', b'u', b'e', b'y', 0];
+        let (x, used) = XattrEntry::parse_with_prefixes(&e, 0, &[p]).unwrap();
+        assert_eq!(x.name, b"trusted.overlay.opaque");
+        assert_eq!((x.value.as_slice(), used), (&b"y"[..], 12));
+        assert!(XattrEntry::parse(&e, 0).is_err());
     }
 }

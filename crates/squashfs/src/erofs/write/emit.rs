@@ -159,7 +159,7 @@ fn bad(ino: &Inode<'_>, reason: &'static str) -> Error {
 }
 
 /// The on-disk inode header of `ino`, the `index`-th inode.
-fn header(ino: &Inode<'_>, index: usize) -> InodeHeader {
+pub(super) fn header(ino: &Inode<'_>, index: usize) -> InodeHeader {
     let e = ino.entry;
     let u = match e.file_type {
         FileType::Char | FileType::Block => ino.rdev,
@@ -332,6 +332,7 @@ pub(super) fn emit<W: Write + Seek>(
         uuid: opts.uuid,
         volume_name,
         feature_incompat: 0,
+        ..ErofsSuperBlock::default()
     };
     let at = EROFS_SUPERBLOCK_OFFSET as usize;
     let mut head = vec![0u8; FIRST_INODE_AT as usize];

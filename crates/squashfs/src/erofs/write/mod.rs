@@ -1,5 +1,9 @@
-//! EROFS writing, uncompressed: [`ErofsBuilder`] takes a [`Tree`], plans every inode, every
-//! directory block and every data block, then emits the image in one pass over the tree.
+//! EROFS writing: [`ErofsBuilder`] takes a [`Tree`], plans every inode, every directory
+//! block and every data block, then emits the image in one pass over the tree.
+//!
+//! Compressed images and images with reserved slots take the data-first layout of
+//! `stream` (file data streamed out first, compressed in parallel in 16 MiB segments, the
+//! metadata after it). Uncompressed images keep the layout below.
 //!
 //! Layout (as mkfs.erofs lays out an uncompressed image): block 0 holds the superblock at
 //! byte 1024 and the first inodes after it (`meta_blkaddr` 0, so the root is nid 36); the
@@ -20,7 +24,13 @@
 //! padding zero.
 
 mod emit;
+mod fitblk;
 mod plan;
+mod stream;
+mod zdata;
+mod zindex;
+
+pub use fitblk::ErofsAlgorithm;
 
 use std::io::{Seek, Write};
 
@@ -52,6 +62,80 @@ pub struct ErofsWriteOptions {
     /// Store an xattr (name and value) found on more than two inodes once, in the shared
     /// xattr area, as mkfs.erofs does by default (default on).
     pub shared_xattrs: bool,
+    /// Compress file data (default off: flat layouts only).
+    pub compression: Option<ErofsCompression>,
+    /// Largest physical cluster in bytes: a multiple of the block size up to 1 MiB, or 0
+    /// for one block (the default). Above one block the image uses big pclusters.
+    pub pcluster_size: u32,
+    /// Store the tail of each compressed file (and small files whole) in the packed inode
+    /// (`-Efragments`).
+    pub fragments: bool,
+    /// Keep a compressed tail smaller than a block inline after its inode
+    /// (`-Eztailpacking`).
+    pub ztailpacking: bool,
+    /// Store files with equal content once (their data and indexes are shared).
+    pub dedupe: bool,
+    /// Worker threads for compression (`None`: rayon's global pool). The image bytes do not
+    /// depend on it.
+    pub threads: Option<usize>,
+    /// Reserved slots: (path in the tree, capacity in bytes). The file's data becomes one
+    /// uncompressed, block-aligned extent of the capacity (rounded up to a block), reported
+    /// in [`ErofsBuildReport::slots`].
+    pub reserve: Vec<(Vec<u8>, u64)>,
+}
+
+/// A compression algorithm and level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ErofsCompression {
+    /// The algorithm.
+    pub algorithm: ErofsAlgorithm,
+    /// The level (`None`: [`ErofsAlgorithm::default_level`]).
+    pub level: Option<u32>,
+}
+
+impl ErofsCompression {
+    /// `algorithm` at its default level.
+    pub fn new(algorithm: ErofsAlgorithm) -> Self {
+        Self {
+            algorithm,
+            level: None,
+        }
+    }
+
+    /// `algorithm` at `level`.
+    pub fn with_level(algorithm: ErofsAlgorithm, level: u32) -> Self {
+        Self {
+            algorithm,
+            level: Some(level),
+        }
+    }
+
+    fn level(&self) -> u32 {
+        self.level.unwrap_or_else(|| self.algorithm.default_level())
+    }
+}
+
+/// A reserved slot as built: where a later tool writes new content (up to `capacity` bytes
+/// at `offset`) and the new size (at `size_offset`, as `size_encoding` says), all offsets in
+/// bytes from the start of the image. No checksum covers either (the inodes of an image with
+/// slots lie outside block 0, the superblock checksum's block).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ErofsReservedSlot {
+    /// The file's path in the tree.
+    pub path: String,
+    /// Byte offset of the slot (block-aligned).
+    pub offset: u64,
+    /// Its capacity in bytes (whole blocks).
+    pub capacity: u64,
+    /// The file's size as built.
+    pub size: u64,
+    /// Byte offset of the inode's `i_size` field.
+    pub size_offset: u64,
+    /// How `i_size` is stored: `"le32"` (compact inode) or `"le64"` (extended inode, chosen
+    /// when the capacity needs 64 bits).
+    pub size_encoding: &'static str,
 }
 
 impl ErofsWriteOptions {
@@ -65,6 +149,21 @@ impl ErofsWriteOptions {
             all_root: false,
             clamp_mtime: false,
             shared_xattrs: true,
+            compression: None,
+            pcluster_size: 0,
+            fragments: false,
+            ztailpacking: false,
+            dedupe: false,
+            threads: None,
+            reserve: Vec::new(),
+        }
+    }
+
+    fn pcluster(&self) -> u32 {
+        if self.pcluster_size == 0 {
+            self.block_size
+        } else {
+            self.pcluster_size
         }
     }
 
@@ -79,6 +178,27 @@ impl ErofsWriteOptions {
             return Err(Error::InvalidOption {
                 option: "volume_name",
                 reason: "longer than 16 bytes",
+            });
+        }
+        let pcluster = self.pcluster();
+        if !pcluster.is_multiple_of(self.block_size) || pcluster > 1 << 20 {
+            return Err(Error::InvalidOption {
+                option: "pcluster_size",
+                reason: "must be a multiple of the block size up to 1 MiB",
+            });
+        }
+        if let Some(c) = &self.compression
+            && !c.algorithm.level_ok(c.level())
+        {
+            return Err(Error::InvalidOption {
+                option: "compression",
+                reason: "level out of range for the algorithm",
+            });
+        }
+        if self.threads == Some(0) {
+            return Err(Error::InvalidOption {
+                option: "threads",
+                reason: "must be at least 1",
             });
         }
         Ok(())
@@ -115,6 +235,14 @@ pub struct ErofsBuildReport {
     pub image_size: u64,
     /// Node id of the root directory.
     pub root_nid: u64,
+    /// Files stored compressed.
+    pub compressed_files: u64,
+    /// Files whose content was found equal to an earlier file's and shared (dedupe).
+    pub deduplicated_files: u64,
+    /// Bytes stored in the packed inode (fragments).
+    pub fragment_bytes: u64,
+    /// Reserved slots, in the order given (`iso create` reports its slots the same way).
+    pub slots: Vec<ErofsReservedSlot>,
 }
 
 /// Collects a tree, then writes an uncompressed EROFS image.
@@ -213,6 +341,10 @@ impl ErofsBuilder {
                 &empty
             }
         };
+        if self.opts.compression.is_some() || !self.opts.reserve.is_empty() {
+            let plan = plan::Plan::structure(tree, &self.opts)?;
+            return stream::emit(plan, &self.opts, w, self.progress.0.as_mut());
+        }
         let plan = plan::Plan::new(tree, &self.opts)?;
         emit::emit(&plan, &self.opts, w, self.progress.0.as_mut())
     }

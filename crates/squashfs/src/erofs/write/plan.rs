@@ -49,6 +49,8 @@ pub(super) struct Inode<'t> {
     /// Owner as stored.
     pub uid: u32,
     pub gid: u32,
+    /// A reserved slot: the capacity of this file's one contiguous uncompressed extent.
+    pub reserve: Option<u64>,
 }
 
 impl Inode<'_> {
@@ -90,7 +92,15 @@ fn bad(path: &[u8], reason: &'static str) -> Error {
 }
 
 impl<'t> Plan<'t> {
+    /// The layout with the metadata first (block 0 on), then the data: uncompressed images.
     pub fn new(tree: &'t Tree, opts: &ErofsWriteOptions) -> Result<Self> {
+        let mut plan = Self::structure(tree, opts)?;
+        plan.place_meta_first(opts)?;
+        Ok(plan)
+    }
+
+    /// Inodes in order, hard links, directories' entries, xattr bodies; nothing placed.
+    pub fn structure(tree: &'t Tree, opts: &ErofsWriteOptions) -> Result<Self> {
         let blksz = u64::from(opts.block_size);
         let Some(root) = tree.iter().next() else {
             return Err(bad(b"", "tree without a root"));
@@ -199,11 +209,50 @@ impl<'t> Plan<'t> {
             Self::xattr_body(ino, &shared_ids)?;
         }
         let shared_xattr_count = shared_ids.len();
-
-        // Sizes and layouts, then node ids in order.
-        let mut at = FIRST_INODE_AT;
+        for (path, capacity) in &opts.reserve {
+            let ino = inodes
+                .iter_mut()
+                .find(|i| i.entry.path == path.as_slice())
+                .ok_or(Error::InvalidOption {
+                    option: "reserve",
+                    reason: "names no entry of the tree",
+                })?;
+            if ino.entry.file_type != FileType::File {
+                return Err(bad(
+                    &ino.entry.path,
+                    "a reserved slot must be a regular file",
+                ));
+            }
+            if ino.entry.size > *capacity {
+                return Err(bad(
+                    &ino.entry.path,
+                    "content larger than its reserved slot",
+                ));
+            }
+            ino.reserve = Some(capacity.next_multiple_of(blksz));
+        }
         for ino in &mut inodes {
-            Self::size_and_layout(ino, blksz, opts)?;
+            Self::size_and_form(ino, blksz, opts);
+        }
+        Ok(Self {
+            inodes,
+            blksz,
+            shared_xattrs: shared,
+            xattr_blkaddr: 0,
+            shared_xattr_count,
+            data_start: 0,
+            blocks: 0,
+        })
+    }
+
+    fn place_meta_first(&mut self, _opts: &ErofsWriteOptions) -> Result<()> {
+        let blksz = self.blksz;
+        let inodes = &mut self.inodes;
+        let shared = &self.shared_xattrs;
+        // Node ids in order.
+        let mut at = FIRST_INODE_AT;
+        for ino in inodes.iter_mut() {
+            Self::layout(ino, blksz);
             at = at.next_multiple_of(32);
             let need = ino.meta_len();
             if need <= blksz && at % blksz + need > blksz {
@@ -224,7 +273,7 @@ impl<'t> Plan<'t> {
             })?
         };
         let mut next = data_start;
-        for ino in &mut inodes {
+        for ino in inodes.iter_mut() {
             if ino.blocks > 0 {
                 ino.blkaddr = u32::try_from(next).map_err(|_| Error::LimitExceeded {
                     what: "EROFS blocks (32-bit block addresses)",
@@ -242,15 +291,10 @@ impl<'t> Plan<'t> {
         if inodes.first().is_none_or(|r| r.nid > u64::from(u16::MAX)) {
             return Err(bad(b"", "root inode beyond nid 65535"));
         }
-        Ok(Self {
-            inodes,
-            blksz,
-            shared_xattrs: shared,
-            xattr_blkaddr,
-            shared_xattr_count,
-            data_start,
-            blocks,
-        })
+        self.xattr_blkaddr = xattr_blkaddr;
+        self.data_start = data_start;
+        self.blocks = blocks;
+        Ok(())
     }
 
     /// An inode for `e` with everything that does not depend on its place.
@@ -319,6 +363,7 @@ impl<'t> Plan<'t> {
             mtime_nsec,
             uid,
             gid,
+            reserve: None,
         })
     }
 
@@ -356,8 +401,8 @@ impl<'t> Plan<'t> {
         Ok(())
     }
 
-    /// `i_size`, the inode form and the data layout.
-    fn size_and_layout(ino: &mut Inode<'_>, blksz: u64, opts: &ErofsWriteOptions) -> Result<()> {
+    /// `i_size` and the inode form.
+    fn size_and_form(ino: &mut Inode<'_>, blksz: u64, opts: &ErofsWriteOptions) {
         let e = ino.entry;
         ino.size = match e.file_type {
             FileType::File => e.size,
@@ -373,9 +418,20 @@ impl<'t> Plan<'t> {
             || ino.size > u64::from(u32::MAX)
             || ino.nlink > u32::from(u16::MAX)
             || i64::try_from(opts.epoch).ok() != Some(ino.mtime)
-            || ino.mtime_nsec != 0;
+            || ino.mtime_nsec != 0
+            || ino.reserve.is_some_and(|c| c > u64::from(u32::MAX));
+    }
+
+    /// The flat data layout: inline when the tail fits after the inode, else plain (a
+    /// reserved slot is always plain, over its whole capacity).
+    pub fn layout(ino: &mut Inode<'_>, blksz: u64) {
+        if let Some(capacity) = ino.reserve {
+            ino.layout = FLAT_PLAIN;
+            ino.blocks = capacity / blksz;
+            return;
+        }
         if ino.size == 0 {
-            return Ok(());
+            return;
         }
         let tail = ino.size % blksz;
         let head = ino.inode_size() + ino.xattrs.len() as u64;
@@ -387,6 +443,5 @@ impl<'t> Plan<'t> {
             ino.layout = FLAT_PLAIN;
             ino.blocks = ino.size.div_ceil(blksz);
         }
-        Ok(())
     }
 }

@@ -177,6 +177,11 @@ pub(super) fn erofs(t: &mut Text, e: &ErofsInspection) {
         feats.push(format!("unknown {:#x}", e.feature_incompat & !known));
     }
     t.field("Features", words(&feats));
+    t.field("Feature flags", words(&e.features));
+    t.field_if("Compression", &e.compression.join(", "));
+    if let Some(nid) = e.packed_nid {
+        t.field("Packed inode", format!("nid {nid}"));
+    }
     t.field(
         "Built",
         i64::try_from(e.build_time).map_or_else(|_| e.build_time.to_string(), date),

@@ -1,22 +1,34 @@
-//! EROFS reading: [`ErofsReader`] walks directories, reads the uncompressed data layouts
-//! (flat plain, flat inline with the tail after the inode, chunk based with a block map or
-//! chunk indexes), symlinks, device nodes and xattrs (inline and shared). Compressed files
-//! (lz4, lzma, deflate, zstd layouts) are refused by name for now.
+//! EROFS reading: [`ErofsReader`] walks directories, reads every data layout (flat plain,
+//! flat inline with the tail after the inode, chunk based with a block map or chunk
+//! indexes, compressed with full or compact indexes: see [`zdata`]), symlinks, device nodes
+//! and xattrs (inline and shared, long name prefixes too). Compressed content decodes with
+//! lz4, lzma (MicroLZMA), deflate or zstd; decoded pclusters are kept in a small LRU cache
+//! (bounded in entries and bytes) so fragments, deduplicated extents and sequential reads
+//! do not decode a pcluster twice, and the pclusters of one file decode in parallel batches.
 //!
 //! An inode lives at `meta_blkaddr * block_size + 32 * nid` (see [`super::raw`] for the
 //! structures). Every offset is checked against the image before it is read, sizes never
 //! allocate more than one block at a time, walks are bounded by [`Limits`] and refuse
 //! directory loops.
 
+mod zdata;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
 
 use serde::Serialize;
 
+use self::zdata::{Source, ZExtent, ZMap};
+use super::decompress::{Codec, DecodeParams, decode_pcluster};
+pub use super::raw::CompressionConfig;
 use super::raw::{
     CHUNK_BASED, CHUNK_FORMAT_INDEXES, COMPRESSED_COMPACT, COMPRESSED_FULL,
-    EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock, FLAT_INLINE, FLAT_PLAIN, InodeHeader, NULL_ADDR,
+    EROFS_SUPERBLOCK_OFFSET, ErofsSuperBlock, FEATURE_INCOMPAT_COMPR_CFGS,
+    FEATURE_INCOMPAT_ZERO_PADDING, FLAT_INLINE, FLAT_PLAIN, InodeHeader, LongPrefix, NULL_ADDR,
     XATTR_BODY_HEADER_SIZE, XattrEntry, malformed, parse_dir_block, xattr_body_size,
 };
 use crate::error::{Error, Result};
@@ -111,7 +123,26 @@ pub struct ErofsReader {
     sb: ErofsSuperBlock,
     blksz: u64,
     limits: Limits,
+    cfgs: Vec<CompressionConfig>,
+    prefixes: Vec<LongPrefix>,
+    packed: Option<ErofsInode>,
+    cache: Mutex<PclusterCache>,
 }
+
+/// Decoded pclusters, least recently used first; bounded in entries and bytes.
+#[derive(Default)]
+struct PclusterCache {
+    entries: Vec<(PclusterKey, Arc<Vec<u8>>)>,
+    bytes: usize,
+}
+
+/// A pcluster and how it decodes (interlaced ones also by the extent's offset in a block).
+type PclusterKey = (u64, u64, Codec, u64);
+
+/// Most bytes of decoded pclusters kept.
+const CACHE_BYTES: usize = 64 << 20;
+/// Most decoded bytes one parallel batch of a file's pclusters holds.
+const BATCH_BYTES: u64 = 16 << 20;
 
 impl std::fmt::Debug for ErofsReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,20 +177,91 @@ impl ErofsReader {
                 source,
             })?;
         let sb = ErofsSuperBlock::parse(&b, offset + EROFS_SUPERBLOCK_OFFSET)?;
-        let r = Self {
+        let mut r = Self {
             src: Box::new(src),
             base: offset,
             len,
             blksz: 1u64 << sb.blkszbits,
             sb,
             limits,
+            cfgs: Vec::new(),
+            prefixes: Vec::new(),
+            packed: None,
+            cache: Mutex::new(PclusterCache::default()),
         };
-        if r.sb.feature_incompat & 0x8 != 0 {
+        if r.sb.extra_devices != 0 {
             return Err(Error::Unsupported {
                 feature: "EROFS images spread over extra devices",
             });
         }
+        if r.sb.feature_incompat & FEATURE_INCOMPAT_COMPR_CFGS != 0 {
+            let at = EROFS_SUPERBLOCK_OFFSET + r.sb.sb_size();
+            let n = 512.min(r.len.saturating_sub(at));
+            let b = r.read(at, n, "EROFS compression config")?;
+            r.cfgs = CompressionConfig::parse_all(&b, r.sb.available_compr_algs, offset + at)?;
+        }
+        if r.sb.packed_nid != 0 {
+            let p = r.inode(r.sb.packed_nid)?;
+            if p.kind != InodeKind::File {
+                return Err(malformed(
+                    "EROFS superblock",
+                    "packed_nid",
+                    offset + EROFS_SUPERBLOCK_OFFSET + 96,
+                    "the packed inode is not a regular file",
+                ));
+            }
+            r.packed = Some(p);
+        }
+        if r.sb.xattr_prefix_count > 0 {
+            r.prefixes = r.long_prefixes()?;
+        }
         Ok(r)
+    }
+
+    /// The compression configs after the superblock (empty without `COMPR_CFGS`).
+    pub fn compression_configs(&self) -> &[CompressionConfig] {
+        &self.cfgs
+    }
+
+    /// The long xattr name prefixes, in table order.
+    pub fn long_xattr_prefixes(&self) -> &[LongPrefix] {
+        &self.prefixes
+    }
+
+    /// The packed inode (fragments, long xattr prefixes), when the image has one.
+    pub fn packed_inode(&self) -> Option<&ErofsInode> {
+        self.packed.as_ref()
+    }
+
+    fn long_prefixes(&self) -> Result<Vec<LongPrefix>> {
+        let at = u64::from(self.sb.xattr_prefix_start) * 4;
+        // Each record is at most 2 + 256 bytes and 4-byte aligned.
+        let want = u64::from(self.sb.xattr_prefix_count) * 260;
+        let field = self.base + EROFS_SUPERBLOCK_OFFSET + 92;
+        let table = match &self.packed {
+            Some(p) => {
+                let n = want.min(p.size.saturating_sub(at));
+                let mut t = Vec::new();
+                self.content_range(p, at, n, 1, &mut |b| {
+                    t.extend_from_slice(b);
+                    Ok(())
+                })?;
+                t
+            }
+            None => self.read(
+                at,
+                want.min(self.len.saturating_sub(at)),
+                "EROFS long xattr prefix",
+            )?,
+        };
+        let mut out = Vec::new();
+        let mut off = 0usize;
+        for _ in 0..self.sb.xattr_prefix_count {
+            let (p, used) = LongPrefix::parse(table.get(off..).unwrap_or_default(), field)?;
+            out.push(p);
+            off += used;
+        }
+        Ok(out)
     }
 
     /// The superblock.
@@ -261,38 +363,53 @@ impl ErofsReader {
         })
     }
 
-    /// Calls `emit` with the content in order, at most one block (or one 1 MiB run) at a time.
+    /// Calls `emit` with the whole content in order, in pieces of at most 1 MiB (or one
+    /// decoded extent).
     fn content(&self, i: &ErofsInode, emit: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        self.content_range(i, 0, i.size, 0, emit)
+    }
+
+    /// Calls `emit` with content bytes `start..start + len` (clipped to the size) in order.
+    /// `depth` counts packed-inode reads above this one: the packed inode's own content
+    /// never refers to a fragment.
+    fn content_range(
+        &self,
+        i: &ErofsInode,
+        start: u64,
+        len: u64,
+        depth: u8,
+        emit: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
         let at = self.base + i.offset;
-        let plain = |start: u64, len: u64, emit: &mut dyn FnMut(&[u8]) -> Result<()>| {
+        let end = start.saturating_add(len).min(i.size);
+        if start >= end {
+            return Ok(());
+        }
+        let plain = |from: u64, n: u64, emit: &mut dyn FnMut(&[u8]) -> Result<()>| {
             let mut done = 0;
-            while done < len {
-                let n = (len - done).min(1 << 20);
-                emit(&self.read(start + done, n, "EROFS file data")?)?;
-                done += n;
+            while done < n {
+                let k = (n - done).min(1 << 20);
+                emit(&self.read(from + done, k, "EROFS file data")?)?;
+                done += k;
             }
             Ok(())
         };
         match i.layout {
-            FLAT_PLAIN => {
-                if i.size == 0 {
-                    return Ok(());
-                }
-                plain(
-                    self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)?,
-                    i.size,
-                    emit,
-                )
-            }
+            FLAT_PLAIN => plain(
+                self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)? + start,
+                end - start,
+                emit,
+            ),
             FLAT_INLINE => {
                 let tail = i.size % self.blksz;
                 let full = i.size - tail;
-                if full > 0 {
-                    plain(self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)?, full, emit)?;
+                if start < full {
+                    let blk = self.block_at(i.raw_u, "i_u (raw_blkaddr)", at)?;
+                    plain(blk + start, end.min(full) - start, emit)?;
                 }
-                if tail > 0 {
-                    let start = i.inline_at();
-                    if start % self.blksz + tail > self.blksz {
+                if end > full {
+                    let istart = i.inline_at();
+                    if istart % self.blksz + tail > self.blksz {
                         return Err(malformed(
                             "EROFS inode",
                             "i_size",
@@ -300,33 +417,45 @@ impl ErofsReader {
                             "inline tail crosses a block boundary",
                         ));
                     }
-                    emit(&self.read(start, tail, "EROFS inline tail")?)?;
+                    let from = start.max(full) - full;
+                    emit(&self.read(istart + from, end - full - from, "EROFS inline tail")?)?;
                 }
                 Ok(())
             }
             CHUNK_BASED => {
                 let m = self.chunk_map(i)?;
                 let chunk = m.chunk;
-                for k in 0..m.count {
+                let zeros = vec![0u8; chunk.min(1 << 20) as usize];
+                for k in start / chunk..end.div_ceil(chunk) {
                     let blkaddr = self.chunk_addr(&m, k)?;
-                    let len = (i.size - k * chunk).min(chunk);
+                    let (cs, ce) = ((k * chunk).max(start), ((k + 1) * chunk).min(end));
                     if blkaddr == NULL_ADDR {
-                        let zeros = vec![0u8; len.min(1 << 20) as usize];
-                        let mut left = len;
+                        if i.kind == InodeKind::Dir {
+                            // A directory is made of entries the image holds: a hole in
+                            // one stops the read here, before any zeros are produced.
+                            return Err(malformed(
+                                "EROFS chunk index",
+                                "blkaddr",
+                                self.base + m.table,
+                                "a directory chunk is a hole",
+                            ));
+                        }
+                        let mut left = ce - cs;
                         while left > 0 {
                             let n = left.min(zeros.len() as u64);
-                            emit(&zeros[..n as usize])?;
+                            emit(zeros.get(..n as usize).unwrap_or_default())?;
                             left -= n;
                         }
                     } else {
-                        plain(u64::from(blkaddr) * self.blksz, len, emit)?;
+                        let from = u64::from(blkaddr) * self.blksz + (cs - k * chunk);
+                        plain(from, ce - cs, emit)?;
                     }
                 }
                 Ok(())
             }
-            COMPRESSED_FULL | COMPRESSED_COMPACT => Err(Error::Unsupported {
-                feature: "compressed EROFS files (lz4, lzma, deflate, zstd); only uncompressed images are read so far",
-            }),
+            COMPRESSED_FULL | COMPRESSED_COMPACT => {
+                self.compressed_range(i, start, end, depth, emit)
+            }
             _ => Err(malformed(
                 "EROFS inode",
                 "i_format",
@@ -334,6 +463,156 @@ impl ErofsReader {
                 "unknown data layout",
             )),
         }
+    }
+
+    /// Content bytes `start..end` of a compressed inode.
+    fn compressed_range(
+        &self,
+        i: &ErofsInode,
+        start: u64,
+        end: u64,
+        depth: u8,
+        emit: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let at = self.base + i.offset;
+        let cap = self.limits.max_file_blocks.saturating_mul(self.blksz);
+        if i.size > cap {
+            return Err(Error::LimitExceeded {
+                what: "EROFS compressed file size (Limits::max_file_blocks blocks)",
+                limit: cap,
+            });
+        }
+        let mut z = ZMap::new(self, i)?;
+        if let Some(off) = z.whole_fragment {
+            return self.fragment(off.checked_add(start), end - start, depth, at, emit);
+        }
+        let mut pos = start;
+        while pos < end {
+            // A batch of consecutive pcluster extents, decoded in parallel.
+            let mut batch: Vec<ZExtent> = Vec::new();
+            let mut bytes = 0u64;
+            let mut p = pos;
+            while p < end && bytes < BATCH_BYTES && batch.len() < 64 {
+                let e = z.extent_at(p)?;
+                let frag = matches!(e.src, Source::Fragment(_));
+                if frag && !batch.is_empty() {
+                    break;
+                }
+                bytes += e.end - e.la;
+                p = e.end.min(end);
+                batch.push(e);
+                if frag {
+                    break;
+                }
+            }
+            if let [e] = batch.as_slice()
+                && let Source::Fragment(off) = e.src
+            {
+                let from = pos - e.la;
+                let to = e.end.min(end);
+                self.fragment(off.checked_add(from), to - pos, depth, at, emit)?;
+                pos = to;
+                continue;
+            }
+            let decoded: Vec<Result<Arc<Vec<u8>>>> = if batch.len() > 1 {
+                batch.par_iter().map(|e| self.decoded(e)).collect()
+            } else {
+                batch.iter().map(|e| self.decoded(e)).collect()
+            };
+            for (e, d) in batch.iter().zip(decoded) {
+                let d = d?;
+                let from = (pos - e.la) as usize;
+                let to = (e.end.min(end) - e.la) as usize;
+                emit(d.get(from..to).ok_or(malformed(
+                    "EROFS compressed inode",
+                    "lcluster index",
+                    at,
+                    "extent outside its decoded pcluster",
+                ))?)?;
+                pos = e.end.min(end);
+            }
+        }
+        Ok(())
+    }
+
+    /// `len` bytes of the packed inode from `off` (`None`: the offset overflowed).
+    fn fragment(
+        &self,
+        off: Option<u64>,
+        len: u64,
+        depth: u8,
+        at: u64,
+        emit: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let bad = |reason| malformed("EROFS compressed inode", "h_fragmentoff", at, reason);
+        let p = self
+            .packed
+            .as_ref()
+            .ok_or(bad("a fragment without a packed inode"))?;
+        if depth > 0 {
+            return Err(bad("the packed inode refers to a fragment itself"));
+        }
+        let off = off.ok_or(bad("fragment offset overflows"))?;
+        if off.checked_add(len).is_none_or(|e| e > p.size) {
+            return Err(bad("fragment past the end of the packed inode"));
+        }
+        self.content_range(p, off, len, depth + 1, emit)
+    }
+
+    /// The decoded content of a pcluster extent (`end - la` bytes), from the cache or
+    /// decoded now (and then cached).
+    fn decoded(&self, e: &ZExtent) -> Result<Arc<Vec<u8>>> {
+        let Source::Pcluster { pa, plen, codec } = e.src else {
+            return Err(malformed(
+                "EROFS compressed inode",
+                "h_fragmentoff",
+                self.base,
+                "not a pcluster",
+            ));
+        };
+        let need = (e.end - e.la) as usize;
+        let key: PclusterKey = (
+            pa,
+            plen,
+            codec,
+            if codec == Codec::Interlaced {
+                e.la % self.blksz
+            } else {
+                0
+            },
+        );
+        if let Ok(mut c) = self.cache.lock()
+            && let Some(k) = c
+                .entries
+                .iter()
+                .position(|(x, d)| *x == key && d.len() >= need)
+        {
+            let hit = c.entries.remove(k);
+            let d = Arc::clone(&hit.1);
+            c.entries.push(hit);
+            return Ok(d);
+        }
+        let src = self.read(pa, plen, "EROFS pcluster")?;
+        let params = DecodeParams {
+            zero_padding: self.sb.feature_incompat & FEATURE_INCOMPAT_ZERO_PADDING != 0,
+            blksz: self.blksz,
+            la: e.la,
+        };
+        let d = Arc::new(decode_pcluster(codec, &src, need, params, self.base + pa)?);
+        if let Ok(mut c) = self.cache.lock() {
+            let max = self.limits.fragment_cache_blocks.max(1);
+            if let Some(k) = c.entries.iter().position(|(x, _)| *x == key) {
+                let old = c.entries.remove(k);
+                c.bytes -= old.1.len();
+            }
+            c.bytes += d.len();
+            c.entries.push((key, Arc::clone(&d)));
+            while c.entries.len() > max || (c.bytes > CACHE_BYTES && c.entries.len() > 1) {
+                let old = c.entries.remove(0);
+                c.bytes -= old.1.len();
+            }
+        }
+        Ok(d)
     }
 
     /// Where the chunk map of a chunk-based inode is and what it covers.
@@ -436,27 +715,37 @@ impl ErofsReader {
                 limit: self.limits.max_entries,
             });
         }
+        // Uncompressed directory blocks are stored in the image: a larger size is a lie
+        // found before reading anything.
+        if !matches!(dir.layout, COMPRESSED_FULL | COMPRESSED_COMPACT) && dir.size > self.len {
+            return Err(malformed(
+                "EROFS inode",
+                "i_size",
+                at,
+                "directory larger than the image",
+            ));
+        }
         let mut out: Vec<(Vec<u8>, u64)> = Vec::new();
         let mut pending: Vec<u8> = Vec::new();
         let blksz = self.blksz as usize;
-        let mut fail = None;
         self.content(dir, &mut |chunk| {
-            // Regroup what arrives into directory blocks.
+            // Regroup what arrives into directory blocks; the first bad block stops the read.
             pending.extend_from_slice(chunk);
             while pending.len() >= blksz {
                 let rest = pending.split_off(blksz);
                 let block = std::mem::replace(&mut pending, rest);
-                if let Err(e) = parse_dir_block(&block, at, &mut out) {
-                    fail.get_or_insert(e);
+                parse_dir_block(&block, at, &mut out)?;
+                if out.len() as u64 > self.limits.max_entries {
+                    return Err(Error::LimitExceeded {
+                        what: "EROFS directory entries",
+                        limit: self.limits.max_entries,
+                    });
                 }
             }
             Ok(())
         })?;
         if !pending.is_empty() {
             parse_dir_block(&pending, at, &mut out)?;
-        }
-        if let Some(e) = fail {
-            return Err(e);
         }
         if out.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(malformed(
@@ -490,7 +779,8 @@ impl ErofsReader {
         let mut out = Vec::new();
         let mut p = XATTR_BODY_HEADER_SIZE + 4 * shared;
         while p + 4 <= body.len() {
-            let (e, used) = XattrEntry::parse(&body[p..], at + p as u64)?;
+            let (e, used) =
+                XattrEntry::parse_with_prefixes(&body[p..], at + p as u64, &self.prefixes)?;
             out.push((e.name, e.value));
             p += used;
             if out.len() as u64 > u64::from(self.limits.max_xattrs) {
@@ -506,7 +796,7 @@ impl ErofsReader {
             let head = self.read(pos, 4, "EROFS shared xattr")?;
             let need = 4 + u64::from(head[0]) + u64::from(le_u16(&head, 2));
             let e = self.read(pos, need, "EROFS shared xattr")?;
-            let (e, _) = XattrEntry::parse(&e, self.base + pos)?;
+            let (e, _) = XattrEntry::parse_with_prefixes(&e, self.base + pos, &self.prefixes)?;
             out.push((e.name, e.value));
         }
         Ok(out)
@@ -617,6 +907,9 @@ impl ErofsReader {
         if i.kind != InodeKind::File {
             return Ok(None);
         }
+        if matches!(i.layout, COMPRESSED_FULL | COMPRESSED_COMPACT) {
+            return self.compressed_extents(i);
+        }
         let at = self.base + i.offset;
         let image_len = self.len;
         let mut out: Vec<Extent> = Vec::new();
@@ -678,6 +971,58 @@ impl ErofsReader {
                 }
             }
             _ => return Ok(None),
+        }
+        Ok(Some(out))
+    }
+
+    /// The pclusters of a compressed file, one extent per logical extent (deduplicated
+    /// extents share stored bytes); `None` when a fragment holds part of the file, since no
+    /// stored range holds those bytes alone.
+    fn compressed_extents(&self, i: &ErofsInode) -> Result<Option<Vec<Extent>>> {
+        if i.size / self.blksz > self.limits.max_file_blocks {
+            return Err(Error::LimitExceeded {
+                what: "EROFS compressed file size (Limits::max_file_blocks blocks)",
+                limit: self.limits.max_file_blocks.saturating_mul(self.blksz),
+            });
+        }
+        let mut z = ZMap::new(self, i)?;
+        if z.whole_fragment.is_some() {
+            return Ok(None);
+        }
+        let mut out: Vec<Extent> = Vec::new();
+        let mut pos = 0;
+        while pos < i.size {
+            let e = z.extent_at(pos)?;
+            let Source::Pcluster { pa, plen, codec } = e.src else {
+                return Ok(None);
+            };
+            if pa.checked_add(plen).is_none_or(|end| end > self.len) {
+                return Err(Error::Truncated {
+                    structure: "EROFS pcluster",
+                    offset: self.base + pa,
+                    needed: plen,
+                    available: self.len.saturating_sub(pa),
+                });
+            }
+            let len = e.end - e.la;
+            out.push(if codec == Codec::Shifted {
+                Extent {
+                    file_offset: e.la,
+                    len,
+                    image_offset: pa,
+                    stored_len: len,
+                    compressed: false,
+                }
+            } else {
+                Extent {
+                    file_offset: e.la,
+                    len,
+                    image_offset: pa,
+                    stored_len: plen,
+                    compressed: true,
+                }
+            });
+            pos = e.end;
         }
         Ok(Some(out))
     }

@@ -1,0 +1,376 @@
+//! Destination-size ("fit block") compression: EROFS compresses to a fixed output size, each
+//! physical cluster holding as much input as fits. Each algorithm reports how much of its
+//! input it consumed:
+//!
+//! * lz4 and lz4hc: liblz4's `LZ4_compress_destSize` and `LZ4_compress_HC_destSize`;
+//! * lzma: liblzma's MicroLZMA encoder (the format the kernel's lzma decompressor reads),
+//!   run with `LZMA_FINISH` on an output buffer of the target size;
+//! * deflate (raw, no zlib header) and zstd (one frame): a search over input prefix lengths
+//!   for the longest one whose compressed form fits, as erofs-utils 1.8.6 does for libdeflate
+//!   and libzstd (first guess four times the target, then the ratio seen so far, then
+//!   bisection).
+//!
+//! This is the crate's one module with `unsafe`: the liblz4 and liblzma entry points above
+//! are not wrapped by the `lz4` and `liblzma` crates.
+
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, c_int, c_void};
+
+use crate::error::{Error, Result};
+
+/// An EROFS compression algorithm (`Z_EROFS_COMPRESSION_*`; lz4hc writes lz4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ErofsAlgorithm {
+    /// LZ4 (liblz4's fast encoder; no level).
+    Lz4,
+    /// LZ4 written by liblz4's high-compression encoder (levels 1..=12, default 9).
+    Lz4hc,
+    /// MicroLZMA (presets 0..=9, or 100..=109 for the extreme variants; default 6).
+    Lzma,
+    /// Raw DEFLATE (levels 0..=9, default 6).
+    Deflate,
+    /// Zstandard (levels 1..=22, default 3).
+    Zstd,
+}
+
+impl ErofsAlgorithm {
+    /// The on-disk algorithm id (`Z_EROFS_COMPRESSION_*`).
+    pub fn id(self) -> u8 {
+        match self {
+            Self::Lz4 | Self::Lz4hc => 0,
+            Self::Lzma => 1,
+            Self::Deflate => 2,
+            Self::Zstd => 3,
+        }
+    }
+
+    /// The name mkfs.erofs uses for it (`-z NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Lz4 => "lz4",
+            Self::Lz4hc => "lz4hc",
+            Self::Lzma => "lzma",
+            Self::Deflate => "deflate",
+            Self::Zstd => "zstd",
+        }
+    }
+
+    /// The algorithm called `name` (as mkfs.erofs names them).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "lz4" => Self::Lz4,
+            "lz4hc" => Self::Lz4hc,
+            "lzma" => Self::Lzma,
+            "deflate" => Self::Deflate,
+            "zstd" => Self::Zstd,
+            _ => return None,
+        })
+    }
+
+    /// The level used when none is given.
+    pub fn default_level(self) -> u32 {
+        match self {
+            Self::Lz4 => 0,
+            Self::Lz4hc => 9,
+            Self::Lzma | Self::Deflate => 6,
+            Self::Zstd => 3,
+        }
+    }
+
+    /// Whether `level` is one this algorithm takes.
+    pub fn level_ok(self, level: u32) -> bool {
+        match self {
+            Self::Lz4 => level == 0,
+            Self::Lz4hc => (1..=12).contains(&level),
+            Self::Lzma => level <= 9 || (100..=109).contains(&level),
+            Self::Deflate => level <= 9,
+            Self::Zstd => (1..=22).contains(&level),
+        }
+    }
+}
+
+unsafe extern "C" {
+    fn LZ4_compress_destSize(
+        src: *const c_char,
+        dst: *mut c_char,
+        src_size: *mut c_int,
+        target_dst_size: c_int,
+    ) -> c_int;
+    fn LZ4_sizeofStateHC() -> c_int;
+    fn LZ4_compress_HC_destSize(
+        state: *mut c_void,
+        src: *const c_char,
+        dst: *mut c_char,
+        src_size: *mut c_int,
+        target_dst_size: c_int,
+        level: c_int,
+    ) -> c_int;
+}
+
+// The crates link these libraries; naming them keeps the link lines.
+use liblzma_sys as _;
+use lz4_sys as _;
+
+fn fail(compressor: &'static str, reason: &'static str) -> Error {
+    Error::Compress { compressor, reason }
+}
+
+/// One compression of a whole prefix: `Some(compressed length)` when it fit the buffer.
+type TryOne = fn(&mut Fitter, &[u8], &mut Vec<u8>) -> Result<Option<usize>>;
+
+/// A per-thread compressor: keeps its library state between calls.
+pub(super) struct Fitter {
+    alg: ErofsAlgorithm,
+    level: u32,
+    dict_size: u32,
+    hc_state: Vec<u64>,
+    lzma: Option<Box<liblzma_sys::lzma_stream>>,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+    deflate: Option<flate2::Compress>,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Fitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fitter").field("alg", &self.alg).finish()
+    }
+}
+
+impl Drop for Fitter {
+    fn drop(&mut self) {
+        if let Some(s) = self.lzma.as_mut() {
+            // SAFETY: the stream was zero-initialised (LZMA_STREAM_INIT) and only ever passed
+            // to liblzma; lzma_end accepts a stream in any state.
+            unsafe { liblzma_sys::lzma_end(&mut **s) };
+        }
+    }
+}
+
+impl Fitter {
+    pub(super) fn new(alg: ErofsAlgorithm, level: u32, dict_size: u32) -> Self {
+        Self {
+            alg,
+            level,
+            dict_size,
+            hc_state: Vec::new(),
+            lzma: None,
+            zstd: None,
+            deflate: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Compresses the longest prefix of `src` whose compressed form fits in `cap` bytes into
+    /// `dst` (replacing its contents). Returns the input bytes consumed (0 when nothing fits).
+    pub(super) fn compress(&mut self, src: &[u8], cap: usize, dst: &mut Vec<u8>) -> Result<usize> {
+        dst.clear();
+        if src.is_empty() || cap == 0 {
+            return Ok(0);
+        }
+        match self.alg {
+            ErofsAlgorithm::Lz4 | ErofsAlgorithm::Lz4hc => self.lz4(src, cap, dst),
+            ErofsAlgorithm::Lzma => self.microlzma(src, cap, dst),
+            ErofsAlgorithm::Deflate => self.search(src, cap, dst, Self::deflate_try),
+            ErofsAlgorithm::Zstd => self.search(src, cap, dst, Self::zstd_try),
+        }
+    }
+
+    fn lz4(&mut self, src: &[u8], cap: usize, dst: &mut Vec<u8>) -> Result<usize> {
+        let name = self.alg.name();
+        let src = src.get(..src.len().min(1 << 30)).unwrap_or(src);
+        let cap = cap.min(1 << 30);
+        dst.resize(cap, 0);
+        let mut consumed = src.len() as c_int;
+        let n = if self.alg == ErofsAlgorithm::Lz4hc {
+            if self.hc_state.is_empty() {
+                // SAFETY: a pure function of the library build.
+                let size = unsafe { LZ4_sizeofStateHC() };
+                let words = usize::try_from(size).unwrap_or(0).div_ceil(8);
+                self.hc_state = vec![0u64; words];
+            }
+            // SAFETY: `hc_state` holds LZ4_sizeofStateHC() bytes, 8-byte aligned; `src` holds
+            // `consumed` readable bytes and `dst` `cap` writable ones; liblz4 writes at most
+            // `cap` bytes and stores the consumed length through the pointer.
+            unsafe {
+                LZ4_compress_HC_destSize(
+                    self.hc_state.as_mut_ptr().cast(),
+                    src.as_ptr().cast(),
+                    dst.as_mut_ptr().cast(),
+                    &mut consumed,
+                    cap as c_int,
+                    self.level as c_int,
+                )
+            }
+        } else {
+            // SAFETY: as above, without a state.
+            unsafe {
+                LZ4_compress_destSize(
+                    src.as_ptr().cast(),
+                    dst.as_mut_ptr().cast(),
+                    &mut consumed,
+                    cap as c_int,
+                )
+            }
+        };
+        let (Ok(n), Ok(consumed)) = (usize::try_from(n), usize::try_from(consumed)) else {
+            return Err(fail(name, "liblz4 failed"));
+        };
+        if n > cap || consumed > src.len() {
+            return Err(fail(name, "liblz4 reported more than it was given"));
+        }
+        dst.truncate(n);
+        Ok(if n == 0 { 0 } else { consumed })
+    }
+
+    fn microlzma(&mut self, src: &[u8], cap: usize, dst: &mut Vec<u8>) -> Result<usize> {
+        let name = "lzma";
+        let strm = match &mut self.lzma {
+            Some(s) => s,
+            None => {
+                // SAFETY: LZMA_STREAM_INIT is the all-zero lzma_stream.
+                let s: liblzma_sys::lzma_stream = unsafe { std::mem::zeroed() };
+                self.lzma.insert(Box::new(s))
+            }
+        };
+        // SAFETY: lzma_options_lzma is plain data; lzma_lzma_preset fills it.
+        let mut opt: liblzma_sys::lzma_options_lzma = unsafe { std::mem::zeroed() };
+        let preset = if self.level >= 100 {
+            (self.level - 100) | 0x8000_0000
+        } else {
+            self.level
+        };
+        // SAFETY: `opt` is a valid, writable options struct.
+        if unsafe { liblzma_sys::lzma_lzma_preset(&mut opt, preset) } != 0 {
+            return Err(fail(name, "unknown preset"));
+        }
+        opt.dict_size = self.dict_size;
+        // SAFETY: `strm` is a live stream owned by this Fitter; the encoder (re)initialises it.
+        if unsafe { liblzma_sys::lzma_microlzma_encoder(&mut **strm, &opt) } != liblzma_sys::LZMA_OK
+        {
+            return Err(fail(name, "cannot start the MicroLZMA encoder"));
+        }
+        dst.resize(cap, 0);
+        strm.next_in = src.as_ptr();
+        strm.avail_in = src.len();
+        strm.next_out = dst.as_mut_ptr();
+        strm.avail_out = cap;
+        // SAFETY: the in and out pointers cover `src` and `dst` for the lengths given, and
+        // both outlive the call; the stream is not used again until re-initialised.
+        let ret = unsafe { liblzma_sys::lzma_code(&mut **strm, liblzma_sys::LZMA_FINISH) };
+        let (total_in, total_out) = (strm.total_in, strm.total_out);
+        strm.next_in = std::ptr::null();
+        strm.avail_in = 0;
+        strm.next_out = std::ptr::null_mut();
+        strm.avail_out = 0;
+        if ret != liblzma_sys::LZMA_STREAM_END {
+            return Err(fail(name, "the MicroLZMA encoder failed"));
+        }
+        let (Ok(consumed), Ok(n)) = (usize::try_from(total_in), usize::try_from(total_out)) else {
+            return Err(fail(name, "MicroLZMA sizes out of range"));
+        };
+        if n > cap || consumed > src.len() {
+            return Err(fail(name, "MicroLZMA reported more than it was given"));
+        }
+        dst.truncate(n);
+        Ok(consumed)
+    }
+
+    fn deflate_try(&mut self, src: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>> {
+        let c = self.deflate.get_or_insert_with(|| {
+            flate2::Compress::new(flate2::Compression::new(self.level), false)
+        });
+        c.reset();
+        out.clear();
+        match c.compress_vec(src, out, flate2::FlushCompress::Finish) {
+            Ok(flate2::Status::StreamEnd) => Ok(Some(out.len())),
+            Ok(_) => Ok(None),
+            Err(_) => Err(fail("deflate", "zlib-rs failed")),
+        }
+    }
+
+    fn zstd_try(&mut self, src: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>> {
+        let z = match &mut self.zstd {
+            Some(z) => z,
+            None => {
+                let mut z = zstd::bulk::Compressor::new(self.level as i32)
+                    .map_err(|_| fail("zstd", "context init"))?;
+                z.set_parameter(zstd::zstd_safe::CParameter::WindowLog(
+                    self.dict_size.trailing_zeros(),
+                ))
+                .map_err(|_| fail("zstd", "window log"))?;
+                self.zstd.insert(z)
+            }
+        };
+        out.clear();
+        match z.compress_to_buffer(src, out) {
+            Ok(n) => Ok(Some(n)),
+            // Too small a buffer is the only error a valid context gives.
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The longest prefix whose `try_one` output fits in `cap` (erofs-utils' search for
+    /// libraries without a destination-size mode).
+    fn search(
+        &mut self,
+        src: &[u8],
+        cap: usize,
+        dst: &mut Vec<u8>,
+        try_one: TryOne,
+    ) -> Result<usize> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut l = 0usize; // longest prefix known to fit
+        let mut r = src.len() + 1; // shortest prefix known not to fit
+        let mut m = cap.saturating_mul(4);
+        let slack = if self.alg == ErofsAlgorithm::Deflate {
+            (22usize).saturating_sub(2 * self.level as usize)
+        } else {
+            1
+        };
+        loop {
+            m = m.max(l + 1).min(r - 1);
+            scratch.clear();
+            scratch.reserve(cap + 32);
+            let prefix = src.get(..m).unwrap_or(src);
+            let fits = match try_one(self, prefix, &mut scratch) {
+                Ok(Some(n)) if n > 0 && n <= cap => Some(n),
+                Ok(_) => None,
+                Err(e) => {
+                    self.scratch = scratch;
+                    return Err(e);
+                }
+            };
+            match fits {
+                Some(n) => {
+                    dst.clear();
+                    dst.extend_from_slice(scratch.get(..n).unwrap_or_default());
+                    l = m;
+                    if r <= l + 1 || n + slack >= cap {
+                        break;
+                    }
+                    m = (cap.saturating_mul(m)) / n;
+                }
+                None => {
+                    r = m;
+                    if r <= l + 1 {
+                        break;
+                    }
+                    m = (l + r) / 2;
+                }
+            }
+        }
+        self.scratch = scratch;
+        // EROFS finds the start of compressed data by skipping leading zeros: a stream that
+        // starts with a non-final stored block (first byte 0) gets an unused bit set instead.
+        if self.alg == ErofsAlgorithm::Deflate
+            && let Some(b) = dst.first_mut()
+            && *b == 0
+        {
+            *b = 1 << 3;
+        }
+        Ok(l)
+    }
+}

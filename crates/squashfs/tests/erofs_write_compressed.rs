@@ -1,0 +1,369 @@
+//! The compressed EROFS writer against the kernel and erofs-utils 1.8.6: for every
+//! algorithm, big pclusters (64 KiB, 1 MiB), fragments, ztailpacking and dedupe, the image
+//! mounts (`mount -o loop,ro -t erofs`) with the source's tree and metadata (mode, owner,
+//! mtime, link targets, hard links, xattrs, device numbers), `fsck.erofs` checks it and
+//! extracts the same tree, and `dump.erofs` reads it. The bytes do not depend on the thread
+//! count. A reserved slot can be rewritten in place and the kernel reads the new content.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use imgpipe_fstree::{ScanOptions, Tree, scan};
+use imgpipe_squashfs::erofs::{
+    ErofsAlgorithm, ErofsBuildReport, ErofsBuilder, ErofsCompression, ErofsWriteOptions,
+};
+use imgpipe_testsupport::{
+    Compare, TreeOptions, diff_trees, erofs_utils, is_root, run, run_status, set_mtimes, tempdir,
+    tricky_tree,
+};
+
+const T: i64 = 1_700_000_000;
+const UUID: [u8; 16] = *b"imgpipe-erofs-zz";
+
+/// The tricky tree plus compressible content of many sizes: text, a file of two segments,
+/// equal files, xattrs (shared and inline), an extended-inode owner.
+fn source(root: &Path) {
+    tricky_tree(root, TreeOptions::default());
+    let text: Vec<u8> = (0..400_000u32)
+        .flat_map(|i| format!("line {i} of some text {}\n", i % 97).into_bytes())
+        .collect();
+    let w = |p: &str, data: &[u8]| {
+        let path = root.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap()
+    };
+    w("text/all.txt", &text);
+    for (i, n) in [1usize, 100, 4095, 4096, 4097, 5000, 12_288, 70_000, 200_000]
+        .into_iter()
+        .enumerate()
+    {
+        w(&format!("text/part-{i}"), &text[i * 7..i * 7 + n]);
+    }
+    w("text/copy-a", &text[..90_000]);
+    w("text/copy-b", &text[..90_000]);
+    // Compressible and incompressible runs (stored pclusters).
+    let mut big = Vec::with_capacity(3 << 20);
+    while big.len() < (3 << 20) + 1234 {
+        big.extend_from_slice(&text[..100_000]);
+        big.extend_from_slice(&imgpipe_testsupport::pattern(20_000));
+    }
+    big.truncate((3 << 20) + 1234);
+    w("text/mixed.bin", &big);
+    let set = |p: &str, name: &str, value: &[u8]| {
+        rustix::fs::lsetxattr(root.join(p), name, value, rustix::fs::XattrFlags::empty()).unwrap()
+    };
+    for p in ["README", "text/all.txt", "text/part-3", "bin/tool"] {
+        set(p, "user.label", b"system_u:object_r:shared_t:s0");
+    }
+    set(
+        "text/part-5",
+        "user.comment",
+        b"inline xattr on a compressed file",
+    );
+    if is_root() {
+        rustix::fs::chown(
+            root.join("text/part-2"),
+            Some(rustix::fs::Uid::from_raw(70_000)),
+            Some(rustix::fs::Gid::from_raw(1234)),
+        )
+        .unwrap();
+    }
+    set_mtimes(root, T);
+}
+
+fn options(
+    comp: Option<(ErofsAlgorithm, Option<u32>)>,
+    f: impl Fn(&mut ErofsWriteOptions),
+) -> ErofsWriteOptions {
+    let mut o = ErofsWriteOptions::new(T as u64, UUID);
+    o.compression = comp.map(|(a, l)| match l {
+        Some(l) => ErofsCompression::with_level(a, l),
+        None => ErofsCompression::new(a),
+    });
+    f(&mut o);
+    o
+}
+
+fn build(tree: &Tree, opts: ErofsWriteOptions) -> (Vec<u8>, ErofsBuildReport) {
+    let mut b = ErofsBuilder::new(opts).unwrap();
+    b.add_fstree(tree).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    let report = b.build(&mut out).unwrap();
+    let bytes = out.into_inner();
+    assert_eq!(bytes.len() as u64, report.image_size);
+    (bytes, report)
+}
+
+/// A kernel loop mount, unmounted on drop; `None` when not root.
+struct Mounted(tempfile::TempDir);
+
+impl Mounted {
+    fn new(image: &Path) -> Option<Self> {
+        if !is_root() {
+            eprintln!("skipping kernel mount: not root");
+            return None;
+        }
+        let dir = tempdir();
+        let out = run_status(
+            "mount",
+            [
+                OsStr::new("-o"),
+                OsStr::new("loop,ro"),
+                OsStr::new("-t"),
+                OsStr::new("erofs"),
+                image.as_os_str(),
+                dir.path().as_os_str(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "mount {}: {}",
+            image.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(Self(dir))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        for _ in 0..20 {
+            if run_status("umount", [self.0.path()]).status.success() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!("warning: could not unmount {}", self.0.path().display());
+    }
+}
+
+/// An entry's xattrs, sorted.
+type Xattrs = Vec<(String, Vec<u8>)>;
+
+/// What `diff_trees` does not look at: xattrs and which names share an inode.
+fn links_and_xattrs(root: &Path) -> BTreeMap<PathBuf, (Xattrs, usize)> {
+    let mut by_ino: BTreeMap<u64, Vec<PathBuf>> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if m.is_dir() {
+                stack.push(p.clone());
+            } else {
+                by_ino.entry(m.ino()).or_default().push(rel.clone());
+            }
+            let mut names = vec![0u8; 4096];
+            let n = rustix::fs::llistxattr(&p, &mut names[..]).unwrap_or(0);
+            let mut xs: Xattrs = names[..n]
+                .split(|&b| b == 0)
+                .filter(|s| !s.is_empty())
+                .map(|name| {
+                    let name = String::from_utf8_lossy(name).into_owned();
+                    let mut v = vec![0u8; 65536];
+                    let k = rustix::fs::lgetxattr(&p, name.as_str(), &mut v[..]).unwrap();
+                    v.truncate(k);
+                    (name, v)
+                })
+                .filter(|(name, _)| !name.starts_with("security."))
+                .collect();
+            xs.sort();
+            out.insert(rel, (xs, 0));
+        }
+    }
+    for names in by_ino.values() {
+        for n in names {
+            if let Some(v) = out.get_mut(n) {
+                v.1 = names.len();
+            }
+        }
+    }
+    out
+}
+
+/// Checks `img` with the kernel and erofs-utils 1.8.6 against `src`.
+fn check(name: &str, img: &Path, src: &Path, tmp: &Path) {
+    if let Some(fsck) = erofs_utils("fsck.erofs") {
+        run(&fsck, [img]);
+        let out = tmp.join(format!("extract-{name}"));
+        let arg = format!("--extract={}", out.display());
+        run(&fsck, [OsStr::new(&arg), img.as_os_str()]);
+        let what = Compare {
+            owner: is_root(),
+            ..Compare::default()
+        };
+        let d = diff_trees(src, &out, what);
+        assert!(d.is_empty(), "{name}: fsck.erofs --extract: {d:#?}");
+    }
+    if let Some(dump) = erofs_utils("dump.erofs") {
+        let sb = imgpipe_testsupport::stdout_of(&dump, [OsStr::new("-s"), img.as_os_str()]);
+        assert!(sb.contains("sb_csum"), "{name}: {sb}");
+        let f = imgpipe_testsupport::stdout_of(
+            &dump,
+            [OsStr::new("--path=/text/all.txt"), img.as_os_str()],
+        );
+        assert!(f.contains("Size: "), "{name}: {f}");
+    }
+    if let Some(m) = Mounted::new(img) {
+        let d = diff_trees(src, m.0.path(), Compare::default());
+        assert!(d.is_empty(), "{name}: kernel mount: {d:#?}");
+        let (want, got) = (links_and_xattrs(src), links_and_xattrs(m.0.path()));
+        assert_eq!(want, got, "{name}: xattrs or hard links through the kernel");
+    }
+}
+
+#[test]
+fn every_compressor_and_layout_mounts_and_checks() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    source(&src);
+    let tree = scan(&src, &ScanOptions::default()).unwrap();
+    use ErofsAlgorithm::*;
+    type Case = (
+        &'static str,
+        ErofsAlgorithm,
+        Option<u32>,
+        fn(&mut ErofsWriteOptions),
+    );
+    let cases: [Case; 11] = [
+        ("lz4", Lz4, None, |_| {}),
+        ("lz4hc", Lz4hc, Some(12), |_| {}),
+        ("lzma", Lzma, None, |_| {}),
+        ("deflate", Deflate, None, |_| {}),
+        ("zstd", Zstd, Some(9), |_| {}),
+        ("lz4hc-64k", Lz4hc, None, |o| o.pcluster_size = 65536),
+        ("lzma-1m", Lzma, Some(3), |o| o.pcluster_size = 1 << 20),
+        ("zstd-fragments", Zstd, None, |o| o.fragments = true),
+        ("lz4-ztailpacking", Lz4, None, |o| o.ztailpacking = true),
+        ("deflate-dedupe", Deflate, None, |o| o.dedupe = true),
+        ("lzma-kiosk", Lzma, Some(0), |o| {
+            o.pcluster_size = 1 << 20;
+            o.fragments = true;
+            o.ztailpacking = true;
+        }),
+    ];
+    for (name, alg, level, f) in cases {
+        let opts = options(Some((alg, level)), |o| {
+            f(o);
+            o.threads = Some(2);
+        });
+        let (bytes, report) = build(&tree, opts.clone());
+        eprintln!("{name}: {} bytes, {report:?}", bytes.len());
+        assert!(report.compressed_files > 5, "{name}: {report:?}");
+        if opts.fragments {
+            assert!(report.fragment_bytes > 0, "{name}");
+        }
+        if opts.dedupe {
+            assert!(report.deduplicated_files >= 2, "{name}: {report:?}");
+        }
+        let img = tmp.path().join(format!("{name}.erofs"));
+        std::fs::write(&img, &bytes).unwrap();
+        check(name, &img, &src, tmp.path());
+        // One thread gives the same bytes.
+        let mut one = opts.clone();
+        one.threads = Some(1);
+        assert!(build(&tree, one).0 == bytes, "{name}: 1 vs 2 threads");
+        std::fs::remove_file(&img).unwrap();
+    }
+}
+
+#[test]
+fn a_reserved_slot_is_rewritten_in_place() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("etc")).unwrap();
+    std::fs::write(src.join("etc/config.json"), b"{\"v\":1}\n").unwrap();
+    std::fs::write(src.join("etc/other"), "x".repeat(10_000)).unwrap();
+    set_mtimes(&src, T);
+    let tree = scan(&src, &ScanOptions::default()).unwrap();
+    for comp in [None, Some((ErofsAlgorithm::Lzma, None))] {
+        let opts = options(comp, |o| {
+            o.reserve = vec![(b"etc/config.json".to_vec(), 100_000)];
+        });
+        let (mut bytes, report) = build(&tree, opts);
+        let slot = report.slots.first().unwrap().clone();
+        assert_eq!(slot.path, "etc/config.json");
+        assert_eq!(slot.capacity, 102_400, "rounded up to whole blocks");
+        assert_eq!(slot.offset % 4096, 0);
+        assert_eq!(slot.size, 8);
+        assert_eq!(slot.size_encoding, "le32");
+        let at = slot.offset as usize;
+        assert_eq!(&bytes[at..at + 8], b"{\"v\":1}\n");
+        assert!(
+            bytes[at + 8..at + slot.capacity as usize]
+                .iter()
+                .all(|&b| b == 0)
+        );
+        let so = slot.size_offset as usize;
+        assert_eq!(&bytes[so..so + 4], &8u32.to_le_bytes());
+
+        // Swap in new content and patch the size: no rebuild.
+        let new: Vec<u8> = (0..15_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        bytes[at..at + new.len()].copy_from_slice(&new);
+        bytes[so..so + 4].copy_from_slice(&(new.len() as u32).to_le_bytes());
+        let img = tmp.path().join("slot.erofs");
+        std::fs::write(&img, &bytes).unwrap();
+        if let Some(fsck) = erofs_utils("fsck.erofs") {
+            run(&fsck, [&img]);
+        }
+        if let Some(m) = Mounted::new(&img) {
+            assert_eq!(
+                std::fs::read(m.0.path().join("etc/config.json")).unwrap(),
+                new
+            );
+            assert_eq!(
+                std::fs::read(m.0.path().join("etc/other")).unwrap(),
+                "x".repeat(10_000).into_bytes()
+            );
+        }
+    }
+    // A slot larger than 4 GiB needs a 64-bit size: an extended inode.
+    let opts = options(None, |o| {
+        o.reserve = vec![(b"etc/config.json".to_vec(), 5 << 30)];
+    });
+    let mut b = ErofsBuilder::new(opts).unwrap();
+    b.add_fstree(&tree).unwrap();
+    let report = b.build(&mut Sink(0)).unwrap();
+    assert_eq!(report.slots[0].size_encoding, "le64");
+    assert_eq!(report.slots[0].capacity, 5 << 30);
+    // What cannot be reserved is refused by name.
+    for (path, cap) in [
+        (&b"etc/missing"[..], 4096u64),
+        (b"etc", 4096),
+        (b"etc/other", 10),
+    ] {
+        let opts = options(None, |o| o.reserve = vec![(path.to_vec(), cap)]);
+        let mut b = ErofsBuilder::new(opts).unwrap();
+        b.add_fstree(&tree).unwrap();
+        assert!(b.build(&mut std::io::Cursor::new(Vec::new())).is_err());
+    }
+}
+
+/// A writer that keeps nothing (a 5 GiB image is only counted).
+struct Sink(u64);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::io::Seek for Sink {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        if let std::io::SeekFrom::Start(n) = to {
+            self.0 = n;
+        }
+        Ok(self.0)
+    }
+}
