@@ -42,10 +42,15 @@ use serde::Serialize;
 
 use crate::entry::{Entry, FileType, Xattr};
 use crate::error::{Error, Result};
-use crate::read::{Extent, FsRead};
+use crate::read::{Extent, FsRead, HoleWrite};
 
 /// The least output budget, whatever the image's size (see [`ExtractOptions::max_output_ratio`]).
 pub const MIN_OUTPUT_BUDGET: u64 = 64 << 20;
+
+/// Files with more extents than this are never matched to an earlier file's bytes.
+const MAX_KEY_EXTENTS: usize = 4096;
+/// Most extents remembered for matching, over all files (about 40 MiB).
+const MAX_KEPT_EXTENTS: usize = 1 << 20;
 
 /// What [`extract`] restores besides content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,6 +268,7 @@ where
     // First file by (extents, size, metadata): a later one with the same key becomes a link.
     let mut by_extents: HashMap<(Vec<Extent>, u64, crate::entry::Metadata), usize> = HashMap::new();
     let mut claimed = Claimed::default();
+    let mut kept_extents = 0usize;
     let budget = reader.image_len().map(|n| {
         n.saturating_mul(opts.max_output_ratio)
             .max(MIN_OUTPUT_BUDGET)
@@ -338,6 +344,13 @@ where
                 match extents {
                     Some(x) if !x.is_empty() => {
                         let fresh = claimed.claim_fresh(&x);
+                        // Only short extent lists are remembered, and only so many in all:
+                        // the map stays small whatever the image claims.
+                        if x.len() > MAX_KEY_EXTENTS || kept_extents >= MAX_KEPT_EXTENTS {
+                            primaries.push((i, !fresh));
+                            continue;
+                        }
+                        let n = x.len();
                         let key = (x, e.size, e.meta.clone());
                         if e.link.is_none()
                             && let Some(&j) = by_extents.get(&key)
@@ -346,6 +359,7 @@ where
                             report.shared_extents += 1;
                             continue;
                         }
+                        kept_extents += n;
                         by_extents.entry(key).or_insert(i);
                         primaries.push((i, !fresh));
                     }
@@ -405,7 +419,7 @@ where
             if counted && let Some(limit) = budget {
                 w.budget = Some((&spent, limit));
             }
-            let n = match reader.read_content(node, &mut w) {
+            let n = match reader.read_content_holes(node, &mut w) {
                 Ok(n) => n,
                 Err(err) => {
                     if let Some(source) = w.error.take() {
@@ -538,6 +552,23 @@ impl<'f> SparseWriter<'f> {
             }
             _ => Ok(()),
         }
+    }
+}
+
+impl HoleWrite for SparseWriter<'_> {
+    fn hole(&mut self, len: u64) -> std::io::Result<()> {
+        let end = self.at.saturating_add(len);
+        if end > self.limit {
+            self.too_long = true;
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidData, "content too long");
+            self.error = Some(std::io::Error::new(e.kind(), "content too long"));
+            return Err(e);
+        }
+        if len > 0 {
+            self.at = end;
+            self.hole_at_end = true;
+        }
+        Ok(())
     }
 }
 

@@ -4,6 +4,13 @@ use std::io::Write;
 
 use crate::entry::Entry;
 
+/// A content sink that can skip runs of zeros the image stores as holes (sparse blocks,
+/// NULL chunks) instead of receiving them as bytes.
+pub trait HoleWrite: Write {
+    /// `len` zero bytes follow at the current position.
+    fn hole(&mut self, len: u64) -> std::io::Result<()>;
+}
+
 /// A piece of a file's content as the image stores it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Extent {
@@ -73,6 +80,18 @@ pub trait FsRead {
 
     /// Writes the content of a regular file to `out`; returns the bytes written.
     fn read_content(&self, node: &Self::Node, out: &mut dyn Write) -> Result<u64, Self::Error>;
+
+    /// [`read_content`](Self::read_content), passing the runs of zeros the image stores as
+    /// holes to [`HoleWrite::hole`] instead of as bytes, so a huge sparse file costs time
+    /// in proportion to its stored bytes. Returns the content length (holes included). The
+    /// default writes every byte.
+    fn read_content_holes(
+        &self,
+        node: &Self::Node,
+        out: &mut dyn HoleWrite,
+    ) -> Result<u64, Self::Error> {
+        self.read_content(node, out)
+    }
 
     /// Where the file's content lies in the image, in content order, where the layout says
     /// (`None` when it does not, e.g. inline data). Holes are absent from the list.

@@ -94,10 +94,29 @@ impl Kickstart {
     /// # Errors
     /// [`Error::Io`] when `path` itself cannot be read.
     pub fn load_with(path: &std::path::Path, limits: Limits) -> Result<Kickstart> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        // The file named by the caller may be a pipe (`<(...)`); only its size is capped.
+        let io = |source| Error::Io {
             what: "reading the kickstart file",
             source,
-        })?;
+        };
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(
+                std::fs::File::open(path).map_err(io)?,
+                limits.max_bytes.saturating_add(1),
+            ),
+            &mut bytes,
+        )
+        .map_err(io)?;
+        if bytes.len() as u64 > limits.max_bytes {
+            return Err(Error::Io {
+                what: "reading the kickstart file",
+                source: std::io::Error::other(format!(
+                    "file larger than {} bytes",
+                    limits.max_bytes
+                )),
+            });
+        }
         let name = path.to_string_lossy().into_owned();
         let text = match String::from_utf8(bytes) {
             Ok(t) => t,
@@ -124,7 +143,7 @@ impl Kickstart {
             .to_path_buf();
         Ok(parse_with(
             Source { name, text },
-            &mut FsResolver::new(base),
+            &mut FsResolver::with_max_bytes(base, limits.max_bytes),
             limits,
         ))
     }

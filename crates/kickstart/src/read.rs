@@ -25,6 +25,13 @@ pub trait Resolver {
     /// # Errors
     /// Whatever keeps the file from being read; the message becomes a diagnostic.
     fn load(&mut self, from: &str, target: &str) -> std::io::Result<Source>;
+
+    /// What identifies a loaded file, so that include cycles are found whatever names
+    /// reach it (`./a.ks` and `a.ks`): its name, unless the resolver knows better
+    /// ([`FsResolver`] gives the canonical path).
+    fn identity(&self, src: &Source) -> String {
+        src.name.clone()
+    }
 }
 
 /// Resolves nothing: every include is reported missing.
@@ -63,6 +70,12 @@ impl Resolver for MapResolver {
 /// Resolves includes on the file system: relative to the including file's directory, then
 /// relative to the top-level file's directory (where `ksvalidator` is usually run), as
 /// pykickstart tries the working directory and then the including file's directory.
+///
+/// # Security
+/// Only regular files are read: each is opened non-blocking (a FIFO cannot stall the open)
+/// and checked with `fstat` before any read (FIFOs, devices such as `/dev/zero` and
+/// directories are refused), and no more than its byte cap is read. Files are identified
+/// by canonical path, so cycles through other spellings of a name are found.
 #[derive(Debug, Clone)]
 pub struct FsResolver {
     base: PathBuf,
@@ -72,15 +85,37 @@ pub struct FsResolver {
 impl FsResolver {
     /// A resolver whose fallback directory is `base` (the top-level file's directory).
     pub fn new(base: impl Into<PathBuf>) -> Self {
+        Self::with_max_bytes(base, Limits::default().max_bytes)
+    }
+
+    /// A resolver reading at most `max_bytes` of any one file.
+    pub fn with_max_bytes(base: impl Into<PathBuf>, max_bytes: u64) -> Self {
         FsResolver {
             base: base.into(),
-            max_bytes: Limits::default().max_bytes,
+            max_bytes,
         }
     }
 
-    fn read(path: &Path, max: u64) -> std::io::Result<String> {
+    /// Reads a regular file of at most `max` bytes as UTF-8.
+    pub fn read(path: &Path, max: u64) -> std::io::Result<String> {
         use std::io::Read;
-        let f = std::fs::File::open(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)?;
+        let meta = f.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        if meta.len() > max {
+            return Err(std::io::Error::other(format!(
+                "file larger than {max} bytes"
+            )));
+        }
         let mut bytes = Vec::new();
         f.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
         if bytes.len() as u64 > max {
@@ -122,6 +157,12 @@ impl Resolver for FsResolver {
             }
         }
         Err(last.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound)))
+    }
+
+    fn identity(&self, src: &Source) -> String {
+        std::fs::canonicalize(&src.name)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| src.name.clone())
     }
 }
 
@@ -224,6 +265,8 @@ fn strip_eol(line: &str) -> &str {
 
 struct Frame {
     name: String,
+    /// The file's identity ([`Resolver::identity`]), for cycle detection.
+    id: String,
     lines: Vec<String>,
     next: usize,
     offset: usize,
@@ -291,7 +334,8 @@ impl Stream<'_> {
                 ),
             ));
         }
-        if self.stack.iter().any(|f| f.name == src.name) {
+        let id = self.resolver.identity(&src);
+        if self.stack.iter().any(|f| f.id == id) {
             return Err(fatal(
                 at.clone(),
                 format!("{what} cycle: {} includes itself", src.name),
@@ -310,6 +354,7 @@ impl Stream<'_> {
             .collect();
         self.stack.push(Frame {
             name: src.name,
+            id,
             lines,
             next: 0,
             offset: 0,
@@ -355,6 +400,7 @@ pub fn parse_with(source: Source, resolver: &mut dyn Resolver, limits: Limits) -
     // %ksappend is a preprocessing step on the top file only: splice the named files in.
     // Frames are (name, lines, number of the first line - 1).
     let top_name = source.name.clone();
+    let top_id = resolver.identity(&source);
     let top_lines = split_lines(&source.text);
     let mut frames: Vec<Frame> = Vec::new();
     let mut chunk: Vec<String> = Vec::new();
@@ -378,13 +424,16 @@ pub fn parse_with(source: Source, resolver: &mut dyn Resolver, limits: Limits) -
             Ok(src) => {
                 frames.push(Frame {
                     name: top_name.clone(),
+                    id: top_id.clone(),
                     lines: std::mem::take(&mut chunk),
                     next: 0,
                     offset: chunk_start,
                 });
                 chunk_start = i + 1;
+                let id = resolver.identity(&src);
                 frames.push(Frame {
                     name: src.name,
+                    id,
                     lines: split_lines(&src.text)
                         .into_iter()
                         .map(str::to_string)
@@ -404,6 +453,7 @@ pub fn parse_with(source: Source, resolver: &mut dyn Resolver, limits: Limits) -
     }
     frames.push(Frame {
         name: top_name.clone(),
+        id: top_id,
         lines: chunk,
         next: 0,
         offset: chunk_start,

@@ -173,3 +173,85 @@ fn ksappend_is_spliced_and_keeps_line_numbers() {
     assert_eq!(r.diagnostics[0].kind, Kind::ErrorFatal);
     assert_eq!(r.diagnostics[0].location.line, 2);
 }
+
+/// Runs `f` on another thread; `None` when it has not finished within `secs` seconds (the
+/// thread is left behind: what a hang would do).
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs)).ok()
+}
+
+#[test]
+fn includes_of_fifos_devices_and_directories_are_refused_at_once() {
+    // A FIFO nobody writes to blocked the open forever; /dev/zero never ends.
+    let t = tempfile::tempdir().unwrap();
+    let fifo = t.path().join("fifo");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    std::fs::create_dir(t.path().join("dir")).unwrap();
+    let top = t.path().join("top.ks");
+    std::fs::write(
+        &top,
+        format!(
+            "lang C\n%include {}\n%include /dev/zero\n%include dir\nrootpw x\n",
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    let ks = within(10, move || Kickstart::load(&top).unwrap()).expect("include blocked");
+    let notices: Vec<&str> = ks
+        .problems
+        .iter()
+        .filter(|d| d.kind == Kind::Notice)
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(notices.len(), 3, "{notices:?}");
+    assert!(
+        notices.iter().all(|m| m.contains("not a regular file")),
+        "{notices:?}"
+    );
+    // Parsing went on past them.
+    assert!(ks.flattened.contains("rootpw x"), "{}", ks.flattened);
+}
+
+#[test]
+fn include_cycles_are_found_on_canonical_paths() {
+    // `./a.ks` including `a.ks` names one file twice: a cycle at once, not at the depth limit.
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("a.ks"), "lang C\n%include ./a.ks\n").unwrap();
+    std::fs::write(t.path().join("top.ks"), "%include a.ks\n").unwrap();
+    let ks = Kickstart::load(&t.path().join("top.ks")).unwrap();
+    let fatal: Vec<&str> = ks
+        .problems
+        .iter()
+        .filter(|d| d.kind == Kind::ErrorFatal)
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(fatal.len(), 1, "{:?}", ks.problems);
+    assert!(fatal[0].contains("cycle"), "{fatal:?}");
+}
+
+#[test]
+fn an_include_larger_than_the_cap_is_refused_before_reading() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("big.ks"), vec![b'#'; 10_000]).unwrap();
+    std::fs::write(t.path().join("top.ks"), "%include big.ks\n").unwrap();
+    let limits = Limits {
+        max_bytes: 5_000,
+        ..Limits::default()
+    };
+    let ks = Kickstart::load_with(&t.path().join("top.ks"), limits).unwrap();
+    assert!(
+        ks.problems
+            .iter()
+            .any(|d| d.message.contains("larger than 5000 bytes")),
+        "{:?}",
+        ks.problems
+    );
+}

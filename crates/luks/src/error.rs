@@ -96,6 +96,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// Memory a key derivation needs could not be allocated.
+    #[error("out of memory: {what} needs {bytes} bytes")]
+    OutOfMemory {
+        /// What needed it.
+        what: &'static str,
+        /// How much.
+        bytes: u64,
+    },
     /// No keyslot could be opened with the passphrase.
     #[error("no keyslot matches the passphrase")]
     WrongPassphrase,

@@ -252,6 +252,7 @@ impl Luks2Header {
                 extra: Map::new(),
             },
             salts,
+            limits: crate::raw::Limits::default(),
             copies: [
                 CopyReport {
                     offset: 0,

@@ -47,6 +47,8 @@ pub struct Luks2Header {
     pub salts: [[u8; 64]; 2],
     /// What was found in the primary and the secondary copy.
     pub copies: [CopyReport; 2],
+    /// The limits the header was read with; unlocking and digest checks keep to them.
+    pub limits: Limits,
 }
 
 fn read_exact_at<R: Read + Seek>(
@@ -242,6 +244,7 @@ impl Luks2Header {
             metadata: chosen.metadata,
             salts,
             copies,
+            limits,
         })
     }
 

@@ -186,27 +186,71 @@ impl Luks2Header {
     ) -> Result<(u32, VolumeKey)> {
         self.check_requirements()?;
         let mut unsupported = None;
+        let mut over_budget = None;
+        // One budget for every keyslot tried: a header with many keyslots at the
+        // per-keyslot cap cannot multiply it.
+        let mut budget = self.limits.max_unlock_work;
         for id in self.unlock_order() {
-            match self.unlock_keyslot(dev, id, passphrase) {
+            match self.unlock_keyslot_within(dev, id, passphrase, &mut budget) {
                 Ok(vk) => return Ok((id, vk)),
                 Err(Error::WrongPassphrase) => {}
                 Err(e @ (Error::Unsupported { .. } | Error::UnsupportedValue { .. })) => {
                     unsupported.get_or_insert(e);
                 }
+                Err(
+                    e @ Error::LimitExceeded {
+                        what: UNLOCK_WORK, ..
+                    },
+                ) => {
+                    over_budget.get_or_insert(e);
+                }
                 Err(e) => return Err(e),
             }
         }
-        Err(unsupported.unwrap_or(Error::WrongPassphrase))
+        Err(over_budget
+            .or(unsupported)
+            .unwrap_or(Error::WrongPassphrase))
     }
 
-    /// Opens one keyslot with `passphrase`.
+    /// The key-derivation work opening keyslot `id` takes: its KDF and the PBKDF2 of the
+    /// digests that check it.
+    pub fn keyslot_work(&self, id: u32) -> Result<u64> {
+        let ks = self
+            .metadata
+            .keyslots
+            .get(&id)
+            .ok_or(Error::NoSuchKeyslot(id))?;
+        let digests: u64 = self
+            .metadata
+            .digests
+            .values()
+            .filter(|d| d.keyslots.contains(&id))
+            .map(|d| u64::from(d.iterations))
+            .sum();
+        Ok(crate::crypto::kdf_work(&ks.kdf).saturating_add(digests))
+    }
+
+    /// Opens one keyslot with `passphrase`, within [`Limits::max_unlock_work`].
     pub fn unlock_keyslot<R: Read + Seek>(
         &self,
         dev: &mut R,
         id: u32,
         passphrase: &[u8],
     ) -> Result<VolumeKey> {
+        let mut budget = self.limits.max_unlock_work;
+        self.unlock_keyslot_within(dev, id, passphrase, &mut budget)
+    }
+
+    /// [`unlock_keyslot`](Self::unlock_keyslot), taking its work from `budget`.
+    fn unlock_keyslot_within<R: Read + Seek>(
+        &self,
+        dev: &mut R,
+        id: u32,
+        passphrase: &[u8],
+        budget: &mut u64,
+    ) -> Result<VolumeKey> {
         self.check_requirements()?;
+        let work = self.keyslot_work(id)?;
         let ks = self
             .metadata
             .keyslots
@@ -226,7 +270,7 @@ impl Luks2Header {
         }
         let mut area_key = Zeroizing::new(vec![0u8; ks.area.key_size as usize]);
         // The digest's own PBKDF2 runs after the keyslot's: refuse an absurd one up front.
-        let limits = Limits::default();
+        let limits = self.limits;
         if self
             .metadata
             .digests
@@ -239,6 +283,16 @@ impl Luks2Header {
                 limit: u64::from(limits.max_pbkdf2_iterations),
             });
         }
+        // Each cost within its own cap first (the clearer error), then within what is left
+        // of this unlock's budget.
+        crate::crypto::check_kdf_limits(&ks.kdf, &limits)?;
+        if work > *budget {
+            return Err(Error::LimitExceeded {
+                what: UNLOCK_WORK,
+                limit: self.limits.max_unlock_work,
+            });
+        }
+        *budget -= work;
         derive_key(&ks.kdf, passphrase, &mut area_key, &limits)?;
         let key_size = ks.key_size as usize;
         let split_len = af_split_size(key_size, ks.af.stripes).ok_or(Error::LimitExceeded {
@@ -281,12 +335,13 @@ impl Luks2Header {
             .digests
             .values()
             .filter(|d| d.keyslots.contains(&id))
-            .any(|d| digest_matches(d, vk))
+            .any(|d| digest_matches(d, vk, &self.limits))
     }
 
     /// Whether `vk` matches the digest of the (first) crypt segment.
     pub fn verify_volume_key(&self, vk: &VolumeKey) -> bool {
-        self.segment_digest().is_some_and(|d| digest_matches(d, vk))
+        self.segment_digest()
+            .is_some_and(|d| digest_matches(d, vk, &self.limits))
     }
 
     fn segment_digest_id(&self) -> Option<u32> {
@@ -525,10 +580,13 @@ impl Luks2Header {
     }
 }
 
-/// Whether `vk` matches digest `d`; a digest asking for more iterations than the default
-/// [`Limits`] allow never matches (it would keep the caller busy for hours).
-fn digest_matches(d: &crate::raw::DigestEntry, vk: &VolumeKey) -> bool {
-    if d.iterations > Limits::default().max_pbkdf2_iterations {
+/// What [`Limits::max_unlock_work`] counts, in its error.
+const UNLOCK_WORK: &str = "key-derivation work of one unlock (every keyslot tried)";
+
+/// Whether `vk` matches digest `d`; a digest asking for more iterations than `limits`
+/// allow never matches (it would keep the caller busy for hours).
+fn digest_matches(d: &crate::raw::DigestEntry, vk: &VolumeKey, limits: &Limits) -> bool {
+    if d.iterations > limits.max_pbkdf2_iterations {
         return false;
     }
     let mut out = Zeroizing::new(vec![0u8; d.digest.len()]);

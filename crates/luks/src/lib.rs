@@ -76,7 +76,9 @@ mod payload;
 pub mod raw;
 mod unlock;
 
-pub use crypto::{Argon2Variant, HashAlg, Kdf, Xts, XtsKeySize, af_merge, af_split, derive_key};
+pub use crypto::{
+    Argon2Variant, HashAlg, Kdf, Xts, XtsKeySize, af_merge, af_split, derive_key, kdf_work,
+};
 pub use error::{Error, Result};
 pub use format::FormatOptions;
 pub use header::{ALLOWED_HDR_SIZES, CopyReport, Luks2Header};

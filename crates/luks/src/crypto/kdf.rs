@@ -74,39 +74,27 @@ impl Kdf {
     }
 }
 
-/// Derives `out.len()` bytes from `passphrase` with `kdf`.
-///
-/// `max_memory_kib` caps the Argon2 memory a header may demand (untrusted input).
-/// Derives `out` from `passphrase`; refuses costs beyond `limits` before doing any work.
-pub fn derive_key(kdf: &Kdf, passphrase: &[u8], out: &mut [u8], limits: &Limits) -> Result<()> {
+/// The work `kdf` asks for, in the unit of [`Limits::max_unlock_work`]: Argon2 memory KiB
+/// times passes, or PBKDF2 iterations.
+pub fn kdf_work(kdf: &Kdf) -> u64 {
     match kdf {
-        Kdf::Pbkdf2 {
-            hash,
-            iterations,
-            salt,
-        } => {
-            if *iterations == 0 {
-                return Err(Error::InvalidOption {
-                    option: "pbkdf2 iterations",
-                    reason: "must be at least 1",
-                });
-            }
+        Kdf::Pbkdf2 { iterations, .. } => u64::from(*iterations),
+        Kdf::Argon2 { time, memory, .. } => u64::from(*memory) * u64::from(*time),
+    }
+}
+
+/// Refuses costs of `kdf` beyond `limits` (untrusted input), before any work.
+pub fn check_kdf_limits(kdf: &Kdf, limits: &Limits) -> Result<()> {
+    match kdf {
+        Kdf::Pbkdf2 { iterations, .. } => {
             if *iterations > limits.max_pbkdf2_iterations {
                 return Err(Error::LimitExceeded {
                     what: "pbkdf2 iterations",
                     limit: u64::from(limits.max_pbkdf2_iterations),
                 });
             }
-            hash.pbkdf2(passphrase, salt, *iterations, out);
-            Ok(())
         }
-        Kdf::Argon2 {
-            variant,
-            time,
-            memory,
-            cpus,
-            salt,
-        } => {
+        Kdf::Argon2 { time, memory, .. } => {
             if *memory > limits.max_argon2_memory_kib {
                 return Err(Error::LimitExceeded {
                     what: "argon2 memory cost (KiB)",
@@ -119,6 +107,37 @@ pub fn derive_key(kdf: &Kdf, passphrase: &[u8], out: &mut [u8], limits: &Limits)
                     limit: limits.max_argon2_work,
                 });
             }
+        }
+    }
+    Ok(())
+}
+
+/// Derives `out` from `passphrase` with `kdf`; refuses costs beyond `limits` (untrusted
+/// input) before doing any work.
+pub fn derive_key(kdf: &Kdf, passphrase: &[u8], out: &mut [u8], limits: &Limits) -> Result<()> {
+    check_kdf_limits(kdf, limits)?;
+    match kdf {
+        Kdf::Pbkdf2 {
+            hash,
+            iterations,
+            salt,
+        } => {
+            if *iterations == 0 {
+                return Err(Error::InvalidOption {
+                    option: "pbkdf2 iterations",
+                    reason: "must be at least 1",
+                });
+            }
+            hash.pbkdf2(passphrase, salt, *iterations, out);
+            Ok(())
+        }
+        Kdf::Argon2 {
+            variant,
+            time,
+            memory,
+            cpus,
+            salt,
+        } => {
             let params = argon2::Params::new(*memory, *time, *cpus, Some(out.len())).map_err(
                 |_| Error::InvalidOption {
                     option: "argon2 parameters",
@@ -131,11 +150,30 @@ pub fn derive_key(kdf: &Kdf, passphrase: &[u8], out: &mut [u8], limits: &Limits)
             };
             argon2::Argon2::new(alg, argon2::Version::V0x13, params)
                 .hash_password_into(passphrase, salt, out)
-                .map_err(|_| Error::InvalidOption {
-                    option: "argon2 salt or passphrase",
-                    reason: "Argon2 needs a salt of 8 bytes or more",
-                })
+                .map_err(|e| argon2_error(e, *memory))
         }
+    }
+}
+
+/// This crate's error for what Argon2 refused: a memory failure is reported as one.
+fn argon2_error(e: argon2::Error, memory_kib: u32) -> Error {
+    match e {
+        argon2::Error::OutOfMemory | argon2::Error::MemoryTooMuch => Error::OutOfMemory {
+            what: "argon2 memory cost",
+            bytes: u64::from(memory_kib) * 1024,
+        },
+        argon2::Error::SaltTooShort | argon2::Error::SaltTooLong => Error::InvalidOption {
+            option: "argon2 salt",
+            reason: "Argon2 needs a salt of 8 bytes or more (and fewer than 2^32)",
+        },
+        argon2::Error::PwdTooLong => Error::InvalidOption {
+            option: "passphrase",
+            reason: "longer than Argon2 accepts",
+        },
+        _ => Error::InvalidOption {
+            option: "argon2 parameters",
+            reason: "rejected by Argon2",
+        },
     }
 }
 
@@ -159,6 +197,18 @@ mod tests {
                 0x41, 0xf0, 0xd8, 0xde, 0x89, 0x57
             ]
         );
+    }
+
+    #[test]
+    fn a_memory_failure_is_reported_as_one() {
+        let e = argon2_error(argon2::Error::OutOfMemory, 1 << 20);
+        assert!(
+            matches!(e, Error::OutOfMemory { bytes, .. } if bytes == 1 << 30),
+            "{e}"
+        );
+        assert!(e.to_string().contains("out of memory"), "{e}");
+        let e = argon2_error(argon2::Error::SaltTooShort, 1 << 20);
+        assert!(e.to_string().contains("salt"), "{e}");
     }
 
     #[test]

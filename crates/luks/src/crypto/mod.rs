@@ -8,5 +8,5 @@ mod xts;
 
 pub use af::{af_merge, af_split, af_split_size};
 pub use hash::HashAlg;
-pub use kdf::{Argon2Variant, Kdf, derive_key};
+pub use kdf::{Argon2Variant, Kdf, check_kdf_limits, derive_key, kdf_work};
 pub use xts::{Xts, XtsKeySize};

@@ -40,6 +40,12 @@ pub struct Limits {
     /// Most PBKDF2 iterations a keyslot or digest may ask for (default 2^28: about a minute;
     /// cryptsetup's 2-second benchmark gives a few million).
     pub max_pbkdf2_iterations: u32,
+    /// Most key-derivation work one unlock may do across every keyslot it tries, digests
+    /// included: Argon2 memory KiB x passes plus PBKDF2 iterations (default 2^29, one
+    /// keyslot at the per-keyslot cap, or about a hundred of cryptsetup's 1 GiB x 4 slots).
+    /// Keyslots that would go past it are skipped, so many keyslots at the cap cannot keep
+    /// an unlock busy for hours.
+    pub max_unlock_work: u64,
 }
 
 impl Default for Limits {
@@ -50,6 +56,7 @@ impl Default for Limits {
             max_argon2_memory_kib: 4 * 1024 * 1024,
             max_argon2_work: 1 << 29,
             max_pbkdf2_iterations: 1 << 28,
+            max_unlock_work: 1 << 29,
         }
     }
 }

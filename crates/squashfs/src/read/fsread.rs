@@ -81,6 +81,15 @@ impl Reader {
         for &word in &f.block_sizes {
             let len = f.file_size.saturating_sub(file_offset).min(bs);
             let (stored, compressed) = data_block_size(word);
+            if word != 0 && stored == 0 {
+                // Not a hole, yet stored in no byte: reading it fails too.
+                return Err(Error::Malformed {
+                    structure: "data block",
+                    field: "size",
+                    offset: pos,
+                    reason: "a stored block of zero bytes",
+                });
+            }
             let end = pos.checked_add(u64::from(stored));
             if end.is_none_or(|end| end > self.superblock().bytes_used) {
                 return Err(Error::Truncated {
@@ -170,6 +179,22 @@ impl FsRead for Reader {
         // The block list is read on use, once per content read.
         let inode = self.inode(node.inode_ref)?;
         self.read_file(&inode, out)
+    }
+
+    fn read_content_holes(
+        &self,
+        node: &InodeHandle,
+        out: &mut dyn imgpipe_fstree::HoleWrite,
+    ) -> Result<u64> {
+        let inode = self.inode(node.inode_ref)?;
+        let io = |source| Error::Io {
+            what: "writing file content",
+            source,
+        };
+        self.read_file_chunks(&inode, &mut |c| match c {
+            super::Chunk::Data(d) => out.write_all(d).map_err(io),
+            super::Chunk::Zeros(n) => out.hole(n as u64).map_err(io),
+        })
     }
 
     fn image_len(&self) -> Option<u64> {

@@ -10,7 +10,8 @@ use imgpipe_repro::luks::KeyslotChoice;
 use serde::Serialize;
 
 use super::{
-    KdfArgs, OsRng, keys, luks_error, open_ro, open_rw, passphrase, read_header, wrong_passphrase,
+    KdfArgs, KdfBudget, OsRng, keys, luks_error, open_ro, open_rw, passphrase, read_header,
+    wrong_passphrase,
 };
 use crate::output;
 
@@ -27,6 +28,8 @@ pub(super) struct UnlockArgs {
     /// Print the volume key as hex on stdout.
     #[arg(long)]
     dump_volume_key: bool,
+    #[command(flatten)]
+    budget: KdfBudget,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -47,6 +50,8 @@ pub(super) struct AddKeyArgs {
     key_slot: Option<u32>,
     #[command(flatten)]
     kdf: KdfArgs,
+    #[command(flatten)]
+    budget: KdfBudget,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -65,6 +70,8 @@ pub(super) struct RemoveKeyArgs {
     /// Allow removing the last keyslot (the data becomes unrecoverable).
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    budget: KdfBudget,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -82,6 +89,8 @@ pub(super) struct ChangeKeyArgs {
     new_passphrase_file: PathBuf,
     #[command(flatten)]
     kdf: KdfArgs,
+    #[command(flatten)]
+    budget: KdfBudget,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -91,7 +100,7 @@ pub(super) struct ChangeKeyArgs {
 pub(super) fn unlock(a: UnlockArgs) -> anyhow::Result<ExitCode> {
     let pass = passphrase(&a.passphrase_file)?;
     let mut f = open_ro(&a.image)?;
-    let hdr = read_header(&mut f, &a.image)?;
+    let hdr = read_header(&mut f, &a.image, a.budget.limits())?;
     let u = match hdr.try_unlock(&mut f, &pass, a.key_slot) {
         Ok(Some(u)) => u,
         Ok(None) => return Ok(wrong_passphrase(&a.image)),
@@ -122,7 +131,7 @@ pub(super) fn add_key(a: AddKeyArgs, os: &mut OsRng) -> anyhow::Result<ExitCode>
     let pass = passphrase(&a.passphrase_file)?;
     let new = passphrase(&a.new_passphrase_file)?;
     let mut f = open_rw(&a.image)?;
-    let mut hdr = read_header(&mut f, &a.image)?;
+    let mut hdr = read_header(&mut f, &a.image, a.budget.limits())?;
     let keys = keys(a.kdf.seed, os);
     let params = a.kdf.params();
     let r = imgpipe_repro::luks::add_key(&mut hdr, &mut f, &pass, &new, &params, a.key_slot, keys);
@@ -132,7 +141,7 @@ pub(super) fn add_key(a: AddKeyArgs, os: &mut OsRng) -> anyhow::Result<ExitCode>
 /// Runs `imgpipe luks remove-key`.
 pub(super) fn remove_key(a: RemoveKeyArgs) -> anyhow::Result<ExitCode> {
     let mut f = open_rw(&a.image)?;
-    let mut hdr = read_header(&mut f, &a.image)?;
+    let mut hdr = read_header(&mut f, &a.image, a.budget.limits())?;
     let pass;
     let which = match (a.key_slot, &a.passphrase_file) {
         (Some(id), _) => KeyslotChoice::Id(id),
@@ -151,7 +160,7 @@ pub(super) fn change_key(a: ChangeKeyArgs, os: &mut OsRng) -> anyhow::Result<Exi
     let pass = passphrase(&a.passphrase_file)?;
     let new = passphrase(&a.new_passphrase_file)?;
     let mut f = open_rw(&a.image)?;
-    let mut hdr = read_header(&mut f, &a.image)?;
+    let mut hdr = read_header(&mut f, &a.image, a.budget.limits())?;
     let keys = keys(a.kdf.seed, os);
     let params = a.kdf.params();
     let r = imgpipe_repro::luks::change_key(&mut hdr, &mut f, &pass, &new, &params, keys);

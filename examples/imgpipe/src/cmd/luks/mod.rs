@@ -13,7 +13,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use imgpipe_luks::{
-    Argon2Variant, Error as LuksError, HashAlg, KdfParams, KeyslotParams, Luks2Header, Metadata,
+    Argon2Variant, Error as LuksError, HashAlg, KdfParams, KeyslotParams, Limits, Luks2Header,
+    Metadata,
 };
 use imgpipe_repro::Seed;
 use imgpipe_repro::luks::{KeySource, LuksStep};
@@ -150,8 +151,27 @@ fn open_ro(path: &Path) -> anyhow::Result<File> {
     File::open(path).with_context(|| format!("cannot open {}", path.display()))
 }
 
-fn read_header(file: &mut File, path: &Path) -> anyhow::Result<Luks2Header> {
-    let hdr = Luks2Header::read(file)
+/// `--max-kdf-work` of the commands that unlock.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct KdfBudget {
+    /// Most key-derivation work one unlock may do across every keyslot it tries: Argon2
+    /// memory KiB x passes plus PBKDF2 iterations (default 2^29, about a hundred of
+    /// cryptsetup's 1 GiB x 4 keyslots); keyslots past it are skipped.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_unlock_work)]
+    max_kdf_work: u64,
+}
+
+impl KdfBudget {
+    fn limits(self) -> Limits {
+        Limits {
+            max_unlock_work: self.max_kdf_work,
+            ..Limits::default()
+        }
+    }
+}
+
+fn read_header(file: &mut File, path: &Path, limits: Limits) -> anyhow::Result<Luks2Header> {
+    let hdr = Luks2Header::read_with_limits(file, limits)
         .with_context(|| format!("{}: not a usable LUKS2 header", path.display()))?;
     for c in &hdr.copies {
         if let Some(p) = &c.problem {
@@ -255,7 +275,7 @@ struct DumpArgs {
 
 fn dump(a: DumpArgs) -> anyhow::Result<ExitCode> {
     let mut f = open_ro(&a.image)?;
-    let hdr = read_header(&mut f, &a.image)?;
+    let hdr = read_header(&mut f, &a.image, Limits::default())?;
     if a.json {
         output::print_json(&Dump {
             uuid: &hdr.uuid,

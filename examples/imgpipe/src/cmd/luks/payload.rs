@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use imgpipe_luks::DataSegment;
 
-use super::{luks_error, open_ro, open_rw, passphrase, read_header, wrong_passphrase};
+use super::{KdfBudget, luks_error, open_ro, open_rw, passphrase, read_header, wrong_passphrase};
 use crate::{output, target};
 
 #[derive(Debug, clap::Args)]
@@ -24,6 +24,8 @@ pub(super) struct EncryptArgs {
     /// Detached header file.
     #[arg(long)]
     header: Option<PathBuf>,
+    #[command(flatten)]
+    budget: KdfBudget,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -42,6 +44,8 @@ pub(super) struct DecryptArgs {
     /// Detached header file.
     #[arg(long)]
     header: Option<PathBuf>,
+    #[command(flatten)]
+    budget: KdfBudget,
     /// Replace OUTPUT even when it holds a recognised filesystem or partition table.
     #[arg(long)]
     force: bool,
@@ -56,11 +60,12 @@ fn unlock_segment(
     image: &Path,
     header: Option<&Path>,
     passphrase_file: &Path,
+    budget: KdfBudget,
 ) -> anyhow::Result<Result<DataSegment, ExitCode>> {
     let pass = passphrase(passphrase_file)?;
     let hdr_path = header.unwrap_or(image);
     let mut hf = open_ro(hdr_path)?;
-    let hdr = read_header(&mut hf, hdr_path)?;
+    let hdr = read_header(&mut hf, hdr_path, budget.limits())?;
     match imgpipe_repro::luks::unlock_segment(&hdr, &mut hf, &pass) {
         Ok(Some(seg)) => Ok(Ok(seg)),
         Ok(None) => Ok(Err(wrong_passphrase(hdr_path))),
@@ -70,7 +75,7 @@ fn unlock_segment(
 
 /// Runs `imgpipe luks encrypt`.
 pub(super) fn encrypt(a: EncryptArgs) -> anyhow::Result<ExitCode> {
-    let seg = match unlock_segment(&a.image, a.header.as_deref(), &a.passphrase_file)? {
+    let seg = match unlock_segment(&a.image, a.header.as_deref(), &a.passphrase_file, a.budget)? {
         Ok(seg) => seg,
         Err(code) => return Ok(code),
     };
@@ -100,7 +105,7 @@ pub(super) fn encrypt(a: EncryptArgs) -> anyhow::Result<ExitCode> {
 /// Runs `imgpipe luks decrypt`.
 pub(super) fn decrypt(a: DecryptArgs) -> anyhow::Result<ExitCode> {
     target::check_replace("-o/--output", &a.output, a.force)?;
-    let seg = match unlock_segment(&a.image, a.header.as_deref(), &a.passphrase_file)? {
+    let seg = match unlock_segment(&a.image, a.header.as_deref(), &a.passphrase_file, a.budget)? {
         Ok(seg) => seg,
         Err(code) => return Ok(code),
     };
