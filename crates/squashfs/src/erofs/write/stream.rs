@@ -633,7 +633,7 @@ pub(super) fn emit<W: Write + Seek>(
             ..ZFile::default()
         };
         for rx in packed_pending.drain(..) {
-            let u = rx.recv().map_err(|_| Error::Compress {
+            let u = wait_helping(&rx).map_err(|_| Error::Compress {
                 compressor: "packed inode",
                 reason: "a compression worker stopped",
             })??;
@@ -957,4 +957,26 @@ pub(super) fn emit<W: Write + Seek>(
     report.image_size = u64::from(blocks) * blksz;
     report.root_nid = root_nid;
     Ok(report)
+}
+
+/// Waits for a result that a job spawned on a rayon pool sends, running the current pool's
+/// queued jobs meanwhile. A worker that simply blocked could wait for a job only it could
+/// run: with a one-thread pool (`--processors 1`, the build itself running inside it) the
+/// packed inode's segments would never be compressed.
+fn wait_helping<T>(rx: &mpsc::Receiver<T>) -> std::result::Result<T, mpsc::RecvError> {
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Ok(v),
+            Err(mpsc::TryRecvError::Disconnected) => return Err(mpsc::RecvError),
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        if rayon::yield_now() == Some(rayon::Yield::Executed) {
+            continue;
+        }
+        match rx.recv_timeout(std::time::Duration::from_millis(2)) {
+            Ok(v) => return Ok(v),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(mpsc::RecvError),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+    }
 }
