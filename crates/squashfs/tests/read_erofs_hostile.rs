@@ -299,3 +299,37 @@ fn a_fragmented_packed_inode_is_refused() {
     let e = read_err(&b, "b");
     assert!(e.contains("fragment"), "{e}");
 }
+
+/// A compressed file claiming a size of 1 TiB in a small image fails at once on the file
+/// size limit (and its extents too), before any index is read or buffer allocated; an
+/// unknown incompatible feature bit is refused at open.
+#[test]
+fn claimed_sizes_and_unknown_features() {
+    let Some((mut b, i)) = legacy("") else { return };
+    let at = i.position() as usize + 8;
+    if i.extended {
+        put(&mut b, at, &(1u64 << 40).to_le_bytes());
+    } else {
+        put(&mut b, at, &u32::MAX.to_le_bytes());
+    }
+    let r = open(&b);
+    let f = node(&r, "text");
+    let e = r
+        .read_file(&f, &mut std::io::sink())
+        .unwrap_err()
+        .to_string();
+    if i.extended {
+        assert!(e.contains("limit"), "{e}");
+    }
+    let (_, n) = FsRead::walk(&r)
+        .unwrap()
+        .into_iter()
+        .find(|(e, _)| e.path == b"text")
+        .unwrap();
+    assert!(r.extents(&n).is_err());
+    let mut b2 = b.clone();
+    let fi = u32::from_le_bytes(b2[1024 + 80..1024 + 84].try_into().unwrap());
+    put(&mut b2, 1024 + 80, &(fi | 0x80).to_le_bytes());
+    let e = ErofsReader::open_at(Bytes(b2), 0, Limits::default()).unwrap_err();
+    assert!(e.to_string().contains("unsupported"), "{e}");
+}

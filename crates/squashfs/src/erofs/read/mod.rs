@@ -148,6 +148,9 @@ struct PclusterCache {
 /// A pcluster and how it decodes (interlaced ones also by the extent's offset in a block).
 type PclusterKey = (u64, u64, Codec, u64);
 
+/// The incompatible features this reader implements (erofs-utils 1.8, Linux 6.6).
+const KNOWN_INCOMPAT: u32 = 0x7f;
+
 /// Most bytes of decoded pclusters kept.
 const CACHE_BYTES: usize = 64 << 20;
 /// Most decoded bytes one parallel batch of a file's pclusters holds.
@@ -201,6 +204,17 @@ impl ErofsReader {
         if r.sb.extra_devices != 0 {
             return Err(Error::Unsupported {
                 feature: "EROFS images spread over extra devices",
+            });
+        }
+        // As the kernel does: a feature this reader does not know changes the layout.
+        if r.sb.feature_incompat & !KNOWN_INCOMPAT != 0 {
+            return Err(Error::Unsupported {
+                feature: "EROFS incompatible features beyond erofs-utils 1.8 (48-bit layout, metabox, ...)",
+            });
+        }
+        if r.sb.dirblkbits != 0 {
+            return Err(Error::Unsupported {
+                feature: "EROFS directory blocks larger than the block size (dirblkbits)",
             });
         }
         if r.sb.feature_incompat & FEATURE_INCOMPAT_COMPR_CFGS != 0 {
