@@ -228,6 +228,12 @@ fn check(name: &str, mkfs: &Path, args: &[&str]) -> Used {
     let want_x = tree_xattrs(src, want.keys().cloned());
     assert_eq!(our_x, want_x, "{name}: xattrs");
 
+    // The same image at an offset inside a larger file.
+    let mut shifted = vec![0xa5u8; 12_345];
+    shifted.extend(std::fs::read(&img).unwrap());
+    let r2 = ErofsReader::open_at(Bytes(shifted), 12_345, Limits::default()).unwrap();
+    assert_eq!(facts(&r2).0, ours, "{name}: at an offset");
+
     // The kernel reads the same tree from the same image.
     if let Some(m) = common::Mount::typed(&img, "erofs") {
         let kernel = describe_tree(&m.path());
