@@ -295,6 +295,12 @@ fn debian_15_lz4_lz4hc_big_pclusters() {
     check("1.5 lz4hc", &m, &["-zlz4hc"]);
     assert!(check("1.5 lz4hc -C65536", &m, &["-zlz4hc", "-C65536"]).has(BIG));
     assert!(check("1.5 lz4 ztailpacking", &m, &["-zlz4", "-Eztailpacking"]).has(ZTAIL));
+    check(
+        "1.5 lz4hc fragments",
+        &m,
+        &["-zlz4hc", "-C65536", "-Efragments,ztailpacking"],
+    );
+    check("1.5 lz4hc dedupe", &m, &["-zlz4hc", "-C65536", "-Ededupe"]);
 }
 
 #[test]
