@@ -228,6 +228,12 @@ fn check(name: &str, mkfs: &Path, args: &[&str]) -> Used {
     let want_x = tree_xattrs(src, want.keys().cloned());
     assert_eq!(our_x, want_x, "{name}: xattrs");
 
+    // The same image at an offset inside a larger file.
+    let mut shifted = vec![0xa5u8; 12_345];
+    shifted.extend(std::fs::read(&img).unwrap());
+    let r2 = ErofsReader::open_at(Bytes(shifted), 12_345, Limits::default()).unwrap();
+    assert_eq!(facts(&r2).0, ours, "{name}: at an offset");
+
     // The kernel reads the same tree from the same image.
     if let Some(m) = common::Mount::typed(&img, "erofs") {
         let kernel = describe_tree(&m.path());
@@ -289,6 +295,12 @@ fn debian_15_lz4_lz4hc_big_pclusters() {
     check("1.5 lz4hc", &m, &["-zlz4hc"]);
     assert!(check("1.5 lz4hc -C65536", &m, &["-zlz4hc", "-C65536"]).has(BIG));
     assert!(check("1.5 lz4 ztailpacking", &m, &["-zlz4", "-Eztailpacking"]).has(ZTAIL));
+    check(
+        "1.5 lz4hc fragments",
+        &m,
+        &["-zlz4hc", "-C65536", "-Efragments,ztailpacking"],
+    );
+    check("1.5 lz4hc dedupe", &m, &["-zlz4hc", "-C65536", "-Ededupe"]);
 }
 
 #[test]

@@ -342,6 +342,37 @@ mod tests {
         assert!(microlzma(&[], 100).is_err());
     }
 
+    /// MicroLZMA as mkfs.erofs writes it: raw LZMA1 whose first byte becomes the inverted
+    /// properties byte; prefixes decode, more output than the data holds does not.
+    #[test]
+    fn microlzma_prefixes_and_overclaims() {
+        use liblzma::stream::{Action, Filters, LzmaOptions, Stream};
+        let data: Vec<u8> = (0..50_000u32)
+            .map(|k| (k % 251) as u8 ^ (k / 3000) as u8)
+            .collect();
+        let mut opts = LzmaOptions::new_preset(6).unwrap();
+        opts.dict_size(1 << 16);
+        let mut f = Filters::new();
+        f.lzma1(&opts);
+        let mut s = Stream::new_raw_encoder(&f).unwrap();
+        let mut c = Vec::with_capacity(60_000);
+        s.process_vec(&data, &mut c, Action::Finish).unwrap();
+        assert_eq!(c[0], 0);
+        // lc 3, lp 0, pb 2.
+        c[0] = !93u8;
+        let lzma = Codec::Compressed(COMPRESSION_LZMA);
+        let mut padded = vec![0u8; 100];
+        padded.extend_from_slice(&c);
+        for n in [1, 4096, 33_333, data.len()] {
+            let got = decode_pcluster(lzma, &padded, n, params(), 0).unwrap();
+            assert_eq!(got, &data[..n]);
+        }
+        assert!(decode_pcluster(lzma, &padded, data.len() + 1, params(), 0).is_err());
+        assert!(
+            decode_pcluster(lzma, &padded[..padded.len() / 2], data.len(), params(), 0).is_err()
+        );
+    }
+
     #[test]
     fn plain_forms() {
         let src: Vec<u8> = (0..4096u32).map(|k| k as u8).collect();

@@ -939,6 +939,53 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any file of consecutive pclusters: compact encoding decodes to what its full
+        /// indexes say, at every alignment, with and without 2-byte slots and big pclusters.
+        #[test]
+        fn compact_round_trips(
+            parts in proptest::collection::vec((proptest::bool::ANY, 0u16..4096, 1u16..8, 1u16..8), 1..120),
+            big in proptest::bool::ANY,
+            two in proptest::bool::ANY,
+            align in 0u64..4,
+        ) {
+            let parts: Vec<(u8, u16, u16, u16)> = parts
+                .iter()
+                .enumerate()
+                .map(|(k, &(plain, ofs, lcs, blocks))| {
+                    let kind = if plain { LCLUSTER_TYPE_PLAIN } else { LCLUSTER_TYPE_HEAD1 };
+                    let blocks = if big && lcs > 1 { blocks.min(lcs) } else { 1 };
+                    (kind, if k == 0 { 0 } else { ofs }, lcs, blocks)
+                })
+                .collect();
+            let full = full_indexes(&parts, 77, big);
+            let ebase = 64 + 8 * align;
+            let enc = encode_compact(&full, ebase, 12, two, big, 77).unwrap();
+            let layout = CompactLayout::new(ebase, full.len() as u64, two);
+            proptest::prop_assert_eq!(enc.len() as u64, layout.encoded_len());
+            for (lcn, want) in full.iter().enumerate() {
+                let s = layout.locate(lcn as u64).unwrap();
+                let off = (s.pack - ebase) as usize;
+                let got = decode_compact(&enc[off..off + s.pack_len], s.slot, 12, big, 0).unwrap();
+                let want = want.decode(12, big, 0).unwrap();
+                proptest::prop_assert_eq!(got.kind, want.kind);
+                if want.is_head() {
+                    proptest::prop_assert_eq!((got.clusterofs, got.pblk), (want.clusterofs, want.pblk));
+                } else {
+                    proptest::prop_assert_eq!(got.delta[0], want.delta[0]);
+                    proptest::prop_assert_eq!(got.compressed_blocks, want.compressed_blocks);
+                }
+            }
+        }
+
+        /// Map headers and full indexes: every 8 bytes parse and encode back to themselves.
+        #[test]
+        fn header_and_index_bytes_round_trip(b in proptest::array::uniform8(0u8..)) {
+            proptest::prop_assert_eq!(MapHeader::parse(&b, 0).unwrap().to_bytes(), b);
+            proptest::prop_assert_eq!(LclusterIndex::parse(&b, 0).unwrap().to_bytes(), b);
+        }
+    }
+
     #[test]
     fn compact_rejects_bad_packs() {
         assert!(decode_compact(&[0; 8], 2, 12, false, 0).is_err());

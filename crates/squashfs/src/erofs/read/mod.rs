@@ -132,6 +132,12 @@ pub struct ErofsReader {
     cache: Mutex<PclusterCache>,
 }
 
+/// A piece of content: bytes, or a run of zeros the image stores as a hole.
+enum Piece<'a> {
+    Data(&'a [u8]),
+    Hole(u64),
+}
+
 /// Decoded pclusters, least recently used first; bounded in entries and bytes.
 #[derive(Default)]
 struct PclusterCache {
@@ -141,6 +147,9 @@ struct PclusterCache {
 
 /// A pcluster and how it decodes (interlaced ones also by the extent's offset in a block).
 type PclusterKey = (u64, u64, Codec, u64);
+
+/// The incompatible features this reader implements (erofs-utils 1.8, Linux 6.6).
+const KNOWN_INCOMPAT: u32 = 0x7f;
 
 /// Most bytes of decoded pclusters kept.
 const CACHE_BYTES: usize = 64 << 20;
@@ -195,6 +204,17 @@ impl ErofsReader {
         if r.sb.extra_devices != 0 {
             return Err(Error::Unsupported {
                 feature: "EROFS images spread over extra devices",
+            });
+        }
+        // As the kernel does: a feature this reader does not know changes the layout.
+        if r.sb.feature_incompat & !KNOWN_INCOMPAT != 0 {
+            return Err(Error::Unsupported {
+                feature: "EROFS incompatible features beyond erofs-utils 1.8 (48-bit layout, metabox, ...)",
+            });
+        }
+        if r.sb.dirblkbits != 0 {
+            return Err(Error::Unsupported {
+                feature: "EROFS directory blocks larger than the block size (dirblkbits)",
             });
         }
         if r.sb.feature_incompat & FEATURE_INCOMPAT_COMPR_CFGS != 0 {
@@ -372,9 +392,9 @@ impl ErofsReader {
         self.content_range(i, 0, i.size, 0, emit)
     }
 
-    /// Calls `emit` with content bytes `start..start + len` (clipped to the size) in order.
-    /// `depth` counts packed-inode reads above this one: the packed inode's own content
-    /// never refers to a fragment.
+    /// Calls `emit` with content bytes `start..start + len` (clipped to the size) in order,
+    /// holes as zeros. `depth` counts packed-inode reads above this one: the packed inode's
+    /// own content never refers to a fragment.
     fn content_range(
         &self,
         i: &ErofsInode,
@@ -383,16 +403,47 @@ impl ErofsReader {
         depth: u8,
         emit: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
+        let mut zeros: Vec<u8> = Vec::new();
+        self.pieces(i, start, len, depth, &mut |p| match p {
+            Piece::Data(d) => emit(d),
+            Piece::Hole(mut n) => {
+                if zeros.is_empty() {
+                    zeros = vec![0u8; 1 << 20];
+                }
+                while n > 0 {
+                    let k = n.min(zeros.len() as u64);
+                    emit(zeros.get(..k as usize).unwrap_or_default())?;
+                    n -= k;
+                }
+                Ok(())
+            }
+        })
+    }
+
+    /// Calls `emit` with content bytes `start..start + len` (clipped to the size) in order:
+    /// data, and the runs of zeros the image stores as holes (NULL chunks).
+    fn pieces(
+        &self,
+        i: &ErofsInode,
+        start: u64,
+        len: u64,
+        depth: u8,
+        emit: &mut dyn FnMut(Piece<'_>) -> Result<()>,
+    ) -> Result<()> {
         let at = self.base + i.offset;
         let end = start.saturating_add(len).min(i.size);
         if start >= end {
             return Ok(());
         }
-        let plain = |from: u64, n: u64, emit: &mut dyn FnMut(&[u8]) -> Result<()>| {
+        let plain = |from: u64, n: u64, emit: &mut dyn FnMut(Piece<'_>) -> Result<()>| {
             let mut done = 0;
             while done < n {
                 let k = (n - done).min(1 << 20);
-                emit(&self.read(from + done, k, "EROFS file data")?)?;
+                emit(Piece::Data(&self.read(
+                    from + done,
+                    k,
+                    "EROFS file data",
+                )?))?;
                 done += k;
             }
             Ok(())
@@ -421,14 +472,14 @@ impl ErofsReader {
                         ));
                     }
                     let from = start.max(full) - full;
-                    emit(&self.read(istart + from, end - full - from, "EROFS inline tail")?)?;
+                    let tail = self.read(istart + from, end - full - from, "EROFS inline tail")?;
+                    emit(Piece::Data(&tail))?;
                 }
                 Ok(())
             }
             CHUNK_BASED => {
                 let m = self.chunk_map(i)?;
                 let chunk = m.chunk;
-                let zeros = vec![0u8; chunk.min(1 << 20) as usize];
                 for k in start / chunk..end.div_ceil(chunk) {
                     let blkaddr = self.chunk_addr(&m, k)?;
                     let (cs, ce) = ((k * chunk).max(start), ((k + 1) * chunk).min(end));
@@ -443,12 +494,7 @@ impl ErofsReader {
                                 "a directory chunk is a hole",
                             ));
                         }
-                        let mut left = ce - cs;
-                        while left > 0 {
-                            let n = left.min(zeros.len() as u64);
-                            emit(zeros.get(..n as usize).unwrap_or_default())?;
-                            left -= n;
-                        }
+                        emit(Piece::Hole(ce - cs))?;
                     } else {
                         let from = u64::from(blkaddr) * self.blksz + (cs - k * chunk);
                         plain(from, ce - cs, emit)?;
@@ -457,7 +503,7 @@ impl ErofsReader {
                 Ok(())
             }
             COMPRESSED_FULL | COMPRESSED_COMPACT => {
-                self.compressed_range(i, start, end, depth, emit)
+                self.compressed_range(i, start, end, depth, &mut |d| emit(Piece::Data(d)))
             }
             _ => Err(malformed(
                 "EROFS inode",
@@ -1051,6 +1097,42 @@ impl FsRead for ErofsReader {
 
     fn read_content(&self, node: &ErofsInode, out: &mut dyn Write) -> Result<u64> {
         self.read_file(node, out)
+    }
+
+    /// NULL chunks reach `out` as holes, never as bytes.
+    fn read_content_holes(
+        &self,
+        node: &ErofsInode,
+        out: &mut dyn imgpipe_fstree::HoleWrite,
+    ) -> Result<u64> {
+        if node.kind != InodeKind::File {
+            return Err(malformed(
+                "EROFS inode",
+                "i_mode",
+                self.base + node.offset,
+                "not a regular file",
+            ));
+        }
+        let io = |source| Error::Io {
+            what: "writing file content",
+            source,
+        };
+        let mut n = 0u64;
+        self.pieces(node, 0, node.size, 0, &mut |p| match p {
+            Piece::Data(d) => {
+                n += d.len() as u64;
+                out.write_all(d).map_err(io)
+            }
+            Piece::Hole(k) => {
+                n += k;
+                out.hole(k).map_err(io)
+            }
+        })?;
+        Ok(n)
+    }
+
+    fn image_len(&self) -> Option<u64> {
+        Some(self.len)
     }
 
     fn extents(&self, node: &ErofsInode) -> Result<Option<Vec<Extent>>> {
