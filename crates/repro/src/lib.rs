@@ -49,6 +49,7 @@ pub mod luks;
 mod nested;
 mod output;
 pub mod seed;
+mod source;
 
 pub use compare::{ByteRange, Comparison, DiffOptions, RangeDiff, compare_streams, diff_streams};
 pub use derive::{derive_uuid, hmac_sha256, uuid_text};
@@ -66,3 +67,4 @@ pub use nested::{
 };
 pub use output::{AtomicFile, TEMP_SUFFIX, check_output, discard_pending_outputs, temp_path};
 pub use seed::{Purpose, Seed};
+pub use source::image_tree;

@@ -49,6 +49,7 @@ mod flags;
 mod output;
 mod progress;
 mod size;
+mod source;
 mod target;
 
 use std::path::PathBuf;
@@ -76,7 +77,7 @@ enum Command {
     Iso(cmd::iso::Args),
     /// squashfs images: create, info, ls, extract.
     Squashfs(cmd::squashfs::Args),
-    /// EROFS images: create (uncompressed), info, ls, extract (uncompressed layouts read in full).
+    /// EROFS images: create (uncompressed or compressed), info, ls, extract.
     Erofs(cmd::erofs::Args),
     /// GPT disk images: create, show, grow, info.
     Gpt(cmd::gpt::Args),

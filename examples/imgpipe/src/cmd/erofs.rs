@@ -27,7 +27,8 @@ pub struct Args {
 /// Arguments of `erofs create`.
 #[derive(Debug, clap::Args)]
 struct CreateArgs {
-    /// The directory to pack.
+    /// The directory to pack, or a filesystem image (ISO9660, squashfs, EROFS, FAT) whose
+    /// tree is repacked without extracting it.
     dir: PathBuf,
     /// The image to write.
     #[arg(short, long)]
@@ -87,14 +88,13 @@ struct CreateArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Write an EROFS image of a directory, byte-reproducibly: uncompressed (flat plain and
+    /// Write an EROFS image of a directory or of another image's tree, byte-reproducibly: uncompressed (flat plain and
     /// inline layouts) or compressed (lz4, lz4hc, lzma, deflate, zstd; big pclusters,
     /// fragments, ztailpacking, dedupe), compact or extended inodes as each entry needs.
     Create(Box<CreateArgs>),
     /// Describe the image (as `imgpipe inspect`, refusing other formats): text, or JSON.
     Info(InfoArgs),
     /// List every entry: type and mode, owner, size, mtime (UTC), path, link target.
-    /// Uncompressed images are read in full; compressed files are listed, not read.
     Ls {
         /// The image.
         image: PathBuf,
@@ -221,8 +221,8 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
     let out = &a.output;
     // Everything is checked before the output is created.
     target::check_replace("-o/--output", out, a.common.force)?;
-    if !a.dir.is_dir() {
-        anyhow::bail!("{}: not a directory", a.dir.display());
+    if !a.dir.exists() {
+        anyhow::bail!("{}: no such directory or image", a.dir.display());
     }
     let epoch = a.common.epoch()?;
     let label = a.label.clone().unwrap_or_default();
@@ -283,8 +283,7 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
     // An output inside the tree is not packed (nor an older copy of it, nor our temporary).
     scan.exclude(out)?;
     scan.exclude(&imgpipe_repro::temp_path(out)?)?;
-    let tree = imgpipe_fstree::scan(&a.dir, &scan)
-        .with_context(|| format!("scanning {}", a.dir.display()))?;
+    let tree = crate::source::tree(&a.dir, &scan)?;
     let mut b = ErofsBuilder::new(opts).map_err(flag_error)?;
     b.add_fstree(&tree).map_err(flag_error)?;
     let pool = a

@@ -44,7 +44,8 @@ enum Command {
 /// Arguments of `squashfs create`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct CreateArgs {
-    /// The directory to pack.
+    /// The directory to pack, or a filesystem image (ISO9660, squashfs, EROFS, FAT) whose
+    /// tree is repacked without extracting it.
     dir: PathBuf,
     /// The image to write.
     #[arg(short, long)]
@@ -178,8 +179,8 @@ fn flag_error(e: imgpipe_squashfs::Error) -> anyhow::Error {
 fn create(a: CreateArgs) -> anyhow::Result<()> {
     let out = &a.output;
     target::check_output("-o/--output", out)?;
-    if !a.dir.is_dir() {
-        bail!("{}: not a directory", a.dir.display());
+    if !a.dir.exists() {
+        bail!("{}: no such directory or image", a.dir.display());
     }
     let epoch = a.common.epoch()?;
     let epoch = u32::try_from(epoch).context("--epoch: squashfs times end in 2106")?;
@@ -217,8 +218,13 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
     // An output inside the tree is not packed (nor an older copy of it, nor our temporary).
     b.exclude_host_path(out)?;
     b.exclude_host_path(&imgpipe_repro::temp_path(out)?)?;
-    b.add_tree(&a.dir)
-        .with_context(|| format!("scanning {}", a.dir.display()))?;
+    if crate::source::is_image(&a.dir) {
+        b.add_fstree(&crate::source::image_tree(&a.dir)?)
+            .map_err(flag_error)?;
+    } else {
+        b.add_tree(&a.dir)
+            .with_context(|| format!("scanning {}", a.dir.display()))?;
+    }
     let bar = progress::bytes(0, "compressing");
     let bar2 = bar.clone();
     b.on_progress(move |p| {
