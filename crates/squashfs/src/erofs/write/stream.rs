@@ -203,6 +203,26 @@ fn dict_size(alg: ErofsAlgorithm, pcluster: u32) -> u32 {
     }
 }
 
+/// Waits for a background compression. On a worker thread of the pool (a build run inside
+/// `install`) it runs pending jobs meanwhile: that worker may be the only one.
+fn wait(rx: &mpsc::Receiver<Result<ZUnit>>) -> Result<ZUnit> {
+    loop {
+        match rx.try_recv() {
+            Ok(r) => return r,
+            Err(mpsc::TryRecvError::Empty) => match rayon::yield_now() {
+                Some(rayon::Yield::Executed) => {}
+                _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+            },
+            Err(mpsc::TryRecvError::Disconnected) => {
+                return Err(Error::Compress {
+                    compressor: "packed inode",
+                    reason: "a compression worker stopped",
+                });
+            }
+        }
+    }
+}
+
 /// Bytes of the inode with its xattrs: where the map header starts, rounded to 8.
 fn map_at(ino_isize: u64, xattrs: u64) -> u64 {
     (ino_isize + xattrs).next_multiple_of(8)
@@ -633,10 +653,7 @@ pub(super) fn emit<W: Write + Seek>(
             ..ZFile::default()
         };
         for rx in packed_pending.drain(..) {
-            let u = rx.recv().map_err(|_| Error::Compress {
-                compressor: "packed inode",
-                reason: "a compression worker stopped",
-            })??;
+            let u = wait(&rx)?;
             let base_blk = out.block(blksz)?;
             for mut e in u.extents {
                 e.blkaddr = base_blk.saturating_add(e.blkaddr);
@@ -917,15 +934,19 @@ pub(super) fn emit<W: Write + Seek>(
         uuid: opts.uuid,
         volume_name,
         feature_incompat,
+        available_compr_algs: u1,
+        extra_devices: 0,
+        devt_slotoff: 0,
+        dirblkbits: 0,
+        xattr_prefix_count: 0,
+        xattr_prefix_start: 0,
+        packed_nid: packed_nid.unwrap_or(0),
+        xattr_filter_reserved: 0,
     };
     let mut block0 = vec![0u8; blksz as usize];
     let at = EROFS_SUPERBLOCK_OFFSET as usize;
-    let mut sbb = sb.to_bytes();
-    // `u1` (available_compr_algs or lz4_max_distance) and packed_nid, by erofs_fs.h offsets.
-    sbb[84..86].copy_from_slice(&u1.to_le_bytes());
-    if let Some(nid) = packed_nid {
-        sbb[96..104].copy_from_slice(&nid.to_le_bytes());
-    }
+    // `available_compr_algs` doubles as `lz4_max_distance` without COMPR_CFGS (erofs_fs.h).
+    let sbb = sb.to_bytes();
     if let Some(dst) = block0.get_mut(at..at + ErofsSuperBlock::SIZE) {
         dst.copy_from_slice(&sbb);
     }
