@@ -203,6 +203,80 @@ fn dict_size(alg: ErofsAlgorithm, pcluster: u32) -> u32 {
     }
 }
 
+/// The packed inode as placed: nid, size, extended, bytes after the inode, layout, blocks.
+type PackedMeta = Option<(u64, u64, bool, Vec<u8>, u8, u64)>;
+
+fn write_packed<W: Write + Seek>(
+    out: &mut Seq<'_, W>,
+    meta_start: u64,
+    packed: &PackedMeta,
+    ino: usize,
+    opts: &ErofsWriteOptions,
+) -> Result<()> {
+    let Some((nid, size, extended, bytes, layout, zblocks)) = packed else {
+        return Ok(());
+    };
+    out.pad_to(meta_start + nid * 32)?;
+    let h = InodeHeader {
+        format: u16::from(*extended) | u16::from(*layout) << 1,
+        xattr_icount: 0,
+        mode: 0o100600,
+        nlink: 1,
+        size: *size,
+        u: u32::try_from(*zblocks).map_err(|_| limit("EROFS blocks"))?,
+        ino: ino as u32,
+        uid: 0,
+        gid: 0,
+        mtime: extended.then_some((opts.epoch, 0)),
+    };
+    out.push(&h.to_bytes())?;
+    out.push(bytes)
+}
+
+/// Places metadata items: one that fits a block goes into the open block with the least
+/// room that holds it (never across a block end), else at the start of a new block.
+struct MetaAlloc {
+    blksz: u64,
+    /// Bytes used from the start of the metadata area (whole blocks).
+    end: u64,
+    /// Open blocks by (room left, block).
+    open: std::collections::BTreeSet<(u64, u64)>,
+}
+
+impl MetaAlloc {
+    fn new(blksz: u64) -> Self {
+        Self {
+            blksz,
+            end: 0,
+            open: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// Offset (32-aligned, from the area start) for `need` bytes.
+    fn alloc(&mut self, need: u64) -> u64 {
+        let b = self.blksz;
+        if need <= b
+            && let Some(&(room, blk)) = self.open.range((need, 0)..).next()
+        {
+            self.open.remove(&(room, blk));
+            let at = blk * b + (b - room);
+            let left = room - need.next_multiple_of(32).min(room);
+            if left >= 32 {
+                self.open.insert((left, blk));
+            }
+            return at;
+        }
+        let at = self.end;
+        let blocks = need.div_ceil(b).max(1);
+        self.end += blocks * b;
+        let used = (need - (blocks - 1) * b).next_multiple_of(32);
+        if used < b {
+            self.open.insert((b - used, at / b + blocks - 1));
+        }
+        at
+    }
+}
+
 /// Waits for a background compression. On a worker thread of the pool (a build run inside
 /// `install`) it runs pending jobs meanwhile: that worker may be the only one.
 fn wait(rx: &mpsc::Receiver<Result<ZUnit>>) -> Result<ZUnit> {
@@ -330,7 +404,7 @@ pub(super) fn emit<W: Write + Seek>(
     let threads = pool
         .as_ref()
         .map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
-    let batch_bytes = (threads * 2).clamp(2, 16) * SEGMENT;
+    let batch_bytes = threads.clamp(2, 16) * SEGMENT;
 
     let base = w.stream_position().map_err(write_err)?;
     w.seek(SeekFrom::Start(base + blksz)).map_err(write_err)?;
@@ -679,11 +753,14 @@ pub(super) fn emit<W: Write + Seek>(
     // The metadata area: layouts, what follows each inode, node ids.
     let meta_blk = out.block(blksz)?;
     let meta_start = u64::from(meta_blk) * blksz;
+    let any_inline = stored
+        .iter()
+        .any(|s| matches!(s, Stored::Z(z) if z.inline.is_some()));
     let mut extras: Vec<Vec<u8>> = Vec::with_capacity(plan.inodes.len());
     for (n, ino) in plan.inodes.iter_mut().enumerate() {
         let isize = ino.inode_size();
         let xsize = ino.xattrs.len() as u64;
-        let extra = match (ino.entry.file_type, stored.get(n)) {
+        let extra = match (ino.entry.file_type, stored.get_mut(n).map(std::mem::take)) {
             (
                 FileType::File,
                 Some(Stored::Flat {
@@ -697,14 +774,14 @@ pub(super) fn emit<W: Write + Seek>(
                 } else {
                     FLAT_INLINE
                 };
-                ino.blkaddr = *blkaddr;
-                ino.blocks = *blocks;
+                ino.blkaddr = blkaddr;
+                ino.blocks = blocks;
                 ino.inline_len = tail.len() as u64;
-                tail.clone()
+                tail
             }
             (FileType::File, Some(Stored::Z(z))) => {
                 let (bytes, layout) =
-                    zmeta(z, (isize, xsize), ino.size, opts, advise_base, alg_id)?;
+                    zmeta(&z, (isize, xsize), ino.size, opts, advise_base, alg_id)?;
                 ino.layout = layout;
                 ino.blkaddr = u32::try_from(z.blocks).map_err(|_| limit("EROFS blocks"))?;
                 ino.blocks = 0;
@@ -718,20 +795,16 @@ pub(super) fn emit<W: Write + Seek>(
         };
         extras.push(extra);
     }
-    // Directory and symlink tails are inline (filled in once node ids are known).
-    let mut at = meta_start;
+    // Node ids: each inode (with its xattrs and inline bytes) in the fullest metadata block
+    // it fits in without crossing a block end, else in a new block.
+    let mut alloc = MetaAlloc::new(blksz);
     for (n, ino) in plan.inodes.iter_mut().enumerate() {
-        at = at.next_multiple_of(32);
         let extra_len = match ino.entry.file_type {
             FileType::Dir | FileType::Symlink => ino.inline_len,
             _ => extras.get(n).map_or(0, |e| e.len() as u64),
         };
         let need = ino.inode_size() + ino.xattrs.len() as u64 + extra_len;
-        if need <= blksz && at % blksz + need > blksz {
-            at = at.next_multiple_of(blksz);
-        }
-        ino.nid = (at - meta_start) / 32;
-        at += need;
+        ino.nid = alloc.alloc(need) / 32;
     }
     let packed_meta = match &packed_file {
         Some(z) => {
@@ -739,19 +812,13 @@ pub(super) fn emit<W: Write + Seek>(
             let extended = size > u64::from(u32::MAX);
             let isize = if extended { 64 } else { 32 };
             let (bytes, layout) = zmeta(z, (isize, 0), size, opts, advise_base, alg_id)?;
-            at = at.next_multiple_of(32);
-            let need = isize + bytes.len() as u64;
-            if need <= blksz && at % blksz + need > blksz {
-                at = at.next_multiple_of(blksz);
-            }
-            let nid = (at - meta_start) / 32;
-            at += need;
+            let nid = alloc.alloc(isize + bytes.len() as u64) / 32;
             Some((nid, size, extended, bytes, layout, z.blocks))
         }
         None => None,
     };
     let packed_nid = packed_meta.as_ref().map(|p| p.0);
-    let meta_end = at;
+    let meta_end = meta_start + alloc.end;
     if plan
         .inodes
         .first()
@@ -777,8 +844,19 @@ pub(super) fn emit<W: Write + Seek>(
     let blocks = u32::try_from(next).map_err(|_| limit("EROFS blocks (32-bit block count)"))?;
 
     // Emit the metadata area, then the directory and symlink blocks.
-    let mut tails_blocks: Vec<u8> = Vec::new();
-    for (n, ino) in plan.inodes.iter().enumerate() {
+    let mut dir_blocks: Vec<(u32, Vec<u8>)> = Vec::new();
+    let mut order: Vec<usize> = (0..plan.inodes.len()).collect();
+    order.sort_by_key(|&n| plan.inodes.get(n).map_or(0, |i| i.nid));
+    let packed_at = packed_meta.as_ref().map_or(u64::MAX, |p| p.0);
+    let mut packed_done = false;
+    for n in order {
+        let Some(ino) = plan.inodes.get(n) else {
+            continue;
+        };
+        if !packed_done && packed_at < ino.nid {
+            write_packed(&mut out, meta_start, &packed_meta, plan.inodes.len(), opts)?;
+            packed_done = true;
+        }
         out.pad_to(meta_start + ino.nid * 32)?;
         out.push(&header(ino, n).to_bytes())?;
         out.push(&ino.xattrs)?;
@@ -799,8 +877,7 @@ pub(super) fn emit<W: Write + Seek>(
             let (blk, tail) = body.split_at(split.min(body.len()));
             out.push(tail)?;
             if ino.blocks > 0 {
-                tails_blocks.extend_from_slice(blk);
-                tails_blocks.resize(tails_blocks.len().next_multiple_of(blksz as usize), 0);
+                dir_blocks.push((ino.blkaddr, blk.to_vec()));
             }
         } else if let Some(e) = extras.get(n) {
             out.push(e)?;
@@ -823,26 +900,16 @@ pub(super) fn emit<W: Write + Seek>(
             report.inline_tails += 1;
         }
     }
-    if let Some((nid, size, extended, bytes, layout, zblocks)) = &packed_meta {
-        out.pad_to(meta_start + nid * 32)?;
-        let h = InodeHeader {
-            format: u16::from(*extended) | u16::from(*layout) << 1,
-            xattr_icount: 0,
-            mode: 0o100600,
-            nlink: 1,
-            size: *size,
-            u: u32::try_from(*zblocks).map_err(|_| limit("EROFS blocks"))?,
-            ino: plan.inodes.len() as u32,
-            uid: 0,
-            gid: 0,
-            mtime: extended.then_some((opts.epoch, 0)),
-        };
-        out.push(&h.to_bytes())?;
-        out.push(bytes)?;
+    if !packed_done {
+        write_packed(&mut out, meta_start, &packed_meta, plan.inodes.len(), opts)?;
     }
     out.pad_to(meta_end)?;
     out.pad_block(blksz)?;
-    out.push(&tails_blocks)?;
+    dir_blocks.sort_by_key(|d| d.0);
+    for (blkaddr, data) in dir_blocks {
+        out.pad_to(u64::from(blkaddr) * blksz)?;
+        out.push(&data)?;
+    }
     out.pad_to(u64::from(blocks) * blksz)?;
     out.flush()?;
 
@@ -902,12 +969,7 @@ pub(super) fn emit<W: Write + Seek>(
         } else {
             u1 = 65535;
         }
-        if plan
-            .inodes
-            .iter()
-            .zip(&stored)
-            .any(|(_, s)| matches!(s, Stored::Z(z) if z.inline.is_some()))
-        {
+        if any_inline {
             feature_incompat |= INCOMPAT_ZTAILPACKING;
         }
         if packed_file.is_some() {
