@@ -10,7 +10,7 @@
 //! order, so the bytes do not depend on the number of threads.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::mpsc;
 
@@ -279,7 +279,7 @@ impl MetaAlloc {
 
 /// Waits for a background compression. On a worker thread of the pool (a build run inside
 /// `install`) it runs pending jobs meanwhile: that worker may be the only one.
-fn wait(rx: &mpsc::Receiver<Result<ZUnit>>) -> Result<ZUnit> {
+fn wait<T>(rx: &mpsc::Receiver<Result<T>>) -> Result<T> {
     loop {
         match rx.try_recv() {
             Ok(r) => return r,
@@ -289,7 +289,7 @@ fn wait(rx: &mpsc::Receiver<Result<ZUnit>>) -> Result<ZUnit> {
             },
             Err(mpsc::TryRecvError::Disconnected) => {
                 return Err(Error::Compress {
-                    compressor: "packed inode",
+                    compressor: "erofs",
                     reason: "a compression worker stopped",
                 });
             }
@@ -404,7 +404,7 @@ pub(super) fn emit<W: Write + Seek>(
     let threads = pool
         .as_ref()
         .map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
-    let batch_bytes = threads.clamp(2, 16) * SEGMENT;
+    let batch_bytes = SEGMENT;
 
     let base = w.stream_position().map_err(write_err)?;
     w.seek(SeekFrom::Start(base + blksz)).map_err(write_err)?;
@@ -425,6 +425,26 @@ pub(super) fn emit<W: Write + Seek>(
         ztailpacking: false,
         ..zcfg
     };
+    let dedupe = opts.dedupe;
+    let spawn_job = |job: Job, z: bool| -> mpsc::Receiver<Result<Done>> {
+        let (tx, rx) = mpsc::channel();
+        let run = move || {
+            let hash =
+                (dedupe && job.first && job.last).then(|| xxhash_rust::xxh3::xxh3_128(&job.src));
+            let unit = match (z, zkey) {
+                (true, Some(key)) => {
+                    with_fitter(key, |f| compress_segment(f, &zcfg, &job.src, job.last)).map(Some)
+                }
+                _ => Ok(None),
+            };
+            let _ = tx.send(unit.map(|unit| Done { job, unit, hash }));
+        };
+        match &pool {
+            Some(p) => p.spawn_fifo(run),
+            None => rayon::spawn_fifo(run),
+        }
+        rx
+    };
     let spawn_packed = |seg: Vec<u8>| -> Option<mpsc::Receiver<Result<ZUnit>>> {
         let key = zkey?;
         let (tx, rx) = mpsc::channel();
@@ -433,8 +453,8 @@ pub(super) fn emit<W: Write + Seek>(
             let _ = tx.send(r);
         };
         match &pool {
-            Some(p) => p.spawn(job),
-            None => rayon::spawn(job),
+            Some(p) => p.spawn_fifo(job),
+            None => rayon::spawn_fifo(job),
         }
         Some(rx)
     };
@@ -521,192 +541,203 @@ pub(super) fn emit<W: Write + Seek>(
         });
 
         let mut acc: Option<ZFile> = None;
-        for batch in rx {
-            let batch = batch?;
-            let work = |job: Job| -> Result<Done> {
-                let ino = inodes.get(job.ino);
-                let z = ino.is_some_and(compressible);
-                let hash = (opts.dedupe && job.first && job.last)
-                    .then(|| xxhash_rust::xxh3::xxh3_128(&job.src));
-                let unit = match (z, zkey) {
-                    (true, Some(key)) => Some(with_fitter(key, |f| {
-                        compress_segment(f, &zcfg, &job.src, job.last)
-                    })?),
-                    _ => None,
+        // Jobs run on the pool as they come (bounded by the bytes in flight) and are
+        // written in order.
+        let limit = threads.clamp(2, 16) * 2 * SEGMENT;
+        let mut inflight: VecDeque<(mpsc::Receiver<Result<Done>>, usize)> = VecDeque::new();
+        let mut inflight_bytes = 0usize;
+        let mut queued: VecDeque<Job> = VecDeque::new();
+        let mut batches = rx.into_iter();
+        let mut reader_done = false;
+        let mut reported = 0u64;
+        loop {
+            while inflight_bytes < limit {
+                if queued.is_empty() {
+                    if reader_done {
+                        break;
+                    }
+                    match batches.next() {
+                        Some(b) => queued.extend(b?),
+                        None => {
+                            reader_done = true;
+                            break;
+                        }
+                    }
+                }
+                let Some(job) = queued.pop_front() else { break };
+                let z = inodes.get(job.ino).is_some_and(compressible);
+                let cost = job.src.len().max(1 << 12);
+                inflight.push_back((spawn_job(job, z), cost));
+                inflight_bytes += cost;
+            }
+            let Some((rx, cost)) = inflight.pop_front() else {
+                break;
+            };
+            inflight_bytes -= cost;
+            let d = wait(&rx)?;
+            let n = d.job.ino;
+            let Some(ino) = inodes.get(n) else { continue };
+            done_bytes += d.job.src.len() as u64;
+            let head = ino.inode_size() + ino.xattrs.len() as u64;
+            // Whole-file dedupe: the same content stored once.
+            if let Some(h) = d.hash
+                && let Some(&prev) = seen.get(&(h, ino.size))
+                && let Some(rec) = stored.get(prev).cloned()
+            {
+                let fits = match &rec {
+                    Stored::Flat { tail, .. } => {
+                        tail.is_empty() || head + tail.len() as u64 <= blksz
+                    }
+                    Stored::Z(z) => z.inline.as_ref().is_none_or(|(b, _)| {
+                        head + zmeta_len(
+                            ino.inode_size(),
+                            ino.xattrs.len() as u64,
+                            ino.size,
+                            bbits,
+                            b.len() as u64,
+                        ) <= blksz
+                    }),
+                    Stored::None => false,
                 };
-                Ok(Done { job, unit, hash })
-            };
-            let results: Vec<Result<Done>> = {
-                use rayon::prelude::*;
-                let run = || batch.into_par_iter().map(work).collect();
-                match &pool {
-                    Some(p) => p.install(run),
-                    None => run(),
-                }
-            };
-            for d in results {
-                let d = d?;
-                let n = d.job.ino;
-                let Some(ino) = inodes.get(n) else { continue };
-                done_bytes += d.job.src.len() as u64;
-                let head = ino.inode_size() + ino.xattrs.len() as u64;
-                // Whole-file dedupe: the same content stored once.
-                if let Some(h) = d.hash
-                    && let Some(&prev) = seen.get(&(h, ino.size))
-                    && let Some(rec) = stored.get(prev).cloned()
-                {
-                    let fits = match &rec {
-                        Stored::Flat { tail, .. } => {
-                            tail.is_empty() || head + tail.len() as u64 <= blksz
-                        }
-                        Stored::Z(z) => z.inline.as_ref().is_none_or(|(b, _)| {
-                            head + zmeta_len(
-                                ino.inode_size(),
-                                ino.xattrs.len() as u64,
-                                ino.size,
-                                bbits,
-                                b.len() as u64,
-                            ) <= blksz
-                        }),
-                        Stored::None => false,
-                    };
-                    if fits {
-                        if matches!(rec, Stored::Z(_)) {
-                            report.compressed_files += 1;
-                        }
-                        if let Some(slot) = stored.get_mut(n) {
-                            *slot = rec;
-                        }
-                        report.deduplicated_files += 1;
-                        continue;
+                if fits {
+                    if matches!(rec, Stored::Z(_)) {
+                        report.compressed_files += 1;
                     }
-                }
-                let mut unit = d.unit;
-                // A file of one segment is stored flat when compressing saves nothing.
-                if let Some(u) = &unit
-                    && d.job.first
-                    && d.job.last
-                    && u.fragment.is_none()
-                {
-                    let idata = u.inline.as_ref().map_or(0, |(b, _)| b.len() as u64);
-                    let meta = 16 + 8 * lcluster_count(ino.size, bbits);
-                    if u.data.len() as u64 + idata + meta >= ino.size {
-                        unit = None;
+                    if let Some(slot) = stored.get_mut(n) {
+                        *slot = rec;
                     }
-                }
-                match unit {
-                    None => {
-                        // Flat: full blocks out, the tail inline when it fits.
-                        let start = out.block(blksz)?;
-                        if d.job.first {
-                            let blocks = if ino.reserve.is_some() {
-                                0
-                            } else {
-                                ino.size / blksz
-                            };
-                            if let Some(slot) = stored.get_mut(n) {
-                                *slot = Stored::Flat {
-                                    blkaddr: start,
-                                    blocks,
-                                    tail: Vec::new(),
-                                };
-                            }
-                        }
-                        let src = &d.job.src;
-                        if !d.job.last {
-                            out.push(src)?;
-                        } else {
-                            let tail_len = (ino.size % blksz) as usize;
-                            let inline = ino.reserve.is_none()
-                                && tail_len > 0
-                                && head + tail_len as u64 <= blksz;
-                            let (body, tail) = src.split_at(if inline {
-                                src.len() - tail_len
-                            } else {
-                                src.len()
-                            });
-                            out.push(body)?;
-                            out.pad_block(blksz)?;
-                            if let Some(Stored::Flat {
-                                blkaddr,
-                                blocks,
-                                tail: t,
-                            }) = stored.get_mut(n)
-                            {
-                                if let Some(cap) = ino.reserve {
-                                    out.pad_to(u64::from(*blkaddr) * blksz + cap)?;
-                                    *blocks = cap / blksz;
-                                } else {
-                                    *blocks = ino.size / blksz + u64::from(!inline && tail_len > 0);
-                                }
-                                if *blocks == 0 {
-                                    *blkaddr = if inline { NULL_ADDR } else { 0 };
-                                }
-                                *t = tail.to_vec();
-                            }
-                        }
-                    }
-                    Some(u) => {
-                        let base_blk = out.block(blksz)?;
-                        let z = acc.get_or_insert_with(|| ZFile {
-                            start: base_blk,
-                            ..ZFile::default()
-                        });
-                        for mut e in u.extents {
-                            e.blkaddr = base_blk.saturating_add(e.blkaddr);
-                            z.extents.push(e);
-                        }
-                        out.push(&u.data)?;
-                        z.blocks += u.data.len() as u64 / blksz;
-                        if let Some(frag) = u.fragment {
-                            z.fragment = Some(packed_len);
-                            report.fragment_bytes += frag.len() as u64;
-                            packed_len += frag.len() as u64;
-                            packed.extend_from_slice(&frag);
-                            while packed.len() >= SEGMENT {
-                                let rest = packed.split_off(SEGMENT);
-                                let seg = std::mem::replace(&mut packed, rest);
-                                packed_pending.extend(spawn_packed(seg));
-                            }
-                        }
-                        if let Some((bytes, compressed)) = u.inline {
-                            let m = zmeta_len(
-                                ino.inode_size(),
-                                ino.xattrs.len() as u64,
-                                ino.size,
-                                bbits,
-                                bytes.len() as u64,
-                            );
-                            if ino.inode_size() + ino.xattrs.len() as u64 + m <= blksz {
-                                z.inline = Some((bytes, compressed));
-                            } else {
-                                // Too much metadata to keep it inline: its own block.
-                                let mut blk = vec![0u8; blksz as usize];
-                                let at = if compressed {
-                                    blk.len() - bytes.len()
-                                } else {
-                                    0
-                                };
-                                if let Some(dst) = blk.get_mut(at..at + bytes.len()) {
-                                    dst.copy_from_slice(&bytes);
-                                }
-                                out.push(&blk)?;
-                                z.blocks += 1;
-                            }
-                        }
-                        if d.job.last {
-                            if let (Some(slot), Some(z)) = (stored.get_mut(n), acc.take()) {
-                                *slot = Stored::Z(z);
-                            }
-                            report.compressed_files += 1;
-                        }
-                    }
-                }
-                if let Some(h) = d.hash {
-                    seen.entry((h, ino.size)).or_insert(n);
+                    report.deduplicated_files += 1;
+                    continue;
                 }
             }
-            if let Some(f) = progress.as_mut() {
+            let mut unit = d.unit;
+            // A file of one segment is stored flat when compressing saves nothing.
+            if let Some(u) = &unit
+                && d.job.first
+                && d.job.last
+                && u.fragment.is_none()
+            {
+                let idata = u.inline.as_ref().map_or(0, |(b, _)| b.len() as u64);
+                let meta = 16 + 8 * lcluster_count(ino.size, bbits);
+                if u.data.len() as u64 + idata + meta >= ino.size {
+                    unit = None;
+                }
+            }
+            match unit {
+                None => {
+                    // Flat: full blocks out, the tail inline when it fits.
+                    let start = out.block(blksz)?;
+                    if d.job.first {
+                        let blocks = if ino.reserve.is_some() {
+                            0
+                        } else {
+                            ino.size / blksz
+                        };
+                        if let Some(slot) = stored.get_mut(n) {
+                            *slot = Stored::Flat {
+                                blkaddr: start,
+                                blocks,
+                                tail: Vec::new(),
+                            };
+                        }
+                    }
+                    let src = &d.job.src;
+                    if !d.job.last {
+                        out.push(src)?;
+                    } else {
+                        let tail_len = (ino.size % blksz) as usize;
+                        let inline = ino.reserve.is_none()
+                            && tail_len > 0
+                            && head + tail_len as u64 <= blksz;
+                        let (body, tail) = src.split_at(if inline {
+                            src.len() - tail_len
+                        } else {
+                            src.len()
+                        });
+                        out.push(body)?;
+                        out.pad_block(blksz)?;
+                        if let Some(Stored::Flat {
+                            blkaddr,
+                            blocks,
+                            tail: t,
+                        }) = stored.get_mut(n)
+                        {
+                            if let Some(cap) = ino.reserve {
+                                out.pad_to(u64::from(*blkaddr) * blksz + cap)?;
+                                *blocks = cap / blksz;
+                            } else {
+                                *blocks = ino.size / blksz + u64::from(!inline && tail_len > 0);
+                            }
+                            if *blocks == 0 {
+                                *blkaddr = if inline { NULL_ADDR } else { 0 };
+                            }
+                            *t = tail.to_vec();
+                        }
+                    }
+                }
+                Some(u) => {
+                    let base_blk = out.block(blksz)?;
+                    let z = acc.get_or_insert_with(|| ZFile {
+                        start: base_blk,
+                        ..ZFile::default()
+                    });
+                    for mut e in u.extents {
+                        e.blkaddr = base_blk.saturating_add(e.blkaddr);
+                        z.extents.push(e);
+                    }
+                    out.push(&u.data)?;
+                    z.blocks += u.data.len() as u64 / blksz;
+                    if let Some(frag) = u.fragment {
+                        z.fragment = Some(packed_len);
+                        report.fragment_bytes += frag.len() as u64;
+                        packed_len += frag.len() as u64;
+                        packed.extend_from_slice(&frag);
+                        while packed.len() >= SEGMENT {
+                            let rest = packed.split_off(SEGMENT);
+                            let seg = std::mem::replace(&mut packed, rest);
+                            packed_pending.extend(spawn_packed(seg));
+                        }
+                    }
+                    if let Some((bytes, compressed)) = u.inline {
+                        let m = zmeta_len(
+                            ino.inode_size(),
+                            ino.xattrs.len() as u64,
+                            ino.size,
+                            bbits,
+                            bytes.len() as u64,
+                        );
+                        if ino.inode_size() + ino.xattrs.len() as u64 + m <= blksz {
+                            z.inline = Some((bytes, compressed));
+                        } else {
+                            // Too much metadata to keep it inline: its own block.
+                            let mut blk = vec![0u8; blksz as usize];
+                            let at = if compressed {
+                                blk.len() - bytes.len()
+                            } else {
+                                0
+                            };
+                            if let Some(dst) = blk.get_mut(at..at + bytes.len()) {
+                                dst.copy_from_slice(&bytes);
+                            }
+                            out.push(&blk)?;
+                            z.blocks += 1;
+                        }
+                    }
+                    if d.job.last {
+                        if let (Some(slot), Some(z)) = (stored.get_mut(n), acc.take()) {
+                            *slot = Stored::Z(z);
+                        }
+                        report.compressed_files += 1;
+                    }
+                }
+            }
+            if let Some(h) = d.hash {
+                seen.entry((h, ino.size)).or_insert(n);
+            }
+            if let Some(f) = progress.as_mut()
+                && done_bytes - reported >= 32 << 20
+            {
+                reported = done_bytes;
                 f(Progress {
                     done: done_bytes,
                     total,
