@@ -11,8 +11,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use imgpipe_fstree::{ScanOptions, Tree, scan};
+use imgpipe_squashfs::Bytes;
 use imgpipe_squashfs::erofs::{
-    ErofsAlgorithm, ErofsBuildReport, ErofsBuilder, ErofsCompression, ErofsWriteOptions,
+    ErofsAlgorithm, ErofsBuildReport, ErofsBuilder, ErofsCompression, ErofsReader,
+    ErofsWriteOptions,
 };
 use imgpipe_testsupport::{
     Compare, TreeOptions, diff_trees, erofs_utils, is_root, run, run_status, set_mtimes, tempdir,
@@ -185,8 +187,45 @@ fn links_and_xattrs(root: &Path) -> BTreeMap<PathBuf, (Xattrs, usize)> {
     out
 }
 
-/// Checks `img` with the kernel and erofs-utils 1.8.6 against `src`.
+/// Checks `img` with our reader, the kernel and erofs-utils 1.8.6 against `src`.
 fn check(name: &str, img: &Path, src: &Path, tmp: &Path) {
+    {
+        let r = ErofsReader::open_at(
+            Bytes(std::fs::read(img).unwrap()),
+            0,
+            imgpipe_squashfs::Limits::default(),
+        )
+        .unwrap();
+        let out = tmp.join(format!("ours-{name}"));
+        let mut opts = imgpipe_squashfs::ExtractOptions::default();
+        opts.owners = is_root();
+        opts.xattrs = is_root();
+        opts.devices = is_root();
+        opts.special_files = true;
+        r.extract(&out, opts).unwrap();
+        let what = Compare {
+            owner: is_root(),
+            ..Compare::default()
+        };
+        let d = diff_trees(src, &out, what);
+        assert!(d.is_empty(), "{name}: our reader: {d:#?}");
+        if is_root() {
+            // Xattrs only: the shared extractor links files whose stored extents are the
+            // same (dedupe), by design.
+            let xattrs = |p: &Path| -> Vec<(PathBuf, Xattrs)> {
+                links_and_xattrs(p)
+                    .into_iter()
+                    .map(|(k, (x, _))| (k, x))
+                    .collect()
+            };
+            assert_eq!(
+                xattrs(src),
+                xattrs(&out),
+                "{name}: xattrs through our reader"
+            );
+        }
+        std::fs::remove_dir_all(&out).unwrap();
+    }
     if let Some(fsck) = erofs_utils("fsck.erofs") {
         run(&fsck, [img]);
         let out = tmp.join(format!("extract-{name}"));

@@ -108,6 +108,16 @@ fn identical_bytes_across_threads_build_dirs_umask_and_creation_order() {
             one == erofs_image(&b, 2, c, pcluster),
             "{alg:?}: other build dir / order / umask"
         );
+        // Run inside a one-thread pool (as `imgpipe --processors 1` does): the background
+        // compression of the packed inode must not wait on the only worker.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        assert!(
+            one == pool.install(|| erofs_image(&a, 0, c, pcluster)),
+            "{alg:?}: inside a one-thread pool"
+        );
     }
 }
 
@@ -125,7 +135,7 @@ fn erofs_image(
     opts.fragments = true;
     opts.ztailpacking = true;
     opts.dedupe = true;
-    opts.threads = Some(threads);
+    opts.threads = (threads > 0).then_some(threads);
     let mut b = ErofsBuilder::new(opts).unwrap();
     b.add_fstree(&tree).unwrap();
     let mut out = std::io::Cursor::new(Vec::new());

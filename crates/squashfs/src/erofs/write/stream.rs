@@ -10,7 +10,7 @@
 //! order, so the bytes do not depend on the number of threads.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::mpsc;
 
@@ -203,6 +203,100 @@ fn dict_size(alg: ErofsAlgorithm, pcluster: u32) -> u32 {
     }
 }
 
+/// The packed inode as placed: nid, size, extended, bytes after the inode, layout, blocks.
+type PackedMeta = Option<(u64, u64, bool, Vec<u8>, u8, u64)>;
+
+fn write_packed<W: Write + Seek>(
+    out: &mut Seq<'_, W>,
+    meta_start: u64,
+    packed: &PackedMeta,
+    ino: usize,
+    opts: &ErofsWriteOptions,
+) -> Result<()> {
+    let Some((nid, size, extended, bytes, layout, zblocks)) = packed else {
+        return Ok(());
+    };
+    out.pad_to(meta_start + nid * 32)?;
+    let h = InodeHeader {
+        format: u16::from(*extended) | u16::from(*layout) << 1,
+        xattr_icount: 0,
+        mode: 0o100600,
+        nlink: 1,
+        size: *size,
+        u: u32::try_from(*zblocks).map_err(|_| limit("EROFS blocks"))?,
+        ino: ino as u32,
+        uid: 0,
+        gid: 0,
+        mtime: extended.then_some((opts.epoch, 0)),
+    };
+    out.push(&h.to_bytes())?;
+    out.push(bytes)
+}
+
+/// Places metadata items: one that fits a block goes into the open block with the least
+/// room that holds it (never across a block end), else at the start of a new block.
+struct MetaAlloc {
+    blksz: u64,
+    /// Bytes used from the start of the metadata area (whole blocks).
+    end: u64,
+    /// Open blocks by (room left, block).
+    open: std::collections::BTreeSet<(u64, u64)>,
+}
+
+impl MetaAlloc {
+    fn new(blksz: u64) -> Self {
+        Self {
+            blksz,
+            end: 0,
+            open: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// Offset (32-aligned, from the area start) for `need` bytes.
+    fn alloc(&mut self, need: u64) -> u64 {
+        let b = self.blksz;
+        if need <= b
+            && let Some(&(room, blk)) = self.open.range((need, 0)..).next()
+        {
+            self.open.remove(&(room, blk));
+            let at = blk * b + (b - room);
+            let left = room - need.next_multiple_of(32).min(room);
+            if left >= 32 {
+                self.open.insert((left, blk));
+            }
+            return at;
+        }
+        let at = self.end;
+        let blocks = need.div_ceil(b).max(1);
+        self.end += blocks * b;
+        let used = (need - (blocks - 1) * b).next_multiple_of(32);
+        if used < b {
+            self.open.insert((b - used, at / b + blocks - 1));
+        }
+        at
+    }
+}
+
+/// Waits for a background compression. On a worker thread of the pool (a build run inside
+/// `install`) it runs pending jobs meanwhile: that worker may be the only one.
+fn wait<T>(rx: &mpsc::Receiver<Result<T>>) -> Result<T> {
+    loop {
+        match rx.try_recv() {
+            Ok(r) => return r,
+            Err(mpsc::TryRecvError::Empty) => match rayon::yield_now() {
+                Some(rayon::Yield::Executed) => {}
+                _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+            },
+            Err(mpsc::TryRecvError::Disconnected) => {
+                return Err(Error::Compress {
+                    compressor: "erofs",
+                    reason: "a compression worker stopped",
+                });
+            }
+        }
+    }
+}
+
 /// Bytes of the inode with its xattrs: where the map header starts, rounded to 8.
 fn map_at(ino_isize: u64, xattrs: u64) -> u64 {
     (ino_isize + xattrs).next_multiple_of(8)
@@ -310,7 +404,7 @@ pub(super) fn emit<W: Write + Seek>(
     let threads = pool
         .as_ref()
         .map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
-    let batch_bytes = (threads * 2).clamp(2, 16) * SEGMENT;
+    let batch_bytes = SEGMENT;
 
     let base = w.stream_position().map_err(write_err)?;
     w.seek(SeekFrom::Start(base + blksz)).map_err(write_err)?;
@@ -331,6 +425,26 @@ pub(super) fn emit<W: Write + Seek>(
         ztailpacking: false,
         ..zcfg
     };
+    let dedupe = opts.dedupe;
+    let spawn_job = |job: Job, z: bool| -> mpsc::Receiver<Result<Done>> {
+        let (tx, rx) = mpsc::channel();
+        let run = move || {
+            let hash =
+                (dedupe && job.first && job.last).then(|| xxhash_rust::xxh3::xxh3_128(&job.src));
+            let unit = match (z, zkey) {
+                (true, Some(key)) => {
+                    with_fitter(key, |f| compress_segment(f, &zcfg, &job.src, job.last)).map(Some)
+                }
+                _ => Ok(None),
+            };
+            let _ = tx.send(unit.map(|unit| Done { job, unit, hash }));
+        };
+        match &pool {
+            Some(p) => p.spawn_fifo(run),
+            None => rayon::spawn_fifo(run),
+        }
+        rx
+    };
     let spawn_packed = |seg: Vec<u8>| -> Option<mpsc::Receiver<Result<ZUnit>>> {
         let key = zkey?;
         let (tx, rx) = mpsc::channel();
@@ -339,8 +453,8 @@ pub(super) fn emit<W: Write + Seek>(
             let _ = tx.send(r);
         };
         match &pool {
-            Some(p) => p.spawn(job),
-            None => rayon::spawn(job),
+            Some(p) => p.spawn_fifo(job),
+            None => rayon::spawn_fifo(job),
         }
         Some(rx)
     };
@@ -427,192 +541,203 @@ pub(super) fn emit<W: Write + Seek>(
         });
 
         let mut acc: Option<ZFile> = None;
-        for batch in rx {
-            let batch = batch?;
-            let work = |job: Job| -> Result<Done> {
-                let ino = inodes.get(job.ino);
-                let z = ino.is_some_and(compressible);
-                let hash = (opts.dedupe && job.first && job.last)
-                    .then(|| xxhash_rust::xxh3::xxh3_128(&job.src));
-                let unit = match (z, zkey) {
-                    (true, Some(key)) => Some(with_fitter(key, |f| {
-                        compress_segment(f, &zcfg, &job.src, job.last)
-                    })?),
-                    _ => None,
+        // Jobs run on the pool as they come (bounded by the bytes in flight) and are
+        // written in order.
+        let limit = threads.clamp(2, 16) * 2 * SEGMENT;
+        let mut inflight: VecDeque<(mpsc::Receiver<Result<Done>>, usize)> = VecDeque::new();
+        let mut inflight_bytes = 0usize;
+        let mut queued: VecDeque<Job> = VecDeque::new();
+        let mut batches = rx.into_iter();
+        let mut reader_done = false;
+        let mut reported = 0u64;
+        loop {
+            while inflight_bytes < limit {
+                if queued.is_empty() {
+                    if reader_done {
+                        break;
+                    }
+                    match batches.next() {
+                        Some(b) => queued.extend(b?),
+                        None => {
+                            reader_done = true;
+                            break;
+                        }
+                    }
+                }
+                let Some(job) = queued.pop_front() else { break };
+                let z = inodes.get(job.ino).is_some_and(compressible);
+                let cost = job.src.len().max(1 << 12);
+                inflight.push_back((spawn_job(job, z), cost));
+                inflight_bytes += cost;
+            }
+            let Some((rx, cost)) = inflight.pop_front() else {
+                break;
+            };
+            inflight_bytes -= cost;
+            let d = wait(&rx)?;
+            let n = d.job.ino;
+            let Some(ino) = inodes.get(n) else { continue };
+            done_bytes += d.job.src.len() as u64;
+            let head = ino.inode_size() + ino.xattrs.len() as u64;
+            // Whole-file dedupe: the same content stored once.
+            if let Some(h) = d.hash
+                && let Some(&prev) = seen.get(&(h, ino.size))
+                && let Some(rec) = stored.get(prev).cloned()
+            {
+                let fits = match &rec {
+                    Stored::Flat { tail, .. } => {
+                        tail.is_empty() || head + tail.len() as u64 <= blksz
+                    }
+                    Stored::Z(z) => z.inline.as_ref().is_none_or(|(b, _)| {
+                        head + zmeta_len(
+                            ino.inode_size(),
+                            ino.xattrs.len() as u64,
+                            ino.size,
+                            bbits,
+                            b.len() as u64,
+                        ) <= blksz
+                    }),
+                    Stored::None => false,
                 };
-                Ok(Done { job, unit, hash })
-            };
-            let results: Vec<Result<Done>> = {
-                use rayon::prelude::*;
-                let run = || batch.into_par_iter().map(work).collect();
-                match &pool {
-                    Some(p) => p.install(run),
-                    None => run(),
-                }
-            };
-            for d in results {
-                let d = d?;
-                let n = d.job.ino;
-                let Some(ino) = inodes.get(n) else { continue };
-                done_bytes += d.job.src.len() as u64;
-                let head = ino.inode_size() + ino.xattrs.len() as u64;
-                // Whole-file dedupe: the same content stored once.
-                if let Some(h) = d.hash
-                    && let Some(&prev) = seen.get(&(h, ino.size))
-                    && let Some(rec) = stored.get(prev).cloned()
-                {
-                    let fits = match &rec {
-                        Stored::Flat { tail, .. } => {
-                            tail.is_empty() || head + tail.len() as u64 <= blksz
-                        }
-                        Stored::Z(z) => z.inline.as_ref().is_none_or(|(b, _)| {
-                            head + zmeta_len(
-                                ino.inode_size(),
-                                ino.xattrs.len() as u64,
-                                ino.size,
-                                bbits,
-                                b.len() as u64,
-                            ) <= blksz
-                        }),
-                        Stored::None => false,
-                    };
-                    if fits {
-                        if matches!(rec, Stored::Z(_)) {
-                            report.compressed_files += 1;
-                        }
-                        if let Some(slot) = stored.get_mut(n) {
-                            *slot = rec;
-                        }
-                        report.deduplicated_files += 1;
-                        continue;
+                if fits {
+                    if matches!(rec, Stored::Z(_)) {
+                        report.compressed_files += 1;
                     }
-                }
-                let mut unit = d.unit;
-                // A file of one segment is stored flat when compressing saves nothing.
-                if let Some(u) = &unit
-                    && d.job.first
-                    && d.job.last
-                    && u.fragment.is_none()
-                {
-                    let idata = u.inline.as_ref().map_or(0, |(b, _)| b.len() as u64);
-                    let meta = 16 + 8 * lcluster_count(ino.size, bbits);
-                    if u.data.len() as u64 + idata + meta >= ino.size {
-                        unit = None;
+                    if let Some(slot) = stored.get_mut(n) {
+                        *slot = rec;
                     }
-                }
-                match unit {
-                    None => {
-                        // Flat: full blocks out, the tail inline when it fits.
-                        let start = out.block(blksz)?;
-                        if d.job.first {
-                            let blocks = if ino.reserve.is_some() {
-                                0
-                            } else {
-                                ino.size / blksz
-                            };
-                            if let Some(slot) = stored.get_mut(n) {
-                                *slot = Stored::Flat {
-                                    blkaddr: start,
-                                    blocks,
-                                    tail: Vec::new(),
-                                };
-                            }
-                        }
-                        let src = &d.job.src;
-                        if !d.job.last {
-                            out.push(src)?;
-                        } else {
-                            let tail_len = (ino.size % blksz) as usize;
-                            let inline = ino.reserve.is_none()
-                                && tail_len > 0
-                                && head + tail_len as u64 <= blksz;
-                            let (body, tail) = src.split_at(if inline {
-                                src.len() - tail_len
-                            } else {
-                                src.len()
-                            });
-                            out.push(body)?;
-                            out.pad_block(blksz)?;
-                            if let Some(Stored::Flat {
-                                blkaddr,
-                                blocks,
-                                tail: t,
-                            }) = stored.get_mut(n)
-                            {
-                                if let Some(cap) = ino.reserve {
-                                    out.pad_to(u64::from(*blkaddr) * blksz + cap)?;
-                                    *blocks = cap / blksz;
-                                } else {
-                                    *blocks = ino.size / blksz + u64::from(!inline && tail_len > 0);
-                                }
-                                if *blocks == 0 {
-                                    *blkaddr = if inline { NULL_ADDR } else { 0 };
-                                }
-                                *t = tail.to_vec();
-                            }
-                        }
-                    }
-                    Some(u) => {
-                        let base_blk = out.block(blksz)?;
-                        let z = acc.get_or_insert_with(|| ZFile {
-                            start: base_blk,
-                            ..ZFile::default()
-                        });
-                        for mut e in u.extents {
-                            e.blkaddr = base_blk.saturating_add(e.blkaddr);
-                            z.extents.push(e);
-                        }
-                        out.push(&u.data)?;
-                        z.blocks += u.data.len() as u64 / blksz;
-                        if let Some(frag) = u.fragment {
-                            z.fragment = Some(packed_len);
-                            report.fragment_bytes += frag.len() as u64;
-                            packed_len += frag.len() as u64;
-                            packed.extend_from_slice(&frag);
-                            while packed.len() >= SEGMENT {
-                                let rest = packed.split_off(SEGMENT);
-                                let seg = std::mem::replace(&mut packed, rest);
-                                packed_pending.extend(spawn_packed(seg));
-                            }
-                        }
-                        if let Some((bytes, compressed)) = u.inline {
-                            let m = zmeta_len(
-                                ino.inode_size(),
-                                ino.xattrs.len() as u64,
-                                ino.size,
-                                bbits,
-                                bytes.len() as u64,
-                            );
-                            if ino.inode_size() + ino.xattrs.len() as u64 + m <= blksz {
-                                z.inline = Some((bytes, compressed));
-                            } else {
-                                // Too much metadata to keep it inline: its own block.
-                                let mut blk = vec![0u8; blksz as usize];
-                                let at = if compressed {
-                                    blk.len() - bytes.len()
-                                } else {
-                                    0
-                                };
-                                if let Some(dst) = blk.get_mut(at..at + bytes.len()) {
-                                    dst.copy_from_slice(&bytes);
-                                }
-                                out.push(&blk)?;
-                                z.blocks += 1;
-                            }
-                        }
-                        if d.job.last {
-                            if let (Some(slot), Some(z)) = (stored.get_mut(n), acc.take()) {
-                                *slot = Stored::Z(z);
-                            }
-                            report.compressed_files += 1;
-                        }
-                    }
-                }
-                if let Some(h) = d.hash {
-                    seen.entry((h, ino.size)).or_insert(n);
+                    report.deduplicated_files += 1;
+                    continue;
                 }
             }
-            if let Some(f) = progress.as_mut() {
+            let mut unit = d.unit;
+            // A file of one segment is stored flat when compressing saves nothing.
+            if let Some(u) = &unit
+                && d.job.first
+                && d.job.last
+                && u.fragment.is_none()
+            {
+                let idata = u.inline.as_ref().map_or(0, |(b, _)| b.len() as u64);
+                let meta = 16 + 8 * lcluster_count(ino.size, bbits);
+                if u.data.len() as u64 + idata + meta >= ino.size {
+                    unit = None;
+                }
+            }
+            match unit {
+                None => {
+                    // Flat: full blocks out, the tail inline when it fits.
+                    let start = out.block(blksz)?;
+                    if d.job.first {
+                        let blocks = if ino.reserve.is_some() {
+                            0
+                        } else {
+                            ino.size / blksz
+                        };
+                        if let Some(slot) = stored.get_mut(n) {
+                            *slot = Stored::Flat {
+                                blkaddr: start,
+                                blocks,
+                                tail: Vec::new(),
+                            };
+                        }
+                    }
+                    let src = &d.job.src;
+                    if !d.job.last {
+                        out.push(src)?;
+                    } else {
+                        let tail_len = (ino.size % blksz) as usize;
+                        let inline = ino.reserve.is_none()
+                            && tail_len > 0
+                            && head + tail_len as u64 <= blksz;
+                        let (body, tail) = src.split_at(if inline {
+                            src.len() - tail_len
+                        } else {
+                            src.len()
+                        });
+                        out.push(body)?;
+                        out.pad_block(blksz)?;
+                        if let Some(Stored::Flat {
+                            blkaddr,
+                            blocks,
+                            tail: t,
+                        }) = stored.get_mut(n)
+                        {
+                            if let Some(cap) = ino.reserve {
+                                out.pad_to(u64::from(*blkaddr) * blksz + cap)?;
+                                *blocks = cap / blksz;
+                            } else {
+                                *blocks = ino.size / blksz + u64::from(!inline && tail_len > 0);
+                            }
+                            if *blocks == 0 {
+                                *blkaddr = if inline { NULL_ADDR } else { 0 };
+                            }
+                            *t = tail.to_vec();
+                        }
+                    }
+                }
+                Some(u) => {
+                    let base_blk = out.block(blksz)?;
+                    let z = acc.get_or_insert_with(|| ZFile {
+                        start: base_blk,
+                        ..ZFile::default()
+                    });
+                    for mut e in u.extents {
+                        e.blkaddr = base_blk.saturating_add(e.blkaddr);
+                        z.extents.push(e);
+                    }
+                    out.push(&u.data)?;
+                    z.blocks += u.data.len() as u64 / blksz;
+                    if let Some(frag) = u.fragment {
+                        z.fragment = Some(packed_len);
+                        report.fragment_bytes += frag.len() as u64;
+                        packed_len += frag.len() as u64;
+                        packed.extend_from_slice(&frag);
+                        while packed.len() >= SEGMENT {
+                            let rest = packed.split_off(SEGMENT);
+                            let seg = std::mem::replace(&mut packed, rest);
+                            packed_pending.extend(spawn_packed(seg));
+                        }
+                    }
+                    if let Some((bytes, compressed)) = u.inline {
+                        let m = zmeta_len(
+                            ino.inode_size(),
+                            ino.xattrs.len() as u64,
+                            ino.size,
+                            bbits,
+                            bytes.len() as u64,
+                        );
+                        if ino.inode_size() + ino.xattrs.len() as u64 + m <= blksz {
+                            z.inline = Some((bytes, compressed));
+                        } else {
+                            // Too much metadata to keep it inline: its own block.
+                            let mut blk = vec![0u8; blksz as usize];
+                            let at = if compressed {
+                                blk.len() - bytes.len()
+                            } else {
+                                0
+                            };
+                            if let Some(dst) = blk.get_mut(at..at + bytes.len()) {
+                                dst.copy_from_slice(&bytes);
+                            }
+                            out.push(&blk)?;
+                            z.blocks += 1;
+                        }
+                    }
+                    if d.job.last {
+                        if let (Some(slot), Some(z)) = (stored.get_mut(n), acc.take()) {
+                            *slot = Stored::Z(z);
+                        }
+                        report.compressed_files += 1;
+                    }
+                }
+            }
+            if let Some(h) = d.hash {
+                seen.entry((h, ino.size)).or_insert(n);
+            }
+            if let Some(f) = progress.as_mut()
+                && done_bytes - reported >= 32 << 20
+            {
+                reported = done_bytes;
                 f(Progress {
                     done: done_bytes,
                     total,
@@ -633,10 +758,7 @@ pub(super) fn emit<W: Write + Seek>(
             ..ZFile::default()
         };
         for rx in packed_pending.drain(..) {
-            let u = wait_helping(&rx).map_err(|_| Error::Compress {
-                compressor: "packed inode",
-                reason: "a compression worker stopped",
-            })??;
+            let u = wait(&rx)?;
             let base_blk = out.block(blksz)?;
             for mut e in u.extents {
                 e.blkaddr = base_blk.saturating_add(e.blkaddr);
@@ -662,11 +784,14 @@ pub(super) fn emit<W: Write + Seek>(
     // The metadata area: layouts, what follows each inode, node ids.
     let meta_blk = out.block(blksz)?;
     let meta_start = u64::from(meta_blk) * blksz;
+    let any_inline = stored
+        .iter()
+        .any(|s| matches!(s, Stored::Z(z) if z.inline.is_some()));
     let mut extras: Vec<Vec<u8>> = Vec::with_capacity(plan.inodes.len());
     for (n, ino) in plan.inodes.iter_mut().enumerate() {
         let isize = ino.inode_size();
         let xsize = ino.xattrs.len() as u64;
-        let extra = match (ino.entry.file_type, stored.get(n)) {
+        let extra = match (ino.entry.file_type, stored.get_mut(n).map(std::mem::take)) {
             (
                 FileType::File,
                 Some(Stored::Flat {
@@ -680,14 +805,14 @@ pub(super) fn emit<W: Write + Seek>(
                 } else {
                     FLAT_INLINE
                 };
-                ino.blkaddr = *blkaddr;
-                ino.blocks = *blocks;
+                ino.blkaddr = blkaddr;
+                ino.blocks = blocks;
                 ino.inline_len = tail.len() as u64;
-                tail.clone()
+                tail
             }
             (FileType::File, Some(Stored::Z(z))) => {
                 let (bytes, layout) =
-                    zmeta(z, (isize, xsize), ino.size, opts, advise_base, alg_id)?;
+                    zmeta(&z, (isize, xsize), ino.size, opts, advise_base, alg_id)?;
                 ino.layout = layout;
                 ino.blkaddr = u32::try_from(z.blocks).map_err(|_| limit("EROFS blocks"))?;
                 ino.blocks = 0;
@@ -701,20 +826,16 @@ pub(super) fn emit<W: Write + Seek>(
         };
         extras.push(extra);
     }
-    // Directory and symlink tails are inline (filled in once node ids are known).
-    let mut at = meta_start;
+    // Node ids: each inode (with its xattrs and inline bytes) in the fullest metadata block
+    // it fits in without crossing a block end, else in a new block.
+    let mut alloc = MetaAlloc::new(blksz);
     for (n, ino) in plan.inodes.iter_mut().enumerate() {
-        at = at.next_multiple_of(32);
         let extra_len = match ino.entry.file_type {
             FileType::Dir | FileType::Symlink => ino.inline_len,
             _ => extras.get(n).map_or(0, |e| e.len() as u64),
         };
         let need = ino.inode_size() + ino.xattrs.len() as u64 + extra_len;
-        if need <= blksz && at % blksz + need > blksz {
-            at = at.next_multiple_of(blksz);
-        }
-        ino.nid = (at - meta_start) / 32;
-        at += need;
+        ino.nid = alloc.alloc(need) / 32;
     }
     let packed_meta = match &packed_file {
         Some(z) => {
@@ -722,19 +843,13 @@ pub(super) fn emit<W: Write + Seek>(
             let extended = size > u64::from(u32::MAX);
             let isize = if extended { 64 } else { 32 };
             let (bytes, layout) = zmeta(z, (isize, 0), size, opts, advise_base, alg_id)?;
-            at = at.next_multiple_of(32);
-            let need = isize + bytes.len() as u64;
-            if need <= blksz && at % blksz + need > blksz {
-                at = at.next_multiple_of(blksz);
-            }
-            let nid = (at - meta_start) / 32;
-            at += need;
+            let nid = alloc.alloc(isize + bytes.len() as u64) / 32;
             Some((nid, size, extended, bytes, layout, z.blocks))
         }
         None => None,
     };
     let packed_nid = packed_meta.as_ref().map(|p| p.0);
-    let meta_end = at;
+    let meta_end = meta_start + alloc.end;
     if plan
         .inodes
         .first()
@@ -760,8 +875,19 @@ pub(super) fn emit<W: Write + Seek>(
     let blocks = u32::try_from(next).map_err(|_| limit("EROFS blocks (32-bit block count)"))?;
 
     // Emit the metadata area, then the directory and symlink blocks.
-    let mut tails_blocks: Vec<u8> = Vec::new();
-    for (n, ino) in plan.inodes.iter().enumerate() {
+    let mut dir_blocks: Vec<(u32, Vec<u8>)> = Vec::new();
+    let mut order: Vec<usize> = (0..plan.inodes.len()).collect();
+    order.sort_by_key(|&n| plan.inodes.get(n).map_or(0, |i| i.nid));
+    let packed_at = packed_meta.as_ref().map_or(u64::MAX, |p| p.0);
+    let mut packed_done = false;
+    for n in order {
+        let Some(ino) = plan.inodes.get(n) else {
+            continue;
+        };
+        if !packed_done && packed_at < ino.nid {
+            write_packed(&mut out, meta_start, &packed_meta, plan.inodes.len(), opts)?;
+            packed_done = true;
+        }
         out.pad_to(meta_start + ino.nid * 32)?;
         out.push(&header(ino, n).to_bytes())?;
         out.push(&ino.xattrs)?;
@@ -782,8 +908,7 @@ pub(super) fn emit<W: Write + Seek>(
             let (blk, tail) = body.split_at(split.min(body.len()));
             out.push(tail)?;
             if ino.blocks > 0 {
-                tails_blocks.extend_from_slice(blk);
-                tails_blocks.resize(tails_blocks.len().next_multiple_of(blksz as usize), 0);
+                dir_blocks.push((ino.blkaddr, blk.to_vec()));
             }
         } else if let Some(e) = extras.get(n) {
             out.push(e)?;
@@ -806,26 +931,16 @@ pub(super) fn emit<W: Write + Seek>(
             report.inline_tails += 1;
         }
     }
-    if let Some((nid, size, extended, bytes, layout, zblocks)) = &packed_meta {
-        out.pad_to(meta_start + nid * 32)?;
-        let h = InodeHeader {
-            format: u16::from(*extended) | u16::from(*layout) << 1,
-            xattr_icount: 0,
-            mode: 0o100600,
-            nlink: 1,
-            size: *size,
-            u: u32::try_from(*zblocks).map_err(|_| limit("EROFS blocks"))?,
-            ino: plan.inodes.len() as u32,
-            uid: 0,
-            gid: 0,
-            mtime: extended.then_some((opts.epoch, 0)),
-        };
-        out.push(&h.to_bytes())?;
-        out.push(bytes)?;
+    if !packed_done {
+        write_packed(&mut out, meta_start, &packed_meta, plan.inodes.len(), opts)?;
     }
     out.pad_to(meta_end)?;
     out.pad_block(blksz)?;
-    out.push(&tails_blocks)?;
+    dir_blocks.sort_by_key(|d| d.0);
+    for (blkaddr, data) in dir_blocks {
+        out.pad_to(u64::from(blkaddr) * blksz)?;
+        out.push(&data)?;
+    }
     out.pad_to(u64::from(blocks) * blksz)?;
     out.flush()?;
 
@@ -885,12 +1000,7 @@ pub(super) fn emit<W: Write + Seek>(
         } else {
             u1 = 65535;
         }
-        if plan
-            .inodes
-            .iter()
-            .zip(&stored)
-            .any(|(_, s)| matches!(s, Stored::Z(z) if z.inline.is_some()))
-        {
+        if any_inline {
             feature_incompat |= INCOMPAT_ZTAILPACKING;
         }
         if packed_file.is_some() {
@@ -928,6 +1038,7 @@ pub(super) fn emit<W: Write + Seek>(
     };
     let mut block0 = vec![0u8; blksz as usize];
     let at = EROFS_SUPERBLOCK_OFFSET as usize;
+    // `available_compr_algs` doubles as `lz4_max_distance` without COMPR_CFGS (erofs_fs.h).
     let sbb = sb.to_bytes();
     if let Some(dst) = block0.get_mut(at..at + ErofsSuperBlock::SIZE) {
         dst.copy_from_slice(&sbb);
@@ -957,26 +1068,4 @@ pub(super) fn emit<W: Write + Seek>(
     report.image_size = u64::from(blocks) * blksz;
     report.root_nid = root_nid;
     Ok(report)
-}
-
-/// Waits for a result that a job spawned on a rayon pool sends, running the current pool's
-/// queued jobs meanwhile. A worker that simply blocked could wait for a job only it could
-/// run: with a one-thread pool (`--processors 1`, the build itself running inside it) the
-/// packed inode's segments would never be compressed.
-fn wait_helping<T>(rx: &mpsc::Receiver<T>) -> std::result::Result<T, mpsc::RecvError> {
-    loop {
-        match rx.try_recv() {
-            Ok(v) => return Ok(v),
-            Err(mpsc::TryRecvError::Disconnected) => return Err(mpsc::RecvError),
-            Err(mpsc::TryRecvError::Empty) => {}
-        }
-        if rayon::yield_now() == Some(rayon::Yield::Executed) {
-            continue;
-        }
-        match rx.recv_timeout(std::time::Duration::from_millis(2)) {
-            Ok(v) => return Ok(v),
-            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(mpsc::RecvError),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
-    }
 }
