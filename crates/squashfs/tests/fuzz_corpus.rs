@@ -90,3 +90,16 @@ fn erofs_image() {
     // inline data, chunk based).
     assert!(walked >= 3, "{walked}");
 }
+
+#[test]
+fn squashfs_extract() {
+    let inputs = fuzz_inputs("squashfs_extract");
+    assert!(!inputs.is_empty());
+    for (path, data) in inputs {
+        let sandbox = imgpipe_testsupport::tempdir();
+        let ok = fuzzing::squashfs_extract(&data, &sandbox.path().join("s"));
+        if path.components().any(|c| c.as_os_str() == "corpus") {
+            assert!(ok, "{}", path.display());
+        }
+    }
+}
