@@ -123,8 +123,9 @@ pub fn squashfs_decompress(data: &[u8]) -> bool {
 }
 
 /// `erofs_image`: opens the input as an EROFS image and walks it (inodes, directory blocks,
-/// inline tails, chunk maps, xattrs inline and shared, symlinks), through the reader's own
-/// API and through [`FsRead`]; uncompressed extents lie inside the image.
+/// inline tails, chunk maps, compressed files with their indexes, fragments and pclusters,
+/// xattrs inline and shared, long prefixes, symlinks), through the reader's own API and
+/// through [`FsRead`]; extents lie inside the image.
 pub fn erofs_image(data: &[u8]) -> Option<Walked> {
     let limits = Limits {
         max_entries: 10_000,
@@ -179,4 +180,125 @@ pub fn squashfs_extract(data: &[u8], sandbox: &std::path::Path) -> bool {
         return false;
     };
     imgpipe_fstree::extract_in_sandbox(&r, sandbox).is_ok()
+}
+
+/// `erofs_zmap`: the compressed-inode map structures from raw bytes (the first byte picks):
+/// map header and full index (parse, encode, parse again: the same), a compact pack decoded
+/// slot by slot (heads inside their lcluster), compact encoding of arbitrary full indexes
+/// (the length its layout says, every slot decodes or fails cleanly), compression config
+/// records (parse, encode, parse again: the same).
+pub fn erofs_zmap(data: &[u8]) -> bool {
+    use crate::erofs::raw::{
+        CompactLayout, CompressionConfig, LclusterIndex, MapHeader, decode_compact, encode_compact,
+    };
+    let Some((&sel, rest)) = data.split_first() else {
+        return false;
+    };
+    match sel % 4 {
+        0 => {
+            let Ok(h) = MapHeader::parse(rest, 0) else {
+                return false;
+            };
+            assert_eq!(MapHeader::parse(&h.to_bytes(), 0).unwrap(), h);
+            if let Some(off) = h.whole_file_fragment() {
+                let again = MapHeader::for_whole_file_fragment(off);
+                assert_eq!(again.whole_file_fragment(), Some(off));
+            }
+            let Ok(x) = LclusterIndex::parse(rest.get(8..).unwrap_or_default(), 0) else {
+                return true;
+            };
+            assert_eq!(LclusterIndex::parse(&x.to_bytes(), 0).unwrap(), x);
+            let bits = 9 + u32::from(sel >> 2) % 12;
+            if let Ok(l) = x.decode(bits, sel & 0x80 != 0, 0)
+                && l.is_head()
+            {
+                assert!(u32::from(l.clusterofs) < 1 << bits);
+            }
+            true
+        }
+        1 => {
+            let Some((&cfg, pack)) = rest.split_first() else {
+                return false;
+            };
+            let bits = 9 + u32::from(cfg % 8);
+            let len = if cfg & 0x40 != 0 { 32 } else { 8 };
+            let Some(pack) = pack.get(..len) else {
+                return false;
+            };
+            let mut ok = false;
+            for slot in 0..len / 2 {
+                if let Ok(l) = decode_compact(pack, slot, bits, cfg & 0x80 != 0, 0) {
+                    ok = true;
+                    if l.is_head() {
+                        assert!(u32::from(l.clusterofs) < 1 << bits);
+                    }
+                }
+            }
+            ok
+        }
+        2 => {
+            let Some((&cfg, body)) = rest.split_first() else {
+                return false;
+            };
+            let full: Vec<LclusterIndex> = body
+                .chunks_exact(8)
+                .take(256)
+                .filter_map(|c| LclusterIndex::parse(c, 0).ok())
+                .collect();
+            let two = cfg & 1 != 0;
+            let big = cfg & 2 != 0;
+            let ebase = 8 * u64::from(cfg >> 2);
+            let Ok(enc) = encode_compact(&full, ebase, 12, two, big, 1000) else {
+                return false;
+            };
+            let layout = CompactLayout::new(ebase, full.len() as u64, two);
+            assert_eq!(enc.len() as u64, layout.encoded_len());
+            for lcn in 0..full.len() as u64 {
+                let s = layout.locate(lcn).unwrap();
+                let off = (s.pack - ebase) as usize;
+                let pack = enc.get(off..off + s.pack_len).unwrap();
+                let _ = decode_compact(pack, s.slot, 12, big, s.pack);
+            }
+            true
+        }
+        _ => {
+            let Some((algs, body)) = rest.split_at_checked(2) else {
+                return false;
+            };
+            let algs = u16::from_le_bytes([algs[0], algs[1]]);
+            let Ok(cfgs) = CompressionConfig::parse_all(body, algs, 0) else {
+                return false;
+            };
+            let enc = CompressionConfig::encode_all(&cfgs);
+            let mask = cfgs.iter().fold(0u16, |m, c| m | 1 << c.algorithm());
+            assert_eq!(CompressionConfig::parse_all(&enc, mask, 0).unwrap(), cfgs);
+            true
+        }
+    }
+}
+
+/// `erofs_decompress`: every EROFS pcluster decoder on hostile input (the first byte picks
+/// the codec and zero padding, the next two the output length, the fourth the extent's
+/// offset for interlaced pclusters); what decodes has exactly the length asked for.
+pub fn erofs_decompress(data: &[u8]) -> bool {
+    use crate::erofs::decompress::{Codec, DecodeParams, decode_pcluster};
+    let Some((head, src)) = data.split_at_checked(4) else {
+        return false;
+    };
+    let codec = match (head[0] & 0x7f) % 6 {
+        k @ 0..=3 => Codec::Compressed(k),
+        4 => Codec::Shifted,
+        _ => Codec::Interlaced,
+    };
+    let out_len = usize::from(u16::from_le_bytes([head[1], head[2]]));
+    let p = DecodeParams {
+        zero_padding: head[0] & 0x80 != 0,
+        blksz: 4096,
+        la: u64::from(head[3]) * 97,
+    };
+    let Ok(out) = decode_pcluster(codec, src, out_len, p, 0) else {
+        return false;
+    };
+    assert_eq!(out.len(), out_len);
+    true
 }

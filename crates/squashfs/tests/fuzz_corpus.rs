@@ -87,8 +87,27 @@ fn erofs_image() {
         }
     }
     // The committed seeds are real mkfs.erofs images (default, extended inodes without
-    // inline data, chunk based).
-    assert!(walked >= 3, "{walked}");
+    // inline data, chunk based; compressed with lz4hc fragments and ztailpacking, lzma big
+    // pclusters, deflate full indexes, zstd dedupe, lz4 all-fragments with long xattr
+    // prefixes).
+    assert!(walked >= 8, "{walked}");
+}
+
+#[test]
+fn erofs_zmap() {
+    let ok = inputs("erofs_zmap")
+        .iter()
+        .filter(|(_, d)| fuzzing::erofs_zmap(d))
+        .count();
+    assert!(ok >= 5, "every map structure's seed parses");
+}
+
+#[test]
+fn erofs_decompress() {
+    for (path, data) in inputs("erofs_decompress") {
+        let ok = fuzzing::erofs_decompress(&data);
+        assert!(ok || !is_seed(&path), "{}", path.display());
+    }
 }
 
 #[test]

@@ -361,6 +361,62 @@ fn utils_186_fragments_dedupe_and_prefixes() {
     assert!(p.has(PREFIXES) && p.sb.xattr_prefix_count == 1);
 }
 
+/// Two algorithms in one image, chosen per file by compress hints (and one file left
+/// uncompressed), with different pcluster sizes.
+#[test]
+fn utils_186_two_algorithms_by_hints() {
+    let Some(m) = utils() else { return };
+    let tmp = tempdir();
+    let hints = tmp.path().join("hints");
+    std::fs::write(
+        &hints,
+        "0 data/random-a\\.bin\n16384 1 data/text\\.txt\n65536 1 data/mixed\n",
+    )
+    .unwrap();
+    let arg = format!("--compress-hints={}", hints.display());
+    let u = check("lz4hc:lzma hints", &m, &["-zlz4hc:lzma", "-C65536", &arg]);
+    assert_eq!(u.sb.compr_algs(), 0b11);
+}
+
+/// The packed inode of a `-Efragments,ztailpacking` image whose last fragment does not
+/// compress ends in an uncompressed inline tail, stored unrotated although the inode's
+/// plain pclusters are interlaced: it reads back as the source file (Linux 6.18 and
+/// fsck.erofs 1.8.6 return other bytes for it).
+#[test]
+fn an_unrotated_inline_tail_of_an_interlaced_inode() {
+    let Some(m) = utils() else { return };
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    for (k, lines) in [(0, 2700), (1, 900), (2, 1500), (3, 2100)] {
+        let text: String = (0..lines).map(|i| format!("text line {k} {i}\n")).collect();
+        std::fs::write(src.join(format!("a{k}.txt")), text).unwrap();
+    }
+    let gz = imgpipe_testsupport::pattern(1900);
+    std::fs::write(src.join("z.gz"), &gz).unwrap();
+    let img = tmp.path().join("img");
+    run(
+        &m,
+        [
+            OsStr::new("--quiet"),
+            OsStr::new("-zlz4hc"),
+            OsStr::new("-Efragments,ztailpacking"),
+            img.as_os_str(),
+            src.as_os_str(),
+        ],
+    );
+    let r = ErofsReader::open_at(std::fs::File::open(&img).unwrap(), 0, Limits::default()).unwrap();
+    for (e, n) in FsRead::walk(&r).unwrap() {
+        if e.file_type != imgpipe_fstree::FileType::File {
+            continue;
+        }
+        let mut got = Vec::new();
+        r.read_content(&n, &mut got).unwrap();
+        let path = std::str::from_utf8(&e.path).unwrap();
+        assert_eq!(got, std::fs::read(src.join(path)).unwrap(), "{path}");
+    }
+}
+
 #[test]
 fn every_truncated_prefix_fails_cleanly() {
     let Some(m) = utils() else { return };

@@ -116,6 +116,9 @@ pub struct ErofsEntry {
 }
 
 /// A reader over an EROFS image held by any [`ReadAt`], at any offset.
+///
+/// Decoded pclusters are cached: at most [`Limits::fragment_cache_blocks`] of them and
+/// 64 MiB in all, least recently used dropped first.
 pub struct ErofsReader {
     src: Box<dyn ReadAt>,
     base: u64,
@@ -861,7 +864,8 @@ impl ErofsReader {
     /// Extracts the whole image below `dest` with the one safe extractor,
     /// [`imgpipe_fstree::extract`], and the same guarantees as
     /// [`Reader::extract`](crate::Reader::extract): nothing is written outside `dest`.
-    /// Compressed files make it fail by name.
+    /// Files are written in parallel; runs of zero blocks (NULL chunks among them) become
+    /// holes.
     pub fn extract(&self, dest: &Path, opts: ExtractOptions) -> Result<ExtractReport> {
         imgpipe_fstree::extract(self, dest, opts).map_err(extract_error)
     }

@@ -304,6 +304,16 @@ impl<'r> ZMap<'r> {
         };
         if is_tail {
             if let Some((pa, plen)) = self.inline {
+                // mkfs.erofs stores an uncompressed inline tail as it is, never rotated, even
+                // in an inode whose other plain pclusters are interlaced. (Linux 6.18 and
+                // fsck.erofs 1.8.6 rotate it anyway and return bytes from beyond the tail,
+                // e.g. the packed inode of `-Efragments,ztailpacking` images whose last
+                // fragment does not compress; the bytes written are the file's.)
+                let codec = if codec == Codec::Interlaced {
+                    Codec::Shifted
+                } else {
+                    codec
+                };
                 return Ok(ZExtent {
                     la,
                     end,

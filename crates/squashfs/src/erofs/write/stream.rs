@@ -321,7 +321,29 @@ pub(super) fn emit<W: Write + Seek>(
     };
     let mut stored: Vec<Stored> = vec![Stored::None; plan.inodes.len()];
     let mut report = ErofsBuildReport::default();
+    // Fragments: the packed inode's content, compressed in segments as it grows (in the
+    // background, on the same pool), written after every file.
     let mut packed: Vec<u8> = Vec::new();
+    let mut packed_len = 0u64;
+    let mut packed_pending: Vec<mpsc::Receiver<Result<ZUnit>>> = Vec::new();
+    let pcfg = ZConfig {
+        fragments: false,
+        ztailpacking: false,
+        ..zcfg
+    };
+    let spawn_packed = |seg: Vec<u8>| -> Option<mpsc::Receiver<Result<ZUnit>>> {
+        let key = zkey?;
+        let (tx, rx) = mpsc::channel();
+        let job = move || {
+            let r = with_fitter(key, |f| compress_segment(f, &pcfg, &seg, false));
+            let _ = tx.send(r);
+        };
+        match &pool {
+            Some(p) => p.spawn(job),
+            None => rayon::spawn(job),
+        }
+        Some(rx)
+    };
     let mut seen: HashMap<(u128, u64), usize> = HashMap::new();
     let mut done_bytes = 0u64;
 
@@ -543,9 +565,15 @@ pub(super) fn emit<W: Write + Seek>(
                         out.push(&u.data)?;
                         z.blocks += u.data.len() as u64 / blksz;
                         if let Some(frag) = u.fragment {
-                            z.fragment = Some(packed.len() as u64);
+                            z.fragment = Some(packed_len);
                             report.fragment_bytes += frag.len() as u64;
+                            packed_len += frag.len() as u64;
                             packed.extend_from_slice(&frag);
+                            while packed.len() >= SEGMENT {
+                                let rest = packed.split_off(SEGMENT);
+                                let seg = std::mem::replace(&mut packed, rest);
+                                packed_pending.extend(spawn_packed(seg));
+                            }
                         }
                         if let Some((bytes, compressed)) = u.inline {
                             let m = zmeta_len(
@@ -596,35 +624,19 @@ pub(super) fn emit<W: Write + Seek>(
 
     // The packed inode: every fragment, compressed like a file of its own.
     let mut packed_file: Option<ZFile> = None;
-    if let (false, Some(key)) = (packed.is_empty(), zkey) {
-        let pcfg = ZConfig {
-            fragments: false,
-            ztailpacking: false,
-            ..zcfg
-        };
-        let segs: Vec<&[u8]> = packed.chunks(SEGMENT).collect();
-        let nsegs = segs.len();
-        let units: Vec<Result<ZUnit>> = {
-            use rayon::prelude::*;
-            let run = || {
-                segs.into_par_iter()
-                    .enumerate()
-                    .map(|(i, s)| {
-                        with_fitter(key, |f| compress_segment(f, &pcfg, s, i + 1 == nsegs))
-                    })
-                    .collect()
-            };
-            match &pool {
-                Some(p) => p.install(run),
-                None => run(),
-            }
-        };
+    if packed_len > 0 {
+        if !packed.is_empty() {
+            packed_pending.extend(spawn_packed(std::mem::take(&mut packed)));
+        }
         let mut z = ZFile {
             start: out.block(blksz)?,
             ..ZFile::default()
         };
-        for u in units {
-            let u = u?;
+        for rx in packed_pending.drain(..) {
+            let u = rx.recv().map_err(|_| Error::Compress {
+                compressor: "packed inode",
+                reason: "a compression worker stopped",
+            })??;
             let base_blk = out.block(blksz)?;
             for mut e in u.extents {
                 e.blkaddr = base_blk.saturating_add(e.blkaddr);
@@ -706,7 +718,7 @@ pub(super) fn emit<W: Write + Seek>(
     }
     let packed_meta = match &packed_file {
         Some(z) => {
-            let size = packed.len() as u64;
+            let size = packed_len;
             let extended = size > u64::from(u32::MAX);
             let isize = if extended { 64 } else { 32 };
             let (bytes, layout) = zmeta(z, (isize, 0), size, opts, advise_base, alg_id)?;
