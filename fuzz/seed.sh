@@ -20,5 +20,18 @@ seed fat_boot_sector "$t/fat.img" 512
 truncate -s 20M "$t/luks.img"; printf pw > "$t/key"
 cryptsetup luksFormat --type luks2 -q --disable-locks --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file "$t/key" "$t/luks.img"
 seed luks_inspect "$t/luks.img" 32768
+# Whole detached headers with their keyslot areas (160 KiB), cheap to unlock with `pw`.
+truncate -s 1M "$t/data"; mkdir -p corpus/luks_unlock
+cryptsetup luksFormat --type luks2 -q --disable-locks --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-size 256 --luks2-metadata-size 16k --luks2-keyslots-size 128k --header corpus/luks_unlock/cryptsetup-pbkdf2-header.img --key-file "$t/key" "$t/data"
+cryptsetup luksFormat --type luks2 -q --disable-locks --pbkdf argon2id --pbkdf-memory 32 --pbkdf-force-iterations 4 --pbkdf-parallel 1 --key-size 256 --luks2-metadata-size 16k --luks2-keyslots-size 128k --header corpus/luks_unlock/cryptsetup-argon2id-header.img --key-file "$t/key" "$t/data"
+chmod 644 corpus/luks_unlock/*
+# Extraction targets start from whole images: the readers' seeds, and a multi-block squashfs
+# holding a hard link, a symlink and a FIFO.
+mkdir -p corpus/iso_extract corpus/squashfs_extract corpus/fat_extract
+cp corpus/iso_read/* corpus/iso_extract/; cp corpus/squashfs_image/* corpus/squashfs_extract/
+cp corpus/fat_volume/* corpus/fat_extract/
+mkdir -p "$t/multi/d"; python3 -c 'import sys; sys.stdout.buffer.write(bytes((i*7 + (i>>9)) & 0xff for i in range(200000)))' > "$t/multi/d/multi.bin"
+echo hi > "$t/multi/a"; ln "$t/multi/a" "$t/multi/d/a-link"; ln -s ../a "$t/multi/d/sym"; mkfifo "$t/multi/fifo"
+mksquashfs "$t/multi" corpus/squashfs_extract/multi-block.sqfs -b 4096 -comp gzip -quiet -no-progress -all-time 1700000000 -mkfs-time 1700000000 >/dev/null
 mkdir -p corpus/kickstart_inspect
 printf 'lang en_US.UTF-8\nkeyboard us\n%%packages\n@core\n%%end\n%%post\necho hi\n%%end\n' > corpus/kickstart_inspect/minimal.ks

@@ -462,6 +462,37 @@ where
     Ok(report)
 }
 
+/// The body of the extraction fuzz targets: extracts `reader` into `sandbox/inner/out` with
+/// the default options and panics when anything appears in `sandbox` or `sandbox/inner`
+/// besides the way down to `out` (an entry written outside its destination). Returns the
+/// extraction's result; the caller removes `sandbox`.
+#[doc(hidden)]
+#[allow(clippy::panic)]
+pub fn extract_in_sandbox<R>(reader: &R, sandbox: &Path) -> Result<ExtractReport>
+where
+    R: FsRead + Sync,
+{
+    let inner = sandbox.join("inner");
+    fs::create_dir_all(&inner).map_err(io("creating", &inner))?;
+    let out = inner.join("out");
+    let r = extract(reader, &out, ExtractOptions::default());
+    // The one host walker looks at the sandbox, leaving the destination out.
+    let mut opts = crate::scan::ScanOptions {
+        xattrs: false,
+        max_depth: 2,
+        ..Default::default()
+    };
+    opts.exclude(&out)?;
+    let seen: Vec<Vec<u8>> = crate::scan::scan(sandbox, &opts)?
+        .iter()
+        .map(|n| n.entry.path.clone())
+        .collect();
+    if seen != [b"".to_vec(), b"inner".to_vec()] {
+        panic!("extraction wrote outside its destination: {seen:?} in {sandbox:?}");
+    }
+    r
+}
+
 /// Writes at increasing positions of a file, leaving whole zero blocks as holes, and
 /// refusing to go past the declared size.
 struct SparseWriter<'f> {
@@ -917,5 +948,14 @@ mod tests {
         // A date per name: 100 copies of a 1 MiB image pass the 64 MiB budget.
         let err = extract(&image(100), &t.path().join("b"), ExtractOptions::default());
         assert!(matches!(err, Err(Error::LimitExceeded { .. })), "{err:?}");
+    }
+
+    #[test]
+    #[should_panic(expected = "outside its destination")]
+    fn the_sandbox_check_sees_a_stray_file() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("inner")).unwrap();
+        fs::write(t.path().join("inner/stray"), b"x").unwrap();
+        let _ = extract_in_sandbox(&Fake(vec![dir(""), file("a", b"1")]), t.path());
     }
 }

@@ -52,7 +52,8 @@ mod tree;
 pub use entry::{Entry, FileType, Metadata, Xattr, join_dev, mode_string, split_dev};
 pub use error::{Error, Result};
 pub use extract::{
-    ExtractOptions, ExtractReport, MIN_OUTPUT_BUDGET, extract, extract_with_progress, link_escapes,
+    ExtractOptions, ExtractReport, MIN_OUTPUT_BUDGET, extract, extract_in_sandbox,
+    extract_with_progress, link_escapes,
 };
 pub use listing::{LISTING_SCHEMA, Listed, ListedXattr, Listing};
 pub use read::{Extent, FsRead, Holds, HoleWrite};

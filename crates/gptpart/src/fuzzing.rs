@@ -137,3 +137,18 @@ pub fn fat_roundtrip(data: &[u8]) -> Option<usize> {
     assert_eq!(got, want);
     Some(want.len())
 }
+
+/// `fat_extract`: extracts any bytes as a FAT volume into `sandbox` with the shared
+/// extractor; panics when anything lands outside its destination. Returns whether the
+/// extraction succeeded.
+pub fn fat_extract(data: &[u8], sandbox: &std::path::Path) -> bool {
+    let limits = Limits {
+        max_fat_bytes: 1 << 20,
+        max_depth: 64,
+        max_entries: 10_000,
+    };
+    let Ok(v) = FatVolume::open_with(Cursor::new(data), limits) else {
+        return false;
+    };
+    imgpipe_fstree::extract_in_sandbox(&v, sandbox).is_ok()
+}

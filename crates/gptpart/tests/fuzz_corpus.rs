@@ -68,3 +68,16 @@ fn fat_roundtrip() {
         .count();
     assert!(built >= 1, "the seeds are valid trees");
 }
+
+#[test]
+fn fat_extract() {
+    let inputs = fuzz_inputs("fat_extract");
+    assert!(!inputs.is_empty());
+    for (path, data) in inputs {
+        let sandbox = imgpipe_testsupport::tempdir();
+        let ok = fuzzing::fat_extract(&data, &sandbox.path().join("s"));
+        if path.components().any(|c| c.as_os_str() == "corpus") {
+            assert!(ok, "{}", path.display());
+        }
+    }
+}

@@ -118,3 +118,20 @@ pub fn iso_directory_record(data: &[u8]) -> bool {
     }
     parsed
 }
+
+/// `iso_extract`: extracts any bytes as an ISO image (tight limits, every namespace the
+/// reader picks) into `sandbox` with the shared extractor; panics when anything lands
+/// outside its destination. Returns whether the extraction succeeded.
+pub fn iso_extract(data: &[u8], sandbox: &std::path::Path) -> bool {
+    let limits = Limits {
+        max_entries: 10_000,
+        max_depth: 64,
+        max_directory_size: 1 << 20,
+        max_continuations: 8,
+        max_extents: 64,
+    };
+    let Ok(r) = Reader::open_with(Cursor::new(data), limits, None) else {
+        return false;
+    };
+    imgpipe_fstree::extract_in_sandbox(&r, sandbox).is_ok()
+}

@@ -74,3 +74,14 @@ fn iso_directory_record() {
         .count();
     assert!(parsed >= 1, "the seeds no longer parse");
 }
+
+#[test]
+fn iso_extract() {
+    for (path, data) in inputs("iso_extract") {
+        let sandbox = imgpipe_testsupport::tempdir();
+        let ok = fuzzing::iso_extract(&data, &sandbox.path().join("s"));
+        if is_seed(&path) {
+            assert!(ok, "{}", path.display());
+        }
+    }
+}

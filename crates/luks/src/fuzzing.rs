@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::{Inspection, Limits, Metadata};
+use crate::{Inspection, Limits, Luks2Header, Metadata};
 
 /// `luks_inspect`: the inspection of any bytes.
 pub fn luks_inspect(data: &[u8]) -> Option<Inspection> {
@@ -28,4 +28,22 @@ pub fn luks_metadata(data: &[u8]) -> bool {
     let back = Metadata::parse(&again, 4096, HDR, Limits::default()).expect("re-parse");
     assert_eq!(back, md);
     true
+}
+
+/// `luks_unlock`: reads a volume (or detached header) with small key-derivation limits and
+/// unlocks it with the seeds' passphrase `pw`, through every keyslot: the keyslot areas,
+/// the anti-forensic merge and the digest check. Returns whether it opened.
+pub fn luks_unlock(data: &[u8]) -> bool {
+    let limits = Limits {
+        max_argon2_memory_kib: 1024,
+        max_argon2_work: 1 << 14,
+        max_pbkdf2_iterations: 4000,
+        max_unlock_work: 1 << 15,
+        ..Limits::default()
+    };
+    let mut dev = std::io::Cursor::new(data);
+    let Ok(h) = Luks2Header::read_with_limits(&mut dev, limits) else {
+        return false;
+    };
+    matches!(h.try_unlock(&mut dev, b"pw", None), Ok(Some(_)))
 }

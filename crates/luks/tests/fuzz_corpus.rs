@@ -29,3 +29,16 @@ fn luks_metadata() {
         .count();
     assert!(parsed >= 3, "seed metadata no longer parses");
 }
+
+#[test]
+fn luks_unlock() {
+    let inputs = fuzz_inputs("luks_unlock");
+    assert!(!inputs.is_empty());
+    for (path, data) in inputs {
+        let opened = fuzzing::luks_unlock(&data);
+        // The seeds are whole detached headers (keyslot areas included) opened by `pw`.
+        if path.components().any(|c| c.as_os_str() == "corpus") {
+            assert!(opened, "{}", path.display());
+        }
+    }
+}

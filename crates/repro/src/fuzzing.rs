@@ -8,20 +8,33 @@ use std::path::Path;
 use crate::{NestedOptions, diagnose_files};
 
 /// `repro_nested`: two images from one input, the first 4 bytes saying where the rest is
-/// cut into A and B, written as files `a` and `b` in `dir`. The file-level diagnosis opens
+/// cut into A and B, written to two files in `dir` that are unlinked as soon as they are
+/// open (nothing is left behind, whatever happens next). The file-level diagnosis opens
 /// whatever they look like (ISO9660, GPT, squashfs, EROFS, FAT) and any filesystem nested
 /// inside; nothing may panic, hang or blow up. Returns the number of differences found.
 pub fn repro_nested(data: &[u8], dir: &Path) -> Option<usize> {
     let (head, body) = data.split_first_chunk::<4>()?;
     let cut = u32::from_le_bytes(*head) as usize % (body.len() + 1);
     let (a, b) = body.split_at(cut);
-    let (pa, pb) = (dir.join("a"), dir.join("b"));
-    std::fs::write(&pa, a).ok()?;
-    std::fs::write(&pb, b).ok()?;
-    let (fa, fb) = (
-        std::fs::File::open(&pa).ok()?,
-        std::fs::File::open(&pb).ok()?,
-    );
+    let fa = unlinked(dir, "a", a)?;
+    let fb = unlinked(dir, "b", b)?;
     let r = diagnose_files(&fa, &fb, NestedOptions::default()).ok()?;
     Some(r.differences.len())
+}
+
+/// A file in `dir` holding `bytes`, already unlinked: only the open handle reaches it.
+fn unlinked(dir: &Path, tag: &str, bytes: &[u8]) -> Option<std::fs::File> {
+    use std::io::Write;
+    let p = dir.join(format!(".imgpipe-fuzz-nested-{}-{tag}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&p)
+        .ok()?;
+    let removed = std::fs::remove_file(&p);
+    removed.ok()?;
+    f.write_all(bytes).ok()?;
+    Some(f)
 }

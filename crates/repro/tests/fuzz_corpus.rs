@@ -15,4 +15,6 @@ fn repro_nested() {
         .sum();
     // The committed seeds are real image pairs that differ in known files.
     assert!(found >= 2, "{found}");
+    // And no run left a file behind.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }

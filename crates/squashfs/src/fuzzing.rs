@@ -170,6 +170,21 @@ pub fn erofs_image(data: &[u8]) -> Option<Walked> {
     Some(w)
 }
 
+/// `squashfs_extract`: extracts any bytes as a squashfs image (tight limits) into `sandbox`
+/// with the shared extractor; panics when anything lands outside its destination. Returns
+/// whether the extraction succeeded.
+pub fn squashfs_extract(data: &[u8], sandbox: &std::path::Path) -> bool {
+    let limits = Limits {
+        max_entries: 10_000,
+        max_file_blocks: 1 << 16,
+        ..Limits::default()
+    };
+    let Ok(r) = Reader::open_at(Bytes(data.to_vec()), 0, limits) else {
+        return false;
+    };
+    imgpipe_fstree::extract_in_sandbox(&r, sandbox).is_ok()
+}
+
 /// `erofs_zmap`: the compressed-inode map structures from raw bytes (the first byte picks):
 /// map header and full index (parse, encode, parse again: the same), a compact pack decoded
 /// slot by slot (heads inside their lcluster), compact encoding of arbitrary full indexes

@@ -109,3 +109,16 @@ fn erofs_decompress() {
         assert!(ok || !is_seed(&path), "{}", path.display());
     }
 }
+
+#[test]
+fn squashfs_extract() {
+    let inputs = fuzz_inputs("squashfs_extract");
+    assert!(!inputs.is_empty());
+    for (path, data) in inputs {
+        let sandbox = imgpipe_testsupport::tempdir();
+        let ok = fuzzing::squashfs_extract(&data, &sandbox.path().join("s"));
+        if path.components().any(|c| c.as_os_str() == "corpus") {
+            assert!(ok, "{}", path.display());
+        }
+    }
+}

@@ -367,3 +367,94 @@ fn kickstart_include_of_a_fifo_does_not_block() {
     // The missing include is a notice: the file is otherwise judged as usual.
     assert!(matches!(status.unwrap().code(), Some(0 | 1)));
 }
+
+/// Runs imgpipe under a 512 MiB address-space cap and a 10 s time limit.
+fn imgpipe_jailed(args: &[&OsStr]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 524288 && exec timeout 10 \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_imgpipe"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Every 1/40th truncated prefix and 40 single-byte mutations of a seed image (from
+/// fuzz/corpus) run through `cmd` (the image's path replaces `{}`), each under a 512 MiB
+/// address-space cap and 10 s: each must end with an answer or an error (exit 0, 1 or 2),
+/// never a signal, an abort or the time limit.
+fn fails_cleanly_when_damaged(seed: &str, cmd: &[&str]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let img = fs::read(root.join(seed)).unwrap();
+    let t = tempdir();
+    let key = t.path().join("key");
+    fs::write(&key, b"pw").unwrap();
+    let file = t.path().join("damaged");
+    let run = |bytes: &[u8], what: &str| -> Option<i32> {
+        fs::write(&file, bytes).unwrap();
+        let dest = t.path().join("dest");
+        let _ = fs::remove_dir_all(&dest);
+        let args: Vec<&OsStr> = cmd
+            .iter()
+            .map(|a| match *a {
+                "{}" => file.as_os_str(),
+                "{key}" => key.as_os_str(),
+                "{dest}" => dest.as_os_str(),
+                other => OsStr::new(other),
+            })
+            .collect();
+        let o = imgpipe_jailed(&args);
+        assert!(
+            matches!(o.status.code(), Some(0..=2)),
+            "{seed} {what}: {}",
+            show(&o)
+        );
+        o.status.code()
+    };
+    // The jail itself leaves room for the work: the intact image succeeds in it.
+    assert_eq!(run(&img, "intact"), Some(0), "{seed}");
+    let step = (img.len() / 40).max(1);
+    for n in (0..img.len()).step_by(step) {
+        run(&img[..n], &format!("prefix {n}"));
+    }
+    for k in 0..40usize {
+        let mut m = img.clone();
+        let at = (k * 7919 + 13) % m.len();
+        m[at] ^= 0x5a;
+        run(&m, &format!("byte {at} mutated"));
+    }
+}
+
+#[test]
+fn damaged_iso_fails_cleanly_in_512_mib_and_10_s() {
+    fails_cleanly_when_damaged(
+        "iso_read/xorriso-rr-joliet.iso",
+        &["iso", "extract", "{}", "{dest}"],
+    );
+}
+
+#[test]
+fn damaged_squashfs_fails_cleanly_in_512_mib_and_10_s() {
+    fails_cleanly_when_damaged(
+        "squashfs_extract/multi-block.sqfs",
+        &["squashfs", "extract", "{}", "{dest}"],
+    );
+}
+
+#[test]
+fn damaged_fat_fails_cleanly_in_512_mib_and_10_s() {
+    fails_cleanly_when_damaged("fat_extract/mkfs.img", &["fat", "extract", "{}", "{dest}"]);
+}
+
+#[test]
+fn damaged_luks_fails_cleanly_in_512_mib_and_10_s() {
+    fails_cleanly_when_damaged(
+        "luks_unlock/cryptsetup-pbkdf2-header.img",
+        &["luks", "unlock", "{}", "--passphrase-file", "{key}"],
+    );
+}
+
+#[test]
+fn damaged_kickstart_fails_cleanly_in_512_mib_and_10_s() {
+    fails_cleanly_when_damaged("kickstart_inspect/minimal.ks", &["ks", "validate", "{}"]);
+}
