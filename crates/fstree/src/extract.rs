@@ -14,14 +14,16 @@
 //!
 //! # Bounded output
 //! The bytes written are bounded by the image ([`FsRead::image_len`]), whatever it claims:
-//! - files whose content lies in exactly the same image ranges as an earlier file's, with
-//!   the same size and metadata, become hard links of it (as bsdtar does for ISO records
-//!   sharing an extent, and for FAT entries sharing a cluster chain);
 //! - bytes stored uncompressed in ranges no earlier file claimed are written freely (they
 //!   add up to at most the image's size); everything else (compressed data, ranges claimed
 //!   again, content without extents) counts against a budget of
 //!   [`ExtractOptions::max_output_ratio`] times the image's size (at least
-//!   [`MIN_OUTPUT_BUDGET`]); holes never count.
+//!   [`MIN_OUTPUT_BUDGET`]); holes never count;
+//! - a file whose content lies in exactly the same image ranges as an earlier file's, with
+//!   the same size and metadata (a deduplicated squashfs or EROFS file, ISO records sharing
+//!   an extent, FAT entries sharing a cluster chain), is a copy of its own while the budget
+//!   allows (as the kernel shows it), and a hard link of the earlier file once a copy would
+//!   not fit (as bsdtar does), so a few kilobytes of records cannot claim gigabytes.
 //!
 //! # Special files
 //! Device nodes are created only with [`ExtractOptions::devices`] (an image's `mem` or disk
@@ -265,7 +267,8 @@ where
     // (entry, whether its bytes count against the output budget)
     let mut primaries: Vec<(usize, bool)> = Vec::new();
     let mut links = Vec::new();
-    // First file by (extents, size, metadata): a later one with the same key becomes a link.
+    // First file by (extents, size, metadata): a later one with the same key is a copy while
+    // the budget allows, then a link.
     let mut by_extents: HashMap<(Vec<Extent>, u64, crate::entry::Metadata), usize> = HashMap::new();
     let mut claimed = Claimed::default();
     let mut kept_extents = 0usize;
@@ -274,6 +277,9 @@ where
             .max(MIN_OUTPUT_BUDGET)
     });
     let spent = AtomicU64::new(0);
+    // Bytes of the files planned so far that count against the budget.
+    let mut planned = 0u64;
+    let over = |planned: u64| budget.is_some_and(|b| planned > b);
     // Entries whose metadata the last pass restores by path (files get theirs through their
     // open descriptor while being written, in parallel).
     let mut by_path = vec![false; entries.len()];
@@ -346,6 +352,9 @@ where
                         let fresh = claimed.claim_fresh(&x);
                         // Only short extent lists are remembered, and only so many in all:
                         // the map stays small whatever the image claims.
+                        if !fresh {
+                            planned = planned.saturating_add(e.size);
+                        }
                         if x.len() > MAX_KEY_EXTENTS || kept_extents >= MAX_KEPT_EXTENTS {
                             primaries.push((i, !fresh));
                             continue;
@@ -353,8 +362,11 @@ where
                         let n = x.len();
                         let key = (x, e.size, e.meta.clone());
                         if e.link.is_none()
+                            && over(planned)
                             && let Some(&j) = by_extents.get(&key)
                         {
+                            // A copy would not fit: a link of the first file, costing nothing.
+                            planned = planned.saturating_sub(e.size);
                             links.push((j, i));
                             report.shared_extents += 1;
                             continue;
@@ -363,7 +375,10 @@ where
                         by_extents.entry(key).or_insert(i);
                         primaries.push((i, !fresh));
                     }
-                    _ => primaries.push((i, e.size > 0)),
+                    _ => {
+                        planned = planned.saturating_add(e.size);
+                        primaries.push((i, e.size > 0));
+                    }
                 }
             }
             FileType::Symlink => {
@@ -942,9 +957,20 @@ mod tests {
             Shared(entries, 1 << 20)
         };
         let t = tempfile::tempdir().unwrap();
-        // Two dates: one file per date, the other 98 names are links of them.
+        // Two dates: copies while the 64 MiB budget allows (as the kernel shows such files),
+        // then the other names are links of the first file of their date.
         let r = extract(&image(2), &t.path().join("a"), ExtractOptions::default()).unwrap();
-        assert_eq!((r.files, r.shared_extents, r.bytes), (2, 98, 2 << 20));
+        assert_eq!(r.files + r.shared_extents, 100, "{r:?}");
+        assert!(r.shared_extents >= 30, "{r:?}");
+        assert!(r.bytes <= MIN_OUTPUT_BUDGET + (1 << 20), "{r:?}");
+        // A few shared files within the budget (a deduplicated image) are separate files.
+        let few = Shared(image(1).0.into_iter().take(4).collect(), 1 << 20);
+        let r = extract(&few, &t.path().join("c"), ExtractOptions::default()).unwrap();
+        assert_eq!(
+            (r.files, r.shared_extents, r.hard_links),
+            (3, 0, 0),
+            "{r:?}"
+        );
         // A date per name: 100 copies of a 1 MiB image pass the 64 MiB budget.
         let err = extract(&image(100), &t.path().join("b"), ExtractOptions::default());
         assert!(matches!(err, Err(Error::LimitExceeded { .. })), "{err:?}");

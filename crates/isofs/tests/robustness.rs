@@ -338,23 +338,23 @@ fn du(p: &std::path::Path) -> u64 {
 #[test]
 fn records_sharing_an_extent_become_hard_links() {
     // 400 records whose extent is the whole image: extracted one by one they were 400 copies
-    // of the image (quadratic); now one file and 399 links, as bsdtar makes.
+    // of the image (quadratic); now copies up to the output budget (64 MiB for a small
+    // image), then links of the first, as bsdtar makes.
     let img = records_sharing_the_whole_image(400, false);
     let len = img.len() as u64;
     let r = Reader::open(Cursor::new(img)).unwrap();
     let t = tempdir();
     let rep = imgpipe_fstree::extract(&r, &t.path().join("o"), ExtractOptions::default()).unwrap();
-    assert_eq!(
-        (rep.files, rep.hard_links, rep.shared_extents),
-        (1, 399, 399)
-    );
+    assert_eq!(rep.files + rep.shared_extents, 400, "{rep:?}");
+    assert!(rep.shared_extents > 0, "{rep:?}");
+    let budget = imgpipe_fstree::MIN_OUTPUT_BUDGET;
     assert!(
-        rep.bytes <= len,
+        rep.bytes <= len + budget,
         "{} bytes from a {len}-byte image",
         rep.bytes
     );
     assert!(
-        du(t.path()) < 2 * len + (1 << 20),
+        du(t.path()) < budget + 2 * len + (1 << 20),
         "{} bytes on disk",
         du(t.path())
     );
