@@ -13,7 +13,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use imgpipe_fstree::FsRead;
-use imgpipe_squashfs::erofs::raw::{LCLUSTER_TYPE_NONHEAD, LclusterIndex, full_index_offset};
+use imgpipe_squashfs::erofs::raw::{
+    LCLUSTER_TYPE_NONHEAD, LCLUSTER_TYPE_PLAIN, LclusterIndex, MapHeader, full_index_offset,
+    map_header_offset,
+};
 use imgpipe_squashfs::erofs::{ErofsInode, ErofsReader};
 use imgpipe_squashfs::{Bytes, Limits};
 use imgpipe_testsupport::{erofs_utils, run, tempdir};
@@ -275,6 +278,68 @@ fn a_pcluster_claiming_more_output_than_it_holds() {
     }
     let e = read_err(&b, "text");
     assert!(e.contains("decompress") || e.contains("pcluster"), "{e}");
+}
+
+/// An inline (ztailpacking) tail made to claim 13 MiB of content (512 KiB lclusters, every
+/// one after the first a NONHEAD of it): an inline tail is a pcluster like any other, refused
+/// past `Z_EROFS_PCLUSTER_MAX_DSIZE` (as erofs-utils does) before a buffer is sized by the
+/// claim. Only a fragment tail, streamed from the packed inode, may be longer.
+#[test]
+fn an_inline_tail_longer_than_a_pcluster_decodes_is_refused() {
+    let Some((mut b, i)) = legacy(",ztailpacking") else {
+        return;
+    };
+    let h = map_header_offset(inline_at(&i) as u64) as usize;
+    let mut header = MapHeader::parse(&b[h..], 0).unwrap();
+    assert_ne!(header.idata_size(), 0, "an inline tail");
+    header.clusterbits = 7;
+    put(&mut b, h, &header.to_bytes());
+    const SIZE: u64 = 13 << 20;
+    let size_at = i.position() as usize + 8;
+    if i.extended {
+        put(&mut b, size_at, &SIZE.to_le_bytes());
+    } else {
+        put(&mut b, size_at, &(SIZE as u32).to_le_bytes());
+    }
+    for k in 1..(SIZE >> 19) as usize {
+        put(
+            &mut b,
+            index_at(&i, k),
+            &LclusterIndex::nonhead(k as u16, 1).to_bytes(),
+        );
+    }
+    let e = read_err(&b, "text");
+    assert!(e.contains("Z_EROFS_PCLUSTER_MAX_DSIZE"), "{e}");
+}
+
+/// The inline tail's head turned PLAIN: its few compressed bytes, read as they are, are
+/// shorter than the tail extent. Reading fails, and so does listing the file's extents,
+/// which would otherwise name stored bytes past the inline pcluster (found by fuzzing,
+/// `fuzz/regressions/erofs_image/inline-plain-tail-longer-than-idata`).
+#[test]
+fn a_plain_inline_tail_shorter_than_its_extent() {
+    let Some((mut b, i)) = legacy(",ztailpacking") else {
+        return;
+    };
+    let n = i.size.div_ceil(4096) as usize;
+    let tail = (0..n)
+        .rev()
+        .find(|&k| {
+            let x = LclusterIndex::parse(&b[index_at(&i, k)..], 0).unwrap();
+            x.kind() != LCLUSTER_TYPE_NONHEAD
+        })
+        .unwrap();
+    let at = index_at(&i, tail);
+    let mut x = LclusterIndex::parse(&b[at..], 0).unwrap();
+    x.advise = (x.advise & !3) | u16::from(LCLUSTER_TYPE_PLAIN);
+    put(&mut b, at, &x.to_bytes());
+    let e = read_err(&b, "text");
+    assert!(e.contains("h_idata_size"), "{e}");
+    let r = open(&b);
+    let e = FsRead::extents(&r, &node(&r, "text"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("h_idata_size") && e.contains("offset"), "{e}");
 }
 
 /// The packed inode made to be a file whose content is itself a fragment: reading it (or

@@ -275,7 +275,11 @@ impl<'r> ZMap<'r> {
             lcn += u64::from(m.delta[1].max(1));
         }
         let is_tail = self.tail_head == Some(hl);
-        if !is_tail && end - la > PCLUSTER_MAX_DSIZE {
+        // Only a fragment tail (content read from the packed inode as a stream) may be
+        // longer than a decoded pcluster; an inline tail is a pcluster like any other (a
+        // few KiB claiming a whole file's size would otherwise be decoded into one buffer).
+        let fragment_tail = is_tail && self.inline.is_none() && self.fragment_off.is_some();
+        if !fragment_tail && end - la > PCLUSTER_MAX_DSIZE {
             return Err(self.bad(
                 "lcluster index",
                 "extent longer than Z_EROFS_PCLUSTER_MAX_DSIZE",
@@ -314,6 +318,12 @@ impl<'r> ZMap<'r> {
                 } else {
                     codec
                 };
+                if codec == Codec::Shifted && end - la > plen {
+                    return Err(self.bad(
+                        "h_idata_size",
+                        "uncompressed inline tail shorter than its extent",
+                    ));
+                }
                 return Ok(ZExtent {
                     la,
                     end,
@@ -327,12 +337,6 @@ impl<'r> ZMap<'r> {
                     src: Source::Fragment(off),
                 });
             }
-        }
-        if end - la > PCLUSTER_MAX_DSIZE {
-            return Err(self.bad(
-                "lcluster index",
-                "extent longer than Z_EROFS_PCLUSTER_MAX_DSIZE",
-            ));
         }
         // The pcluster's block count (as erofs-utils 1.8 reads it: PLAIN heads follow HEAD2's
         // big-pcluster bit).
