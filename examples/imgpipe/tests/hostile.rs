@@ -462,3 +462,15 @@ fn damaged_luks_fails_cleanly_in_512_mib_and_10_s() {
 fn damaged_kickstart_fails_cleanly_in_512_mib_and_10_s() {
     fails_cleanly_when_damaged("kickstart_inspect/minimal.ks", &["ks", "validate", "{}"]);
 }
+
+#[test]
+fn damaged_compressed_erofs_fails_cleanly_in_512_mib_and_10_s() {
+    for seed in [
+        "erofs_image/lzma-bigpcluster",
+        "erofs_image/lz4hc-fragments-ztailpacking",
+        "erofs_image/zstd-dedupe",
+        "erofs_image/deflate-legacy",
+    ] {
+        fails_cleanly_when_damaged(seed, &["erofs", "extract", "{}", "{dest}"]);
+    }
+}
