@@ -185,6 +185,21 @@ pub fn squashfs_extract(data: &[u8], sandbox: &std::path::Path) -> bool {
     imgpipe_fstree::extract_in_sandbox(&r, sandbox).is_ok()
 }
 
+/// `erofs_extract`: extracts any bytes as an EROFS image (tight limits) into `sandbox` with
+/// the shared extractor, compressed layouts included; panics when anything lands outside
+/// its destination. Returns whether the extraction succeeded.
+pub fn erofs_extract(data: &[u8], sandbox: &std::path::Path) -> bool {
+    let limits = Limits {
+        max_entries: 10_000,
+        max_file_blocks: 1 << 16,
+        ..Limits::default()
+    };
+    let Ok(r) = ErofsReader::open_at(Bytes(data.to_vec()), 0, limits) else {
+        return false;
+    };
+    imgpipe_fstree::extract_in_sandbox(&r, sandbox).is_ok()
+}
+
 /// `erofs_zmap`: the compressed-inode map structures from raw bytes (the first byte picks):
 /// map header and full index (parse, encode, parse again: the same), a compact pack decoded
 /// slot by slot (heads inside their lcluster), compact encoding of arbitrary full indexes

@@ -111,6 +111,19 @@ fn erofs_decompress() {
 }
 
 #[test]
+fn erofs_extract() {
+    let inputs = fuzz_inputs("erofs_extract");
+    assert!(!inputs.is_empty());
+    for (path, data) in inputs {
+        let sandbox = imgpipe_testsupport::tempdir();
+        let ok = fuzzing::erofs_extract(&data, &sandbox.path().join("s"));
+        if path.components().any(|c| c.as_os_str() == "corpus") {
+            assert!(ok, "{}", path.display());
+        }
+    }
+}
+
+#[test]
 fn squashfs_extract() {
     let inputs = fuzz_inputs("squashfs_extract");
     assert!(!inputs.is_empty());
