@@ -35,13 +35,14 @@ if [ ! -x "$EROFS_UTILS/bin/mkfs.erofs" ]; then
   echo "== building erofs-utils $EROFS_UTILS_VERSION from Debian trixie's source package"
   build_deps=(autoconf automake libtool pkg-config make gcc liblzma-dev liblz4-dev libzstd-dev
     libdeflate-dev uuid-dev zlib1g-dev)
-  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${build_deps[@]}" >/dev/null
-  if ! grep -rqs "trixie" /etc/apt/sources.list.d/imgpipe-trixie-src.sources; then
+  # Source packages only (deb-src): nothing from trixie is ever installed.
+  if ! grep -qs "trixie" /etc/apt/sources.list.d/imgpipe-trixie-src.sources; then
     printf '%s\n' 'Types: deb-src' 'URIs: http://deb.debian.org/debian' 'Suites: trixie' 'Components: main' \
       'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' \
       | sudo_if_needed tee /etc/apt/sources.list.d/imgpipe-trixie-src.sources >/dev/null
-    sudo_if_needed apt-get update -qq
   fi
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${build_deps[@]}" >/dev/null
   scratch=$(mktemp -d)
   (
     cd "$scratch"
