@@ -271,11 +271,15 @@ fn sigint_and_sigterm_during_each_create_leave_nothing() {
             let mut tried = 0;
             let status = loop {
                 tried += 1;
-                if let Some(s) = signal_during(&args, &out, signal) {
+                // A signal that lands between the commit (the rename) and the exit finds
+                // the work done: the output stays, complete. That run proves nothing here.
+                if let Some(s) = signal_during(&args, &out, signal)
+                    && !out.exists()
+                {
                     break s;
                 }
                 let _ = std::fs::remove_file(&out);
-                assert!(tried < 3, "{}: always finished before {signal}", c.name);
+                assert!(tried < 5, "{}: always finished before {signal}", c.name);
             };
             assert_eq!(status.code(), Some(code), "{} {signal}", c.name);
             assert_eq!(names(&outdir), Vec::<String>::new(), "{} {signal}", c.name);
