@@ -510,10 +510,13 @@ fn luks2_root_opens_with_cryptsetup_and_holds_the_root_image() {
     assert_eq!(sha256(&bytes[..len as usize]), m["root_image"]["sha256"]);
 }
 
+/// Prepares a case's inputs and returns its arguments.
+type Setup = dyn Fn(&Path) -> Vec<OsString>;
+
 #[test]
 fn bad_input_is_one_clear_error_and_no_output() {
     let t = tempdir();
-    let cases: [(&str, &dyn Fn(&Path) -> Vec<OsString>, &str); 7] = [
+    let cases: [(&str, &Setup, &str); 7] = [
         (
             "no kernel",
             &|d| {
