@@ -289,6 +289,11 @@ impl Tree {
         std::iter::once(&self.root).chain(self.nodes.values())
     }
 
+    /// Every node, mutably, in [`Tree::iter`]'s order (paths must not be changed).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Node> {
+        std::iter::once(&mut self.root).chain(self.nodes.values_mut())
+    }
+
     /// The direct children of the directory at `path`, by name bytes.
     ///
     /// Each step is one map lookup that jumps over the previous child's subtree, so listing

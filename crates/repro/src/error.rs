@@ -57,6 +57,16 @@ pub enum Error {
     /// ran): no output file is created or committed any more.
     #[error("interrupted: output discarded")]
     Discarded,
+    /// A kickstart the build's validator rejects.
+    #[error("{}: not a valid kickstart for {version}: {}", path.display(), errors.join("; "))]
+    Kickstart {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The version it was checked against.
+        version: String,
+        /// `file:line: message` per error.
+        errors: Vec<String>,
+    },
     /// An argument in the command-line language of a composition (`--part`, `--hybrid-mbr`)
     /// is invalid.
     #[error("{flag} {value:?}: {reason}")]

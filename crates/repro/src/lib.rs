@@ -35,6 +35,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod build;
 mod compare;
 mod derive;
 mod diff;

@@ -69,6 +69,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build a bootable, byte-reproducible live ISO (and disk image) from a kickstart and a
+    /// root tree.
+    Build(Box<cmd::build::Args>),
     /// Recognise an image or kickstart file and describe it.
     Inspect(cmd::inspect::Args),
     /// Compare two builds: identical, or which byte ranges (in which structures) differ.
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
     };
     target::install_signal_handler();
     let result = match cli.command {
+        Command::Build(a) => cmd::build::run(*a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Diff(a) => cmd::diff::run(a),
         Command::Iso(a) => cmd::iso::run(a),

@@ -151,7 +151,7 @@ fn parse_uuid(text: &str) -> anyhow::Result<[u8; 16]> {
 }
 
 /// `--comp ALG[,LEVEL]` with `--level`.
-fn parse_comp(comp: &str, level: Option<u32>) -> anyhow::Result<ErofsCompression> {
+pub(crate) fn parse_comp(comp: &str, level: Option<u32>) -> anyhow::Result<ErofsCompression> {
     let (name, lvl) = match comp.split_once(',') {
         Some((n, l)) => {
             let l: u32 = l

@@ -1,5 +1,6 @@
 //! One module per subcommand group; each has `Args` (clap) and `run`.
 
+pub mod build;
 mod describe;
 pub mod diff;
 pub mod erofs;

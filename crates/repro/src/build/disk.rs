@@ -1,0 +1,360 @@
+//! The disk image of a build (a GPT with an ESP and the root partition, optionally inside
+//! LUKS2), and where things landed in the ISO.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use imgpipe_fstree::FsRead;
+use imgpipe_gptpart::{FatBuilder, GptBuilder, PartitionSize, PartitionSpec, partition_type};
+use imgpipe_kickstart::Model;
+use sha2::{Digest, Sha256};
+
+use super::inputs::{Input, hex};
+use super::{
+    Encryption, Event, OutputRecord, PartitionRecord, Placed, add_esp_files, chain, esp_size, grub,
+    io, join_args, round_up, step,
+};
+use crate::error::{Error, Result};
+use crate::seed::Seed;
+
+/// What the disk is made of.
+pub(super) struct DiskInputs<'a> {
+    pub name: String,
+    pub label: &'a str,
+    pub model: &'a Model,
+    pub rootfs: &'static str,
+    pub root_image: &'a Path,
+    pub root_len: u64,
+    pub kernel: &'a Input,
+    pub initrd: &'a Input,
+    pub efi: &'a [u8],
+    pub append: &'a str,
+    pub timeout: u64,
+    pub epoch: u64,
+    pub seed: Seed,
+    pub encrypt: Option<&'a Encryption>,
+}
+
+/// Where LUKS2 puts the payload (cryptsetup's default data offset).
+const LUKS_DATA_OFFSET: u64 = 16 << 20;
+
+/// A kickstart `part` size (MiB) in bytes.
+fn part_size(model: &Model, mountpoint: &str) -> Option<u64> {
+    model
+        .partitions
+        .iter()
+        .find(|p| p.mountpoint == mountpoint)
+        .and_then(|p| p.size)
+        .and_then(|s| u64::try_from(s).ok())
+        .map(|mib| mib << 20)
+}
+
+/// Writes the disk into `file`; returns its record (the SHA-256 read back from the file).
+pub(super) fn write_disk(
+    d: &DiskInputs<'_>,
+    file: &File,
+    on: &mut dyn FnMut(Event),
+) -> Result<OutputRecord> {
+    if let Some(p) = d.model.partitions.iter().find(|p| p.mountpoint == "/")
+        && let Some(l) = &p.label
+        && l != d.label
+    {
+        return Err(Error::Step {
+            step: format!("{}: part / --label={l}", p.location),
+            message: format!(
+                "the root partition is named with the build's label ({}) so that root=PARTLABEL= finds it; drop --label or make them equal",
+                d.label
+            ),
+        });
+    }
+    let encrypted = d.encrypt.is_some()
+        || d.model
+            .partitions
+            .iter()
+            .any(|p| p.mountpoint == "/" && p.encryption.encrypted);
+    let encryption = match (d.encrypt, encrypted) {
+        (Some(e), _) => Some(e),
+        (None, true) => {
+            return Err(Error::Step {
+                step: "part / --encrypted".into(),
+                message: "give the passphrase with --encrypt --passphrase-file FILE".into(),
+            });
+        }
+        (None, false) => None,
+    };
+    let esp_content = d.kernel.size + d.initrd.size + d.efi.len() as u64;
+    let (esp, fat_type) = esp_size(esp_content, part_size(d.model, "/boot/efi"));
+    let need = d.root_len
+        + if encryption.is_some() {
+            LUKS_DATA_OFFSET
+        } else {
+            0
+        };
+    let root_size = match part_size(d.model, "/") {
+        Some(s) if s < need => {
+            return Err(Error::Step {
+                step: "part / --size".into(),
+                message: format!("{} MiB cannot hold the root image ({need} bytes)", s >> 20),
+            });
+        }
+        Some(s) => s,
+        None => round_up(need, 1 << 20),
+    };
+    let gpt = d.seed.gpt();
+    let size = (1 << 20) + esp + root_size + (1 << 20);
+    let esp_type =
+        partition_type("esp").ok_or_else(|| step("planning the disk")("no ESP type".into()))?;
+    let root_type = partition_type("root-x86-64")
+        .ok_or_else(|| step("planning the disk")("no root type".into()))?;
+    let mut e = PartitionSpec::new(esp_type, PartitionSize::Bytes(esp));
+    e.name = "ESP".into();
+    let mut r = PartitionSpec::new(root_type, PartitionSize::Bytes(root_size));
+    r.name = d.label.to_owned();
+    let layout = GptBuilder::new(size, gpt)
+        .partition(e)
+        .partition(r)
+        .plan()
+        .map_err(|e| step("planning the disk")(chain(&e)))?;
+    let parts = layout.partitions();
+    let (Some(esp_part), Some(root_part)) = (parts.first(), parts.get(1)) else {
+        return Err(step("planning the disk")("two partitions expected".into()));
+    };
+    let serial = d.seed.fat_volume_id(esp_part.index);
+    let uuid = format!("{:04x}-{:04x}", serial >> 16, serial & 0xffff);
+    let luks_uuid = d.seed.luks2_uuid();
+    let root_arg = match encryption {
+        Some(_) => format!("rd.luks.name={luks_uuid}={0} root=/dev/mapper/{0}", d.label),
+        None => format!("root=PARTLABEL={}", d.label),
+    };
+    let cmdline = join_args(&format!("{root_arg} rootfstype={} ro", d.rootfs), d.append);
+    let cfg = grub::config(
+        grub::Search::FsUuid(&uuid),
+        &grub::Entry {
+            title: d.label,
+            kernel: "/boot/vmlinuz",
+            initrd: "/boot/initrd.img",
+            cmdline: &cmdline,
+        },
+        d.timeout,
+    );
+
+    file.set_len(layout.disk_size())
+        .map_err(io("sizing the disk image"))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    layout
+        .write_table(&mut w)
+        .map_err(|e| step("writing the partition table")(chain(&e)))?;
+    on(Event::Step {
+        what: "writing the disk",
+        total: esp + d.root_len,
+    });
+    let mut fb = FatBuilder::new(esp_part.size)
+        .fat_type(fat_type)
+        .epoch(d.epoch)
+        .volume_id(serial)
+        .hidden_sectors(u32::try_from(esp_part.entry.first_lba).unwrap_or(0));
+    if let Some(l) = super::label::fat_label(d.label) {
+        fb = fb.label(l);
+    }
+    add_esp_files(&mut fb, d.efi, &cfg, Some((d.kernel, d.initrd)))?;
+    w.seek(SeekFrom::Start(esp_part.offset))
+        .map_err(io("seeking to the ESP"))?;
+    fb.build_sparse(&mut w)
+        .map_err(|e| step("building the ESP")(chain(&e)))?;
+    w.flush().map_err(io("writing the disk image"))?;
+    drop(w);
+    on(Event::Progress(esp));
+    let root = File::open(d.root_image).map_err(io("opening the root image"))?;
+    let mut reader = BufReader::with_capacity(1 << 20, root);
+    match encryption {
+        None => {
+            let mut w = BufWriter::with_capacity(
+                1 << 20,
+                Window {
+                    file,
+                    base: root_part.offset,
+                    pos: 0,
+                },
+            );
+            let mut buf = vec![0u8; 1 << 20];
+            let mut done = 0u64;
+            loop {
+                let n = reader
+                    .read(&mut buf)
+                    .map_err(io("reading the root image"))?;
+                if n == 0 {
+                    break;
+                }
+                w.write_all(buf.get(..n).unwrap_or_default())
+                    .map_err(io("writing the root partition"))?;
+                done += n as u64;
+                on(Event::Progress(esp + done));
+            }
+            w.flush().map_err(io("writing the root partition"))?;
+        }
+        Some(enc) => {
+            let mut dev = Window {
+                file,
+                base: root_part.offset,
+                pos: 0,
+            };
+            let mut opts = imgpipe_luks::FormatOptions::default();
+            opts.keyslot.kdf = imgpipe_luks::KdfParams::Argon2 {
+                variant: imgpipe_luks::Argon2Variant::Argon2id,
+                time: enc.time,
+                memory: enc.memory_kib,
+                cpus: enc.lanes,
+            };
+            opts.segment_size = imgpipe_luks::raw::SegmentSize::Bytes(round_up(d.root_len, 4096));
+            let (full, _) = d.seed.luks2_format(opts.clone());
+            let hdr = crate::luks::format(
+                &mut dev,
+                opts,
+                &enc.passphrase,
+                crate::luks::KeySource::Seed(d.seed),
+            )?;
+            let vk = full
+                .volume_key
+                .ok_or_else(|| step("formatting LUKS2")("no volume key".into()))?;
+            let seg = hdr
+                .data_segment(&vk)
+                .map_err(|e| step("opening the LUKS2 data segment")(chain(&e)))?;
+            seg.encrypt_stream(reader, &mut dev, &mut |n| on(Event::Progress(esp + n)))
+                .map_err(|e| step("encrypting the root image")(chain(&e)))?;
+        }
+    }
+    // Read back for the digest: the disk is sparse, most of it is the root image just written.
+    let mut h = Sha256::new();
+    let mut f = file;
+    f.seek(SeekFrom::Start(0))
+        .map_err(io("reading the disk back"))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io("reading the disk back"))?;
+        if n == 0 {
+            break;
+        }
+        h.update(buf.get(..n).unwrap_or_default());
+    }
+    let offset_in_root = if encryption.is_some() {
+        LUKS_DATA_OFFSET
+    } else {
+        0
+    };
+    Ok(OutputRecord {
+        kind: "disk",
+        name: d.name.clone(),
+        size: layout.disk_size(),
+        sha256: hex(&h.finalize()),
+        partitions: parts
+            .iter()
+            .map(|p| PartitionRecord {
+                index: p.index,
+                name: p.entry.name.clone(),
+                type_guid: p.entry.type_guid.to_string(),
+                guid: p.entry.unique_guid.to_string(),
+                offset: p.offset,
+                size: p.size,
+            })
+            .collect(),
+        files: vec![Placed {
+            path: if encryption.is_some() {
+                "root image (LUKS2 payload)".into()
+            } else {
+                "root image".into()
+            },
+            offset: root_part.offset + offset_in_root,
+            size: d.root_len,
+        }],
+        cmdline,
+    })
+}
+
+/// A writer at an offset of a file (a partition).
+struct Window<'f> {
+    file: &'f File,
+    base: u64,
+    pos: u64,
+}
+
+impl Write for Window<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write_at(buf, self.base + self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for Window<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.base + self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Window<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.pos = match pos {
+            SeekFrom::Start(p) => p,
+            SeekFrom::Current(d) => self
+                .pos
+                .checked_add_signed(d)
+                .ok_or(std::io::ErrorKind::InvalidInput)?,
+            SeekFrom::End(_) => return Err(std::io::ErrorKind::Unsupported.into()),
+        };
+        Ok(self.pos)
+    }
+}
+
+/// The GPT partitions and the given files' places in a written ISO (read back).
+pub(super) fn iso_layout(
+    file: &File,
+    paths: &[&str],
+) -> Result<(Vec<PartitionRecord>, Vec<Placed>)> {
+    let f = file.try_clone().map_err(io("reading the ISO back"))?;
+    let reader = imgpipe_isofs::Reader::open(BufReader::new(f))
+        .map_err(|e| step("reading the ISO back")(chain(&e)))?;
+    let entries = reader
+        .walk()
+        .map_err(|e| step("reading the ISO back")(chain(&e)))?;
+    let mut files = Vec::new();
+    for want in paths {
+        if let Some((e, node)) = entries.iter().find(|(e, _)| e.path == want.as_bytes()) {
+            let ext = reader
+                .extents(node)
+                .map_err(|e| step("reading the ISO back")(chain(&e)))?;
+            let offset = ext
+                .and_then(|x| x.first().map(|x| x.image_offset))
+                .unwrap_or(0);
+            files.push(Placed {
+                path: format!("/{want}"),
+                offset,
+                size: e.size,
+            });
+        }
+    }
+    let mut g = file.try_clone().map_err(io("reading the ISO back"))?;
+    let partitions = match imgpipe_gptpart::read_gpt(&mut g) {
+        Ok(gpt) => gpt
+            .partitions
+            .iter()
+            .map(|p| PartitionRecord {
+                index: p.index,
+                name: p.name.clone(),
+                type_guid: p.type_guid.to_string(),
+                guid: p.unique_guid.to_string(),
+                offset: p.first_lba * gpt.sector_size,
+                size: p.size,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    Ok((partitions, files))
+}

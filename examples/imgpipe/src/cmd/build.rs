@@ -1,0 +1,319 @@
+//! `imgpipe build`: a bootable, byte-reproducible live ISO (and disk image) from a kickstart
+//! and a root tree (imgpipe_repro::build does the work; this parses flags and renders).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use imgpipe_repro::build::{BuildRequest, Encryption, Event, Layout, Manifest, RootFs};
+use imgpipe_squashfs::erofs::ErofsWriteOptions;
+use imgpipe_squashfs::{Compression, Compressor, WriteOptions};
+
+use crate::{output, progress, target};
+
+/// Arguments of `imgpipe build`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The kickstart: validated first (an error stops the build); its settings are applied
+    /// to the image, and what is not applied is listed.
+    #[arg(long, value_name = "KS")]
+    kickstart: PathBuf,
+    /// The root tree (as dnf --installroot, debootstrap or mkosi make it); never modified.
+    #[arg(long, value_name = "DIR")]
+    root: PathBuf,
+    /// The live ISO to write (hybrid: BIOS and UEFI, CD and USB).
+    #[arg(short, long, value_name = "OUT.iso")]
+    output: PathBuf,
+    /// Also write a GPT disk image (ESP + the root image in its own partition; boots UEFI).
+    #[arg(long, value_name = "OUT.img")]
+    disk: Option<PathBuf>,
+    /// Write the build manifest (JSON: inputs, epoch, seed, outputs and their layout).
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// The one label: ISO volume id, root=live:CDLABEL=, GRUB's search, the root partition's
+    /// name (at most 32 ASCII letters, digits, '_', '-', '.').
+    #[arg(long)]
+    label: String,
+    /// Replace `root=live:CDLABEL=LABEL rd.live.image` (or `boot=live`) on the ISO's kernel
+    /// command line.
+    #[arg(long, value_name = "ARGS")]
+    root_arg: Option<String>,
+    /// Medium layout: dracut (/LiveOS/squashfs.img) or debian (/live/filesystem.squashfs).
+    #[arg(long, value_enum, default_value = "dracut")]
+    layout: LayoutArg,
+    /// Root image format.
+    #[arg(long, value_enum, default_value = "squashfs")]
+    rootfs: RootFsArg,
+    /// Compressor: squashfs gzip|xz|lzo|lz4|zstd (default xz); EROFS
+    /// lz4|lz4hc|lzma|deflate|zstd[,LEVEL] (default lzma).
+    #[arg(long)]
+    comp: Option<String>,
+    /// Compression level.
+    #[arg(long)]
+    level: Option<u32>,
+    /// squashfs block size (default 128K).
+    #[arg(long, value_parser = crate::size::parse_size_u32)]
+    block_size: Option<u32>,
+    /// EROFS physical cluster size (as mkfs.erofs -C).
+    #[arg(long, value_parser = crate::size::parse_size_u32)]
+    cluster_size: Option<u32>,
+    /// EROFS: pack tails and small files into fragments.
+    #[arg(long)]
+    fragments: bool,
+    /// EROFS: inline compressed tails.
+    #[arg(long)]
+    ztailpacking: bool,
+    /// EROFS: store identical files once.
+    #[arg(long)]
+    dedupe: bool,
+    /// Compression threads (default: one per CPU); the bytes do not depend on it.
+    #[arg(long)]
+    processors: Option<usize>,
+    /// The kernel, instead of the tree's /boot/vmlinuz-*.
+    #[arg(long, value_name = "FILE", requires = "initrd")]
+    kernel: Option<PathBuf>,
+    /// The initrd, instead of the tree's.
+    #[arg(long, value_name = "FILE", requires = "kernel")]
+    initrd: Option<PathBuf>,
+    /// Which of the tree's kernels, when it has several.
+    #[arg(long, value_name = "VERSION")]
+    kernel_version: Option<String>,
+    /// GRUB x86_64-efi image (default: /boot/efi/EFI/*/grubx64.efi in the tree).
+    #[arg(long, value_name = "FILE")]
+    efi_loader: Option<PathBuf>,
+    /// GRUB i386-pc-eltorito image (without one the ISO boots UEFI only).
+    #[arg(long, value_name = "FILE")]
+    bios_loader: Option<PathBuf>,
+    /// GRUB's boot_hybrid.img, the MBR that boots BIOS from USB.
+    #[arg(long, value_name = "FILE")]
+    bios_hybrid_mbr: Option<PathBuf>,
+    /// The kickstart version whose rules apply.
+    #[arg(long, default_value = "F43")]
+    ks_version: String,
+    /// Build time in Unix seconds; every time is clamped to it (default: SOURCE_DATE_EPOCH,
+    /// else the newest modification time among the inputs).
+    #[arg(long)]
+    epoch: Option<u64>,
+    /// Seed every identifier, salt and key derives from (default: derived from the digest
+    /// of the inputs).
+    #[arg(long, value_parser = crate::flags::parse_seed)]
+    seed: Option<imgpipe_repro::Seed>,
+    /// Put the disk image's root in LUKS2 (needs --disk and --passphrase-file).
+    #[arg(long, requires_all = ["disk", "passphrase_file"])]
+    encrypt: bool,
+    /// The LUKS2 passphrase (the file's bytes, without a final newline).
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+    /// Argon2id memory cost in KiB.
+    #[arg(long, default_value_t = 1_048_576)]
+    pbkdf_memory: u32,
+    /// Argon2id time cost (passes).
+    #[arg(long, default_value_t = 4)]
+    pbkdf_time: u32,
+    /// Argon2id lanes.
+    #[arg(long, default_value_t = 4)]
+    pbkdf_parallel: u32,
+    /// Replace outputs that hold a recognised image.
+    #[arg(long)]
+    force: bool,
+    /// Print the manifest as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LayoutArg {
+    Dracut,
+    Debian,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RootFsArg {
+    Squashfs,
+    Erofs,
+}
+
+fn rootfs(a: &Args) -> anyhow::Result<RootFs> {
+    Ok(match a.rootfs {
+        RootFsArg::Squashfs => {
+            for (flag, on) in [
+                ("--cluster-size", a.cluster_size.is_some()),
+                ("--fragments", a.fragments),
+                ("--ztailpacking", a.ztailpacking),
+                ("--dedupe", a.dedupe),
+            ] {
+                anyhow::ensure!(!on, "{flag} is an EROFS option: add --rootfs erofs");
+            }
+            let comp = a.comp.as_deref().unwrap_or("xz");
+            let (name, lvl) =
+                match comp.split_once(',') {
+                    Some((n, l)) => (
+                        n,
+                        Some(l.parse::<u32>().with_context(|| {
+                            format!("--comp {comp:?}: the level is not a number")
+                        })?),
+                    ),
+                    None => (comp, a.level),
+                };
+            let c = Compressor::from_name(name).with_context(|| {
+                format!("--comp {name:?}: unknown squashfs compressor (gzip, xz, lzo, lz4, zstd)")
+            })?;
+            let mut o = WriteOptions::new(0);
+            o.compression = Compression::with_level(c, lvl);
+            if let Some(b) = a.block_size {
+                o.block_size = b;
+            }
+            RootFs::Squashfs(Box::new(o))
+        }
+        RootFsArg::Erofs => {
+            anyhow::ensure!(
+                a.block_size.is_none(),
+                "--block-size is a squashfs option; EROFS takes --cluster-size"
+            );
+            let mut o = ErofsWriteOptions::new(0, [0; 16]);
+            o.compression = Some(crate::cmd::erofs::parse_comp(
+                a.comp.as_deref().unwrap_or("lzma"),
+                a.level,
+            )?);
+            if let Some(c) = a.cluster_size {
+                o.pcluster_size = c;
+            }
+            o.fragments = a.fragments;
+            o.ztailpacking = a.ztailpacking;
+            o.dedupe = a.dedupe;
+            o.threads = a.processors;
+            RootFs::Erofs(Box::new(o))
+        }
+    })
+}
+
+/// Runs `imgpipe build`.
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let version = imgpipe_kickstart::Version::from_name(&a.ks_version)
+        .with_context(|| format!("--ks-version {:?}: unknown version", a.ks_version))?;
+    anyhow::ensure!(a.processors != Some(0), "--processors: must be at least 1");
+    for (flag, p) in [
+        ("-o/--output", Some(&a.output)),
+        ("--disk", a.disk.as_ref()),
+        ("--manifest", a.manifest.as_ref()),
+    ] {
+        if let Some(p) = p {
+            target::check_output(flag, p)?;
+            if flag != "--manifest" {
+                target::refuse_recognised(p, a.force)?;
+            }
+        }
+    }
+    anyhow::ensure!(
+        a.passphrase_file.is_none() || a.encrypt,
+        "--passphrase-file needs --encrypt"
+    );
+    let mut req = BuildRequest::new(&a.kickstart, &a.root, &a.output, &a.label);
+    req.ks_version = version;
+    req.disk = a.disk.clone();
+    req.manifest = a.manifest.clone();
+    req.root_arg = a.root_arg.clone();
+    req.layout = match a.layout {
+        LayoutArg::Dracut => Layout::Dracut,
+        LayoutArg::Debian => Layout::Debian,
+    };
+    req.rootfs = rootfs(&a)?;
+    req.kernel = a.kernel.clone();
+    req.initrd = a.initrd.clone();
+    req.kernel_version = a.kernel_version.clone();
+    req.efi_loader = a.efi_loader.clone();
+    req.bios_loader = a.bios_loader.clone();
+    req.bios_hybrid_mbr = a.bios_hybrid_mbr.clone();
+    req.epoch = match a.epoch {
+        Some(e) => Some(e),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) => Some(
+                imgpipe_repro::Epoch::from_source_date_epoch(&v)
+                    .context("SOURCE_DATE_EPOCH")?
+                    .0,
+            ),
+            Err(_) => None,
+        },
+    };
+    req.seed = a.seed;
+    if a.encrypt {
+        let file = a
+            .passphrase_file
+            .as_ref()
+            .context("--encrypt needs --passphrase-file")?;
+        let mut pass = std::fs::read(file)
+            .with_context(|| format!("--passphrase-file: cannot read {}", file.display()))?;
+        if pass.last() == Some(&b'\n') {
+            pass.pop();
+        }
+        anyhow::ensure!(
+            !pass.is_empty(),
+            "--passphrase-file {}: empty passphrase",
+            file.display()
+        );
+        req.encrypt = Some(Encryption {
+            passphrase: pass,
+            memory_kib: a.pbkdf_memory,
+            time: a.pbkdf_time,
+            lanes: a.pbkdf_parallel,
+        });
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.processors.unwrap_or(0))
+        .build()
+        .context("--processors: starting threads")?;
+    let mut bar = progress::bytes(0, "starting");
+    let mut notices = Vec::new();
+    let result = pool.install(|| {
+        imgpipe_repro::build::build(&req, &mut |e| match e {
+            Event::Step { what, total } => {
+                bar.finish_and_clear();
+                bar = progress::bytes(total, what);
+            }
+            Event::Progress(done) => bar.set_position(done),
+            Event::Notice(n) => {
+                bar.suspend(|| eprintln!("imgpipe build: {n}"));
+                notices.push(n);
+            }
+            _ => {}
+        })
+    });
+    bar.finish_and_clear();
+    let manifest = result?;
+    print(&a, &manifest)?;
+    Ok(output::exit(output::SUCCESS))
+}
+
+fn print(a: &Args, m: &Manifest) -> anyhow::Result<()> {
+    if a.json {
+        return output::print_json(m);
+    }
+    let outs: Vec<String> = m
+        .outputs
+        .iter()
+        .map(|o| {
+            format!(
+                "{} ({}, sha256 {})",
+                o.name,
+                output::plural(o.size, "byte", "bytes"),
+                o.sha256.get(..16).unwrap_or("")
+            )
+        })
+        .collect();
+    println!(
+        "{}: {} root image of {}, {} applied, {} not applied, epoch {}, seed {}{}",
+        outs.join(", "),
+        m.rootfs,
+        output::plural(m.tree.entries, "entry", "entries"),
+        output::plural(
+            m.kickstart.applied.len() as u64,
+            "kickstart command",
+            "kickstart commands"
+        ),
+        m.kickstart.not_applied.len(),
+        m.epoch,
+        m.seed,
+        if m.bios { "" } else { ", UEFI only" }
+    );
+    Ok(())
+}
