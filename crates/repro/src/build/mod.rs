@@ -404,7 +404,7 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
             .collect();
         return Err(Error::Kickstart {
             path: req.kickstart.clone(),
-            version: format!("{:?}", req.ks_version),
+            version: req.ks_version.name().to_owned(),
             errors,
         });
     }

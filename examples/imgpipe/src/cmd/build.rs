@@ -101,7 +101,7 @@ pub struct Args {
     /// Put the disk image's root in LUKS2 (needs --disk and --passphrase-file).
     #[arg(long, requires_all = ["disk", "passphrase_file"])]
     encrypt: bool,
-    /// The LUKS2 passphrase (the file's bytes, without a final newline).
+    /// The LUKS2 passphrase: the file's bytes, exactly (as cryptsetup --key-file).
     #[arg(long, value_name = "FILE")]
     passphrase_file: Option<PathBuf>,
     /// Argon2id memory cost in KiB.
@@ -241,11 +241,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             .passphrase_file
             .as_ref()
             .context("--encrypt needs --passphrase-file")?;
-        let mut pass = std::fs::read(file)
+        // The file's bytes exactly, as `luks format --passphrase-file` and cryptsetup's
+        // --key-file take them.
+        let pass = std::fs::read(file)
             .with_context(|| format!("--passphrase-file: cannot read {}", file.display()))?;
-        if pass.last() == Some(&b'\n') {
-            pass.pop();
-        }
         anyhow::ensure!(
             !pass.is_empty(),
             "--passphrase-file {}: empty passphrase",
