@@ -27,9 +27,8 @@
 //! ```
 //!
 //! - `search --label` finds the ISO 9660 volume (the whole disk comes before its partitions,
-//!   so an ESP carrying the same FAT label does not get in the way). GRUB reads the Joliet
-//!   volume identifier when there is one, which keeps only 16 characters: a label longer than
-//!   16 characters is not found.
+//!   so an ESP carrying the same FAT label does not get in the way; here it does). A 32-byte
+//!   mixed-case label is found too (examples/imgpipe/tests/build_boot.rs).
 //! - Kernel command line: `root=live:CDLABEL=LABEL console=ttyS0` (nothing else needed).
 
 use std::path::{Path, PathBuf};

@@ -178,6 +178,10 @@ mkdir -p /run/medium /run/root
 iso_label() {
     dd if="$1" bs=1 skip=32808 count=32 2>/dev/null | tr -d '\000' | sed 's/ *$//'
 }
+# The file system type of what is mounted at /run/root.
+root_type() {
+    grep " /run/root " /proc/mounts | cut -d" " -f3
+}
 mount_root_image() {
     mount -t squashfs -o ro,loop "$1" /run/root 2>/dev/null \
         || mount -t erofs -o ro,loop "$1" /run/root 2>/dev/null
@@ -192,7 +196,7 @@ find_root() {
         for u in /sys/class/block/*/uevent; do
             grep -qx "PARTNAME=$partlabel" "$u" || continue
             dev=/dev/$(sed -n 's/^DEVNAME=//p' "$u")
-            mount_root_device "$dev" && { echo "imgpipe init: root partition $dev"; return 0; }
+            mount_root_device "$dev" && { echo "imgpipe init: root partition $dev ($(root_type))"; return 0; }
             echo "imgpipe init: $dev (PARTLABEL=$partlabel) mounts neither as squashfs nor as erofs"
         done
         return 1
@@ -217,7 +221,7 @@ find_root() {
         for img in /run/medium/LiveOS/squashfs.img /run/medium/live/filesystem.squashfs; do
             [ -f "$img" ] || continue
             if mount_root_image "$img"; then
-                echo "imgpipe init: medium $dev, root image ${img#/run/medium}"
+                echo "imgpipe init: medium $dev, root image ${img#/run/medium} ($(root_type))"
                 return 0
             fi
             fail "$dev: ${img#/run/medium} mounts neither as squashfs nor as erofs"
@@ -581,11 +585,15 @@ impl Medium {
     }
 }
 
-/// Runs QEMU (TCG, 512 MiB, serial console on stdout, no reboot) with `args` until every
+/// Runs QEMU (TCG, 512 MiB, serial console on stdout, no reboot; one at a time in a process)
+/// with `args` until every
 /// string of `expect` is on the serial console (`Ok(log)`), or the guest prints
 /// [`INIT_FAIL`], panics or stops at GRUB's prompt, QEMU exits, or `timeout` passes
 /// (`Err(log)`).
 pub fn qemu_boot(args: &[String], expect: &[&str], timeout: Duration) -> Result<String, String> {
+    // One QEMU at a time, whatever the test harness runs in parallel: TCG is CPU-bound.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let qemu = crate::tool("qemu-system-x86_64").ok_or("qemu-system-x86_64 is not installed")?;
     let mut child = Command::new(qemu)
         .args([

@@ -20,8 +20,14 @@ fn write(path: &Path, data: &[u8]) {
     fs::write(path, data).unwrap();
 }
 
-/// Builds the ISO and disk with `label` and boots each medium; the failures, one per medium.
-fn build_and_boot(label: &str, media: &[(Medium, bool)]) -> Vec<String> {
+/// Builds the ISO and disk with `label` and `extra` flags and boots each medium (`true`: the
+/// disk image), expecting the root image mounted as `fstype`; the failures, one per medium.
+fn build_and_boot(
+    label: &str,
+    extra: &[&str],
+    fstype: &str,
+    media: &[(Medium, bool)],
+) -> Vec<String> {
     let Some(kernel) = boot::debian_kernel() else {
         return Vec::new();
     };
@@ -75,7 +81,8 @@ fn build_and_boot(label: &str, media: &[(Medium, bool)]) -> Vec<String> {
         .arg(&grub.eltorito)
         .arg("--bios-hybrid-mbr")
         .arg(&grub.boot_hybrid)
-        .args(["--epoch", "1700000000", "--comp", "gzip"])
+        .args(["--epoch", "1700000000"])
+        .args(extra)
         .env_remove("SOURCE_DATE_EPOCH")
         .output()
         .unwrap();
@@ -92,7 +99,13 @@ fn build_and_boot(label: &str, media: &[(Medium, bool)]) -> Vec<String> {
         let Some(args) = medium.args(image, d) else {
             return Vec::new();
         };
-        match boot::qemu_boot(&args, &[MARKER, &hostname], Duration::from_secs(240)) {
+        let mounted = format!("({fstype})");
+        let expect = [MARKER, &hostname, &mounted];
+        match boot::qemu_boot(&args, &expect, Duration::from_secs(240)) {
+            Ok(log) if log.contains("error: ") => failures.push(format!(
+                "label {label}, {medium:?}: booted, but GRUB reported an error (a failed search \
+                 falls back on the device GRUB started from); serial log:\n{log}"
+            )),
             Ok(log) => {
                 let found = log.lines().find(|l| {
                     l.contains("imgpipe init: medium") || l.contains("imgpipe init: root partition")
@@ -120,6 +133,37 @@ fn built_iso_and_disk_boot_linux() {
         (Medium::UefiUsb, false),
         (Medium::UefiDisk, true),
     ];
-    let failures = build_and_boot("IMGPIPE_BUILT", &media);
+    let failures = build_and_boot("IMGPIPE_BUILT", &["--comp", "gzip"], "squashfs", &media);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// A label as long as the build allows, in mixed case: GRUB's `search --label` and the
+/// kernel command line see it whole.
+#[test]
+fn a_long_mixed_case_label_boots() {
+    let label = "Imgpipe-Live-Label-Of-32-Chars.1";
+    assert_eq!(label.len(), 32);
+    let media = [(Medium::BiosCd, false), (Medium::UefiUsb, false)];
+    let failures = build_and_boot(label, &["--comp", "gzip"], "squashfs", &media);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The other root image and layout: EROFS (lz4hc: Debian 12's kernel reads lz4 only, it is
+/// built without `CONFIG_EROFS_FS_ZIP_LZMA`) from the disk image and the ISO, and squashfs in
+/// Debian's layout (`/live/filesystem.squashfs`, `boot=live`).
+#[test]
+fn erofs_root_and_debian_layout_boot() {
+    let mut failures = build_and_boot(
+        "IMGPIPE_EROFS",
+        &["--rootfs", "erofs", "--comp", "lz4hc"],
+        "erofs",
+        &[(Medium::UefiDisk, true), (Medium::BiosCd, false)],
+    );
+    failures.extend(build_and_boot(
+        "IMGPIPE_DEBIAN",
+        &["--layout", "debian", "--comp", "xz"],
+        "squashfs",
+        &[(Medium::BiosUsb, false), (Medium::UefiCd, false)],
+    ));
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
