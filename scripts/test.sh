@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   xorriso squashfs-tools erofs-utils cryptsetup-bin gdisk fdisk dosfstools mtools
   libarchive-tools genisoimage systemd
   qemu-system-x86 ovmf grub-pc-bin grub-efi-amd64-bin grub-rescue-pc ipxe memtest86+
+  busybox-static kmod
 )
 PYPI_PACKAGES=(pykickstart==3.78 pycdlib)
 
@@ -63,6 +64,28 @@ if [ ! -x "$EROFS_UTILS/bin/mkfs.erofs" ]; then
   rm -rf "$scratch"
 fi
 export IMGPIPE_EROFS_UTILS="$PWD/$EROFS_UTILS/bin"
+
+# Debian 12's kernel for the boot tests (crates/testsupport/src/boot.rs): the versioned package
+# linux-image-amd64 depends on (linux-image-6.1.0-N-amd64), unpacked into .tools/linux-<version>/
+# once, with the modules.dep its postinst would make (depmod). Nothing is installed on the host.
+if ! compgen -G ".tools/linux-*/lib/modules/*/modules.dep" >/dev/null; then
+  kernel_package() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+  kpkg=$(kernel_package)
+  if [ -z "$kpkg" ]; then sudo_if_needed apt-get update -qq; kpkg=$(kernel_package); fi
+  [ -n "$kpkg" ] || { echo "apt knows no linux-image-amd64" >&2; exit 1; }
+  kver=${kpkg#linux-image-}
+  echo "== unpacking Debian's $kpkg into .tools/linux-$kver"
+  scratch=$(mktemp -d)
+  chmod 755 "$scratch"
+  (cd "$scratch" && apt-get download -q "$kpkg" >/dev/null 2>&1)
+  dpkg-deb -x "$scratch"/"$kpkg"_*.deb "$scratch/root"
+  PATH="$PATH:/usr/sbin:/sbin" depmod -b "$scratch/root" "$kver"
+  test -f "$scratch/root/boot/vmlinuz-$kver" || { echo "$kpkg has no /boot/vmlinuz-$kver" >&2; exit 1; }
+  mkdir -p .tools
+  rm -rf ".tools/linux-$kver"
+  mv "$scratch/root" ".tools/linux-$kver"
+  rm -rf "$scratch"
+fi
 
 VENV=.venv
 if [ ! -x "$VENV/bin/python" ]; then

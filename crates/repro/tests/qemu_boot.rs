@@ -3,93 +3,18 @@
 //! from an embedded config, finds our ISO9660 file system and prints a marker file from it
 //! on the serial console.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use imgpipe_isofs::{BiosBoot, Builder, EfiBoot, HybridMbr, MbrFlavor, Metadata, Options};
-use imgpipe_testsupport::{in_ci, run, tempdir, tool};
+use imgpipe_testsupport::boot::{self, BOOT_HYBRID, Medium, installed};
+use imgpipe_testsupport::{run, tempdir, tool};
 
 const MARKER: &str = "IMGPIPE-BOOT-OK-7f3a";
-const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
-const BOOT_HYBRID: &str = "/usr/lib/grub/i386-pc/boot_hybrid.img";
-
-fn file(path: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(path);
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        !in_ci(),
-        "{path} is missing under CI=true; the test command installs it"
-    );
-    eprintln!("skipping: {path} not installed (run scripts/test.sh)");
-    None
-}
-
-/// Boots QEMU (TCG) and waits for the marker on the serial console.
-fn boots(qemu: &Path, args: &[String]) -> Result<(), String> {
-    let mut child = Command::new(qemu)
-        .args([
-            "-accel",
-            "tcg",
-            "-m",
-            "256",
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-serial",
-            "stdio",
-            "-no-reboot",
-        ])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let mut stdout = child.stdout.take().unwrap();
-    let sink = Arc::clone(&log);
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let mut found = false;
-    // A boot takes 1-15 s here; leave room for a loaded CI machine.
-    for _ in 0..1200 {
-        if String::from_utf8_lossy(&log.lock().unwrap()).contains(MARKER) {
-            found = true;
-            break;
-        }
-        if child.try_wait().ok().flatten().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = reader.join();
-    found = found || String::from_utf8_lossy(&log.lock().unwrap()).contains(MARKER);
-    if found {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&log.lock().unwrap()).into_owned())
-    }
-}
 
 #[test]
 fn grub_hybrid_boots_bios_and_uefi_from_cd_and_usb() {
-    let (Some(mkimage), Some(mkfs), Some(mmd), Some(mcopy), Some(qemu)) = (
+    let (Some(mkimage), Some(mkfs), Some(mmd), Some(mcopy), Some(_qemu)) = (
         tool("grub-mkimage"),
         tool("mkfs.vfat"),
         tool("mmd"),
@@ -98,8 +23,7 @@ fn grub_hybrid_boots_bios_and_uefi_from_cd_and_usb() {
     ) else {
         return;
     };
-    let (Some(code), Some(vars), Some(mbr)) = (file(OVMF_CODE), file(OVMF_VARS), file(BOOT_HYBRID))
-    else {
+    let Some(mbr) = installed(BOOT_HYBRID) else {
         return;
     };
     let t = tempdir();
@@ -187,46 +111,20 @@ fn grub_hybrid_boots_bios_and_uefi_from_cd_and_usb() {
         path
     };
     let (mbr_iso, gpt_iso) = (image(false), image(true));
-    let uefi = |iso: &Path| -> Vec<String> {
-        let v = d.join(format!(
-            "vars-{}",
-            iso.file_name().unwrap().to_string_lossy()
-        ));
-        std::fs::copy(&vars, &v).unwrap();
-        vec![
-            "-drive".into(),
-            format!("if=pflash,format=raw,readonly=on,file={}", code.display()),
-            "-drive".into(),
-            format!("if=pflash,format=raw,file={}", v.display()),
-        ]
-    };
-    let cd = |iso: &Path| vec!["-cdrom".to_string(), iso.display().to_string()];
-    let usb = |iso: &Path| {
-        vec![
-            "-drive".to_string(),
-            format!("if=none,id=stick,format=raw,file={}", iso.display()),
-            "-device".into(),
-            "qemu-xhci".into(),
-            "-device".into(),
-            "usb-storage,drive=stick".into(),
-        ]
-    };
-    let cases: [(&str, Vec<String>); 4] = [
-        ("BIOS, CD, isohybrid MBR", cd(&mbr_iso)),
-        (
-            "UEFI, CD, isohybrid MBR",
-            [uefi(&mbr_iso), cd(&mbr_iso)].concat(),
-        ),
-        ("BIOS, USB stick, GPT", usb(&gpt_iso)),
-        (
-            "UEFI, USB stick, GPT",
-            [uefi(&gpt_iso), usb(&gpt_iso)].concat(),
-        ),
+    let cases = [
+        ("BIOS, CD, isohybrid MBR", Medium::BiosCd, &mbr_iso),
+        ("UEFI, CD, isohybrid MBR", Medium::UefiCd, &mbr_iso),
+        ("BIOS, USB stick, GPT", Medium::BiosUsb, &gpt_iso),
+        ("UEFI, USB stick, GPT", Medium::UefiUsb, &gpt_iso),
     ];
     let mut failures = Vec::new();
-    for (name, args) in cases {
-        if let Err(log) = boots(&qemu, &args) {
-            failures.push(format!("{name}: no marker; serial log:\n{log}"));
+    for (name, medium, iso) in cases {
+        let Some(args) = medium.args(iso, d) else {
+            return;
+        };
+        // A boot takes 1-15 s here; leave room for a loaded CI machine.
+        if let Err(log) = boot::qemu_boot(&args, &[MARKER], Duration::from_secs(120)) {
+            failures.push(format!("{name}: no marker; {log}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));

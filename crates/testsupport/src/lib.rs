@@ -12,6 +12,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod boot;
 mod trees;
 pub use trees::{EVERY_KIND_CONTENTS, every_kind_tree, file_entry, one_entry_tree};
 

@@ -22,8 +22,10 @@
 //! - The ISO: Rock Ridge and Joliet; El Torito BIOS (the GRUB eltorito image at
 //!   `/boot/grub/eltorito.img`) and UEFI (a FAT `efiboot.img` appended as the GPT's ESP,
 //!   holding the GRUB EFI image as `/EFI/BOOT/BOOTX64.EFI`); the isohybrid MBR; a GPT. The
-//!   same `grub.cfg` is at `/boot/grub/grub.cfg` on the ISO and at `/EFI/BOOT/grub.cfg` and
-//!   `/boot/grub/grub.cfg` in the ESP; it finds the ISO by its label.
+//!   same `grub.cfg` is at `/boot/grub/grub.cfg` and `/EFI/BOOT/grub.cfg` on the ISO and at
+//!   `/EFI/BOOT/grub.cfg` and `/boot/grub/grub.cfg` in the ESP; it finds the ISO by its
+//!   label. (GRUB for UEFI started from El Torito reads its prefix `/EFI/BOOT` on the
+//!   ISO 9660 volume, not in the ESP: without the ISO's copy a UEFI CD stops at `grub>`.)
 //! - The disk: a GPT with an ESP (FAT32: loader, `grub.cfg`, kernel, initrd; GRUB finds it by
 //!   its FAT serial) and the root partition, named with the label, holding the root image
 //!   (inside LUKS2 with [`BuildRequest::encrypt`]); the kernel finds it as
@@ -689,6 +691,13 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
     add(
         &mut iso_tree,
         "boot/grub/grub.cfg",
+        bytes(iso_cfg.clone()),
+        iso_cfg.len() as u64,
+    )?;
+    // A UEFI GRUB started from El Torito (a CD) takes the ISO 9660 volume as its root.
+    add(
+        &mut iso_tree,
+        "EFI/BOOT/grub.cfg",
         bytes(iso_cfg.clone()),
         iso_cfg.len() as u64,
     )?;
