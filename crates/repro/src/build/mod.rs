@@ -939,8 +939,13 @@ fn write_root_image(
         }
         w.flush().map_err(io("writing the root image"))
     };
+    // The worker thread compresses in a pool as large as the caller's (`--processors`).
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(rayon::current_num_threads())
+        .build()
+        .map_err(|e| step("starting compression threads")(e.to_string()))?;
     let result = std::thread::scope(|s| {
-        let worker = s.spawn(|| run(&mut w, tx));
+        let worker = s.spawn(|| pool.install(|| run(&mut w, tx)));
         // Progress reaches the caller on this thread.
         for done in rx.iter() {
             on(Event::Progress(done));
