@@ -72,6 +72,9 @@ enum Command {
     /// Build a bootable, byte-reproducible live ISO (and disk image) from a kickstart and a
     /// root tree.
     Build(Box<cmd::build::Args>),
+    /// Prove a build from its manifest: the recorded inputs still have their digests and
+    /// give the recorded outputs byte for byte (exit 0), or what changed (exit 1).
+    Rebuild(cmd::rebuild::Args),
     /// Build twice (the second under variations) and compare the outputs: exit 0
     /// reproducible, 1 not (which files, which variations), 2 could not run.
     Verify(cmd::verify::Args),
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(a) => cmd::build::run(*a),
         Command::Verify(a) => cmd::verify::run(a),
+        Command::Rebuild(a) => cmd::rebuild::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Diff(a) => cmd::diff::run(a),
         Command::Iso(a) => cmd::iso::run(a),

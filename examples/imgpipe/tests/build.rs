@@ -704,3 +704,52 @@ fn part_flags_lay_the_disk_out() {
         assert!(e.contains(needle), "{e}");
     }
 }
+
+#[test]
+fn rebuild_proves_a_build_and_names_a_changed_input() {
+    let t = tempdir();
+    let d = t.path();
+    inputs(d, false);
+    // The manifest in a subdirectory: the recipe's paths are seen from there.
+    std::fs::create_dir(d.join("out")).unwrap();
+    let mut a = args(&["--rootfs", "erofs", "--comp", "lz4"]);
+    let i = a.iter().position(|x| x == "manifest.json").unwrap();
+    a[i] = "out/manifest.json".into();
+    ok(&imgpipe_in(d, &a));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("out/manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["recipe"]["kickstart"], "../ks.cfg");
+    assert_eq!(m["recipe"]["rootfs"]["format"], "erofs");
+    let work = tempdir();
+    let rebuild = |extra: &[&str]| {
+        let mut args: Vec<OsString> = vec![
+            "rebuild".into(),
+            "out/manifest.json".into(),
+            "--json".into(),
+            "--work".into(),
+            work.path().into(),
+        ];
+        args.extend(extra.iter().map(OsString::from));
+        imgpipe_in(d, &args)
+    };
+    let o = rebuild(&[]);
+    ok(&o);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["proven"], true, "{r:#}");
+    assert_eq!(r["outputs"].as_array().unwrap().len(), 2);
+    // Nothing is left in the work directory.
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
+    // A changed input is named.
+    write(&d.join("root/etc/hostname"), "other\n");
+    set_mtimes(&d.join("root"), 1_700_000_000);
+    let o = rebuild(&[]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["proven"], false);
+    assert_eq!(r["changed_inputs"][0][0], "root tree", "{r:#}");
+}

@@ -44,6 +44,7 @@ mod grub;
 mod inputs;
 pub mod label;
 mod overlay;
+mod recipe;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -59,6 +60,7 @@ use sha2::{Digest, Sha256};
 pub use inputs::TreeDigest;
 pub use label::check_label;
 pub use overlay::{Applied, KickstartReport};
+pub use recipe::{RebuildReport, RebuiltOutput, Recipe, RootFsRecipe, rebuild};
 
 use crate::error::{Error, Result};
 use crate::output::{AtomicFile, check_output};
@@ -334,6 +336,8 @@ pub struct Manifest {
     pub kickstart: KickstartReport,
     /// The outputs.
     pub outputs: Vec<OutputRecord>,
+    /// Every option of the build, for `rebuild`.
+    pub recipe: Recipe,
 }
 
 /// The version string the manifest records.
@@ -810,6 +814,7 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
         root_image,
         kickstart: ks_report,
         outputs: outputs_rec,
+        recipe: Recipe::of(req),
     };
     let manifest_out = match &req.manifest {
         None => None,

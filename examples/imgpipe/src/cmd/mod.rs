@@ -11,5 +11,6 @@ pub mod iso;
 pub mod ks;
 mod listing;
 pub mod luks;
+pub mod rebuild;
 pub mod squashfs;
 pub mod verify;
