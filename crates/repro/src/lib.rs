@@ -45,6 +45,7 @@ mod error;
 mod format;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod inject;
 pub mod iso;
 pub mod luks;
 mod nested;

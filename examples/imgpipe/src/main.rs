@@ -72,6 +72,9 @@ enum Command {
     /// Build a bootable, byte-reproducible live ISO (and disk image) from a kickstart and a
     /// root tree.
     Build(Box<cmd::build::Args>),
+    /// Put pieces into an image's reserved slots (O(piece) work): into a copy, in place, or
+    /// streamed to stdout.
+    Inject(cmd::inject::Args),
     /// Prove a build from its manifest: the recorded inputs still have their digests and
     /// give the recorded outputs byte for byte (exit 0), or what changed (exit 1).
     Rebuild(cmd::rebuild::Args),
@@ -129,6 +132,7 @@ fn main() -> ExitCode {
         Command::Build(a) => cmd::build::run(*a),
         Command::Verify(a) => cmd::verify::run(a),
         Command::Rebuild(a) => cmd::rebuild::run(a),
+        Command::Inject(a) => cmd::inject::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Diff(a) => cmd::diff::run(a),
         Command::Iso(a) => cmd::iso::run(a),

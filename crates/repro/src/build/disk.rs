@@ -39,6 +39,8 @@ pub(super) struct DiskInputs<'a> {
     pub encrypt: Option<&'a Encryption>,
     /// `--part` texts (gpt create's language); empty: the kickstart's `part` lines.
     pub parts: &'a [String],
+    /// The root image's reserved slots.
+    pub slots: &'a [imgpipe_squashfs::erofs::ErofsReservedSlot],
 }
 
 /// What a partition of the disk holds.
@@ -384,19 +386,26 @@ pub(super) fn write_disk(
                 .map_err(|e| step("encrypting the root image")(chain(&e)))?;
         }
     }
-    // Read back for the digest: the disk is sparse, most of it is the root image just written.
-    let mut h = Sha256::new();
-    let mut f = file;
-    f.seek(SeekFrom::Start(0))
-        .map_err(io("reading the disk back"))?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(io("reading the disk back"))?;
-        if n == 0 {
-            break;
+    // Slots are plain byte patches only where the root image is stored as is.
+    let slots = if encryption.is_some() || d.slots.is_empty() {
+        if !d.slots.is_empty() {
+            on(Event::Notice(
+                "the disk's root is encrypted: its slots are in the ISO only".into(),
+            ));
         }
-        h.update(buf.get(..n).unwrap_or_default());
+        Vec::new()
+    } else {
+        super::slots_at(
+            d.slots,
+            root_part.offset,
+            &format!("gpt partition {} (erofs)", root_part.index),
+        )
+    };
+    if !slots.is_empty() {
+        super::write_table(file, &slots)?;
     }
+    // Read back for the digest: the disk is sparse, most of it is the root image just written.
+    let (sha, _) = file_sha256(file)?;
     let offset_in_root = if encryption.is_some() {
         LUKS_DATA_OFFSET
     } else {
@@ -406,7 +415,7 @@ pub(super) fn write_disk(
         kind: "disk",
         name: d.name.clone(),
         size: layout.disk_size(),
-        sha256: hex(&h.finalize()),
+        sha256: sha,
         partitions: parts
             .iter()
             .map(|p| PartitionRecord {
@@ -428,7 +437,27 @@ pub(super) fn write_disk(
             size: d.root_len,
         }],
         cmdline,
+        slots,
     })
+}
+
+/// SHA-256 and length of a whole file.
+pub(super) fn file_sha256(file: &File) -> Result<(String, u64)> {
+    let mut h = Sha256::new();
+    let mut f = file;
+    f.seek(SeekFrom::Start(0))
+        .map_err(io("reading an output back"))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(io("reading an output back"))?;
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        h.update(buf.get(..n).unwrap_or_default());
+    }
+    Ok((hex(&h.finalize()), len))
 }
 
 /// A writer at an offset of a file (a partition).

@@ -53,7 +53,7 @@ use imgpipe_fstree::{Content, Entry, FileType, Metadata, ScanOptions, Tree};
 use imgpipe_gptpart::{FatBuilder, FatType};
 use imgpipe_isofs::{BiosBoot, Builder as IsoBuilder, EfiBoot, HybridMbr, Options as IsoOptions};
 use imgpipe_kickstart::{Kickstart, Version};
-use imgpipe_squashfs::erofs::ErofsWriteOptions;
+use imgpipe_squashfs::erofs::{ErofsReservedSlot, ErofsWriteOptions};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -193,6 +193,11 @@ pub struct BuildRequest {
     /// with their own `fat=`/`file=` contents or empty); `size=rest` sizes the ESP, the root
     /// or a `file=` partition to what it holds. Empty: the kickstart's `part` lines.
     pub disk_parts: Vec<String>,
+    /// Reserved slots in the root file system (EROFS only): the file at each path (created
+    /// empty when the tree lacks it) gets a contiguous, uncompressed extent of the capacity,
+    /// recorded in the manifest and in the slot table of the ISO and the disk
+    /// ([`crate::inject`]).
+    pub reserve: Vec<(String, u64)>,
 }
 
 impl BuildRequest {
@@ -226,6 +231,7 @@ impl BuildRequest {
             seed: None,
             encrypt: None,
             disk_parts: Vec::new(),
+            reserve: Vec::new(),
         }
     }
 }
@@ -303,6 +309,8 @@ pub struct OutputRecord {
     pub files: Vec<Placed>,
     /// The kernel command line its boot menu passes.
     pub cmdline: String,
+    /// Its reserved slots (also in its slot table).
+    pub slots: Vec<crate::inject::Slot>,
 }
 
 /// The build manifest: enough to name layers in a diff and to check a rebuild.
@@ -616,9 +624,28 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
         .and_then(|b| b.timeout)
         .map_or(5, |t| u64::try_from(t).unwrap_or(0));
 
+    // Reserved slots: EROFS stores a file's size in an uncompressed inode, patchable in place;
+    // squashfs keeps it in a compressed inode table.
+    if !req.reserve.is_empty() {
+        if let RootFs::Squashfs(_) = req.rootfs {
+            return Err(Error::Argument {
+                flag: "--reserve",
+                value: req.reserve.first().map(|r| r.0.clone()).unwrap_or_default(),
+                reason: "a squashfs root cannot take a slot: its inode table is compressed, so a size cannot be patched in place; use --rootfs erofs".into(),
+            });
+        }
+        for (path, _) in &req.reserve {
+            let p = path.trim_start_matches('/');
+            if tree.get(p.as_bytes()).is_none() {
+                let e = Entry::new(p, FileType::File, Metadata::new(0o644, epoch_i));
+                tree.insert_with_parents(e, bytes(Vec::new()), &Metadata::new(0o755, epoch_i))
+                    .map_err(|e| step(format!("--reserve {path}"))(e.to_string()))?;
+            }
+        }
+    }
     // The root image, into a temporary file beside the ISO.
     let root_tmp = AtomicFile::create(&beside(&req.iso, ".rootfs"))?;
-    write_root_image(req, &tree, epoch, seed, &root_tmp, on)?;
+    let erofs_slots = write_root_image(req, &tree, epoch, seed, &root_tmp, on)?;
     let root_len = root_tmp
         .file()
         .metadata()
@@ -758,6 +785,18 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
             "boot/grub/eltorito.img",
         ],
     )?;
+    let iso_root_at = iso_layout.1.first().map_or(0, |f| f.offset);
+    let iso_slots = slots_at(
+        &erofs_slots,
+        iso_root_at,
+        &format!("iso9660 > /{} (erofs)", req.layout.root_image()),
+    );
+    let (iso_sha, iso_size) = if iso_slots.is_empty() {
+        (iso_sha, iso_size)
+    } else {
+        write_table(iso_out.file(), &iso_slots)?;
+        disk::file_sha256(iso_out.file())?
+    };
     let mut outputs_rec = vec![OutputRecord {
         kind: "iso",
         name: file_name(&req.iso),
@@ -766,6 +805,7 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
         partitions: iso_layout.0,
         files: iso_layout.1,
         cmdline: iso_cmdline,
+        slots: iso_slots,
     }];
 
     // The disk.
@@ -790,6 +830,7 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
                     seed,
                     encrypt: req.encrypt.as_ref(),
                     parts: &req.disk_parts,
+                    slots: &erofs_slots,
                 },
                 out.file(),
                 on,
@@ -899,7 +940,7 @@ fn write_root_image(
     seed: Seed,
     out: &AtomicFile,
     on: &mut dyn FnMut(Event),
-) -> Result<()> {
+) -> Result<Vec<ErofsReservedSlot>> {
     let total = tree_bytes(tree);
     on(Event::Step {
         what: "compressing the root image",
@@ -914,7 +955,10 @@ fn write_root_image(
     let sq = |e: imgpipe_squashfs::Error| {
         step(format!("writing the {} root image", req.rootfs.name()))(chain(&e))
     };
-    let run = |w: &mut BufWriter<std::fs::File>, tx: std::sync::mpsc::Sender<u64>| -> Result<()> {
+    let run = |w: &mut BufWriter<std::fs::File>,
+               tx: std::sync::mpsc::Sender<u64>|
+     -> Result<Vec<ErofsReservedSlot>> {
+        let mut slots = Vec::new();
         match &req.rootfs {
             RootFs::Squashfs(o) => {
                 let mut o = **o;
@@ -940,23 +984,29 @@ fn write_root_image(
                 if o.volume_name.is_empty() {
                     o.volume_name = req.label.as_bytes().iter().copied().take(16).collect();
                 }
+                o.reserve = req
+                    .reserve
+                    .iter()
+                    .map(|(p, n)| (p.trim_start_matches('/').as_bytes().to_vec(), *n))
+                    .collect();
                 let mut b = imgpipe_squashfs::erofs::ErofsBuilder::new(o).map_err(sq)?;
                 let tx = tx.clone();
                 b.on_progress(move |p| {
                     let _ = tx.send(p.done);
                 });
                 b.add_fstree(tree).map_err(sq)?;
-                b.build(w).map_err(sq)?;
+                slots = b.build(w).map_err(sq)?.slots;
             }
         }
-        w.flush().map_err(io("writing the root image"))
+        w.flush().map_err(io("writing the root image"))?;
+        Ok(slots)
     };
     // The worker thread compresses in a pool as large as the caller's (`--processors`).
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(rayon::current_num_threads())
         .build()
         .map_err(|e| step("starting compression threads")(e.to_string()))?;
-    let result = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let worker = s.spawn(|| pool.install(|| run(&mut w, tx)));
         // Progress reaches the caller on this thread.
         for done in rx.iter() {
@@ -965,9 +1015,7 @@ fn write_root_image(
         worker
             .join()
             .unwrap_or_else(|_| Err(step("writing the root image")("a worker panicked".into())))
-    });
-    result?;
-    Ok(())
+    })
 }
 
 /// Hashes what passes through, and counts it.
@@ -1010,4 +1058,33 @@ fn esp_size(content: u64, requested: Option<u64>) -> (u64, FatType) {
     let size = requested
         .unwrap_or_else(|| round_up(content + content / 8 + (32 << 20), 1 << 20).max(64 << 20));
     (size, FatType::Fat32)
+}
+
+/// The slots of a root image that starts at `at` in an output, as its slot table lists them.
+fn slots_at(slots: &[ErofsReservedSlot], at: u64, within: &str) -> Vec<crate::inject::Slot> {
+    slots
+        .iter()
+        .map(|s| crate::inject::Slot {
+            name: s.path.trim_start_matches('/').to_owned(),
+            within: within.to_owned(),
+            offset: at + s.offset,
+            capacity: s.capacity,
+            size: s.size,
+            size_fields: vec![crate::inject::SizeField {
+                offset: at + s.size_offset,
+                encoding: s.size_encoding.to_owned(),
+            }],
+        })
+        .collect()
+}
+
+/// Writes the slot table into an output's first 32 KiB.
+fn write_table(file: &std::fs::File, slots: &[crate::inject::Slot]) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let table = crate::inject::SlotTable {
+        version: 1,
+        slots: slots.to_vec(),
+    };
+    file.write_all_at(&table.encode()?, crate::inject::TABLE_OFFSET)
+        .map_err(io("writing the slot table"))
 }

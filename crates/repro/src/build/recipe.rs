@@ -71,6 +71,8 @@ pub struct Recipe {
     pub encrypt: Option<(u32, u32, u32)>,
     /// `--part` texts.
     pub disk_parts: Vec<String>,
+    /// Reserved slots: (path, capacity).
+    pub reserve: Vec<(String, u64)>,
 }
 
 /// `path` as seen from `base` (both relative to one working directory, or `path` absolute),
@@ -144,6 +146,7 @@ impl Recipe {
                 .as_ref()
                 .map(|e| (e.memory_kib, e.time, e.lanes)),
             disk_parts: req.disk_parts.clone(),
+            reserve: req.reserve.clone(),
         }
     }
 }
@@ -241,6 +244,15 @@ fn request(
             a.iter()
                 .filter_map(Value::as_str)
                 .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    req.reserve = r
+        .get("reserve")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| Some((x.get(0)?.as_str()?.to_owned(), x.get(1)?.as_u64()?)))
                 .collect()
         })
         .unwrap_or_default();

@@ -33,6 +33,11 @@ pub struct Args {
     /// the kickstart's part lines.
     #[arg(long, value_name = "SPEC", requires = "disk")]
     part: Vec<String>,
+    /// Reserve a slot in the root file system (EROFS): the file PATH (created empty when
+    /// the tree lacks it) gets SIZE bytes (K/M/G) of contiguous, uncompressed space, filled
+    /// later by `imgpipe inject` (repeatable).
+    #[arg(long, value_name = "PATH:SIZE")]
+    reserve: Vec<String>,
     /// Write the build manifest (JSON: inputs, epoch, seed, outputs and their layout).
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
@@ -218,6 +223,20 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     req.ks_version = version;
     req.disk = a.disk.clone();
     req.disk_parts = a.part.clone();
+    for r in &a.reserve {
+        let (path, size) = r
+            .rsplit_once(':')
+            .with_context(|| format!("--reserve {r:?}: expected PATH:SIZE"))?;
+        let size =
+            crate::size::parse_size(size).map_err(|e| anyhow::anyhow!("--reserve {r:?}: {e}"))?;
+        anyhow::ensure!(size > 0, "--reserve {r:?}: SIZE must be above 0");
+        anyhow::ensure!(
+            !path.trim_start_matches('/').is_empty() && !path.split('/').any(|c| c == ".."),
+            "--reserve {r:?}: PATH must name a file inside the root"
+        );
+        req.reserve
+            .push((path.trim_start_matches('/').to_owned(), size));
+    }
     req.manifest = a.manifest.clone();
     req.root_arg = a.root_arg.clone();
     req.layout = match a.layout {

@@ -6,6 +6,7 @@ pub mod diff;
 pub mod erofs;
 pub mod fat;
 pub mod gpt;
+pub mod inject;
 pub mod inspect;
 pub mod iso;
 pub mod ks;

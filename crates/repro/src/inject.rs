@@ -1,0 +1,462 @@
+//! Per-download images: the slot table an image carries, and injection of a piece into a
+//! slot by plain byte patches (no format knowledge needed), in place, into a copy, or as a
+//! positioned-read overlay any server can stream.
+//!
+//! ```no_run
+//! use imgpipe_repro::inject::{Overlay, SlotTable};
+//!
+//! let base = std::fs::File::open("kiosk.iso")?;
+//! let table = SlotTable::read(&base)?;
+//! let piece = std::fs::read("piece.html")?;
+//! let patches = table.patches(&[("srv/piece.html", &piece[..])])?;
+//! let mut image = Overlay::new(base, patches)?; // Read + Seek: the base with the piece in
+//! std::io::copy(&mut image, &mut std::io::stdout())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The slot table
+//! At byte [`TABLE_OFFSET`] (inside the first 32 KiB, which an ISO keeps for its system area
+//! and a GPT disk leaves free before its first partition): the magic [`MAGIC`], then a JSON
+//! document, then zeros up to [`TABLE_LEN`] bytes:
+//! `{"version": 1, "slots": [{"name", "within", "offset", "capacity", "size", "size_fields":
+//! [{"offset", "encoding": "le32|le64"}]}]}`. Offsets are bytes from the start of the image.
+//! Injecting a piece writes it at `offset`, zeros the rest of `capacity`, and writes its
+//! length into every size field and into the table's own record of the slot.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Where the table starts.
+pub const TABLE_OFFSET: u64 = 0x7000;
+/// The bytes it may take (magic, JSON and zero padding).
+pub const TABLE_LEN: usize = 4096;
+/// What it starts with.
+pub const MAGIC: &[u8; 16] = b"IMGPIPE-SLOTS-1\n";
+
+/// A size field a slot's injection rewrites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SizeField {
+    /// Byte offset in the image.
+    pub offset: u64,
+    /// `le32` or `le64`.
+    pub encoding: String,
+}
+
+/// One slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    /// Its name: the file's path in its file system, without a leading `/`.
+    pub name: String,
+    /// Which file system holds it (`iso9660 > /LiveOS/squashfs.img (erofs)`).
+    pub within: String,
+    /// Where the content goes.
+    pub offset: u64,
+    /// How many bytes it may hold.
+    pub capacity: u64,
+    /// The size as built.
+    pub size: u64,
+    /// The size fields to rewrite.
+    pub size_fields: Vec<SizeField>,
+}
+
+/// The table of an image's slots.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotTable {
+    /// Its version (1).
+    pub version: u32,
+    /// The slots.
+    pub slots: Vec<Slot>,
+}
+
+/// One byte patch of an injection: `len` bytes at `offset`, from `data` (zeros past its end).
+#[derive(Debug, Clone)]
+pub struct Patch {
+    /// Where in the image.
+    pub offset: u64,
+    /// How many bytes it covers.
+    pub len: u64,
+    /// Its bytes (shorter than `len`: the rest are zeros).
+    pub data: Arc<[u8]>,
+}
+
+fn malformed(field: &'static str, offset: u64, reason: &'static str) -> Error {
+    Error::Malformed {
+        structure: "slot table",
+        field,
+        offset,
+        reason,
+    }
+}
+
+impl SlotTable {
+    /// The table's bytes: magic, JSON, zeros to [`TABLE_LEN`].
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let json = serde_json::to_vec(self).map_err(|e| Error::Step {
+            step: "writing the slot table".into(),
+            message: e.to_string(),
+        })?;
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&json);
+        if out.len() > TABLE_LEN {
+            return Err(Error::LimitExceeded {
+                what: "the slot table",
+                limit: TABLE_LEN as u64,
+            });
+        }
+        out.resize(TABLE_LEN, 0);
+        Ok(out)
+    }
+
+    /// Reads the table of an image; an image without one, or with a damaged one, is an error
+    /// that says so.
+    pub fn read(image: &File) -> Result<Self> {
+        let mut buf = vec![0u8; TABLE_LEN];
+        let n = image
+            .read_at(&mut buf, TABLE_OFFSET)
+            .map_err(|source| Error::Io {
+                what: "reading the slot table",
+                source,
+            })?;
+        buf.truncate(n);
+        Self::parse(&buf)
+    }
+
+    /// Parses the table's bytes (from [`TABLE_OFFSET`]).
+    pub fn parse(buf: &[u8]) -> Result<Self> {
+        let Some(rest) = buf.strip_prefix(&MAGIC[..]) else {
+            return Err(malformed(
+                "magic",
+                TABLE_OFFSET,
+                "no slot table: the image was built without --reserve",
+            ));
+        };
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        let json = rest.get(..end).unwrap_or_default();
+        let t: SlotTable = serde_json::from_slice(json).map_err(|_| {
+            malformed(
+                "json",
+                TABLE_OFFSET + MAGIC.len() as u64,
+                "not a slot table document",
+            )
+        })?;
+        if t.version != 1 {
+            return Err(malformed(
+                "version",
+                TABLE_OFFSET,
+                "unknown slot table version",
+            ));
+        }
+        for s in &t.slots {
+            if s.size > s.capacity || s.offset.checked_add(s.capacity).is_none() {
+                return Err(malformed(
+                    "slots",
+                    TABLE_OFFSET,
+                    "a slot's size or range is impossible",
+                ));
+            }
+            for f in &s.size_fields {
+                if !matches!(f.encoding.as_str(), "le32" | "le64") {
+                    return Err(malformed(
+                        "size_fields",
+                        TABLE_OFFSET,
+                        "unknown size encoding",
+                    ));
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// The slot called `name` (a leading `/` is ignored).
+    pub fn slot(&self, name: &str) -> Result<&Slot> {
+        let want = name.trim_start_matches('/');
+        self.slots
+            .iter()
+            .find(|s| s.name == want)
+            .ok_or_else(|| Error::Argument {
+                flag: "--put",
+                value: name.to_owned(),
+                reason: format!(
+                    "no such slot; the image has {}",
+                    if self.slots.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        self.slots
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+            })
+    }
+
+    /// The patches that put each `(slot, piece)` in: the piece and zeros over the capacity,
+    /// and the piece's length in every size field. A piece larger than its slot is refused
+    /// with both sizes.
+    pub fn patches(&self, puts: &[(&str, &[u8])]) -> Result<Vec<Patch>> {
+        let mut out = Vec::new();
+        for (name, piece) in puts {
+            let s = self.slot(name)?;
+            let len = piece.len() as u64;
+            if len > s.capacity {
+                return Err(Error::Argument {
+                    flag: "--put",
+                    value: (*name).to_owned(),
+                    reason: format!(
+                        "the piece is {len} bytes; the slot holds at most {}",
+                        s.capacity
+                    ),
+                });
+            }
+            out.push(Patch {
+                offset: s.offset,
+                len: s.capacity,
+                data: Arc::from(*piece),
+            });
+            for f in &s.size_fields {
+                let bytes: Vec<u8> = match f.encoding.as_str() {
+                    "le32" => u32::try_from(len)
+                        .map_err(|_| {
+                            malformed(
+                                "size_fields",
+                                TABLE_OFFSET,
+                                "a 32-bit size field cannot hold the piece's size",
+                            )
+                        })?
+                        .to_le_bytes()
+                        .to_vec(),
+                    _ => len.to_le_bytes().to_vec(),
+                };
+                out.push(Patch {
+                    offset: f.offset,
+                    len: bytes.len() as u64,
+                    data: Arc::from(bytes),
+                });
+            }
+        }
+        // The table itself records each slot's size: it changes with the piece.
+        let mut table = self.clone();
+        for (name, piece) in puts {
+            let want = name.trim_start_matches('/');
+            if let Some(s) = table.slots.iter_mut().find(|s| s.name == want) {
+                s.size = piece.len() as u64;
+            }
+        }
+        let bytes = table.encode()?;
+        out.push(Patch {
+            offset: TABLE_OFFSET,
+            len: bytes.len() as u64,
+            data: Arc::from(bytes),
+        });
+        out.sort_by_key(|p| p.offset);
+        if out.windows(2).any(|w| w[0].offset + w[0].len > w[1].offset) {
+            return Err(malformed("slots", TABLE_OFFSET, "two patches overlap"));
+        }
+        Ok(out)
+    }
+}
+
+/// Applies patches to a file in place (the bytes outside them are untouched).
+pub fn apply(file: &File, patches: &[Patch]) -> Result<()> {
+    let size = file
+        .metadata()
+        .map_err(|source| Error::Io {
+            what: "reading the image's size",
+            source,
+        })?
+        .len();
+    for p in patches {
+        if p.offset.saturating_add(p.len) > size {
+            return Err(malformed(
+                "slots",
+                TABLE_OFFSET,
+                "a slot lies past the end of the image",
+            ));
+        }
+    }
+    for p in patches {
+        let mut buf = p.data.to_vec();
+        buf.resize(
+            usize::try_from(p.len).map_err(|_| malformed("capacity", TABLE_OFFSET, "too large"))?,
+            0,
+        );
+        file.write_all_at(&buf, p.offset)
+            .map_err(|source| Error::Io {
+                what: "writing a slot",
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// The base image with patches over it, as `Read + Seek` and positioned reads: what a
+/// server streams per request without writing a copy.
+#[derive(Debug)]
+pub struct Overlay {
+    base: File,
+    len: u64,
+    patches: Vec<Patch>,
+    pos: u64,
+}
+
+impl Overlay {
+    /// The overlay of `patches` (from [`SlotTable::patches`]) on `base`.
+    pub fn new(base: File, patches: Vec<Patch>) -> Result<Self> {
+        let len = base
+            .metadata()
+            .map_err(|source| Error::Io {
+                what: "reading the image's size",
+                source,
+            })?
+            .len();
+        if patches.iter().any(|p| p.offset.saturating_add(p.len) > len) {
+            return Err(malformed(
+                "slots",
+                TABLE_OFFSET,
+                "a slot lies past the end of the image",
+            ));
+        }
+        Ok(Self {
+            base,
+            len,
+            patches,
+            pos: 0,
+        })
+    }
+
+    /// The image's length.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the image is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Reads at `offset` without moving the cursor; returns the bytes read (0 at the end).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        if offset >= self.len || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = (buf.len() as u64).min(self.len - offset) as usize;
+        let buf = &mut buf[..want];
+        // The first patch that ends after `offset`.
+        let i = self.patches.partition_point(|p| p.offset + p.len <= offset);
+        match self.patches.get(i) {
+            Some(p) if p.offset <= offset => {
+                let n = ((p.offset + p.len - offset) as usize).min(want);
+                let at = (offset - p.offset) as usize;
+                for (k, b) in buf[..n].iter_mut().enumerate() {
+                    *b = p.data.get(at + k).copied().unwrap_or(0);
+                }
+                Ok(n)
+            }
+            next => {
+                let n = next.map_or(want, |p| ((p.offset - offset) as usize).min(want));
+                self.base.read_exact_at(&mut buf[..n], offset)?;
+                Ok(n)
+            }
+        }
+    }
+}
+
+impl Read for Overlay {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Overlay {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        let to = match pos {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+        };
+        self.pos = to.ok_or(std::io::ErrorKind::InvalidInput)?;
+        Ok(self.pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> SlotTable {
+        SlotTable {
+            version: 1,
+            slots: vec![Slot {
+                name: "srv/piece".into(),
+                within: "test".into(),
+                offset: 100,
+                capacity: 50,
+                size: 3,
+                size_fields: vec![SizeField {
+                    offset: 10,
+                    encoding: "le32".into(),
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trip_patches_and_overlay() {
+        let t = table();
+        let bytes = t.encode().unwrap();
+        assert_eq!(SlotTable::parse(&bytes).unwrap(), t);
+        assert!(
+            SlotTable::parse(&[0u8; 64])
+                .unwrap_err()
+                .to_string()
+                .contains("without --reserve")
+        );
+        let e = t
+            .patches(&[("srv/piece", &[1u8; 51][..])])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("51 bytes") && e.contains("at most 50"), "{e}");
+        assert!(
+            t.patches(&[("nope", &b""[..])])
+                .unwrap_err()
+                .to_string()
+                .contains("srv/piece")
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("img");
+        std::fs::write(&p, vec![7u8; TABLE_OFFSET as usize + TABLE_LEN + 200]).unwrap();
+        let patches = t.patches(&[("/srv/piece", &b"hello"[..])]).unwrap();
+        // The overlay and the in-place application give the same bytes, read in any pieces.
+        let mut o = Overlay::new(File::open(&p).unwrap(), patches.clone()).unwrap();
+        let mut via_overlay = Vec::new();
+        let mut chunk = [0u8; 7];
+        loop {
+            let n = o.read(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            via_overlay.extend_from_slice(&chunk[..n]);
+        }
+        let f = File::options().read(true).write(true).open(&p).unwrap();
+        apply(&f, &patches).unwrap();
+        let applied = std::fs::read(&p).unwrap();
+        assert_eq!(via_overlay, applied);
+        assert_eq!(&applied[10..14], &5u32.to_le_bytes());
+        assert_eq!(&applied[100..105], b"hello");
+        assert!(applied[105..150].iter().all(|&b| b == 0));
+        assert_eq!(applied[150], 7);
+        // The table records the new size.
+        let t2 = SlotTable::parse(&applied[TABLE_OFFSET as usize..]).unwrap();
+        assert_eq!(t2.slots[0].size, 5);
+    }
+}

@@ -1,0 +1,261 @@
+//! `imgpipe build --reserve` and `imgpipe inject`: a piece put into the EROFS root's slot of
+//! the ISO and the disk equals a rebuild with the piece in place; fsck.erofs and the file
+//! listing see it; streaming equals the copy; bad input is one error with nothing changed.
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use imgpipe_testsupport::{is_root, pattern, set_mtimes, tempdir};
+
+fn imgpipe_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "status {}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn write(path: &Path, data: impl AsRef<[u8]>) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+const EPOCH: &str = "1700000000";
+
+/// A tree, a kickstart and loaders in `d`.
+fn inputs(d: &Path) {
+    write(&d.join("root/boot/vmlinuz-6.1.0-test"), pattern(100_000));
+    write(&d.join("root/boot/initrd.img-6.1.0-test"), pattern(50_001));
+    write(&d.join("root/etc/hostname"), "kiosk\n");
+    write(&d.join("ks.cfg"), "lang en_US.UTF-8\n");
+    write(&d.join("bootx64.efi"), pattern(40_000));
+    set_mtimes(d, 1_600_000_000);
+}
+
+fn build(d: &Path, extra: &[&str]) -> Output {
+    let mut a = vec![
+        "build",
+        "--kickstart",
+        "ks.cfg",
+        "--root",
+        "root",
+        "-o",
+        "live.iso",
+        "--disk",
+        "live.img",
+        "--manifest",
+        "m.json",
+        "--label",
+        "KIOSK",
+        "--efi-loader",
+        "bootx64.efi",
+        "--rootfs",
+        "erofs",
+        "--comp",
+        "lz4",
+        "--epoch",
+        EPOCH,
+        "--seed",
+        "00112233445566778899aabbccddeeff",
+        "--force",
+    ];
+    a.extend_from_slice(extra);
+    imgpipe_in(d, &a)
+}
+
+fn root_image(iso: &Path, manifest: &serde_json::Value) -> Vec<u8> {
+    let f = manifest["outputs"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/LiveOS/squashfs.img")
+        .unwrap()
+        .clone();
+    let bytes = std::fs::read(iso).unwrap();
+    let (o, n) = (
+        f["offset"].as_u64().unwrap() as usize,
+        f["size"].as_u64().unwrap() as usize,
+    );
+    bytes[o..o + n].to_vec()
+}
+
+#[test]
+fn injection_equals_a_rebuild_and_the_tools_see_the_piece() {
+    let t = tempdir();
+    let d = t.path();
+    inputs(d);
+    ok(&build(d, &["--reserve", "srv/piece.html:64K"]));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("m.json")).unwrap()).unwrap();
+    let slot = &m["outputs"][0]["slots"][0];
+    assert_eq!(slot["name"], "srv/piece.html");
+    assert_eq!(slot["capacity"], 65536);
+    assert_eq!(m["outputs"][1]["slots"][0]["name"], "srv/piece.html");
+    let o = imgpipe_in(d, &["inject", "live.iso", "--list"]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("srv/piece.html: 0 of 65536 bytes used"));
+
+    let piece = b"<html>piece 42</html>\n".repeat(100);
+    write(&d.join("piece.html"), &piece);
+    ok(&imgpipe_in(
+        d,
+        &[
+            "inject",
+            "live.iso",
+            "--put",
+            "srv/piece.html=piece.html",
+            "-o",
+            "out.iso",
+        ],
+    ));
+    ok(&imgpipe_in(
+        d,
+        &[
+            "inject",
+            "live.img",
+            "--put",
+            "/srv/piece.html=piece.html",
+            "-o",
+            "out.img",
+        ],
+    ));
+    // Streaming gives the same bytes; in place too.
+    let o = imgpipe_in(
+        d,
+        &[
+            "inject",
+            "live.iso",
+            "--put",
+            "srv/piece.html=piece.html",
+            "-o",
+            "-",
+        ],
+    );
+    ok(&o);
+    let out_iso = std::fs::read(d.join("out.iso")).unwrap();
+    assert!(o.stdout == out_iso, "streamed bytes differ from -o OUT");
+    std::fs::copy(d.join("live.iso"), d.join("inplace.iso")).unwrap();
+    ok(&imgpipe_in(
+        d,
+        &[
+            "inject",
+            "inplace.iso",
+            "--put",
+            "srv/piece.html=piece.html",
+            "--in-place",
+        ],
+    ));
+    assert!(std::fs::read(d.join("inplace.iso")).unwrap() == out_iso);
+
+    // fsck.erofs checks the injected root and extracts the piece.
+    let root = d.join("root.erofs");
+    std::fs::write(&root, root_image(&d.join("out.iso"), &m)).unwrap();
+    if let Some(fsck) = imgpipe_testsupport::erofs_utils("fsck.erofs") {
+        let x = d.join("x");
+        let mut arg = OsString::from("--extract=");
+        arg.push(&x);
+        ok(&Command::new(fsck).arg(arg).arg(&root).output().unwrap());
+        assert_eq!(std::fs::read(x.join("srv/piece.html")).unwrap(), piece);
+    }
+    let o = imgpipe_in(d, &["erofs", "ls", "--json", "root.erofs"]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("\"size\": {}", piece.len())));
+
+    // The same build with the piece in the tree gives the injected bytes.
+    if is_root() {
+        write(&d.join("root/srv/piece.html"), &piece);
+        std::fs::set_permissions(d.join("root/srv"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        // As the first build saw the tree, with the piece where the placeholder was.
+        set_mtimes(&d.join("root"), 1_600_000_000);
+        set_mtimes(&d.join("root/srv"), 1_700_000_000);
+        set_mtimes(&d.join("root/srv/piece.html"), 1_700_000_000);
+        std::fs::rename(d.join("out.iso"), d.join("injected.iso")).unwrap();
+        std::fs::rename(d.join("out.img"), d.join("injected.img")).unwrap();
+        ok(&build(d, &["--reserve", "srv/piece.html:64K"]));
+        for (built, injected) in [("live.iso", "injected.iso"), ("live.img", "injected.img")] {
+            let o = imgpipe_in(d, &["diff", injected, built]);
+            assert!(
+                o.status.success(),
+                "{built}: injection differs from a rebuild:\n{}",
+                String::from_utf8_lossy(&o.stdout)
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_one_error_and_nothing_changes() {
+    let t = tempdir();
+    let d = t.path();
+    inputs(d);
+    ok(&build(d, &["--reserve", "srv/piece.html:4K"]));
+    let before = std::fs::read(d.join("live.iso")).unwrap();
+    write(&d.join("big"), vec![1u8; 5000]);
+    write(&d.join("small"), b"x");
+    for (args, needle) in [
+        (
+            &["--put", "srv/piece.html=big", "--in-place"][..],
+            "the piece is 5000 bytes; the slot holds at most 4096",
+        ),
+        (
+            &["--put", "srv/other=small", "--in-place"][..],
+            "no such slot; the image has srv/piece.html",
+        ),
+        (
+            &["--put", "srv/piece.html=missing", "--in-place"][..],
+            "cannot read missing",
+        ),
+    ] {
+        let mut a = vec!["inject", "live.iso"];
+        a.extend_from_slice(args);
+        let o = imgpipe_in(d, &a);
+        assert_eq!(o.status.code(), Some(2));
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains(needle), "{e}");
+        assert!(
+            std::fs::read(d.join("live.iso")).unwrap() == before,
+            "{needle}: the image changed"
+        );
+    }
+    // An image without slots, and a squashfs root, are refused with the reason.
+    ok(&build(d, &[]));
+    let o = imgpipe_in(d, &["inject", "live.iso", "--put", "a=small", "--in-place"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("built without --reserve"));
+    let o = imgpipe_in(
+        d,
+        &[
+            "build",
+            "--kickstart",
+            "ks.cfg",
+            "--root",
+            "root",
+            "-o",
+            "sq.iso",
+            "--label",
+            "K",
+            "--efi-loader",
+            "bootx64.efi",
+            "--reserve",
+            "a:4K",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("its inode table is compressed"));
+    assert!(!d.join("sq.iso").exists());
+}
