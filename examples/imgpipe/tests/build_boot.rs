@@ -90,6 +90,18 @@ fn build_and_boot(
     fstype: &str,
     media: &[(Medium, Image)],
 ) -> Vec<String> {
+    build_and_boot_with(label, extra, fstype, media, None)
+}
+
+/// [`build_and_boot`], the disk's root in LUKS2 with `passphrase` when given (the initramfs
+/// then carries cryptsetup and the passphrase).
+fn build_and_boot_with(
+    label: &str,
+    extra: &[&str],
+    fstype: &str,
+    media: &[(Medium, Image)],
+    passphrase: Option<&str>,
+) -> Vec<String> {
     let Some(kernel) = boot::debian_kernel() else {
         return Vec::new();
     };
@@ -111,10 +123,36 @@ fn build_and_boot(
         &root.join(format!("boot/vmlinuz-{}", kernel.version)),
         &fs::read(&kernel.vmlinuz).unwrap(),
     );
+    let initrd = match passphrase {
+        None => boot::live_initramfs(&kernel),
+        Some(p) => {
+            let Some(initrd) = boot::luks_initramfs(&kernel, p.as_bytes()) else {
+                return Vec::new();
+            };
+            initrd
+        }
+    };
     write(
         &root.join(format!("boot/initrd.img-{}", kernel.version)),
-        &boot::live_initramfs(&kernel),
+        &initrd,
     );
+    let pass = d.join("passphrase");
+    let mut encrypt: Vec<OsString> = Vec::new();
+    if let Some(p) = passphrase {
+        fs::write(&pass, p).unwrap();
+        encrypt.extend(["--encrypt".into(), "--passphrase-file".into(), pass.into()]);
+        // The guest has 512 MiB: a small argon2id cost.
+        for a in [
+            "--pbkdf-memory",
+            "32768",
+            "--pbkdf-time",
+            "1",
+            "--pbkdf-parallel",
+            "1",
+        ] {
+            encrypt.push(a.into());
+        }
+    }
     let ks = d.join("live.ks");
     fs::write(
         &ks,
@@ -145,6 +183,7 @@ fn build_and_boot(
         .arg(&grub.boot_hybrid)
         .args(["--epoch", "1700000000"])
         .args(extra)
+        .args(&encrypt)
         .env_remove("SOURCE_DATE_EPOCH")
         .output()
         .unwrap();
@@ -179,7 +218,9 @@ fn build_and_boot(
             )),
             Ok(log) => {
                 let found = log.lines().find(|l| {
-                    l.contains("imgpipe init: medium") || l.contains("imgpipe init: root partition")
+                    ["medium", "root partition", "root device"]
+                        .iter()
+                        .any(|w| l.contains(&format!("imgpipe init: {w}")))
                 });
                 eprintln!(
                     "{label} {medium:?} ({which:?}): booted ({})",
@@ -242,5 +283,19 @@ fn erofs_root_and_debian_layout_boot() {
         "squashfs",
         &[(Medium::BiosUsb, Image::Iso), (Medium::UefiCd, Image::Iso)],
     ));
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The disk image's root in LUKS2 (`rd.luks.name=UUID=LABEL root=/dev/mapper/LABEL`): the
+/// guest's cryptsetup opens it with the passphrase and its kernel mounts the root image.
+#[test]
+fn luks2_root_disk_boots() {
+    let failures = build_and_boot_with(
+        "IMGPIPE_LUKS",
+        &["--comp", "gzip"],
+        "squashfs",
+        &[(Medium::UefiDisk, Image::Disk)],
+        Some("correct horse battery"),
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
