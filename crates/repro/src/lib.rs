@@ -51,6 +51,7 @@ mod nested;
 mod output;
 pub mod seed;
 mod source;
+pub mod verify;
 
 pub use compare::{ByteRange, Comparison, DiffOptions, RangeDiff, compare_streams, diff_streams};
 pub use derive::{derive_uuid, hmac_sha256, uuid_text};

@@ -72,6 +72,9 @@ enum Command {
     /// Build a bootable, byte-reproducible live ISO (and disk image) from a kickstart and a
     /// root tree.
     Build(Box<cmd::build::Args>),
+    /// Build twice (the second under variations) and compare the outputs: exit 0
+    /// reproducible, 1 not (which files, which variations), 2 could not run.
+    Verify(cmd::verify::Args),
     /// Recognise an image or kickstart file and describe it.
     Inspect(cmd::inspect::Args),
     /// Compare two builds: identical, or which byte ranges (in which structures) differ.
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
     target::install_signal_handler();
     let result = match cli.command {
         Command::Build(a) => cmd::build::run(*a),
+        Command::Verify(a) => cmd::verify::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Diff(a) => cmd::diff::run(a),
         Command::Iso(a) => cmd::iso::run(a),

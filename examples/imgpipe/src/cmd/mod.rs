@@ -12,3 +12,4 @@ pub mod ks;
 mod listing;
 pub mod luks;
 pub mod squashfs;
+pub mod verify;

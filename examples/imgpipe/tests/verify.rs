@@ -1,0 +1,138 @@
+//! `imgpipe verify`: build scripts that are not reproducible in one way each are reported as
+//! such, naming the output and the variation to blame; a reproducible one passes; the
+//! copies are removed (or kept with `--keep`).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use imgpipe_testsupport::tempdir;
+
+fn verify(dir: &Path, extra: &[&str], script: &str) -> Output {
+    std::fs::write(dir.join("build.sh"), script).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .current_dir(dir)
+        .arg("verify")
+        .args(extra)
+        .args(["--json", "-o", "out", "--", "sh", "build.sh"])
+        .output()
+        .unwrap()
+}
+
+fn report(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+/// A work directory on a tmpfs when there is one, so directory order can vary.
+fn work() -> tempfile::TempDir {
+    if Path::new("/dev/shm").is_dir() {
+        tempfile::tempdir_in("/dev/shm").unwrap()
+    } else {
+        tempdir()
+    }
+}
+
+#[test]
+fn each_irreproducibility_is_named() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let faketime = Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1").exists();
+    let mut cases = vec![
+        ("umask", "touch f; stat -c %a f > out\n"),
+        ("tz", "date -d @0 > out\n"),
+        ("path", "pwd > out\n"),
+        ("locale", "printf '%s\\n' \"$LC_ALL\" > out\n"),
+        ("env", "printf '%s\\n' \"$HOME\" > out\n"),
+        // tar stores entries in readdir order.
+        (
+            "dir-order",
+            "tar --owner=0 --group=0 --numeric-owner --mtime=@0 -cf out d\n",
+        ),
+    ];
+    if cpus > 1 {
+        cases.push(("cpus", "nproc > out\n"));
+    }
+    if faketime {
+        cases.push(("clock", "date +%Y > out\n"));
+    }
+    let w = work();
+    for (name, script) in cases {
+        let t = tempdir();
+        let d = t.path();
+        std::fs::create_dir(d.join("d")).unwrap();
+        for i in 0..8 {
+            std::fs::write(d.join("d").join(format!("f{i}")), "x").unwrap();
+        }
+        let o = verify(d, &["--work", w.path().to_str().unwrap()], script);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let r = report(&o);
+        assert_eq!(r["reproducible"], false, "{name}");
+        assert_eq!(r["outputs"][0]["path"], "out");
+        assert_eq!(
+            r["outputs"][0]["because_of"],
+            serde_json::json!([name]),
+            "{name}: {r:#}"
+        );
+    }
+    // Nothing is left in the work directory.
+    assert_eq!(std::fs::read_dir(w.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn the_clock_or_randomness_is_told_apart_from_variations() {
+    let t = tempdir();
+    let o = verify(t.path(), &[], "od -An -N8 -tx1 /dev/urandom > out\n");
+    assert_eq!(o.status.code(), Some(1));
+    let r = report(&o);
+    assert_eq!(r["outputs"][0]["differs_unvaried"], true, "{r:#}");
+    assert_eq!(r["outputs"][0]["because_of"], serde_json::json!([]));
+}
+
+#[test]
+fn a_reproducible_build_passes_and_keep_keeps_both_trees() {
+    let t = tempdir();
+    let keep = tempdir();
+    let o = verify(
+        t.path(),
+        &[
+            "--keep",
+            keep.path().to_str().unwrap(),
+            "--variations",
+            "umask,tz,path",
+        ],
+        "printf 'same\\n' > out\n",
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = report(&o);
+    assert_eq!(r["reproducible"], true);
+    assert_eq!(r["varied"], serde_json::json!(["path", "umask", "tz"]));
+    let kept = r["kept"].as_array().unwrap();
+    for k in kept {
+        let p = Path::new(k.as_str().unwrap());
+        assert!(p.starts_with(keep.path()), "{p:?}");
+        assert_eq!(std::fs::read_to_string(p.join("out")).unwrap(), "same\n");
+    }
+    // A failing build is exit 2, and says so in one line.
+    let o = verify(t.path(), &[], "echo broken >&2; exit 3\n");
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("broken"), "{e}");
+    // An output the build does not write is exit 2 too, naming it.
+    let o = verify(t.path(), &[], "true\n");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("did not write out"));
+}
