@@ -163,6 +163,16 @@ fn build_and_boot_with(
         ),
     )
     .unwrap();
+    // The BIOS loaders only when a medium boots BIOS: else the ISO is UEFI-only.
+    let mut bios: Vec<OsString> = Vec::new();
+    if media.iter().any(|(m, _)| !m.uefi()) {
+        bios.extend([
+            "--bios-loader".into(),
+            grub.eltorito.clone().into(),
+            "--bios-hybrid-mbr".into(),
+            grub.boot_hybrid.clone().into(),
+        ]);
+    }
     let (iso, disk) = (d.join("live.iso"), d.join("live.img"));
     let out = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
         .arg("build")
@@ -177,10 +187,7 @@ fn build_and_boot_with(
         .args(["--label", label])
         .arg("--efi-loader")
         .arg(&grub.efi)
-        .arg("--bios-loader")
-        .arg(&grub.eltorito)
-        .arg("--bios-hybrid-mbr")
-        .arg(&grub.boot_hybrid)
+        .args(&bios)
         .args(["--epoch", "1700000000"])
         .args(extra)
         .args(&encrypt)
@@ -257,17 +264,19 @@ fn built_iso_and_disk_boot_linux() {
 }
 
 /// The other root image and layout: EROFS (lz4hc: Debian 12's kernel reads lz4 only, it is
-/// built without `CONFIG_EROFS_FS_ZIP_LZMA`) from the disk image and the ISO, and squashfs in
-/// Debian's layout (`/live/filesystem.squashfs`, `boot=live`).
+/// built without `CONFIG_EROFS_FS_ZIP_LZMA`) from the disk image and a UEFI-only ISO, and
+/// squashfs in Debian's layout (`/live/filesystem.squashfs`, `boot=live`).
 #[test]
 fn erofs_root_and_debian_layout_boot() {
     let mut failures = build_and_boot(
         "IMGPIPE_EROFS",
         &["--rootfs", "erofs", "--comp", "lz4hc"],
         "erofs",
+        // No medium boots BIOS: a UEFI-only ISO (no El Torito BIOS entry, no boot code).
         &[
             (Medium::UefiDisk, Image::Disk),
-            (Medium::BiosCd, Image::Iso),
+            (Medium::UefiCd, Image::Iso),
+            (Medium::UefiUsb, Image::Iso),
         ],
     );
     failures.extend(build_and_boot(
