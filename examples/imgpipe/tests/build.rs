@@ -625,3 +625,82 @@ fn bad_input_is_one_clear_error_and_no_output() {
         assert!(after.is_empty(), "{name}: left behind {after:?}");
     }
 }
+
+#[test]
+fn part_flags_lay_the_disk_out() {
+    let t = tempdir();
+    let d = t.path();
+    inputs(d, false);
+    write(&d.join("data/readme.txt"), "piece\n");
+    let o = imgpipe_in(
+        d,
+        &args(&[
+            "--part",
+            "type=esp,size=rest",
+            "--part",
+            "type=linux-generic,size=8M,label=DATA,fat=data",
+            "--part",
+            "type=root-x86-64,size=rest",
+        ]),
+    );
+    ok(&o);
+    let m = manifest(d);
+    let parts = m["outputs"][1]["partitions"].as_array().unwrap();
+    let names: Vec<&str> = parts.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["", "DATA", LABEL]);
+    let img = d.join("live.img");
+    if let Some(sgdisk) = tool("sgdisk") {
+        let v = String::from_utf8_lossy(&run(&sgdisk, ["-v".as_ref(), img.as_os_str()]).stdout)
+            .into_owned();
+        assert!(v.contains("No problems found"), "{v}");
+    }
+    let (off, len) = (
+        parts[1]["offset"].as_u64().unwrap(),
+        parts[1]["size"].as_u64().unwrap(),
+    );
+    let data = d.join("data.img");
+    std::fs::write(&data, carve(&img, off, len)).unwrap();
+    if let Some(mtype) = tool("mtype") {
+        let i = format!("-i{}", data.display());
+        assert_eq!(
+            run(&mtype, [i.as_str(), "::/readme.txt"]).stdout,
+            b"piece\n"
+        );
+    }
+    let root = &parts[2];
+    assert_eq!(
+        root["size"].as_u64().unwrap(),
+        m["root_image"]["size"].as_u64().unwrap().div_ceil(1 << 20) << 20,
+        "size=rest fits the root image"
+    );
+    // The ESP and root partitions are the build's to fill, and there is one of each.
+    for (spec, needle) in [
+        (
+            &[
+                "--part",
+                "type=esp,size=64M,fat=data",
+                "--part",
+                "type=root-x86-64,size=rest",
+            ][..],
+            "no fat= or file= on them",
+        ),
+        (
+            &["--part", "type=esp,size=64M"][..],
+            "exactly one type=esp and one type=root-x86-64",
+        ),
+        (
+            &[
+                "--part",
+                "type=esp,size=64M",
+                "--part",
+                "type=root-x86-64,size=rest,name=OTHER",
+            ][..],
+            "named with the label",
+        ),
+    ] {
+        let o = imgpipe_in(d, &args(&[spec, &["--force"]].concat()));
+        assert_eq!(o.status.code(), Some(2));
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains(needle), "{e}");
+    }
+}

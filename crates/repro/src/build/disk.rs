@@ -7,7 +7,9 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use imgpipe_fstree::FsRead;
-use imgpipe_gptpart::{FatBuilder, GptBuilder, PartitionSize, PartitionSpec, partition_type};
+use imgpipe_gptpart::{
+    FatBuilder, FatType, GptBuilder, PartitionSize, PartitionSpec, partition_type,
+};
 use imgpipe_kickstart::Model;
 use sha2::{Digest, Sha256};
 
@@ -35,6 +37,18 @@ pub(super) struct DiskInputs<'a> {
     pub epoch: u64,
     pub seed: Seed,
     pub encrypt: Option<&'a Encryption>,
+    /// `--part` texts (gpt create's language); empty: the kickstart's `part` lines.
+    pub parts: &'a [String],
+}
+
+/// What a partition of the disk holds.
+enum Role {
+    /// The ESP the build fills.
+    Esp,
+    /// The root image (in LUKS2 when encrypted).
+    Root,
+    /// What its `--part` text says (`fat=`, `file=`, or nothing).
+    Other(crate::disk::Contents),
 }
 
 /// Where LUKS2 puts the payload (cryptsetup's default data offset).
@@ -85,42 +99,139 @@ pub(super) fn write_disk(
         (None, false) => None,
     };
     let esp_content = d.kernel.size + d.initrd.size + d.efi.len() as u64;
-    let (esp, fat_type) = esp_size(esp_content, part_size(d.model, "/boot/efi"));
     let need = d.root_len
         + if encryption.is_some() {
             LUKS_DATA_OFFSET
         } else {
             0
         };
-    let root_size = match part_size(d.model, "/") {
-        Some(s) if s < need => {
-            return Err(Error::Step {
-                step: "part / --size".into(),
-                message: format!("{} MiB cannot hold the root image ({need} bytes)", s >> 20),
-            });
-        }
-        Some(s) => s,
-        None => round_up(need, 1 << 20),
-    };
-    let gpt = d.seed.gpt();
-    let size = (1 << 20) + esp + root_size + (1 << 20);
     let esp_type =
         partition_type("esp").ok_or_else(|| step("planning the disk")("no ESP type".into()))?;
     let root_type = partition_type("root-x86-64")
         .ok_or_else(|| step("planning the disk")("no root type".into()))?;
-    let mut e = PartitionSpec::new(esp_type, PartitionSize::Bytes(esp));
-    e.name = "ESP".into();
-    let mut r = PartitionSpec::new(root_type, PartitionSize::Bytes(root_size));
-    r.name = d.label.to_owned();
-    let layout = GptBuilder::new(size, gpt)
-        .partition(e)
-        .partition(r)
-        .plan()
-        .map_err(|e| step("planning the disk")(chain(&e)))?;
+    let mut planned: Vec<(PartitionSpec, Role)> = Vec::new();
+    if d.parts.is_empty() {
+        let (esp, _) = esp_size(esp_content, part_size(d.model, "/boot/efi"));
+        let root_size = match part_size(d.model, "/") {
+            Some(s) if s < need => {
+                return Err(Error::Step {
+                    step: "part / --size".into(),
+                    message: format!("{} MiB cannot hold the root image ({need} bytes)", s >> 20),
+                });
+            }
+            Some(s) => s,
+            None => round_up(need, 1 << 20),
+        };
+        let mut e = PartitionSpec::new(esp_type, PartitionSize::Bytes(esp));
+        e.name = "ESP".into();
+        let mut r = PartitionSpec::new(root_type, PartitionSize::Bytes(root_size));
+        r.name = d.label.to_owned();
+        planned.push((e, Role::Esp));
+        planned.push((r, Role::Root));
+    } else {
+        for text in d.parts {
+            let (mut spec, contents) = crate::disk::parse_part(text)?;
+            let role = if spec.type_guid == esp_type || spec.type_guid == root_type {
+                if !matches!(contents, crate::disk::Contents::None) {
+                    return Err(Error::Argument {
+                        flag: "--part",
+                        value: text.clone(),
+                        reason: "the build fills the ESP and the root partition: no fat= or file= on them".into(),
+                    });
+                }
+                if spec.type_guid == esp_type {
+                    Role::Esp
+                } else {
+                    Role::Root
+                }
+            } else {
+                Role::Other(contents)
+            };
+            if matches!(role, Role::Root) {
+                if spec.name.is_empty() {
+                    spec.name = d.label.to_owned();
+                } else if spec.name != d.label {
+                    return Err(Error::Argument {
+                        flag: "--part",
+                        value: text.clone(),
+                        reason: format!(
+                            "the root partition is named with the label ({}) so that root=PARTLABEL= finds it",
+                            d.label
+                        ),
+                    });
+                }
+                if let PartitionSize::Bytes(b) = spec.size
+                    && b < need
+                {
+                    return Err(Error::Argument {
+                        flag: "--part",
+                        value: text.clone(),
+                        reason: format!("cannot hold the root image ({need} bytes)"),
+                    });
+                }
+            }
+            // `size=rest` takes what its contents need: the disk is made to measure.
+            if spec.size == PartitionSize::Rest {
+                let want = match &role {
+                    Role::Esp => esp_size(esp_content, None).0,
+                    Role::Root => need,
+                    Role::Other(crate::disk::Contents::File(f)) => std::fs::metadata(f)
+                        .map(|m| m.len())
+                        .map_err(io("reading a --part file="))?,
+                    Role::Other(_) => {
+                        return Err(Error::Argument {
+                            flag: "--part",
+                            value: text.clone(),
+                            reason:
+                                "size=rest is for the ESP, the root partition or a file= partition"
+                                    .into(),
+                        });
+                    }
+                };
+                spec.size = PartitionSize::Bytes(round_up(want, 1 << 20));
+            }
+            planned.push((spec, role));
+        }
+        let count = |esp: bool| {
+            planned
+                .iter()
+                .filter(|(_, r)| {
+                    matches!(r, Role::Esp) == esp && matches!(r, Role::Esp | Role::Root)
+                })
+                .count()
+        };
+        if count(true) != 1 || count(false) != 1 {
+            return Err(Error::Argument {
+                flag: "--part",
+                value: d.parts.join(" "),
+                reason: "give exactly one type=esp and one type=root-x86-64 partition".into(),
+            });
+        }
+    }
+    let size = planned
+        .iter()
+        .fold(2 << 20, |acc: u64, (p, _)| match p.size {
+            PartitionSize::Bytes(b) => acc + round_up(b, 1 << 20),
+            PartitionSize::Rest => acc,
+        });
+    let gpt = d.seed.gpt();
+    let mut b = GptBuilder::new(size, gpt);
+    for (spec, _) in &planned {
+        b = b.partition(spec.clone());
+    }
+    let layout = b.plan().map_err(|e| step("planning the disk")(chain(&e)))?;
     let parts = layout.partitions();
-    let (Some(esp_part), Some(root_part)) = (parts.first(), parts.get(1)) else {
-        return Err(step("planning the disk")("two partitions expected".into()));
+    let find = |want: fn(&Role) -> bool| {
+        planned
+            .iter()
+            .zip(parts.iter())
+            .find(|((_, r), _)| want(r))
+            .map(|(_, p)| p.clone())
+            .ok_or_else(|| step("planning the disk")("a partition went missing".into()))
     };
+    let esp_part = find(|r| matches!(r, Role::Esp))?;
+    let root_part = find(|r| matches!(r, Role::Root))?;
+    let fat_type = FatType::Fat32;
     let serial = d.seed.fat_volume_id(esp_part.index);
     let uuid = format!("{:04x}-{:04x}", serial >> 16, serial & 0xffff);
     let luks_uuid = d.seed.luks2_uuid();
@@ -148,7 +259,7 @@ pub(super) fn write_disk(
         .map_err(|e| step("writing the partition table")(chain(&e)))?;
     on(Event::Step {
         what: "writing the disk",
-        total: esp + d.root_len,
+        total: esp_part.size + d.root_len,
     });
     let mut fb = FatBuilder::new(esp_part.size)
         .fat_type(fat_type)
@@ -165,7 +276,55 @@ pub(super) fn write_disk(
         .map_err(|e| step("building the ESP")(chain(&e)))?;
     w.flush().map_err(io("writing the disk image"))?;
     drop(w);
+    let esp = esp_part.size;
     on(Event::Progress(esp));
+    for ((_, role), p) in planned.iter().zip(parts.iter()) {
+        match role {
+            Role::Other(crate::disk::Contents::File(f)) => {
+                let src = File::open(f).map_err(io("opening a --part file="))?;
+                layout
+                    .write_partition(
+                        Window {
+                            file,
+                            base: 0,
+                            pos: 0,
+                        },
+                        p.index,
+                        BufReader::new(src),
+                    )
+                    .map_err(|e| {
+                        step(format!(
+                            "copying {} into partition {}",
+                            f.display(),
+                            p.index
+                        ))(chain(&e))
+                    })?;
+            }
+            Role::Other(crate::disk::Contents::Fat { dir, fat_type }) => {
+                let mut fb = FatBuilder::new(p.size)
+                    .epoch(d.epoch)
+                    .volume_id(d.seed.fat_volume_id(p.index))
+                    .hidden_sectors(u32::try_from(p.entry.first_lba).unwrap_or(0));
+                if let Some(t) = fat_type {
+                    fb = fb.fat_type(*t);
+                }
+                fb.add_tree(dir)
+                    .map_err(|e| step(format!("reading {}", dir.display()))(chain(&e)))?;
+                fb.build_sparse(Window {
+                    file,
+                    base: p.offset,
+                    pos: 0,
+                })
+                .map_err(|e| {
+                    step(format!(
+                        "building the FAT file system of partition {}",
+                        p.index
+                    ))(chain(&e))
+                })?;
+            }
+            _ => {}
+        }
+    }
     let root = File::open(d.root_image).map_err(io("opening the root image"))?;
     let mut reader = BufReader::with_capacity(1 << 20, root);
     match encryption {

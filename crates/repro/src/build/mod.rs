@@ -186,6 +186,11 @@ pub struct BuildRequest {
     pub seed: Option<Seed>,
     /// LUKS2 around the disk's root partition.
     pub encrypt: Option<Encryption>,
+    /// The disk's partitions in `gpt create`'s `--part` language (one `type=esp` the build
+    /// fills with the boot files, one `type=root-x86-64` that gets the root image, others
+    /// with their own `fat=`/`file=` contents or empty); `size=rest` sizes the ESP, the root
+    /// or a `file=` partition to what it holds. Empty: the kickstart's `part` lines.
+    pub disk_parts: Vec<String>,
 }
 
 impl BuildRequest {
@@ -218,6 +223,7 @@ impl BuildRequest {
             epoch: None,
             seed: None,
             encrypt: None,
+            disk_parts: Vec::new(),
         }
     }
 }
@@ -779,6 +785,7 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
                     epoch,
                     seed,
                     encrypt: req.encrypt.as_ref(),
+                    parts: &req.disk_parts,
                 },
                 out.file(),
                 on,
@@ -939,8 +946,13 @@ fn write_root_image(
         }
         w.flush().map_err(io("writing the root image"))
     };
+    // The worker thread compresses in a pool as large as the caller's (`--processors`).
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(rayon::current_num_threads())
+        .build()
+        .map_err(|e| step("starting compression threads")(e.to_string()))?;
     let result = std::thread::scope(|s| {
-        let worker = s.spawn(|| run(&mut w, tx));
+        let worker = s.spawn(|| pool.install(|| run(&mut w, tx)));
         // Progress reaches the caller on this thread.
         for done in rx.iter() {
             on(Event::Progress(done));

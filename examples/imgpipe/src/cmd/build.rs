@@ -27,6 +27,12 @@ pub struct Args {
     /// Also write a GPT disk image (ESP + the root image in its own partition; boots UEFI).
     #[arg(long, value_name = "OUT.img")]
     disk: Option<PathBuf>,
+    /// A partition of the disk in `gpt create`'s language (repeatable): one type=esp (the
+    /// build fills it), one type=root-x86-64 (the root image), others with fat=DIR or
+    /// file=PATH; size=rest fits the ESP, root or file= partition to its contents. Default:
+    /// the kickstart's part lines.
+    #[arg(long, value_name = "SPEC", requires = "disk")]
+    part: Vec<String>,
     /// Write the build manifest (JSON: inputs, epoch, seed, outputs and their layout).
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
@@ -211,6 +217,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut req = BuildRequest::new(&a.kickstart, &a.root, &a.output, &a.label);
     req.ks_version = version;
     req.disk = a.disk.clone();
+    req.disk_parts = a.part.clone();
     req.manifest = a.manifest.clone();
     req.root_arg = a.root_arg.clone();
     req.layout = match a.layout {
