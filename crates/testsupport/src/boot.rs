@@ -11,7 +11,10 @@
 //!   device whose ISO 9660 volume identifier (or `findfs LABEL=`) is LABEL and that mounts as
 //!   iso9660 and holds `/LiveOS/squashfs.img` or `/live/filesystem.squashfs` (a FAT ESP with the
 //!   same label is skipped); `boot=live` (Debian's form) takes any such medium;
-//! - `root=PARTLABEL=LABEL`: the partition whose GPT name is LABEL holds the root image itself.
+//! - `root=PARTLABEL=LABEL`: the partition whose GPT name is LABEL holds the root image itself;
+//! - `root=/dev/...`, with `rd.luks.name=UUID=NAME` (systemd's form) when the root is in LUKS2:
+//!   [`luks_initramfs`] carries cryptsetup and the passphrase, and opens the LUKS2 device with
+//!   that UUID as `/dev/mapper/NAME` first.
 //!
 //! It mounts the root image read-only (squashfs, else EROFS), prints the root's
 //! `/imgpipe-marker` and `hostname=<the root's /etc/hostname>` to the console and powers off.
@@ -163,15 +166,20 @@ done
 live_label=
 live_any=
 partlabel=
+root_dev=
+luks_uuid=
+luks_name=
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
         root=live:CDLABEL=*) live_label=${arg#root=live:CDLABEL=} ;;
         root=live:LABEL=*) live_label=${arg#root=live:LABEL=} ;;
         root=PARTLABEL=*) partlabel=${arg#root=PARTLABEL=} ;;
+        root=/dev/*) root_dev=${arg#root=} ;;
+        rd.luks.name=*) luks=${arg#rd.luks.name=}; luks_uuid=${luks%%=*}; luks_name=${luks#*=} ;;
         boot=live) live_any=1 ;;
     esac
 done
-[ -n "$live_label$live_any$partlabel" ] || fail "no root=live:CDLABEL=, boot=live or root=PARTLABEL= on the command line"
+[ -n "$live_label$live_any$partlabel$root_dev" ] || fail "no root=live:CDLABEL=, boot=live, root=PARTLABEL= or root=/dev/... on the command line"
 
 mkdir -p /run/medium /run/root
 # The ISO 9660 volume identifier (primary volume descriptor, bytes 40..72 of sector 16).
@@ -192,6 +200,23 @@ mount_root_device() {
 }
 # One pass over the block devices; 0 when the root is mounted at /run/root.
 find_root() {
+    if [ -n "$luks_uuid" ] && [ ! -b "/dev/mapper/$luks_name" ]; then
+        # systemd's rd.luks.name=UUID=NAME, with the passphrase the initramfs carries.
+        [ -x /bin/cryptsetup ] || fail "rd.luks.name= on the command line, but no cryptsetup in the initramfs"
+        mkdir -p /run/cryptsetup
+        for b in /sys/class/block/*; do
+            dev=/dev/${b##*/}
+            [ "$(cryptsetup luksUUID "$dev" 2>/dev/null)" = "$luks_uuid" ] || continue
+            out=$(cryptsetup open --key-file /etc/imgpipe-passphrase "$dev" "$luks_name" 2>&1) \
+                || fail "cryptsetup open $dev (LUKS UUID $luks_uuid): $out"
+            echo "imgpipe init: LUKS2 $dev opened as /dev/mapper/$luks_name"
+        done
+    fi
+    if [ -n "$root_dev" ]; then
+        [ -b "$root_dev" ] || return 1
+        mount_root_device "$root_dev" && { echo "imgpipe init: root device $root_dev ($(root_type))"; return 0; }
+        fail "$root_dev mounts neither as squashfs nor as erofs"
+    fi
     if [ -n "$partlabel" ]; then
         for u in /sys/class/block/*/uevent; do
             grep -qx "PARTNAME=$partlabel" "$u" || continue
@@ -237,7 +262,7 @@ until find_root; do
         echo "imgpipe init: block devices: $(ls /sys/class/block | tr '\n' ' ')"
         for b in /sys/class/block/*; do echo "  ${b##*/}: iso label '$(iso_label /dev/${b##*/})'"; done
         [ -n "$partlabel" ] && grep -h PARTNAME /sys/class/block/*/uevent
-        fail "no root found for root=live:CDLABEL='$live_label' boot=live='$live_any' root=PARTLABEL='$partlabel' after $tries s"
+        fail "no root found for root=live:CDLABEL='$live_label' boot=live='$live_any' root=PARTLABEL='$partlabel' root='$root_dev' rd.luks.name='$luks_uuid' after $tries s"
     fi
     sleep 1
 done
@@ -272,9 +297,14 @@ fn modules_dep(k: &Kernel) -> std::collections::BTreeMap<String, (String, Vec<St
 /// The module paths (relative to the modules directory) to load, in order: each module after
 /// what `modules.dep` lists for it (loaded last listed first, as modprobe does).
 pub fn live_module_paths(k: &Kernel) -> Vec<String> {
+    module_paths(k, LIVE_MODULES)
+}
+
+/// `wanted`'s module paths, each after its dependencies.
+fn module_paths(k: &Kernel, wanted: &[&str]) -> Vec<String> {
     let dep = modules_dep(k);
     let mut order: Vec<String> = Vec::new();
-    for want in LIVE_MODULES {
+    for want in wanted {
         let Some((path, deps)) = dep.get(&want.replace('-', "_")) else {
             panic!(
                 "module {want} is not in {}/modules.dep (built in?)",
@@ -396,15 +426,84 @@ impl Cpio {
 /// The initramfs (gzip'd newc cpio): busybox with its applet links, the modules of
 /// [`live_module_paths`] and [`INIT`]. The same kernel gives the same bytes.
 pub fn live_initramfs(k: &Kernel) -> Vec<u8> {
-    let modules = live_module_paths(k);
+    initramfs(k, None)
+}
+
+/// The modules dm-crypt needs for LUKS2's aes-xts-plain64 (xts over ecb; AES itself is built
+/// in), and the kernel crypto API sockets cryptsetup decrypts keyslots through.
+pub const LUKS_MODULES: &[&str] = &[
+    "dm-mod",
+    "dm-crypt",
+    "ecb",
+    "xts",
+    "algif_skcipher",
+    "algif_hash",
+];
+
+/// [`live_initramfs`] plus the host's cryptsetup (with the shared libraries `ldd` names),
+/// [`LUKS_MODULES`] and `passphrase` as `/etc/imgpipe-passphrase`: it opens a LUKS2 root
+/// named by `rd.luks.name=`. A test-only shortcut: the key travels with the initramfs.
+/// `None` (a skip notice) without cryptsetup outside CI.
+pub fn luks_initramfs(k: &Kernel, passphrase: &[u8]) -> Option<Vec<u8>> {
+    let cryptsetup = crate::tool("cryptsetup")?;
+    Some(initramfs(k, Some((&cryptsetup, passphrase))))
+}
+
+/// The shared libraries `ldd` lists for `exe` (the dynamic loader included), by the absolute
+/// path the loader looks them up at.
+fn shared_libraries(exe: &Path) -> Vec<String> {
+    let out = crate::stdout_of("ldd", [exe]);
+    let mut libs: Vec<String> = out
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let path = match l.split_once("=>") {
+                Some((_, rest)) => rest.trim(),
+                None => l,
+            };
+            let path = path.split(" (").next()?.trim();
+            path.starts_with('/').then(|| path.to_owned())
+        })
+        .collect();
+    libs.sort();
+    libs.dedup();
+    libs
+}
+
+fn initramfs(k: &Kernel, luks: Option<(&Path, &[u8])>) -> Vec<u8> {
+    let mut modules = live_module_paths(k);
+    if luks.is_some() {
+        for m in module_paths(k, LUKS_MODULES) {
+            if !modules.contains(&m) {
+                modules.push(m);
+            }
+        }
+    }
+    let libs = luks
+        .map(|(exe, _)| shared_libraries(exe))
+        .unwrap_or_default();
     let mut c = Cpio::default();
     let mut dirs = BTreeSet::new();
-    for d in ["bin", "dev", "proc", "sys", "run", "lib", "lib/modules"] {
+    for d in [
+        "bin",
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "lib",
+        "lib/modules",
+        "etc",
+    ] {
         dirs.insert(d.to_owned());
     }
     let kdir = format!("lib/modules/{}", k.version);
-    for m in &modules {
-        let mut p = Path::new(&kdir).join(m);
+    let lib_paths = libs.iter().map(|l| l.trim_start_matches('/').to_owned());
+    for m in modules
+        .iter()
+        .map(|m| format!("{kdir}/{m}"))
+        .chain(lib_paths)
+    {
+        let mut p = PathBuf::from(m);
         while let Some(parent) = p.parent() {
             if parent.as_os_str().is_empty() {
                 break;
@@ -426,6 +525,14 @@ pub fn live_initramfs(k: &Kernel) -> Vec<u8> {
     for m in &modules {
         let data = fs::read(k.modules_dir.join(m)).unwrap();
         c.file(&format!("{kdir}/{m}"), 0o644, &data);
+    }
+    if let Some((exe, passphrase)) = luks {
+        c.file("bin/cryptsetup", 0o755, &fs::read(exe).unwrap());
+        for l in &libs {
+            // fs::read follows the soname links to the library itself.
+            c.file(l.trim_start_matches('/'), 0o755, &fs::read(l).unwrap());
+        }
+        c.file("etc/imgpipe-passphrase", 0o600, passphrase);
     }
     let init = INIT.replace("@MODULES@", &modules.join(" "));
     c.file("init", 0o755, init.as_bytes());

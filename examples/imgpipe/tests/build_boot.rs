@@ -2,15 +2,17 @@
 //! (imgpipe_testsupport::boot) put in a small root tree, GRUB images from grub-mkimage, a
 //! kickstart setting the hostname and the serial console. The ISO prints the root's marker
 //! and the kickstart's hostname from BIOS and UEFI, CD and USB stick; the disk image under
-//! UEFI from a virtio disk (`root=PARTLABEL=`).
+//! UEFI from a virtio disk (`root=PARTLABEL=`); so does the ISO xorriso makes from its replay
+//! of our boot setup (`-report_el_torito as_mkisofs`).
 
+use std::ffi::OsString;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use imgpipe_testsupport::boot::{self, Medium};
-use imgpipe_testsupport::{tempdir, tool};
+use imgpipe_testsupport::{run, tempdir, tool};
 
 const MARKER: &str = "IMGPIPE-BUILT-ROOT-93d2";
 const HOSTNAME: &str = "imgpipe-built";
@@ -20,13 +22,85 @@ fn write(path: &Path, data: &[u8]) {
     fs::write(path, data).unwrap();
 }
 
-/// Builds the ISO and disk with `label` and `extra` flags and boots each medium (`true`: the
-/// disk image), expecting the root image mounted as `fstype`; the failures, one per medium.
+/// Which output a medium holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Image {
+    /// The ISO.
+    Iso,
+    /// The disk image.
+    Disk,
+    /// The ISO made again by xorriso from `-report_el_torito as_mkisofs`'s replay.
+    Replay,
+}
+
+/// `xorriso -as mkisofs` with the boot setup `-report_el_torito as_mkisofs` reads from `iso`,
+/// around `iso`'s tree, into `out`; `None` without xorriso.
+fn xorriso_replay(iso: &Path, out: &Path, scratch: &Path) -> Option<()> {
+    let xorriso = tool("xorriso")?;
+    let report = run(
+        &xorriso,
+        [
+            "-indev".as_ref(),
+            iso.as_os_str(),
+            "-report_el_torito".as_ref(),
+            "as_mkisofs".as_ref(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&report.stdout).into_owned();
+    let tree = scratch.join("replay-tree");
+    run(
+        &xorriso,
+        [
+            "-osirrox".as_ref(),
+            "on".as_ref(),
+            "-indev".as_ref(),
+            iso.as_os_str(),
+            "-extract".as_ref(),
+            "/".as_ref(),
+            tree.as_os_str(),
+        ],
+    );
+    let mut args: Vec<OsString> = vec!["-as".into(), "mkisofs".into()];
+    for line in text.lines().filter(|l| l.starts_with('-')) {
+        // One option a line, its arguments single-quoted.
+        let mut cur = String::new();
+        let mut quoted = false;
+        for c in line.chars().chain([' ']) {
+            match c {
+                '\'' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if !cur.is_empty() {
+                        args.push(std::mem::take(&mut cur).into());
+                    }
+                }
+                c => cur.push(c),
+            }
+        }
+    }
+    args.extend(["-o".into(), out.into(), tree.into()]);
+    run(&xorriso, args);
+    Some(())
+}
+
+/// Builds the ISO and disk with `label` and `extra` flags and boots each medium, expecting the
+/// root image mounted as `fstype`; the failures, one per medium.
 fn build_and_boot(
     label: &str,
     extra: &[&str],
     fstype: &str,
-    media: &[(Medium, bool)],
+    media: &[(Medium, Image)],
+) -> Vec<String> {
+    build_and_boot_with(label, extra, fstype, media, None)
+}
+
+/// [`build_and_boot`], the disk's root in LUKS2 with `passphrase` when given (the initramfs
+/// then carries cryptsetup and the passphrase).
+fn build_and_boot_with(
+    label: &str,
+    extra: &[&str],
+    fstype: &str,
+    media: &[(Medium, Image)],
+    passphrase: Option<&str>,
 ) -> Vec<String> {
     let Some(kernel) = boot::debian_kernel() else {
         return Vec::new();
@@ -49,10 +123,36 @@ fn build_and_boot(
         &root.join(format!("boot/vmlinuz-{}", kernel.version)),
         &fs::read(&kernel.vmlinuz).unwrap(),
     );
+    let initrd = match passphrase {
+        None => boot::live_initramfs(&kernel),
+        Some(p) => {
+            let Some(initrd) = boot::luks_initramfs(&kernel, p.as_bytes()) else {
+                return Vec::new();
+            };
+            initrd
+        }
+    };
     write(
         &root.join(format!("boot/initrd.img-{}", kernel.version)),
-        &boot::live_initramfs(&kernel),
+        &initrd,
     );
+    let pass = d.join("passphrase");
+    let mut encrypt: Vec<OsString> = Vec::new();
+    if let Some(p) = passphrase {
+        fs::write(&pass, p).unwrap();
+        encrypt.extend(["--encrypt".into(), "--passphrase-file".into(), pass.into()]);
+        // The guest has 512 MiB: a small argon2id cost.
+        for a in [
+            "--pbkdf-memory",
+            "32768",
+            "--pbkdf-time",
+            "1",
+            "--pbkdf-parallel",
+            "1",
+        ] {
+            encrypt.push(a.into());
+        }
+    }
     let ks = d.join("live.ks");
     fs::write(
         &ks,
@@ -63,6 +163,16 @@ fn build_and_boot(
         ),
     )
     .unwrap();
+    // The BIOS loaders only when a medium boots BIOS: else the ISO is UEFI-only.
+    let mut bios: Vec<OsString> = Vec::new();
+    if media.iter().any(|(m, _)| !m.uefi()) {
+        bios.extend([
+            "--bios-loader".into(),
+            grub.eltorito.clone().into(),
+            "--bios-hybrid-mbr".into(),
+            grub.boot_hybrid.clone().into(),
+        ]);
+    }
     let (iso, disk) = (d.join("live.iso"), d.join("live.img"));
     let out = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
         .arg("build")
@@ -77,12 +187,10 @@ fn build_and_boot(
         .args(["--label", label])
         .arg("--efi-loader")
         .arg(&grub.efi)
-        .arg("--bios-loader")
-        .arg(&grub.eltorito)
-        .arg("--bios-hybrid-mbr")
-        .arg(&grub.boot_hybrid)
+        .args(&bios)
         .args(["--epoch", "1700000000"])
         .args(extra)
+        .args(&encrypt)
         .env_remove("SOURCE_DATE_EPOCH")
         .output()
         .unwrap();
@@ -92,10 +200,19 @@ fn build_and_boot(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let replay = d.join("replay.iso");
+    if media.iter().any(|(_, i)| *i == Image::Replay) && xorriso_replay(&iso, &replay, d).is_none()
+    {
+        return Vec::new();
+    }
     let hostname = format!("hostname={HOSTNAME}");
     let mut failures = Vec::new();
-    for &(medium, from_disk) in media {
-        let image = if from_disk { &disk } else { &iso };
+    for &(medium, which) in media {
+        let image = match which {
+            Image::Iso => &iso,
+            Image::Disk => &disk,
+            Image::Replay => &replay,
+        };
         let Some(args) = medium.args(image, d) else {
             return Vec::new();
         };
@@ -103,21 +220,22 @@ fn build_and_boot(
         let expect = [MARKER, &hostname, &mounted];
         match boot::qemu_boot(&args, &expect, Duration::from_secs(240)) {
             Ok(log) if log.contains("error: ") => failures.push(format!(
-                "label {label}, {medium:?}: booted, but GRUB reported an error (a failed search \
+                "label {label}, {medium:?} ({which:?}): booted, but GRUB reported an error (a failed search \
                  falls back on the device GRUB started from); serial log:\n{log}"
             )),
             Ok(log) => {
                 let found = log.lines().find(|l| {
-                    l.contains("imgpipe init: medium") || l.contains("imgpipe init: root partition")
+                    ["medium", "root partition", "root device"]
+                        .iter()
+                        .any(|w| l.contains(&format!("imgpipe init: {w}")))
                 });
                 eprintln!(
-                    "{label} {medium:?}: booted ({})",
+                    "{label} {medium:?} ({which:?}): booted ({})",
                     found.unwrap_or_default().trim()
                 );
             }
             Err(log) => failures.push(format!(
-                "label {label}, {medium:?} ({}): no marker and hostname; {log}",
-                if from_disk { "disk image" } else { "ISO" }
+                "label {label}, {medium:?} ({which:?}): no marker and hostname; {log}"
             )),
         }
     }
@@ -127,43 +245,59 @@ fn build_and_boot(
 #[test]
 fn built_iso_and_disk_boot_linux() {
     let media = [
-        (Medium::BiosCd, false),
-        (Medium::UefiCd, false),
-        (Medium::BiosUsb, false),
-        (Medium::UefiUsb, false),
-        (Medium::UefiDisk, true),
+        (Medium::BiosCd, Image::Iso),
+        (Medium::UefiCd, Image::Iso),
+        (Medium::BiosUsb, Image::Iso),
+        (Medium::UefiUsb, Image::Iso),
+        (Medium::UefiDisk, Image::Disk),
+        // xorriso's replay of our boot setup boots as well.
+        (Medium::BiosUsb, Image::Replay),
+        (Medium::UefiCd, Image::Replay),
+        (Medium::UefiUsb, Image::Replay),
     ];
-    let failures = build_and_boot("IMGPIPE_BUILT", &["--comp", "gzip"], "squashfs", &media);
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-}
-
-/// A label as long as the build allows, in mixed case: GRUB's `search --label` and the
-/// kernel command line see it whole.
-#[test]
-fn a_long_mixed_case_label_boots() {
+    // A label as long as the build allows, in mixed case: GRUB's `search --label`, the ISO
+    // volume identifier and the kernel command line carry it whole.
     let label = "Imgpipe-Live-Label-Of-32-Chars.1";
     assert_eq!(label.len(), 32);
-    let media = [(Medium::BiosCd, false), (Medium::UefiUsb, false)];
     let failures = build_and_boot(label, &["--comp", "gzip"], "squashfs", &media);
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 /// The other root image and layout: EROFS (lz4hc: Debian 12's kernel reads lz4 only, it is
-/// built without `CONFIG_EROFS_FS_ZIP_LZMA`) from the disk image and the ISO, and squashfs in
-/// Debian's layout (`/live/filesystem.squashfs`, `boot=live`).
+/// built without `CONFIG_EROFS_FS_ZIP_LZMA`) from the disk image and a UEFI-only ISO, and
+/// squashfs in Debian's layout (`/live/filesystem.squashfs`, `boot=live`).
 #[test]
 fn erofs_root_and_debian_layout_boot() {
     let mut failures = build_and_boot(
         "IMGPIPE_EROFS",
         &["--rootfs", "erofs", "--comp", "lz4hc"],
         "erofs",
-        &[(Medium::UefiDisk, true), (Medium::BiosCd, false)],
+        // No medium boots BIOS: a UEFI-only ISO (no El Torito BIOS entry, no boot code).
+        &[
+            (Medium::UefiDisk, Image::Disk),
+            (Medium::UefiCd, Image::Iso),
+            (Medium::UefiUsb, Image::Iso),
+        ],
     );
     failures.extend(build_and_boot(
         "IMGPIPE_DEBIAN",
         &["--layout", "debian", "--comp", "xz"],
         "squashfs",
-        &[(Medium::BiosUsb, false), (Medium::UefiCd, false)],
+        &[(Medium::BiosUsb, Image::Iso), (Medium::UefiCd, Image::Iso)],
     ));
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The disk image's root in LUKS2 (`rd.luks.name=UUID=LABEL root=/dev/mapper/LABEL`): the
+/// guest's cryptsetup opens it with the passphrase and its kernel mounts the root image.
+#[test]
+fn luks2_root_disk_boots() {
+    let failures = build_and_boot_with(
+        "IMGPIPE_LUKS",
+        &["--comp", "gzip"],
+        "squashfs",
+        &[(Medium::UefiDisk, Image::Disk)],
+        Some("correct horse battery"),
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
