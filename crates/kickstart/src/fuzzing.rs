@@ -110,12 +110,10 @@ pub fn kickstart_include(data: &[u8], dir: &Path) -> bool {
     link("self.ks", "self.ks").unwrap();
     link("/dev/zero", "zero.ks").unwrap();
     std::fs::create_dir(dir.join("dir.ks")).unwrap();
-    rustix::fs::mknodat(
+    rustix::fs::mkfifoat(
         rustix::fs::CWD,
         dir.join("fifo.ks"),
-        rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o600),
-        0,
     )
     .unwrap();
     let sock = std::os::unix::net::UnixListener::bind(dir.join("sock.ks")).unwrap();
