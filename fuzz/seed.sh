@@ -33,6 +33,7 @@ cp corpus/fat_volume/* corpus/fat_extract/
 mkdir -p "$t/multi/d"; python3 -c 'import sys; sys.stdout.buffer.write(bytes((i*7 + (i>>9)) & 0xff for i in range(200000)))' > "$t/multi/d/multi.bin"
 echo hi > "$t/multi/a"; ln "$t/multi/a" "$t/multi/d/a-link"; ln -s ../a "$t/multi/d/sym"; mkfifo "$t/multi/fifo"
 mksquashfs "$t/multi" corpus/squashfs_extract/multi-block.sqfs -b 4096 -comp gzip -quiet -no-progress -all-time 1700000000 -mkfs-time 1700000000 >/dev/null
+cp corpus/squashfs_extract/multi-block.sqfs corpus/squashfs_image/
 mkdir -p corpus/kickstart_inspect
 printf 'lang en_US.UTF-8\nkeyboard us\n%%packages\n@core\n%%end\n%%post\necho hi\n%%end\n' > corpus/kickstart_inspect/minimal.ks
 # kickstart_include: NUL-separated a.ks, b.ks, c.ks, sub/d.ks, beside the symlinks, FIFO,
