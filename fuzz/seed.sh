@@ -33,5 +33,21 @@ cp corpus/fat_volume/* corpus/fat_extract/
 mkdir -p "$t/multi/d"; python3 -c 'import sys; sys.stdout.buffer.write(bytes((i*7 + (i>>9)) & 0xff for i in range(200000)))' > "$t/multi/d/multi.bin"
 echo hi > "$t/multi/a"; ln "$t/multi/a" "$t/multi/d/a-link"; ln -s ../a "$t/multi/d/sym"; mkfifo "$t/multi/fifo"
 mksquashfs "$t/multi" corpus/squashfs_extract/multi-block.sqfs -b 4096 -comp gzip -quiet -no-progress -all-time 1700000000 -mkfs-time 1700000000 >/dev/null
+cp corpus/squashfs_extract/multi-block.sqfs corpus/squashfs_image/
 mkdir -p corpus/kickstart_inspect
 printf 'lang en_US.UTF-8\nkeyboard us\n%%packages\n@core\n%%end\n%%post\necho hi\n%%end\n' > corpus/kickstart_inspect/minimal.ks
+# kickstart_include: NUL-separated a.ks, b.ks, c.ks, sub/d.ks, beside the symlinks, FIFO,
+# socket and directory the body makes (see imgpipe_kickstart::fuzzing::kickstart_include).
+k=corpus/kickstart_include; mkdir -p "$k"
+printf 'lang en_US.UTF-8\nkeyboard us\n%%include b.ks\n%%include sub/d.ks\n%%packages\n%%include c.ks\n%%end\n\0rootpw --plaintext x\n%%include link.ks\n\0@core\nvim\n\0%%include ../c.ks\n' > "$k/tree.ks"
+printf 'lang C\n%%ksappend b.ks\n%%include sub/d.ks\n\0timezone UTC\n\0\0part / --size=1\n' > "$k/clean.ks"
+printf 'lang C\n%%include a.ks\n\0' > "$k/self-include.ks"
+printf 'lang C\n%%include ./a.ks\n\0' > "$k/dot-self.ks"
+printf 'lang C\n%%include sub/up.ks\n\0' > "$k/symlink-cycle.ks"
+printf 'lang C\n%%include sub/../sub/d.ks\n\0\0\0%%include ../a.ks\n' > "$k/dotdot-cycle.ks"
+printf 'lang C\n%%include b.ks\n\0%%include c.ks\n\0%%include link.ks\n' > "$k/three-cycle.ks"
+printf 'lang C\n%%include fifo.ks\n%%include sock.ks\n%%include dir.ks\n%%include zero.ks\n%%include self.ks\n%%include ..\n%%include sub\n%%include missing.ks\n\0' > "$k/special.ks"
+printf 'lang C\n%%ksappend fifo.ks\n\0' > "$k/ksappend-fifo.ks"
+printf 'lang C\n%%ksappend b.ks\n%%ksappend b.ks\n%%ksappend a.ks\n\0%%include b.ks\n' > "$k/ksappend-loop.ks"
+printf '%%include b.ks\n%%include b.ks\n\0%%include c.ks\n%%include c.ks\n%%include c.ks\n\0%%include sub/d.ks\n%%include sub/d.ks\n%%include sub/d.ks\n\0lang C\n' > "$k/fanout.ks"
+printf 'lang C\n%%include b.ks\n\0\xff\xfe not utf-8\n' > "$k/not-utf8.ks"

@@ -73,6 +73,9 @@ pub struct ExtractOptions {
     /// Output budget, as a multiple of the image's size, for bytes that are not the image's
     /// own uncompressed bytes claimed once (see the [module docs](self)); default 64.
     pub max_output_ratio: u64,
+    /// The least output budget whatever the image's size; default [`MIN_OUTPUT_BUDGET`]
+    /// (a caller extracting many tiny untrusted images, such as a fuzzer, lowers it).
+    pub min_output_budget: u64,
 }
 
 impl Default for ExtractOptions {
@@ -84,6 +87,7 @@ impl Default for ExtractOptions {
             special_files: true,
             devices: false,
             max_output_ratio: 64,
+            min_output_budget: MIN_OUTPUT_BUDGET,
         }
     }
 }
@@ -274,7 +278,7 @@ where
     let mut kept_extents = 0usize;
     let budget = reader.image_len().map(|n| {
         n.saturating_mul(opts.max_output_ratio)
-            .max(MIN_OUTPUT_BUDGET)
+            .max(opts.min_output_budget)
     });
     let spent = AtomicU64::new(0);
     // Bytes of the files planned so far that count against the budget.
@@ -477,10 +481,19 @@ where
     Ok(report)
 }
 
+/// The output budget of [`extract_in_sandbox`], as a multiple of the image's size.
+#[doc(hidden)]
+pub const SANDBOX_OUTPUT_RATIO: u64 = 4;
+/// The least output budget of [`extract_in_sandbox`] (1 MiB: fuzz inputs are small, and
+/// writing the default 64 MiB floor on some runs would dominate the campaign).
+#[doc(hidden)]
+pub const SANDBOX_MIN_OUTPUT_BUDGET: u64 = 1 << 20;
+
 /// The body of the extraction fuzz targets: extracts `reader` into `sandbox/inner/out` with
-/// the default options and panics when anything appears in `sandbox` or `sandbox/inner`
-/// besides the way down to `out` (an entry written outside its destination). Returns the
-/// extraction's result; the caller removes `sandbox`.
+/// the default options but a small output budget ([`SANDBOX_OUTPUT_RATIO`] times the image,
+/// at least [`SANDBOX_MIN_OUTPUT_BUDGET`]), on the calling thread, and panics when anything
+/// appears in `sandbox` or `sandbox/inner` besides the way down to `out` (an entry written
+/// outside its destination). Returns the extraction's result; the caller removes `sandbox`.
 #[doc(hidden)]
 #[allow(clippy::panic)]
 pub fn extract_in_sandbox<R>(reader: &R, sandbox: &Path) -> Result<ExtractReport>
@@ -490,7 +503,27 @@ where
     let inner = sandbox.join("inner");
     fs::create_dir_all(&inner).map_err(io("creating", &inner))?;
     let out = inner.join("out");
-    let r = extract(reader, &out, ExtractOptions::default());
+    let opts = ExtractOptions {
+        max_output_ratio: SANDBOX_OUTPUT_RATIO,
+        min_output_budget: SANDBOX_MIN_OUTPUT_BUDGET,
+        ..ExtractOptions::default()
+    };
+    // Files are written on this thread: handing each run's few small files to a pool's
+    // threads costs more than writing them.
+    thread_local! {
+        static INLINE: Option<rayon::ThreadPool> = match rayon::current_thread_index() {
+            Some(_) => None,
+            None => rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .use_current_thread()
+                .build()
+                .ok(),
+        };
+    }
+    let r = INLINE.with(|pool| match pool {
+        Some(pool) => pool.install(|| extract(reader, &out, opts)),
+        None => extract(reader, &out, opts),
+    });
     // The one host walker looks at the sandbox, leaving the destination out.
     let mut opts = crate::scan::ScanOptions {
         xattrs: false,

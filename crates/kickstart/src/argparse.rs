@@ -47,11 +47,20 @@ struct OptionTuple {
     explicit: Option<String>,
 }
 
-fn option_strings(spec: &'static ClassSpec) -> impl Iterator<Item = (&'static str, &'static Opt)> {
-    // With conflict_handler="resolve", a later option taking a flag wins it.
+/// The option strings that `keep` accepts, each with the option it belongs to, in
+/// declaration order. With conflict_handler="resolve", a later option taking a flag wins it.
+/// `keep` runs first, so the ownership scan is paid only for the few strings that match
+/// (every lookup of every argument goes through here).
+fn option_strings<'k>(
+    spec: &'static ClassSpec,
+    keep: &'k dyn Fn(&str) -> bool,
+) -> impl Iterator<Item = (&'static str, &'static Opt)> + 'k {
     let opts = spec.options;
     opts.iter().enumerate().flat_map(move |(i, o)| {
         o.flags.iter().filter_map(move |f| {
+            if !keep(f) {
+                return None;
+            }
             let later = opts
                 .get(i + 1..)
                 .unwrap_or(&[])
@@ -62,8 +71,9 @@ fn option_strings(spec: &'static ClassSpec) -> impl Iterator<Item = (&'static st
     })
 }
 
+/// The option owning flag `s`: the last one declaring it.
 fn lookup(spec: &'static ClassSpec, s: &str) -> Option<&'static Opt> {
-    option_strings(spec).find(|(f, _)| *f == s).map(|(_, o)| o)
+    spec.options.iter().rev().find(|o| o.flags.contains(&s))
 }
 
 fn is_negative_number(s: &str) -> bool {
@@ -117,15 +127,14 @@ fn parse_optional(
             Some((p, e)) => (p, Some(e.to_string())),
             None => (arg, None),
         };
-        for (f, o) in option_strings(spec) {
-            if f.starts_with(prefix) {
-                tuples.push((f, o, explicit.clone()));
-            }
+        for (f, o) in option_strings(spec, &|f| f.starts_with(prefix)) {
+            tuples.push((f, o, explicit.clone()));
         }
     } else {
         let short: String = arg.chars().take(2).collect();
         let short_explicit: String = arg.chars().skip(2).collect();
-        for (f, o) in option_strings(spec) {
+        let wanted = |f: &str| f == short || f.starts_with(arg);
+        for (f, o) in option_strings(spec, &wanted) {
             if f == short {
                 tuples.push((f, o, Some(short_explicit.clone())));
             } else if f.starts_with(arg) {
@@ -645,6 +654,32 @@ mod tests {
         assert!(!is_negative_number("-x"));
         assert_eq!(normpath("/a//b/../c/"), "/a/c");
         assert_eq!(normpath("/"), "/");
+    }
+
+    #[test]
+    fn a_flag_belongs_to_the_last_option_declaring_it() {
+        // conflict_handler="resolve", as the quadratic scan over every option string said it
+        // (every argument of every line paid that scan; the lookup is now linear).
+        let mut checked = 0;
+        for spec in crate::spec::tables::CLASSES {
+            for (i, o) in spec.options.iter().enumerate() {
+                for f in o.flags {
+                    let later = spec.options.get(i + 1..).unwrap_or(&[]);
+                    let owner = if later.iter().any(|p| p.flags.contains(f)) {
+                        later.iter().rev().find(|p| p.flags.contains(f))
+                    } else {
+                        Some(o)
+                    };
+                    assert!(std::ptr::eq(lookup(spec, f).unwrap(), owner.unwrap()));
+                    let owned: Vec<_> = option_strings(spec, &|g| g == *f).collect();
+                    assert!(
+                        matches!(owned[..], [(g, p)] if g == *f && std::ptr::eq(p, owner.unwrap()))
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 500, "{checked}");
     }
 
     #[test]

@@ -405,6 +405,9 @@ pub fn parse_with(source: Source, resolver: &mut dyn Resolver, limits: Limits) -
     let mut frames: Vec<Frame> = Vec::new();
     let mut chunk: Vec<String> = Vec::new();
     let mut chunk_start = 0usize;
+    // Appended files count against the byte cap as they are loaded: a top file naming one
+    // file on thousands of lines must not hold thousands of copies before the cap applies.
+    let mut bytes_read = source.text.len() as u64;
     for (i, line) in top_lines.iter().enumerate() {
         let ll = line.trim_matches(py_isspace);
         if !ll.starts_with("%ksappend") {
@@ -422,6 +425,14 @@ pub fn parse_with(source: Source, resolver: &mut dyn Resolver, limits: Limits) -
         };
         match resolver.load(&top_name, url) {
             Ok(src) => {
+                bytes_read = bytes_read.saturating_add(src.text.len() as u64);
+                if bytes_read > limits.max_bytes {
+                    ks.problems.push(fatal(
+                        at,
+                        format!("more than {} bytes read", limits.max_bytes),
+                    ));
+                    return ks;
+                }
                 frames.push(Frame {
                     name: top_name.clone(),
                     id: top_id.clone(),
@@ -464,7 +475,7 @@ pub fn parse_with(source: Source, resolver: &mut dyn Resolver, limits: Limits) -
         resolver,
         limits,
         lines_read: 0,
-        bytes_read: source.text.len() as u64,
+        bytes_read,
         flat: String::new(),
         top_name,
         top_lines: top_lines.len(),

@@ -92,12 +92,18 @@ impl Kickstart {
     /// Whether [`Kickstart::to_canonical_string`] round-trips: false when a word holds a line
     /// break (`rootpw \` at the end of a line makes the word `"\n"`; form feeds and other
     /// characters Python's `splitlines` breaks on count too), which no kickstart line can
-    /// spell. Such files are rarely valid.
+    /// spell; and when a section body taken from an included file holds a `%ksappend`
+    /// line, which the written (flattened) file would splice in instead of keeping as a
+    /// body line. Such files are rarely valid.
     pub fn is_canonically_writable(&self) -> bool {
         let breaks = |w: &String| w.chars().any(crate::read::is_line_break);
+        let appends = |l: &String| {
+            l.trim_matches(crate::lex::py_isspace)
+                .starts_with("%ksappend")
+        };
         self.items.iter().all(|i| match i {
             Item::Command(c) => !breaks(&c.name) && !c.args.iter().any(breaks),
-            Item::Section(s) => !s.args.iter().any(breaks),
+            Item::Section(s) => !s.args.iter().any(breaks) && !s.body.iter().any(appends),
         })
     }
 

@@ -26,3 +26,22 @@ fn kickstart_parse() {
     }
     assert!(checked >= 1, "no seed reached the canonical round trip");
 }
+
+#[test]
+fn kickstart_include() {
+    let inputs = fuzz_inputs("kickstart_include");
+    assert!(!inputs.is_empty());
+    let shm = std::path::Path::new("/dev/shm");
+    let scratch = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let dir = scratch.path().join("ks");
+    let mut clean = 0;
+    for (path, data) in &inputs {
+        clean += usize::from(fuzzing::kickstart_include(data, &dir));
+        assert!(!dir.exists(), "{path:?} left its files behind");
+    }
+    assert!(clean >= 1, "no seed resolved all its includes");
+}

@@ -127,6 +127,27 @@ fn include_bombs_hit_the_line_limit() {
 }
 
 #[test]
+fn ksappend_counts_against_the_byte_cap() {
+    // One 50 KB file appended on 2000 lines: 100 MB held at once without the cap.
+    let big = "# padding\n".repeat(5_000);
+    let top = "%ksappend big.ks\n".repeat(2_000);
+    let limits = Limits {
+        max_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let ks = parse(&[("top.ks", &top), ("big.ks", &big)], limits);
+    let fatal: Vec<_> = ks
+        .problems
+        .iter()
+        .filter(|p| p.kind == Kind::ErrorFatal)
+        .collect();
+    assert_eq!(fatal.len(), 1, "{:?}", ks.problems);
+    assert!(fatal[0].message.contains("bytes read"), "{:?}", fatal[0]);
+    assert_eq!(fatal[0].location.line, 21, "the first append past 1 MiB");
+    assert!(ks.flattened.len() < 2 << 20);
+}
+
+#[test]
 fn missing_includes_are_notices_or_fatal() {
     let files = [("top.ks", "lang C\n%include gone.ks\nbogus\n")];
     let ks = parse(&files, Limits::default());

@@ -134,6 +134,34 @@ fn words_with_line_breaks_are_not_writable() {
 }
 
 #[test]
+fn ksappend_lines_from_includes_are_not_writable() {
+    // Only the top file's `%ksappend` lines are spliced: one in an included section body
+    // stays a body line, but the flattened canonical file would splice it (found by the
+    // kickstart_parse fuzz target).
+    let files = [
+        ("a.ks", "%packages\n%include c.ks\n%end\n"),
+        ("c.ks", "vim\n %ksappend\n"),
+    ];
+    let map = files
+        .iter()
+        .map(|(n, t)| ((*n).to_string(), (*t).to_string()))
+        .collect();
+    let top = imgpipe_kickstart::Source {
+        name: "a.ks".into(),
+        text: files[0].1.into(),
+    };
+    let ks = imgpipe_kickstart::parse_with(
+        top,
+        &mut imgpipe_kickstart::MapResolver(map),
+        imgpipe_kickstart::Limits::default(),
+    );
+    assert!(ks.problems.is_empty(), "{:?}", ks.problems);
+    assert!(!ks.is_canonically_writable());
+    let again = Kickstart::parse_str("w.ks", &ks.to_canonical_string());
+    assert!(!ks.same_items(&again));
+}
+
+#[test]
 fn corpus_files_round_trip() {
     let dir = imgpipe_testsupport::workspace_root().join("../shared/ks-corpus");
     if !dir.is_dir() {

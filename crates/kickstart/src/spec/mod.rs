@@ -8,7 +8,7 @@
 
 mod rules;
 #[rustfmt::skip]
-mod tables;
+pub(crate) mod tables;
 
 pub(crate) use rules::{RHEL_MARK, Rule, rules_for};
 
