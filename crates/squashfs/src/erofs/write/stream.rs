@@ -34,6 +34,8 @@ use crate::erofs::raw::{
 use crate::error::{Error, Result};
 use crate::write::{Progress, ProgressFn};
 
+/// What a job costs in the content budget at least.
+const JOB_OVERHEAD: usize = 16 << 10;
 /// Segment size: files are compressed in pieces of this size.
 const SEGMENT: usize = 16 << 20;
 
@@ -601,7 +603,8 @@ pub(super) fn emit<W: Write + Seek>(
     };
     let dedupe = opts.dedupe;
     let spawn_job = |mut job: Job, z: bool, size: u64| -> mpsc::Receiver<Result<Done>> {
-        let (tx, rx) = mpsc::channel();
+        // One result: a one-slot channel (an unbounded one allocates a block of slots).
+        let (tx, rx) = mpsc::sync_channel(1);
         let run = move || {
             let hash =
                 (dedupe && job.first && job.last).then(|| xxhash_rust::xxh3::xxh3_128(&job.src));
@@ -637,7 +640,8 @@ pub(super) fn emit<W: Write + Seek>(
     };
     let spawn_packed = |seg: Vec<u8>| -> Option<mpsc::Receiver<Result<ZUnit>>> {
         let key = zkey?;
-        let (tx, rx) = mpsc::channel();
+        // One result: a one-slot channel (an unbounded one allocates a block of slots).
+        let (tx, rx) = mpsc::sync_channel(1);
         let job = move || {
             let r = with_fitter(key, |f| compress_segment(f, &pcfg, &seg, false));
             let _ = tx.send(r);
@@ -661,8 +665,10 @@ pub(super) fn emit<W: Write + Seek>(
         .collect();
 
     // File content in flight (read, queued, being compressed, waiting to be written) is
-    // bounded: a segment per worker (their compressed forms come on top).
-    let budget = Budget::new(threads.clamp(1, 16) * SEGMENT);
+    // bounded, whatever the tree's size: half a segment per worker and half a segment more
+    // (their compressed forms come on top), so small files keep every worker busy while a
+    // large file's segment is compressed.
+    let budget = Budget::new((threads.clamp(1, 16) + 1) * (SEGMENT / 2));
     std::thread::scope(|s| -> Result<()> {
         let _close = CloseOnDrop(&budget);
         type Pending = (mpsc::Receiver<Result<Done>>, usize);
@@ -686,7 +692,9 @@ pub(super) fn emit<W: Write + Seek>(
                 let mut first = true;
                 loop {
                     let len = left.min(SEGMENT as u64) as usize;
-                    let cost = len.max(1 << 12);
+                    // A piece costs its bytes, and at least what a small file's job holds
+                    // besides them (its channel, result, compression buffers).
+                    let cost = len.max(JOB_OVERHEAD);
                     if !budget.acquire(cost) {
                         return;
                     }
