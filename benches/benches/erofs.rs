@@ -218,12 +218,12 @@ fn main() {
             o.fragments = s.fragments;
             o.ztailpacking = s.ztailpacking;
             let mut b = ErofsBuilder::new(o).unwrap();
-            b.add_fstree(&tree).unwrap();
+            b.add_tree(tree).unwrap();
             let f = std::fs::File::create(&ours).unwrap();
             let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
             b.build(&mut w).unwrap();
             drop(w);
-            drop(tree);
+            drop(b);
             t_ours.push(start.elapsed());
             rss_ours = rss_ours.max(peak_rss_kib());
         }

@@ -113,7 +113,25 @@ enum Command {
     },
 }
 
+/// Large buffers (file pieces being compressed, 16 MiB each) come and go throughout an
+/// image build. After the first is freed glibc's malloc raises its mmap threshold above them
+/// and serves the later ones from per-thread arenas, each keeping its own peak: a fixed
+/// threshold hands them back to the system when freed, and two arenas are enough.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn tune_malloc() {
+    // SAFETY: mallopt only sets allocator parameters; it runs before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_malloc() {}
+
 fn main() -> ExitCode {
+    tune_malloc();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

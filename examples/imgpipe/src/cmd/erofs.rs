@@ -285,7 +285,7 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
     scan.exclude(&imgpipe_repro::temp_path(out)?)?;
     let tree = crate::source::tree(&a.dir, &scan)?;
     let mut b = ErofsBuilder::new(opts).map_err(flag_error)?;
-    b.add_fstree(&tree).map_err(flag_error)?;
+    b.add_tree(tree).map_err(flag_error)?;
     let pool = a
         .processors
         .map(|n| {

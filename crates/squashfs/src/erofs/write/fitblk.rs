@@ -131,6 +131,9 @@ pub(super) struct Fitter {
     zstd: Option<zstd::bulk::Compressor<'static>>,
     deflate: Option<flate2::Compress>,
     scratch: Vec<u8>,
+    /// The last fit of this segment (input, output bytes): the first guess of the next
+    /// (zstd). Reset for each segment, so the bytes never depend on which thread ran what.
+    last_fit: Option<(usize, usize)>,
 }
 
 impl std::fmt::Debug for Fitter {
@@ -160,7 +163,13 @@ impl Fitter {
             zstd: None,
             deflate: None,
             scratch: Vec::new(),
+            last_fit: None,
         }
+    }
+
+    /// Forgets what earlier calls learnt: called at the start of each segment.
+    pub(super) fn start_segment(&mut self) {
+        self.last_fit = None;
     }
 
     /// Compresses the longest prefix of `src` whose compressed form fits in `cap` bytes into
@@ -174,7 +183,7 @@ impl Fitter {
             ErofsAlgorithm::Lz4 | ErofsAlgorithm::Lz4hc => self.lz4(src, cap, dst),
             ErofsAlgorithm::Lzma => self.microlzma(src, cap, dst),
             ErofsAlgorithm::Deflate => self.search(src, cap, dst, Self::deflate_try),
-            ErofsAlgorithm::Zstd => self.search(src, cap, dst, Self::zstd_try),
+            ErofsAlgorithm::Zstd => self.zstd_fit(src, cap, dst),
         }
     }
 
@@ -310,6 +319,80 @@ impl Fitter {
             // Too small a buffer is the only error a valid context gives.
             Err(_) => Ok(None),
         }
+    }
+
+    /// A long prefix whose zstd frame fits in `cap`: erofs-utils' search (first guess four
+    /// times the target, then the ratio seen), except that the size of a prefix that did not
+    /// fit is known too (the output buffer holds twice the target), so the next guess
+    /// interpolates between the two, and the search stops once the prefixes that fit and
+    /// that do not are within 1/64 of each other. Each guess is a full compression: a
+    /// bisection down to the byte costs three times as many for about 1 % of the input.
+    fn zstd_fit(&mut self, src: &[u8], cap: usize, dst: &mut Vec<u8>) -> Result<usize> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let (mut l, mut nl) = (0usize, 0usize); // longest prefix known to fit, its size
+        let mut r = src.len() + 1; // shortest prefix known not to fit
+        let mut nr: Option<usize> = None; // its size, when known
+        // A frame of `full` bytes fills the pcluster well enough; guesses aim at `aim`.
+        let (full, aim) = (cap - cap / 128, cap - cap / 256);
+        // The first guess: the ratio of the segment's last pcluster, else four times.
+        let mut m = match self.last_fit {
+            Some((i, o)) if o > 0 => aim.saturating_mul(i) / o,
+            _ => cap.saturating_mul(4),
+        };
+        let mut rounds = 0u32;
+        loop {
+            m = m.max(l + 1).min(r - 1);
+            scratch.clear();
+            scratch.reserve(2 * cap + 64);
+            let prefix = src.get(..m).unwrap_or(src);
+            let got = match Self::zstd_try(self, prefix, &mut scratch) {
+                Ok(n) => n.filter(|&n| n > 0),
+                Err(e) => {
+                    self.scratch = scratch;
+                    return Err(e);
+                }
+            };
+            rounds += 1;
+            match got {
+                Some(n) if n <= cap => {
+                    dst.clear();
+                    dst.extend_from_slice(scratch.get(..n).unwrap_or_default());
+                    (l, nl) = (m, n);
+                    if r <= l + 1 || n >= full {
+                        break;
+                    }
+                }
+                _ => {
+                    (r, nr) = (m, got);
+                    if r <= l + 1 {
+                        break;
+                    }
+                }
+            }
+            if r - l <= (l >> 6).max(1) || rounds >= 16 {
+                break;
+            }
+            m = match (r > src.len(), nr) {
+                // No upper bound yet: the ratio seen so far.
+                (true, _) => aim.saturating_mul(l) / nl.max(1),
+                // Both sizes known: interpolate between them.
+                (false, Some(nr)) if nr > nl => {
+                    l + (r - l).saturating_mul(aim.saturating_sub(nl)) / (nr - nl)
+                }
+                _ => (l + r) / 2,
+            };
+            // Never creep along one end of the bracket.
+            if r <= src.len() {
+                let g = ((r - l) / 8).max(1);
+                m = m.clamp(l + g, r - g);
+            }
+        }
+        self.scratch = scratch;
+        // Only a full pcluster tells the ratio (a file's short end does not).
+        if l > 0 && l < src.len() {
+            self.last_fit = Some((l, nl));
+        }
+        Ok(l)
     }
 
     /// The longest prefix whose `try_one` output fits in `cap` (erofs-utils' search for

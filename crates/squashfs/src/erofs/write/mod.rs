@@ -317,7 +317,22 @@ impl ErofsBuilder {
                 reason: "an EROFS builder takes one tree",
             });
         }
-        self.tree = Some(tree.clone());
+        self.add_tree(tree.clone())
+    }
+
+    /// Takes `tree` by value, as [`add_fstree`](Self::add_fstree) does, without a copy of
+    /// it (a large tree's entries are held once).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] when a tree was already added.
+    pub fn add_tree(&mut self, tree: Tree) -> Result<()> {
+        if self.tree.is_some() {
+            return Err(Error::InvalidOption {
+                option: "add_fstree",
+                reason: "an EROFS builder takes one tree",
+            });
+        }
+        self.tree = Some(tree);
         Ok(())
     }
 

@@ -10,7 +10,7 @@
 //! order, so the bytes do not depend on the number of threads.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::mpsc;
 
@@ -34,10 +34,10 @@ use crate::erofs::raw::{
 use crate::error::{Error, Result};
 use crate::write::{Progress, ProgressFn};
 
+/// What a job costs in the content budget at least.
+const JOB_OVERHEAD: usize = 16 << 10;
 /// Segment size: files are compressed in pieces of this size.
 const SEGMENT: usize = 16 << 20;
-/// Jobs per batch at most (many small files).
-const BATCH_JOBS: usize = 4096;
 
 const INCOMPAT_ZERO_PADDING: u32 = 0x1;
 const INCOMPAT_COMPR_CFGS: u32 = 0x2;
@@ -89,12 +89,14 @@ struct Seq<'w, W> {
 
 impl<W: Write + Seek> Seq<'_, W> {
     fn push(&mut self, b: &[u8]) -> Result<()> {
-        self.buf.extend_from_slice(b);
         self.pos += b.len() as u64;
-        if self.buf.len() >= 4 << 20 {
-            self.flush()?;
+        if self.buf.len() + b.len() < 4 << 20 {
+            self.buf.extend_from_slice(b);
+            return Ok(());
         }
-        Ok(())
+        // Large pieces go out directly, not through the buffer.
+        self.flush()?;
+        self.w.write_all(b).map_err(write_err)
     }
 
     fn pad_to(&mut self, to: u64) -> Result<()> {
@@ -129,6 +131,8 @@ struct Job {
     ino: usize,
     first: bool,
     last: bool,
+    /// Its length in bytes (`src` is emptied once the piece is compressed).
+    len: usize,
     src: Vec<u8>,
 }
 
@@ -136,6 +140,29 @@ struct Done {
     job: Job,
     unit: Option<ZUnit>,
     hash: Option<u128>,
+}
+
+/// The tail of a flat file kept inline after its inode.
+#[derive(Debug, Clone, Default)]
+enum Tail {
+    /// None.
+    #[default]
+    None,
+    /// The last `len` bytes of inode `ino`'s content, read again when the metadata is
+    /// written (so tails are not held for the whole build).
+    Source { ino: usize, len: usize },
+    /// The bytes (content that cannot be read again cheaply: a decoded stream).
+    Held(Vec<u8>),
+}
+
+impl Tail {
+    fn len(&self) -> usize {
+        match self {
+            Self::None => 0,
+            Self::Source { len, .. } => *len,
+            Self::Held(b) => b.len(),
+        }
+    }
 }
 
 /// Where a file's data went.
@@ -146,9 +173,152 @@ enum Stored {
     Flat {
         blkaddr: u32,
         blocks: u64,
-        tail: Vec<u8>,
+        tail: Tail,
     },
     Z(ZFile),
+}
+
+/// Bytes of file content between being read and being written: the reader waits while
+/// the budget is spent, so memory stays bounded whatever the tree's size.
+struct Budget {
+    cap: usize,
+    state: std::sync::Mutex<(usize, bool)>,
+    cv: std::sync::Condvar,
+}
+
+impl Budget {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            state: std::sync::Mutex::new((0, false)),
+            cv: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Takes `n` bytes (alone when more than the budget); false once closed.
+    fn acquire(&self, n: usize) -> bool {
+        let Ok(mut g) = self.state.lock() else {
+            return false;
+        };
+        loop {
+            if g.1 {
+                return false;
+            }
+            if g.0 == 0 || g.0 + n <= self.cap {
+                g.0 += n;
+                return true;
+            }
+            g = match self.cv.wait(g) {
+                Ok(g) => g,
+                Err(_) => return false,
+            };
+        }
+    }
+
+    fn release(&self, n: usize) {
+        if let Ok(mut g) = self.state.lock() {
+            g.0 = g.0.saturating_sub(n);
+            self.cv.notify_all();
+        }
+    }
+
+    fn close(&self) {
+        if let Ok(mut g) = self.state.lock() {
+            g.1 = true;
+            self.cv.notify_all();
+        }
+    }
+}
+
+/// Closes the budget when the writing side stops, so a waiting reader stops too.
+struct CloseOnDrop<'a>(&'a Budget);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// The last `len` bytes of `ino`'s content, read again.
+fn read_tail(ino: &Inode<'_>, len: usize) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let at = ino.size.saturating_sub(len as u64);
+    let r = match ino.content {
+        Content::Bytes(b) => {
+            let src = usize::try_from(at)
+                .ok()
+                .and_then(|a| b.get(a..a.checked_add(len)?));
+            match src {
+                Some(s) => {
+                    buf.copy_from_slice(s);
+                    Ok(())
+                }
+                None => Err(io::ErrorKind::UnexpectedEof.into()),
+            }
+        }
+        Content::Host(p) => std::fs::File::open(p)
+            .and_then(|f| imgpipe_fstree::ReadAt::read_exact_at(&f, &mut buf, at)),
+        Content::Range {
+            source,
+            offset,
+            len: clen,
+        } => {
+            if at + len as u64 > *clen {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            } else {
+                source.read_exact_at(&mut buf, offset + at)
+            }
+        }
+        _ => Err(io::ErrorKind::Unsupported.into()),
+    };
+    r.map_err(|e| read_err(ino, e))?;
+    Ok(buf)
+}
+
+/// Inodes whose tails are read again together.
+const TAIL_CHUNK: usize = 1024;
+
+/// The tails to read again of the inodes `chunk`, read in parallel.
+fn read_tails(
+    chunk: &[usize],
+    extras: &[(Vec<u8>, Tail)],
+    inodes: &[Inode<'_>],
+    pool: Option<&rayon::ThreadPool>,
+) -> Result<HashMap<usize, Vec<u8>>> {
+    use rayon::prelude::*;
+    let want: Vec<(usize, usize, usize)> = chunk
+        .iter()
+        .filter_map(|&n| match extras.get(n) {
+            Some((_, Tail::Source { ino, len })) => Some((n, *ino, *len)),
+            _ => None,
+        })
+        .collect();
+    if want.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let run = || {
+        want.par_iter()
+            .map(|&(n, src, len)| match inodes.get(src) {
+                Some(ino) => read_tail(ino, len).map(|b| (n, b)),
+                None => Err(Error::LimitExceeded {
+                    what: "EROFS inode index",
+                    limit: inodes.len() as u64,
+                }),
+            })
+            .collect::<Result<HashMap<_, _>>>()
+    };
+    match pool {
+        Some(p) => p.install(run),
+        None => run(),
+    }
+}
+
+/// Whether a tail of `ino` can be read again cheaply at metadata time.
+fn rereadable(ino: &Inode<'_>) -> bool {
+    matches!(
+        ino.content,
+        Content::Bytes(_) | Content::Host(_) | Content::Range { .. }
+    )
 }
 
 #[derive(Debug, Clone, Default)]
@@ -280,6 +450,13 @@ impl MetaAlloc {
 /// Waits for a background compression. On a worker thread of the pool (a build run inside
 /// `install`) it runs pending jobs meanwhile: that worker may be the only one.
 fn wait<T>(rx: &mpsc::Receiver<Result<T>>) -> Result<T> {
+    let stopped = || Error::Compress {
+        compressor: "erofs",
+        reason: "a compression worker stopped",
+    };
+    if rayon::current_thread_index().is_none() {
+        return rx.recv().unwrap_or_else(|_| Err(stopped()));
+    }
     loop {
         match rx.try_recv() {
             Ok(r) => return r,
@@ -404,7 +581,6 @@ pub(super) fn emit<W: Write + Seek>(
     let threads = pool
         .as_ref()
         .map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
-    let batch_bytes = SEGMENT;
 
     let base = w.stream_position().map_err(write_err)?;
     w.seek(SeekFrom::Start(base + blksz)).map_err(write_err)?;
@@ -426,17 +602,34 @@ pub(super) fn emit<W: Write + Seek>(
         ..zcfg
     };
     let dedupe = opts.dedupe;
-    let spawn_job = |job: Job, z: bool| -> mpsc::Receiver<Result<Done>> {
-        let (tx, rx) = mpsc::channel();
+    let spawn_job = |mut job: Job, z: bool, size: u64| -> mpsc::Receiver<Result<Done>> {
+        // One result: a one-slot channel (an unbounded one allocates a block of slots).
+        let (tx, rx) = mpsc::sync_channel(1);
         let run = move || {
             let hash =
                 (dedupe && job.first && job.last).then(|| xxhash_rust::xxh3::xxh3_128(&job.src));
-            let unit = match (z, zkey) {
+            let mut unit = match (z, zkey) {
                 (true, Some(key)) => {
                     with_fitter(key, |f| compress_segment(f, &zcfg, &job.src, job.last)).map(Some)
                 }
                 _ => Ok(None),
             };
+            // A file of one segment is stored flat when compressing saves nothing.
+            if let Ok(Some(u)) = &unit
+                && job.first
+                && job.last
+                && u.fragment.is_none()
+            {
+                let idata = u.inline.as_ref().map_or(0, |(b, _)| b.len() as u64);
+                let meta = 16 + 8 * lcluster_count(size, bbits);
+                if u.data.len() as u64 + idata + meta >= size {
+                    unit = Ok(None);
+                }
+            }
+            // Compressed: the source is not needed any more.
+            if let Ok(Some(_)) = &unit {
+                job.src = Vec::new();
+            }
             let _ = tx.send(unit.map(|unit| Done { job, unit, hash }));
         };
         match &pool {
@@ -447,7 +640,8 @@ pub(super) fn emit<W: Write + Seek>(
     };
     let spawn_packed = |seg: Vec<u8>| -> Option<mpsc::Receiver<Result<ZUnit>>> {
         let key = zkey?;
-        let (tx, rx) = mpsc::channel();
+        // One result: a one-slot channel (an unbounded one allocates a block of slots).
+        let (tx, rx) = mpsc::sync_channel(1);
         let job = move || {
             let r = with_fitter(key, |f| compress_segment(f, &pcfg, &seg, false));
             let _ = tx.send(r);
@@ -470,12 +664,20 @@ pub(super) fn emit<W: Write + Seek>(
         .map(|(n, _)| n)
         .collect();
 
+    // File content in flight (read, queued, being compressed, waiting to be written) is
+    // bounded, whatever the tree's size: half a segment per worker and half a segment more
+    // (their compressed forms come on top), so small files keep every worker busy while a
+    // large file's segment is compressed.
+    let budget = Budget::new((threads.clamp(1, 16) + 1) * (SEGMENT / 2));
     std::thread::scope(|s| -> Result<()> {
-        let (tx, rx) = mpsc::sync_channel::<Result<Vec<Job>>>(1);
+        let _close = CloseOnDrop(&budget);
+        type Pending = (mpsc::Receiver<Result<Done>>, usize);
+        let (tx, rx) = mpsc::channel::<Result<Pending>>();
         let files = &files;
+        let (budget, spawn_job) = (&budget, &spawn_job);
+        // The reader reads each piece once the budget allows and hands it to the pool at
+        // once; the writer below takes the results in order.
         s.spawn(move || {
-            let mut batch = Vec::new();
-            let mut bytes = 0usize;
             for &n in files {
                 let Some(ino) = inodes.get(n) else { continue };
                 let mut r = match ino.content.open() {
@@ -485,10 +687,17 @@ pub(super) fn emit<W: Write + Seek>(
                         return;
                     }
                 };
+                let z = compressible(ino);
                 let mut left = ino.size;
                 let mut first = true;
                 loop {
                     let len = left.min(SEGMENT as u64) as usize;
+                    // A piece costs its bytes, and at least what a small file's job holds
+                    // besides them (its channel, result, compression buffers).
+                    let cost = len.max(JOB_OVERHEAD);
+                    if !budget.acquire(cost) {
+                        return;
+                    }
                     let mut src = vec![0u8; len];
                     if let Err(e) = r.read_exact(&mut src) {
                         let err = if e.kind() == io::ErrorKind::UnexpectedEof {
@@ -516,68 +725,33 @@ pub(super) fn emit<W: Write + Seek>(
                             }
                         }
                     }
-                    bytes += len;
-                    batch.push(Job {
+                    let job = Job {
                         ino: n,
                         first,
                         last,
+                        len,
                         src,
-                    });
-                    first = false;
-                    if bytes >= batch_bytes || batch.len() >= BATCH_JOBS {
-                        if tx.send(Ok(std::mem::take(&mut batch))).is_err() {
-                            return;
-                        }
-                        bytes = 0;
+                    };
+                    if tx.send(Ok((spawn_job(job, z, ino.size), cost))).is_err() {
+                        return;
                     }
+                    first = false;
                     if last {
                         break;
                     }
                 }
             }
-            if !batch.is_empty() {
-                let _ = tx.send(Ok(batch));
-            }
         });
 
         let mut acc: Option<ZFile> = None;
-        // Jobs run on the pool as they come (bounded by the bytes in flight) and are
-        // written in order.
-        let limit = threads.clamp(2, 16) * 2 * SEGMENT;
-        let mut inflight: VecDeque<(mpsc::Receiver<Result<Done>>, usize)> = VecDeque::new();
-        let mut inflight_bytes = 0usize;
-        let mut queued: VecDeque<Job> = VecDeque::new();
-        let mut batches = rx.into_iter();
-        let mut reader_done = false;
         let mut reported = 0u64;
-        loop {
-            while inflight_bytes < limit {
-                if queued.is_empty() {
-                    if reader_done {
-                        break;
-                    }
-                    match batches.next() {
-                        Some(b) => queued.extend(b?),
-                        None => {
-                            reader_done = true;
-                            break;
-                        }
-                    }
-                }
-                let Some(job) = queued.pop_front() else { break };
-                let z = inodes.get(job.ino).is_some_and(compressible);
-                let cost = job.src.len().max(1 << 12);
-                inflight.push_back((spawn_job(job, z), cost));
-                inflight_bytes += cost;
-            }
-            let Some((rx, cost)) = inflight.pop_front() else {
-                break;
-            };
-            inflight_bytes -= cost;
+        for pending in rx {
+            let (rx, cost) = pending?;
             let d = wait(&rx)?;
+            budget.release(cost);
             let n = d.job.ino;
             let Some(ino) = inodes.get(n) else { continue };
-            done_bytes += d.job.src.len() as u64;
+            done_bytes += d.job.len as u64;
             let head = ino.inode_size() + ino.xattrs.len() as u64;
             // Whole-file dedupe: the same content stored once.
             if let Some(h) = d.hash
@@ -586,7 +760,7 @@ pub(super) fn emit<W: Write + Seek>(
             {
                 let fits = match &rec {
                     Stored::Flat { tail, .. } => {
-                        tail.is_empty() || head + tail.len() as u64 <= blksz
+                        tail.len() == 0 || head + tail.len() as u64 <= blksz
                     }
                     Stored::Z(z) => z.inline.as_ref().is_none_or(|(b, _)| {
                         head + zmeta_len(
@@ -610,20 +784,7 @@ pub(super) fn emit<W: Write + Seek>(
                     continue;
                 }
             }
-            let mut unit = d.unit;
-            // A file of one segment is stored flat when compressing saves nothing.
-            if let Some(u) = &unit
-                && d.job.first
-                && d.job.last
-                && u.fragment.is_none()
-            {
-                let idata = u.inline.as_ref().map_or(0, |(b, _)| b.len() as u64);
-                let meta = 16 + 8 * lcluster_count(ino.size, bbits);
-                if u.data.len() as u64 + idata + meta >= ino.size {
-                    unit = None;
-                }
-            }
-            match unit {
+            match d.unit {
                 None => {
                     // Flat: full blocks out, the tail inline when it fits.
                     let start = out.block(blksz)?;
@@ -637,7 +798,7 @@ pub(super) fn emit<W: Write + Seek>(
                             *slot = Stored::Flat {
                                 blkaddr: start,
                                 blocks,
-                                tail: Vec::new(),
+                                tail: Tail::None,
                             };
                         }
                     }
@@ -671,7 +832,16 @@ pub(super) fn emit<W: Write + Seek>(
                             if *blocks == 0 {
                                 *blkaddr = if inline { NULL_ADDR } else { 0 };
                             }
-                            *t = tail.to_vec();
+                            *t = if tail.is_empty() {
+                                Tail::None
+                            } else if rereadable(ino) {
+                                Tail::Source {
+                                    ino: n,
+                                    len: tail.len(),
+                                }
+                            } else {
+                                Tail::Held(tail.to_vec())
+                            };
                         }
                     }
                 }
@@ -787,7 +957,8 @@ pub(super) fn emit<W: Write + Seek>(
     let any_inline = stored
         .iter()
         .any(|s| matches!(s, Stored::Z(z) if z.inline.is_some()));
-    let mut extras: Vec<Vec<u8>> = Vec::with_capacity(plan.inodes.len());
+    // What follows each inode: index bytes, and a flat file's tail (read when written).
+    let mut extras: Vec<(Vec<u8>, Tail)> = Vec::with_capacity(plan.inodes.len());
     for (n, ino) in plan.inodes.iter_mut().enumerate() {
         let isize = ino.inode_size();
         let xsize = ino.xattrs.len() as u64;
@@ -800,7 +971,7 @@ pub(super) fn emit<W: Write + Seek>(
                     tail,
                 }),
             ) => {
-                ino.layout = if tail.is_empty() {
+                ino.layout = if tail.len() == 0 {
                     FLAT_PLAIN
                 } else {
                     FLAT_INLINE
@@ -808,7 +979,7 @@ pub(super) fn emit<W: Write + Seek>(
                 ino.blkaddr = blkaddr;
                 ino.blocks = blocks;
                 ino.inline_len = tail.len() as u64;
-                tail
+                (Vec::new(), tail)
             }
             (FileType::File, Some(Stored::Z(z))) => {
                 let (bytes, layout) =
@@ -816,13 +987,13 @@ pub(super) fn emit<W: Write + Seek>(
                 ino.layout = layout;
                 ino.blkaddr = u32::try_from(z.blocks).map_err(|_| limit("EROFS blocks"))?;
                 ino.blocks = 0;
-                bytes
+                (bytes, Tail::None)
             }
             (FileType::Dir | FileType::Symlink, _) => {
                 Plan::layout(ino, blksz);
-                Vec::new()
+                (Vec::new(), Tail::None)
             }
-            _ => Vec::new(),
+            _ => (Vec::new(), Tail::None),
         };
         extras.push(extra);
     }
@@ -832,7 +1003,7 @@ pub(super) fn emit<W: Write + Seek>(
     for (n, ino) in plan.inodes.iter_mut().enumerate() {
         let extra_len = match ino.entry.file_type {
             FileType::Dir | FileType::Symlink => ino.inline_len,
-            _ => extras.get(n).map_or(0, |e| e.len() as u64),
+            _ => extras.get(n).map_or(0, |(b, t)| (b.len() + t.len()) as u64),
         };
         let need = ino.inode_size() + ino.xattrs.len() as u64 + extra_len;
         ino.nid = alloc.alloc(need) / 32;
@@ -880,7 +1051,15 @@ pub(super) fn emit<W: Write + Seek>(
     order.sort_by_key(|&n| plan.inodes.get(n).map_or(0, |i| i.nid));
     let packed_at = packed_meta.as_ref().map_or(u64::MAX, |p| p.0);
     let mut packed_done = false;
-    for n in order {
+    // Tails are read again a chunk of inodes at a time, in parallel.
+    let mut tails: HashMap<usize, Vec<u8>> = HashMap::new();
+    for (k, &n) in order.iter().enumerate() {
+        if k % TAIL_CHUNK == 0 {
+            let chunk = order
+                .get(k..order.len().min(k + TAIL_CHUNK))
+                .unwrap_or_default();
+            tails = read_tails(chunk, &extras, &plan.inodes, pool.as_ref())?;
+        }
         let Some(ino) = plan.inodes.get(n) else {
             continue;
         };
@@ -910,8 +1089,16 @@ pub(super) fn emit<W: Write + Seek>(
             if ino.blocks > 0 {
                 dir_blocks.push((ino.blkaddr, blk.to_vec()));
             }
-        } else if let Some(e) = extras.get(n) {
+        } else if let Some((e, t)) = extras.get(n) {
             out.push(e)?;
+            match t {
+                Tail::None => {}
+                Tail::Held(b) => out.push(b)?,
+                Tail::Source { .. } => match tails.get(&n) {
+                    Some(b) => out.push(b)?,
+                    None => return Err(bad(ino, "tail not read")),
+                },
+            }
         }
         report.inodes += 1;
         match ino.entry.file_type {

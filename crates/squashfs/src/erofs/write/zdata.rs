@@ -62,6 +62,7 @@ pub(super) fn compress_segment(
     let blksz = cfg.blksz as usize;
     let pcluster = cfg.pcluster as usize;
     let mut u = ZUnit::default();
+    fitter.start_segment();
     let mut cbuf = Vec::with_capacity(pcluster);
     let mut head = 0usize;
     let may_packing = cfg.fragments && last;
