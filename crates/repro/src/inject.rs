@@ -405,10 +405,16 @@ mod tests {
                 offset: 100,
                 capacity: 50,
                 size: 3,
-                size_fields: vec![SizeField {
-                    offset: 10,
-                    encoding: "le32".into(),
-                }],
+                size_fields: vec![
+                    SizeField {
+                        offset: 10,
+                        encoding: "le32".into(),
+                    },
+                    SizeField {
+                        offset: 14,
+                        encoding: "be32".into(),
+                    },
+                ],
             }],
         }
     }
@@ -436,6 +442,16 @@ mod tests {
                 .contains("srv/piece")
         );
 
+        // An unknown encoding is refused.
+        let mut bad = t.clone();
+        bad.slots[0].size_fields[0].encoding = "be64".into();
+        assert!(
+            SlotTable::parse(&bad.encode().unwrap())
+                .unwrap_err()
+                .to_string()
+                .contains("unknown size encoding")
+        );
+
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("img");
         std::fs::write(&p, vec![7u8; TABLE_OFFSET as usize + TABLE_LEN + 200]).unwrap();
@@ -456,6 +472,7 @@ mod tests {
         let applied = std::fs::read(&p).unwrap();
         assert_eq!(via_overlay, applied);
         assert_eq!(&applied[10..14], &5u32.to_le_bytes());
+        assert_eq!(&applied[14..18], &5u32.to_be_bytes());
         assert_eq!(&applied[100..105], b"hello");
         assert!(applied[105..150].iter().all(|&b| b == 0));
         assert_eq!(applied[150], 7);

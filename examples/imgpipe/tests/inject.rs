@@ -260,6 +260,13 @@ fn bad_input_is_one_error_and_nothing_changes() {
     assert!(!d.join("sq.iso").exists());
 }
 
+/// The manifest's recipe of ISO slots.
+fn m_reserve_iso(d: &Path) -> serde_json::Value {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("m.json")).unwrap()).unwrap();
+    m["recipe"]["reserve_iso"].clone()
+}
+
 /// The size `imgpipe iso ls` gives `/piece.html` in `iso` through `namespace`.
 fn iso_ls_size(d: &Path, iso: &str, namespace: &str) -> u64 {
     let o = imgpipe_in(d, &["iso", "ls", iso, "--json", "--namespace", namespace]);
@@ -396,6 +403,22 @@ fn iso_tree_slot_takes_smaller_and_larger_pieces_and_equals_a_rebuild() {
     assert!(
         std::fs::read(d.join("large.iso")).unwrap() == std::fs::read(d.join("live.iso")).unwrap()
     );
+    // The recipe keeps the ISO slot and its content: the rebuild proves the build.
+    let work = tempdir();
+    let o = imgpipe_in(
+        d,
+        &[
+            "rebuild",
+            "m.json",
+            "--json",
+            "--work",
+            work.path().to_str().unwrap(),
+        ],
+    );
+    ok(&o);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["proven"], true, "{r:#}");
+    assert_eq!(m_reserve_iso(d)[0][2], "large.html");
 
     // A piece larger than the slot is refused with both sizes.
     write(&d.join("huge.html"), vec![b'x'; 70_000]);
