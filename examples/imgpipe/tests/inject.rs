@@ -232,6 +232,18 @@ fn bad_input_is_one_error_and_nothing_changes() {
             "{needle}: the image changed"
         );
     }
+    // Two slots of one name are refused before anything is written.
+    let o = build(
+        d,
+        &[
+            "--reserve",
+            "srv/piece.html:4K",
+            "--reserve-iso",
+            "/srv/piece.html:4K",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("two slots of one name"));
     // An image without slots, and a squashfs root, are refused with the reason.
     ok(&build(d, &[]));
     let o = imgpipe_in(d, &["inject", "live.iso", "--put", "a=small", "--in-place"]);

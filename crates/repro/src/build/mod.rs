@@ -630,6 +630,22 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
         .and_then(|b| b.timeout)
         .map_or(5, |t| u64::try_from(t).unwrap_or(0));
 
+    // A slot's name (its path) picks it in the ISO's table: one slot a name.
+    let mut names: Vec<&str> = req
+        .reserve
+        .iter()
+        .map(|r| r.0.as_str())
+        .chain(req.reserve_iso.iter().map(|r| r.0.as_str()))
+        .map(|p| p.trim_start_matches('/'))
+        .collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::Argument {
+            flag: "--reserve-iso",
+            value: w[0].to_owned(),
+            reason: "two slots of one name: --reserve and --reserve-iso paths must differ".into(),
+        });
+    }
     // Reserved slots: EROFS stores a file's size in an uncompressed inode, patchable in place;
     // squashfs keeps it in a compressed inode table.
     if !req.reserve.is_empty() {
