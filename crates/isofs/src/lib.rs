@@ -75,5 +75,6 @@ pub use read::{
 };
 pub use write::{
     BiosBoot, BuildReport, Builder, EfiBoot, EfiPlacement, ExtraBoot, GPT_TAIL_SIZE, HybridMbr,
-    MbrFlavor, Metadata, Options, PlacedFile, ReservedSlot, SYSTEM_AREA_SIZE, SystemAreaLayout,
+    MbrFlavor, Metadata, Options, PlacedFile, ReservedSlot, SYSTEM_AREA_SIZE, SlotSizeField,
+    SystemAreaLayout,
 };

@@ -19,7 +19,10 @@
 //! and a GPT disk leaves free before its first partition): the magic [`MAGIC`], then a JSON
 //! document, then zeros up to [`TABLE_LEN`] bytes:
 //! `{"version": 1, "slots": [{"name", "within", "offset", "capacity", "size", "size_fields":
-//! [{"offset", "encoding": "le32|le64"}]}]}`. Offsets are bytes from the start of the image.
+//! [{"offset", "encoding": "le32|le64|be32"}]}]}`. Offsets are bytes from the start of the
+//! image. An ISO 9660 tree's slot (`within` is `iso9660`) lists a `le32` and a `be32` field
+//! for each directory record of the file (primary, Joliet): the format stores sizes
+//! both-endian.
 //! Injecting a piece writes it at `offset`, zeros the rest of `capacity`, and writes its
 //! length into every size field and into the table's own record of the slot.
 
@@ -44,7 +47,7 @@ pub const MAGIC: &[u8; 16] = b"IMGPIPE-SLOTS-1\n";
 pub struct SizeField {
     /// Byte offset in the image.
     pub offset: u64,
-    /// `le32` or `le64`.
+    /// `le32`, `le64` or `be32`.
     pub encoding: String,
 }
 
@@ -161,7 +164,7 @@ impl SlotTable {
                 ));
             }
             for f in &s.size_fields {
-                if !matches!(f.encoding.as_str(), "le32" | "le64") {
+                if !matches!(f.encoding.as_str(), "le32" | "le64" | "be32") {
                     return Err(malformed(
                         "size_fields",
                         TABLE_OFFSET,
@@ -221,17 +224,18 @@ impl SlotTable {
                 data: Arc::from(*piece),
             });
             for f in &s.size_fields {
+                let len32 = || {
+                    u32::try_from(len).map_err(|_| {
+                        malformed(
+                            "size_fields",
+                            TABLE_OFFSET,
+                            "a 32-bit size field cannot hold the piece's size",
+                        )
+                    })
+                };
                 let bytes: Vec<u8> = match f.encoding.as_str() {
-                    "le32" => u32::try_from(len)
-                        .map_err(|_| {
-                            malformed(
-                                "size_fields",
-                                TABLE_OFFSET,
-                                "a 32-bit size field cannot hold the piece's size",
-                            )
-                        })?
-                        .to_le_bytes()
-                        .to_vec(),
+                    "le32" => len32()?.to_le_bytes().to_vec(),
+                    "be32" => len32()?.to_be_bytes().to_vec(),
                     _ => len.to_le_bytes().to_vec(),
                 };
                 out.push(Patch {
@@ -401,10 +405,16 @@ mod tests {
                 offset: 100,
                 capacity: 50,
                 size: 3,
-                size_fields: vec![SizeField {
-                    offset: 10,
-                    encoding: "le32".into(),
-                }],
+                size_fields: vec![
+                    SizeField {
+                        offset: 10,
+                        encoding: "le32".into(),
+                    },
+                    SizeField {
+                        offset: 14,
+                        encoding: "be32".into(),
+                    },
+                ],
             }],
         }
     }
@@ -432,6 +442,16 @@ mod tests {
                 .contains("srv/piece")
         );
 
+        // An unknown encoding is refused.
+        let mut bad = t.clone();
+        bad.slots[0].size_fields[0].encoding = "be64".into();
+        assert!(
+            SlotTable::parse(&bad.encode().unwrap())
+                .unwrap_err()
+                .to_string()
+                .contains("unknown size encoding")
+        );
+
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("img");
         std::fs::write(&p, vec![7u8; TABLE_OFFSET as usize + TABLE_LEN + 200]).unwrap();
@@ -452,6 +472,7 @@ mod tests {
         let applied = std::fs::read(&p).unwrap();
         assert_eq!(via_overlay, applied);
         assert_eq!(&applied[10..14], &5u32.to_le_bytes());
+        assert_eq!(&applied[14..18], &5u32.to_be_bytes());
         assert_eq!(&applied[100..105], b"hello");
         assert!(applied[105..150].iter().all(|&b| b == 0));
         assert_eq!(applied[150], 7);

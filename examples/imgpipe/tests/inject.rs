@@ -232,6 +232,18 @@ fn bad_input_is_one_error_and_nothing_changes() {
             "{needle}: the image changed"
         );
     }
+    // Two slots of one name are refused before anything is written.
+    let o = build(
+        d,
+        &[
+            "--reserve",
+            "srv/piece.html:4K",
+            "--reserve-iso",
+            "/srv/piece.html:4K",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("two slots of one name"));
     // An image without slots, and a squashfs root, are refused with the reason.
     ok(&build(d, &[]));
     let o = imgpipe_in(d, &["inject", "live.iso", "--put", "a=small", "--in-place"]);
@@ -258,4 +270,184 @@ fn bad_input_is_one_error_and_nothing_changes() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("its inode table is compressed"));
     assert!(!d.join("sq.iso").exists());
+}
+
+/// The manifest's recipe of ISO slots.
+fn m_reserve_iso(d: &Path) -> serde_json::Value {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("m.json")).unwrap()).unwrap();
+    m["recipe"]["reserve_iso"].clone()
+}
+
+/// The size `imgpipe iso ls` gives `/piece.html` in `iso` through `namespace`.
+fn iso_ls_size(d: &Path, iso: &str, namespace: &str) -> u64 {
+    let o = imgpipe_in(d, &["iso", "ls", iso, "--json", "--namespace", namespace]);
+    ok(&o);
+    let ls: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    ls["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["path"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case("/piece.html")
+        })
+        .unwrap_or_else(|| panic!("{namespace}: no /piece.html in {ls}"))["size"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn iso_tree_slot_takes_smaller_and_larger_pieces_and_equals_a_rebuild() {
+    let t = tempdir();
+    let d = t.path();
+    inputs(d);
+    ok(&build(d, &["--reserve-iso", "/piece.html:64K"]));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("m.json")).unwrap()).unwrap();
+    let slot = &m["outputs"][0]["slots"][0];
+    assert_eq!(slot["name"], "piece.html");
+    assert_eq!(slot["within"], "iso9660");
+    assert_eq!(slot["capacity"], 65536);
+    assert_eq!(slot["size"], 0);
+    // The primary and the Joliet record, each both-endian.
+    let encodings: Vec<&str> = slot["size_fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["encoding"].as_str().unwrap())
+        .collect();
+    assert_eq!(encodings, ["le32", "be32", "le32", "be32"]);
+    // The disk has no ISO tree: no slot there.
+    assert!(m["outputs"][1]["slots"].as_array().unwrap().is_empty());
+    assert_eq!(iso_ls_size(d, "live.iso", "auto"), 0);
+
+    let small = b"<html>small</html>\n".to_vec();
+    let large = b"<html>a larger piece</html>\n".repeat(700);
+    assert!(large.len() > 2048 && large.len() < 65536);
+    write(&d.join("small.html"), &small);
+    write(&d.join("large.html"), &large);
+    ok(&imgpipe_in(
+        d,
+        &[
+            "inject",
+            "live.iso",
+            "--put",
+            "piece.html=small.html",
+            "-o",
+            "small.iso",
+        ],
+    ));
+    // Larger than the piece before it: injected over the small one, in place.
+    std::fs::copy(d.join("small.iso"), d.join("large.iso")).unwrap();
+    ok(&imgpipe_in(
+        d,
+        &[
+            "inject",
+            "large.iso",
+            "--put",
+            "/piece.html=large.html",
+            "--in-place",
+        ],
+    ));
+    for (iso, piece) in [("small.iso", &small), ("large.iso", &large)] {
+        for ns in ["auto", "rock", "joliet", "iso"] {
+            assert_eq!(iso_ls_size(d, iso, ns), piece.len() as u64, "{iso} {ns}");
+        }
+        let x = d.join(format!("x-{iso}"));
+        ok(&imgpipe_in(
+            d,
+            &["iso", "extract", iso, x.to_str().unwrap()],
+        ));
+        assert!(
+            &std::fs::read(x.join("piece.html")).unwrap() == piece,
+            "{iso}"
+        );
+        // The reference tools read the new size from the primary and Joliet records.
+        if let Some(xorriso) = imgpipe_testsupport::tool("xorriso") {
+            let o = Command::new(&xorriso)
+                .args(["-indev", iso, "-lsl", "/piece.html"])
+                .current_dir(d)
+                .output()
+                .unwrap();
+            ok(&o);
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert!(
+                text.lines().any(|l| l.contains("piece.html")
+                    && l.split_whitespace().nth(4) == Some(&piece.len().to_string())),
+                "{iso}: {text}"
+            );
+        }
+        if let Some(isoinfo) = imgpipe_testsupport::tool("isoinfo") {
+            for extra in [&[][..], &["-J"][..]] {
+                let o = Command::new(&isoinfo)
+                    .args(["-l", "-i", iso])
+                    .args(extra)
+                    .current_dir(d)
+                    .output()
+                    .unwrap();
+                ok(&o);
+                let text = String::from_utf8_lossy(&o.stdout);
+                let line = text
+                    .lines()
+                    .find(|l| l.to_ascii_lowercase().contains("piece.html"))
+                    .unwrap_or_else(|| panic!("{iso} {extra:?}: {text}"));
+                assert!(
+                    line.split_whitespace()
+                        .any(|w| w == piece.len().to_string()),
+                    "{iso} {extra:?}: {line}"
+                );
+            }
+        }
+    }
+
+    // The same build with the large piece in place of the placeholder gives the injected
+    // bytes.
+    ok(&build(d, &["--reserve-iso", "/piece.html:64K=large.html"]));
+    let o = imgpipe_in(d, &["diff", "large.iso", "live.iso"]);
+    assert!(
+        o.status.success(),
+        "injection differs from a rebuild:\n{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(
+        std::fs::read(d.join("large.iso")).unwrap() == std::fs::read(d.join("live.iso")).unwrap()
+    );
+    // The recipe keeps the ISO slot and its content: the rebuild proves the build.
+    let work = tempdir();
+    let o = imgpipe_in(
+        d,
+        &[
+            "rebuild",
+            "m.json",
+            "--json",
+            "--work",
+            work.path().to_str().unwrap(),
+        ],
+    );
+    ok(&o);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["proven"], true, "{r:#}");
+    assert_eq!(m_reserve_iso(d)[0][2], "large.html");
+
+    // A piece larger than the slot is refused with both sizes.
+    write(&d.join("huge.html"), vec![b'x'; 70_000]);
+    let o = imgpipe_in(
+        d,
+        &[
+            "inject",
+            "live.iso",
+            "--put",
+            "piece.html=huge.html",
+            "-o",
+            "huge.iso",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("the piece is 70000 bytes; the slot holds at most 65536")
+    );
 }

@@ -11,7 +11,8 @@ use std::io::{Read, Write};
 use super::hybrid::{self, EfiPlacement, SystemAreaLayout, SystemAreaPlan};
 use super::names::{iso_identifiers, iso_order, joliet_identifiers};
 use super::{
-    BuildReport, Builder, EfiBoot, Kind, MAX_EXTENT, Node, PlacedFile, ReservedSlot, Source,
+    BuildReport, Builder, EfiBoot, Kind, MAX_EXTENT, Node, PlacedFile, ReservedSlot, SlotSizeField,
+    Source,
 };
 use crate::error::{Error, Result};
 use crate::raw::{
@@ -759,9 +760,14 @@ fn allocate(p: &mut Plan<'_>) -> Result<Layout> {
     keyed.sort();
     let data_order: Vec<usize> = keyed.into_iter().map(|(_, _, d)| d).collect();
     for &d in &data_order {
-        let size = p.size(d);
-        if let Some((_, align)) = p.nodes[d].slot {
+        let mut size = p.size(d);
+        if let Some((capacity, align)) = p.nodes[d].slot {
             lba = lba.next_multiple_of(align / BLOCK);
+            // A slot's extent holds its capacity, and is placed even while empty.
+            if capacity > p.max_extent {
+                return Err(too_big("reserved slot capacity (one extent)"));
+            }
+            size = size.max(capacity).max(BLOCK);
         }
         if size > 0 {
             p.data_lba[d] = u32::try_from(lba).map_err(|_| too_big("image blocks"))?;
@@ -877,7 +883,7 @@ fn record_for(p: &Plan<'_>, i: usize, part: u32, parts: u32, joliet: bool) -> Di
         let size = p.size(d);
         let start = u64::from(part) * p.max_extent;
         let len = size.saturating_sub(start).min(p.max_extent) as u32;
-        let extent = if size == 0 {
+        let extent = if size == 0 && p.nodes[d].slot.is_none() {
             0
         } else {
             p.data_lba[d] + (start / BLOCK) as u32
@@ -903,16 +909,41 @@ fn record_for(p: &Plan<'_>, i: usize, part: u32, parts: u32, joliet: bool) -> Di
     }
 }
 
-fn emit_records<W: Write>(out: &mut Out<W>, recs: &[DirectoryRecord]) -> Result<()> {
+/// Writes a directory's records; `slot_of[k]` names the slot node record `k` lists, whose
+/// data-length fields go to `fields`.
+fn emit_records<W: Write>(
+    out: &mut Out<W>,
+    recs: &[DirectoryRecord],
+    slot_of: &[Option<usize>],
+    fields: &mut Vec<(usize, SlotSizeField)>,
+) -> Result<()> {
     let mut sector = Vec::with_capacity(BLOCK as usize);
     let mut buf = Vec::with_capacity(256);
-    for r in recs {
+    for (k, r) in recs.iter().enumerate() {
         buf.clear();
         r.write_to(&mut buf);
         if sector.len() + buf.len() > BLOCK as usize {
             sector.resize(BLOCK as usize, 0);
             out.write(&sector)?;
             sector.clear();
+        }
+        if let Some(Some(node)) = slot_of.get(k) {
+            // ECMA-119 9.1.4: the data length, both-endian, at record bytes 10 and 14.
+            let at = out.pos + sector.len() as u64;
+            fields.push((
+                *node,
+                SlotSizeField {
+                    offset: at + 10,
+                    big_endian: false,
+                },
+            ));
+            fields.push((
+                *node,
+                SlotSizeField {
+                    offset: at + 14,
+                    big_endian: true,
+                },
+            ));
         }
         sector.extend_from_slice(&buf);
     }
@@ -1121,7 +1152,8 @@ pub(super) fn build<W: Write>(b: &Builder, w: W) -> Result<BuildReport> {
         }
     }
 
-    // ISO directories.
+    // ISO directories (and where the slots' size fields land in them).
+    let mut slot_fields: Vec<(usize, SlotSizeField)> = Vec::new();
     for &d in &p.iso_dirs {
         out.seek_block(p.dir_lba[d].into())?;
         let plans = p.iso_records.get(&d).map(Vec::as_slice).unwrap_or_default();
@@ -1158,7 +1190,14 @@ pub(super) fn build<W: Write>(b: &Builder, w: W) -> Result<BuildReport> {
                 r
             })
             .collect();
-        emit_records(&mut out, &recs)?;
+        let slot_of: Vec<Option<usize>> = plans
+            .iter()
+            .map(|rp| {
+                (matches!(rp.role, Role::Child) && p.nodes[rp.node].slot.is_some())
+                    .then_some(rp.node)
+            })
+            .collect();
+        emit_records(&mut out, &recs, &slot_of, &mut slot_fields)?;
         if !p.ce[d].areas.is_empty() {
             out.seek_block(p.ce_lba[d].into())?;
             let mut sector = vec![0u8; BLOCK as usize];
@@ -1187,10 +1226,12 @@ pub(super) fn build<W: Write>(b: &Builder, w: W) -> Result<BuildReport> {
         for &d in &p.joliet_dirs {
             out.seek_block(p.jdir_lba[d].into())?;
             let mut recs = Vec::new();
+            let mut slot_of = Vec::new();
             for (node, id) in [(d, vec![0u8]), (p.nodes[d].parent, vec![1u8])] {
                 let mut r = record_for(&p, node, 0, 1, true);
                 r.identifier = id;
                 recs.push(r);
+                slot_of.push(None);
             }
             for &c in &p.joliet_children[d] {
                 let parts = p.parts(c);
@@ -1198,9 +1239,10 @@ pub(super) fn build<W: Write>(b: &Builder, w: W) -> Result<BuildReport> {
                     let mut r = record_for(&p, c, part, parts, true);
                     r.identifier = p.joliet_id[c].clone();
                     recs.push(r);
+                    slot_of.push(p.nodes[c].slot.is_some().then_some(c));
                 }
             }
-            emit_records(&mut out, &recs)?;
+            emit_records(&mut out, &recs, &slot_of, &mut slot_fields)?;
         }
     }
 
@@ -1259,14 +1301,22 @@ pub(super) fn build<W: Write>(b: &Builder, w: W) -> Result<BuildReport> {
             copy_source(source, size, &mut out, &mut buf)?;
         }
         data_bytes += size;
-        if p.nodes[d].slot.is_some() {
+        out.pad_block()?;
+    }
+    for &d in &l.data_order {
+        if let Some((capacity, _)) = p.nodes[d].slot {
             slots.push(ReservedSlot {
                 path: node_path(&p, d),
                 offset: u64::from(p.data_lba[d]) * BLOCK,
-                size,
+                size: p.size(d),
+                capacity,
+                size_fields: slot_fields
+                    .iter()
+                    .filter(|(n, _)| *n == d)
+                    .map(|(_, f)| *f)
+                    .collect(),
             });
         }
-        out.pad_block()?;
     }
     out.seek_block(l.volume_blocks.into())?;
 

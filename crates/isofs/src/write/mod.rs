@@ -278,8 +278,24 @@ pub struct ReservedSlot {
     pub path: String,
     /// Byte offset in the image (aligned as asked).
     pub offset: u64,
-    /// Size of the slot (the file's recorded size).
+    /// The file's recorded size (its content's length).
     pub size: u64,
+    /// The bytes its extent may hold (at least `size`).
+    pub capacity: u64,
+    /// Every data-length field of the directory records that list the file (the primary
+    /// tree, then Joliet): ISO 9660 stores it both-endian, a little-endian 32-bit copy at
+    /// record byte 10 and a big-endian one at byte 14 (ECMA-119 9.1.4). Rock Ridge keeps
+    /// no size of its own.
+    pub size_fields: Vec<SlotSizeField>,
+}
+
+/// One 32-bit size field of a slot's directory records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SlotSizeField {
+    /// Byte offset in the image.
+    pub offset: u64,
+    /// Big-endian (else little-endian).
+    pub big_endian: bool,
 }
 
 /// What [`Builder::build`] wrote.
@@ -793,6 +809,92 @@ impl Builder {
         Ok(())
     }
 
+    /// Turns the file at `path` (or a new empty one) into a slot whose extent holds
+    /// `capacity` bytes aligned to `align`, keeping the file's content and its recorded size
+    /// (unlike [`Builder::reserve_slot`], which records the whole slot as the file's size):
+    /// a later content of up to `capacity` bytes is written over the extent and its length
+    /// into the [`ReservedSlot::size_fields`], and the image equals one built with that
+    /// content here. The content of a host file is read now and must fit.
+    pub fn reserve_extent(&mut self, path: &str, capacity: u64, align: u64) -> Result<()> {
+        if capacity > u64::from(MAX_EXTENT) {
+            return Err(invalid(
+                "reserved slot",
+                path,
+                "capacity larger than one extent (4 GiB - 2 KiB)",
+            ));
+        }
+        let Some(i) = self.find(path) else {
+            return self.add_reserved_extent(
+                path,
+                Metadata::file(0o644),
+                Vec::new(),
+                capacity,
+                align,
+            );
+        };
+        let data = match &self.nodes[i].kind {
+            Kind::File {
+                source: Source::Bytes(b),
+                ..
+            } => b.to_vec(),
+            Kind::File {
+                source: Source::Path(p),
+                size: len,
+            } => {
+                if *len > capacity {
+                    return Err(invalid(
+                        "reserved slot",
+                        path,
+                        "content larger than the slot",
+                    ));
+                }
+                std::fs::read(p).map_err(|source| Error::IoPath {
+                    what: "reading",
+                    path: p.clone(),
+                    source,
+                })?
+            }
+            _ => return Err(invalid("reserved slot", path, "not a regular file")),
+        };
+        if self
+            .nodes
+            .iter()
+            .any(|n| matches!(n.kind, Kind::HardLink(t) if t == i))
+        {
+            return Err(invalid("reserved slot", path, "file has hard links"));
+        }
+        check_slot(path, data.len() as u64, capacity, align)?;
+        self.nodes[i].kind = Kind::File {
+            size: data.len() as u64,
+            source: Source::Bytes(data.into()),
+        };
+        self.nodes[i].slot = Some((capacity, align));
+        Ok(())
+    }
+
+    /// [`Builder::add_reserved`] keeping `data`'s length as the file's size (see
+    /// [`Builder::reserve_extent`]).
+    pub fn add_reserved_extent(
+        &mut self,
+        path: &str,
+        meta: Metadata,
+        data: Vec<u8>,
+        capacity: u64,
+        align: u64,
+    ) -> Result<()> {
+        check_slot(path, data.len() as u64, capacity, align)?;
+        let i = self.add(
+            path,
+            Kind::File {
+                size: data.len() as u64,
+                source: Source::Bytes(data.into()),
+            },
+            meta,
+        )?;
+        self.nodes[i].slot = Some((capacity, align));
+        Ok(())
+    }
+
     /// Bytes of file data the image will hold (for progress reports).
     pub fn data_bytes(&self) -> u64 {
         self.nodes
@@ -808,6 +910,32 @@ impl Builder {
     pub fn build<W: std::io::Write>(&self, out: W) -> Result<BuildReport> {
         layout::build(self, out)
     }
+}
+
+/// A slot's content fits, its capacity fits one extent, its alignment is whole blocks.
+fn check_slot(path: &str, len: u64, capacity: u64, align: u64) -> Result<()> {
+    if len > capacity {
+        return Err(invalid(
+            "reserved slot",
+            path,
+            "content larger than the slot",
+        ));
+    }
+    if capacity > u64::from(MAX_EXTENT) {
+        return Err(invalid(
+            "reserved slot",
+            path,
+            "capacity larger than one extent (4 GiB - 2 KiB)",
+        ));
+    }
+    if !align.is_power_of_two() || align < 2048 {
+        return Err(invalid(
+            "reserved slot",
+            path,
+            "alignment not a power of two of at least 2048",
+        ));
+    }
+    Ok(())
 }
 
 /// The host scanner's errors in this crate's terms.

@@ -198,6 +198,11 @@ pub struct BuildRequest {
     /// recorded in the manifest and in the slot table of the ISO and the disk
     /// ([`crate::inject`]).
     pub reserve: Vec<(String, u64)>,
+    /// Reserved slots in the ISO 9660 tree: (path, capacity, initial content). The file at
+    /// the path (the content's bytes, else the ISO tree's own file, else an empty one) keeps
+    /// its length as its size while its extent holds the capacity; the slot table lists the
+    /// size fields of its primary and Joliet records (`within` is `iso9660`).
+    pub reserve_iso: Vec<(String, u64, Option<PathBuf>)>,
 }
 
 impl BuildRequest {
@@ -232,6 +237,7 @@ impl BuildRequest {
             encrypt: None,
             disk_parts: Vec::new(),
             reserve: Vec::new(),
+            reserve_iso: Vec::new(),
         }
     }
 }
@@ -624,6 +630,22 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
         .and_then(|b| b.timeout)
         .map_or(5, |t| u64::try_from(t).unwrap_or(0));
 
+    // A slot's name (its path) picks it in the ISO's table: one slot a name.
+    let mut names: Vec<&str> = req
+        .reserve
+        .iter()
+        .map(|r| r.0.as_str())
+        .chain(req.reserve_iso.iter().map(|r| r.0.as_str()))
+        .map(|p| p.trim_start_matches('/'))
+        .collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::Argument {
+            flag: "--reserve-iso",
+            value: w[0].to_owned(),
+            reason: "two slots of one name: --reserve and --reserve-iso paths must differ".into(),
+        });
+    }
     // Reserved slots: EROFS stores a file's size in an uncompressed inode, patchable in place;
     // squashfs keeps it in a compressed inode table.
     if !req.reserve.is_empty() {
@@ -746,6 +768,22 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
             b.len() as u64,
         )?;
     }
+    // Slots in the ISO tree: their initial content, or an empty placeholder.
+    for (path, _, content) in &req.reserve_iso {
+        let p = path.trim_start_matches('/');
+        match content {
+            Some(file) => {
+                let size = std::fs::metadata(file)
+                    .map_err(io("reading a --reserve-iso content"))?
+                    .len();
+                add(&mut iso_tree, p, Content::Host(file.clone()), size)?;
+            }
+            None if iso_tree.get(p.as_bytes()).is_none() => {
+                add(&mut iso_tree, p, bytes(Vec::new()), 0)?;
+            }
+            None => {}
+        }
+    }
     let mut o = IsoOptions::new(&req.label, epoch_i);
     o.rock_ridge = true;
     o.joliet = true;
@@ -768,13 +806,17 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
     let mut ib = IsoBuilder::new(o);
     ib.add_fstree(&iso_tree)
         .map_err(|e| step("collecting the ISO tree")(chain(&e)))?;
+    for (path, capacity, _) in &req.reserve_iso {
+        ib.reserve_extent(path.trim_start_matches('/'), *capacity, 2048)
+            .map_err(|e| step(format!("--reserve-iso {path}"))(chain(&e)))?;
+    }
     let iso_out = AtomicFile::create(&req.iso)?;
     on(Event::Step {
         what: "writing the ISO",
         total: ib.data_bytes(),
     });
     let mut hw = HashingWriter::new(BufWriter::with_capacity(1 << 20, iso_out.file()));
-    crate::iso::build_hybrid(ib, seed, &mut hw)?;
+    let iso_report = crate::iso::build_hybrid(ib, seed, &mut hw)?;
     let (iso_sha, iso_size) = hw.finish().map_err(io("writing the ISO"))?;
     let iso_layout = disk::iso_layout(
         iso_out.file(),
@@ -786,11 +828,28 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
         ],
     )?;
     let iso_root_at = iso_layout.1.first().map_or(0, |f| f.offset);
-    let iso_slots = slots_at(
+    let mut iso_slots = slots_at(
         &erofs_slots,
         iso_root_at,
         &format!("iso9660 > /{} (erofs)", req.layout.root_image()),
     );
+    iso_slots.extend(iso_report.slots.iter().map(|s| {
+        crate::inject::Slot {
+            name: s.path.trim_start_matches('/').to_owned(),
+            within: "iso9660".into(),
+            offset: s.offset,
+            capacity: s.capacity,
+            size: s.size,
+            size_fields: s
+                .size_fields
+                .iter()
+                .map(|f| crate::inject::SizeField {
+                    offset: f.offset,
+                    encoding: if f.big_endian { "be32" } else { "le32" }.into(),
+                })
+                .collect(),
+        }
+    }));
     let (iso_sha, iso_size) = if iso_slots.is_empty() {
         (iso_sha, iso_size)
     } else {

@@ -73,6 +73,9 @@ pub struct Recipe {
     pub disk_parts: Vec<String>,
     /// Reserved slots: (path, capacity).
     pub reserve: Vec<(String, u64)>,
+    /// Reserved slots in the ISO tree: (path, capacity, initial content).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reserve_iso: Vec<(String, u64, Option<String>)>,
 }
 
 /// `path` as seen from `base` (both relative to one working directory, or `path` absolute),
@@ -147,6 +150,11 @@ impl Recipe {
                 .map(|e| (e.memory_kib, e.time, e.lanes)),
             disk_parts: req.disk_parts.clone(),
             reserve: req.reserve.clone(),
+            reserve_iso: req
+                .reserve_iso
+                .iter()
+                .map(|(p, c, f)| (p.clone(), *c, opt(f)))
+                .collect(),
         }
     }
 }
@@ -253,6 +261,21 @@ fn request(
         .map(|a| {
             a.iter()
                 .filter_map(|x| Some((x.get(0)?.as_str()?.to_owned(), x.get(1)?.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    req.reserve_iso = r
+        .get("reserve_iso")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| {
+                    Some((
+                        x.get(0)?.as_str()?.to_owned(),
+                        x.get(1)?.as_u64()?,
+                        x.get(2)?.as_str().map(|f| at(f.to_owned())),
+                    ))
+                })
                 .collect()
         })
         .unwrap_or_default();

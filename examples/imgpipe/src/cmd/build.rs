@@ -38,6 +38,12 @@ pub struct Args {
     /// later by `imgpipe inject` (repeatable).
     #[arg(long, value_name = "PATH:SIZE")]
     reserve: Vec<String>,
+    /// Reserve a slot in the ISO 9660 tree: the ISO's file PATH (FILE's bytes, else the
+    /// ISO's own file, else an empty one) gets an extent of SIZE bytes (K/M/G); `imgpipe
+    /// inject` later writes a piece there and patches its size in the primary and Joliet
+    /// records (repeatable).
+    #[arg(long, value_name = "PATH:SIZE[=FILE]")]
+    reserve_iso: Vec<String>,
     /// Write the build manifest (JSON: inputs, epoch, seed, outputs and their layout).
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
@@ -236,6 +242,24 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         );
         req.reserve
             .push((path.trim_start_matches('/').to_owned(), size));
+    }
+    for r in &a.reserve_iso {
+        let (spec, file) = match r.split_once('=') {
+            Some((spec, file)) => (spec, Some(PathBuf::from(file))),
+            None => (r.as_str(), None),
+        };
+        let (path, size) = spec
+            .rsplit_once(':')
+            .with_context(|| format!("--reserve-iso {r:?}: expected PATH:SIZE[=FILE]"))?;
+        let size = crate::size::parse_size(size)
+            .map_err(|e| anyhow::anyhow!("--reserve-iso {r:?}: {e}"))?;
+        anyhow::ensure!(size > 0, "--reserve-iso {r:?}: SIZE must be above 0");
+        anyhow::ensure!(
+            !path.trim_start_matches('/').is_empty() && !path.split('/').any(|c| c == ".."),
+            "--reserve-iso {r:?}: PATH must name a file inside the ISO"
+        );
+        req.reserve_iso
+            .push((path.trim_start_matches('/').to_owned(), size, file));
     }
     req.manifest = a.manifest.clone();
     req.root_arg = a.root_arg.clone();
