@@ -324,7 +324,15 @@ fn sigterm_ends_it_with_exit_0_and_bad_bases_are_refused() {
     base(d);
     write(&d.join("pieces/k"), b"hi\n");
     let mut server = serve(d, &["--max-streams", "2"]);
-    assert_eq!(request(&server.addr, "HEAD", "/k.iso", &[]).status, 200);
+    let whole = request(&server.addr, "GET", "/k.iso", &[]);
+    assert_eq!(whole.status, 200);
+    // A download under way when SIGTERM comes still finishes.
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /k.iso HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 100];
+    s.read_exact(&mut first).unwrap();
     let pid = server.child.id().to_string();
     ok(&Command::new("kill").args(["-TERM", &pid]).output().unwrap());
     // Up to 20 s (400 polls 50 ms apart).
@@ -339,6 +347,13 @@ fn sigterm_ends_it_with_exit_0_and_bad_bases_are_refused() {
     };
     assert_eq!(status.code(), Some(0));
     assert!(TcpStream::connect(&server.addr).is_err());
+    let mut raw = first.to_vec();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(
+        raw[split + 4..] == whole.body[..],
+        "the stream was cut short"
+    );
 
     // A base without a slot table, an unknown slot, a missing piece directory: one line, exit 2.
     write(&d.join("plain.img"), vec![0u8; 65_536]);
