@@ -51,6 +51,7 @@ pub mod luks;
 mod nested;
 mod output;
 pub mod seed;
+pub mod serve;
 mod source;
 pub mod verify;
 

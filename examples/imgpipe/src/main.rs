@@ -75,6 +75,9 @@ enum Command {
     /// Put pieces into an image's reserved slots (O(piece) work): into a copy, in place, or
     /// streamed to stdout.
     Inject(cmd::inject::Args),
+    /// Serve per-download images over HTTP: `GET /NAME.iso` streams the base with the piece
+    /// NAME in its slot (ranges, entity tags, bounded concurrency, graceful SIGTERM).
+    Serve(cmd::serve::Args),
     /// Prove a build from its manifest: the recorded inputs still have their digests and
     /// give the recorded outputs byte for byte (exit 0), or what changed (exit 1).
     Rebuild(cmd::rebuild::Args),
@@ -145,12 +148,16 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    target::install_signal_handler();
+    // `serve` stops gracefully on SIGTERM/SIGINT itself (exit 0).
+    if !matches!(cli.command, Command::Serve(_)) {
+        target::install_signal_handler();
+    }
     let result = match cli.command {
         Command::Build(a) => cmd::build::run(*a),
         Command::Verify(a) => cmd::verify::run(a),
         Command::Rebuild(a) => cmd::rebuild::run(a),
         Command::Inject(a) => cmd::inject::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Diff(a) => cmd::diff::run(a),
         Command::Iso(a) => cmd::iso::run(a),

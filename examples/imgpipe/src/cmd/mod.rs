@@ -13,5 +13,6 @@ pub mod ks;
 mod listing;
 pub mod luks;
 pub mod rebuild;
+pub mod serve;
 pub mod squashfs;
 pub mod verify;
