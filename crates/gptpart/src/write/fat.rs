@@ -166,8 +166,10 @@ impl FatBuilder {
 
     /// Adds a directory (and its parents) at a `/`-separated path.
     pub fn add_dir(&mut self, path: &str) -> Result<()> {
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        check_depth(parts.len())?;
         let mut dir = &mut self.root;
-        for part in path.split('/').filter(|p| !p.is_empty()) {
+        for part in parts {
             dir = dir.get_or_create_dir(part)?;
         }
         Ok(())
@@ -195,6 +197,7 @@ impl FatBuilder {
                 limit: MAX_FILE_SIZE,
             });
         }
+        check_depth(parents.len())?;
         let mut dir = &mut self.root;
         for part in parents {
             dir = dir.get_or_create_dir(part)?;
@@ -1023,6 +1026,44 @@ mod tests {
                 .label("twelve chars")
                 .build_vec()
                 .is_err()
+        );
+    }
+}
+
+/// The deepest directory nesting written: the reader's default limit
+/// (`read::fat::Limits::max_depth`), so every volume built here reads back.
+const MAX_DEPTH: usize = 64;
+
+fn check_depth(dirs: usize) -> Result<()> {
+    if dirs > MAX_DEPTH {
+        return Err(Error::LimitExceeded {
+            what: "FAT directory depth",
+            limit: MAX_DEPTH as u64,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_bounded_by_what_reads_back() {
+        let mut b = FatBuilder::new(4 << 20);
+        let deep = vec!["d"; MAX_DEPTH].join("/");
+        b.add_file(&format!("{deep}/f"), b"x".to_vec()).unwrap();
+        b.add_dir(&deep).unwrap();
+        let e = b
+            .add_file(&format!("{deep}/d/f"), b"x".to_vec())
+            .unwrap_err();
+        assert!(e.to_string().contains("FAT directory depth"), "{e}");
+        assert!(b.add_dir(&format!("{deep}/d")).is_err());
+        let img = b.build_vec().unwrap();
+        let mut v = crate::FatVolume::open(std::io::Cursor::new(img)).unwrap();
+        assert_eq!(
+            v.walk().unwrap().iter().filter(|(_, e)| !e.is_dir).count(),
+            1
         );
     }
 }
