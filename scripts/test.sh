@@ -100,9 +100,35 @@ export PATH="$PWD/$VENV/bin:/usr/sbin:/sbin:$PATH"
 
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
 
-echo "== cargo fmt --check"
+# Every step says when it starts (seconds since the start), on stdout, so that a run CI
+# stops shows where the time went.
+step() { echo "== $* (at ${SECONDS} s)"; }
+
+step "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "== cargo test"
-cargo test --workspace "$@"
+
+# Crates are downloaded on their own, each attempt bounded: a stalled download is retried
+# instead of holding the build until CI's limit.
+export CARGO_NET_RETRY=5 CARGO_HTTP_TIMEOUT=60
+step "cargo fetch"
+fetched=false
+for attempt in 1 2 3; do
+  if timeout 900 cargo fetch --locked; then fetched=true; break; fi
+  echo "== cargo fetch attempt $attempt failed (at ${SECONDS} s)"
+done
+$fetched || { echo "== cargo fetch failed three times"; exit 1; }
+
+step "cargo clippy"
+timeout --kill-after=30 2400 cargo clippy --workspace --all-targets --locked --quiet -- -D warnings \
+  || { status=$?; [ "$status" = 124 ] && echo "== cargo clippy did not finish in 40 minutes"; exit "$status"; }
+# CI stops a run at 90 minutes and then shows little of what it printed: stop the tests
+# ourselves 5 minutes before that, so the output ends with what was still running.
+budget=$((85 * 60 - SECONDS))
+step "cargo test (the tests get ${budget} s)"
+status=0
+timeout --signal=TERM --kill-after=30 "$budget" cargo test --workspace --locked "$@" || status=$?
+if [ "$status" = 124 ]; then
+  echo "== cargo test was stopped after ${budget} s: the tests running above did not finish"
+fi
+step "done, exit $status"
+exit "$status"

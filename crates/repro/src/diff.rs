@@ -106,9 +106,15 @@ impl Default for ImageDiffOptions {
     }
 }
 
+/// The version of the [`ImageDiff`] document: 2 added `schema` and each file difference's
+/// `kind`, `a`, `b` and `noise`.
+pub const DIFF_SCHEMA: u32 = 2;
+
 /// What [`diff_images`] found (the `imgpipe diff --json` report).
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageDiff {
+    /// The version of this document's shape ([`DIFF_SCHEMA`]).
+    pub schema: u32,
     /// Whether both files are byte-identical.
     pub identical: bool,
     /// Format of the first file, when recognised.
@@ -191,6 +197,7 @@ pub fn diff_images(
         }
     }
     Ok(ImageDiff {
+        schema: DIFF_SCHEMA,
         identical: d.identical,
         format,
         len_a: d.len_a,

@@ -57,7 +57,9 @@ pub mod verify;
 
 pub use compare::{ByteRange, Comparison, DiffOptions, RangeDiff, compare_streams, diff_streams};
 pub use derive::{derive_uuid, hmac_sha256, uuid_text};
-pub use diff::{Difference, Differing, ImageDiff, ImageDiffOptions, attribute, diff_images};
+pub use diff::{
+    DIFF_SCHEMA, Difference, Differing, ImageDiff, ImageDiffOptions, attribute, diff_images,
+};
 pub use disk::{Contents, DiskPlan, DiskRequest, parse_hybrid, parse_part, parse_size};
 pub use epoch::Epoch;
 pub use error::{Error, Result};
@@ -66,9 +68,11 @@ pub use format::{
     read_head,
 };
 pub use nested::{
-    FileDifference, MIN_WORK_BUDGET, NestedDiff, NestedOptions, diagnose_files,
+    DiffKind, FileDifference, MIN_WORK_BUDGET, NestedDiff, NestedOptions, diagnose_files,
     diagnose_files_within,
 };
-pub use output::{AtomicFile, TEMP_SUFFIX, check_output, discard_pending_outputs, temp_path};
+pub use output::{
+    AtomicFile, TEMP_SUFFIX, WorkDir, check_output, discard_pending_outputs, temp_path,
+};
 pub use seed::{Purpose, Seed};
 pub use source::image_tree;

@@ -41,6 +41,10 @@ pub struct NestedOptions {
     /// least [`MIN_WORK_BUDGET`]): beyond it the diagnosis stops with
     /// [`Error::LimitExceeded`].
     pub max_work_ratio: u64,
+    /// Also report what the default ignores as noise, marked [`FileDifference::noise`]: where
+    /// identical content is stored and sub-second mtimes (they depend on how and when a
+    /// writer packed the tree, not on what it holds).
+    pub strict: bool,
 }
 
 /// The least work budget of a diagnosis, in bytes hashed, whatever the images' sizes.
@@ -52,8 +56,52 @@ impl Default for NestedOptions {
             max_depth: 4,
             max_differences: 1000,
             max_work_ratio: 64,
+            strict: false,
         }
     }
+}
+
+/// What a [`FileDifference`] is about (`kind` in the JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DiffKind {
+    /// Same size, other bytes; `a` and `b` are the SHA-256 digests when they were computed.
+    Content,
+    /// Another size (so other content too); `a` and `b` are the sizes.
+    Size,
+    /// Permission bits; `a` and `b` are octal strings such as `"0644"`.
+    Mode,
+    /// Owner; `a` and `b` are `"uid:gid"`.
+    Owner,
+    /// Modification time; `a` and `b` are seconds since 1970.
+    Mtime,
+    /// Extended attributes; `a` and `b` are the attribute names.
+    Xattr,
+    /// A symbolic link's target; `a` and `b` are the targets.
+    LinkTarget,
+    /// A device's numbers; `a` and `b` are `"major:minor"`.
+    Rdev,
+    /// The entry's type; `a` and `b` are `ls -l`'s letters (`-`, `d`, `l`, `c`, `b`, `p`, `s`).
+    Type,
+    /// Only the first image has it.
+    OnlyInA,
+    /// Only the second image has it.
+    OnlyInB,
+    /// A GPT header or partition entry field (named in `what`); `a` and `b` its values.
+    Partition,
+    /// A nested filesystem whose files all agree: its own structures (superblock, tables,
+    /// layout) differ.
+    Structure,
+    /// The entry could not be compared (a nested layer that does not read); `what` says why.
+    Unreadable,
+    /// Noise ([`NestedOptions::strict`] only): the same content stored at another place in
+    /// the filesystem (files packed in another order); `a` and `b` are the byte offsets of
+    /// its first extent.
+    Placement,
+    /// Noise ([`NestedOptions::strict`] only): the same mtime second, other nanoseconds;
+    /// `a` and `b` are the nanoseconds.
+    MtimeNsec,
 }
 
 /// One difference at file level.
@@ -65,7 +113,17 @@ pub struct FileDifference {
     /// Path inside the innermost filesystem (`/` separated, starting with `/`; a partition
     /// is named `partition N (name)`).
     pub path: String,
-    /// What differs, e.g. `content (1234 vs 1240 bytes)`, `mode 0644 -> 0755`, `only in A`.
+    /// What differs.
+    pub kind: DiffKind,
+    /// The first image's value (see [`DiffKind`]; `null` when there is none to show).
+    pub a: serde_json::Value,
+    /// The second image's value.
+    pub b: serde_json::Value,
+    /// A difference the default comparison ignores as noise (reported with
+    /// [`NestedOptions::strict`] only), e.g. where identical content is stored.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub noise: bool,
+    /// The same in words, e.g. `content (1234 vs 1240 bytes)`, `mode 0644 -> 0755`, `only in A`.
     pub what: String,
 }
 
@@ -198,6 +256,61 @@ fn region(a: Src<'_>, b: Src<'_>) -> Region {
     (a.off, a.len, b.off, b.len)
 }
 
+/// A difference before it is placed ([`Walker::push`]).
+struct Found {
+    kind: DiffKind,
+    a: serde_json::Value,
+    b: serde_json::Value,
+    noise: bool,
+    what: String,
+}
+
+impl Found {
+    fn new(kind: DiffKind, what: impl Into<String>) -> Self {
+        Self {
+            kind,
+            a: serde_json::Value::Null,
+            b: serde_json::Value::Null,
+            noise: false,
+            what: what.into(),
+        }
+    }
+
+    fn values(mut self, a: impl Into<serde_json::Value>, b: impl Into<serde_json::Value>) -> Self {
+        self.a = a.into();
+        self.b = b.into();
+        self
+    }
+
+    fn noise(mut self) -> Self {
+        self.noise = true;
+        self
+    }
+}
+
+fn hex(d: &[u8; 32]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The `content`/`size` difference of two files of `sa` and `sb` bytes (`digests` when the
+/// content was hashed), with `why` added to the words.
+fn content(sa: u64, sb: u64, digests: Option<([u8; 32], [u8; 32])>, why: Option<&str>) -> Found {
+    let mut what = format!("content ({sa} vs {sb} bytes)");
+    if let Some(w) = why {
+        what.push_str(": ");
+        what.push_str(w);
+    }
+    match (sa == sb, digests) {
+        (false, _) => Found::new(DiffKind::Size, what).values(sa, sb),
+        (true, Some((da, db))) => Found::new(DiffKind::Content, what).values(hex(&da), hex(&db)),
+        (true, None) => Found::new(DiffKind::Content, what),
+    }
+}
+
 struct Walker<'o> {
     opts: NestedOptions,
     out: &'o mut NestedDiff,
@@ -278,15 +391,14 @@ fn diagnose(
     };
     match (sa.kind()?, sb.kind()?) {
         (Some(ka), Some(kb)) if ka == kb => w.compare(ka, sa, sb, &[])?,
-        (ka, kb) => w.push(
-            &[],
-            "/",
-            format!(
-                "format {} -> {}",
+        (ka, kb) => {
+            let (na, nb) = (
                 ka.map_or("unknown", Format::name),
-                kb.map_or("unknown", Format::name)
-            ),
-        ),
+                kb.map_or("unknown", Format::name),
+            );
+            let f = Found::new(DiffKind::Type, format!("format {na} -> {nb}"));
+            w.push(&[], "/", f.values(na, nb));
+        }
     }
     Ok(out)
 }
@@ -401,7 +513,7 @@ impl Walker<'_> {
         self.differing.is_some_and(|d| d.unchanged(x, y, len))
     }
 
-    fn push(&mut self, within: &[String], path: &str, what: String) {
+    fn push(&mut self, within: &[String], path: &str, d: Found) {
         if self.out.differences.len() >= self.opts.max_differences {
             self.out.omitted += 1;
             return;
@@ -409,7 +521,11 @@ impl Walker<'_> {
         self.out.differences.push(FileDifference {
             within: within.to_vec(),
             path: path.to_owned(),
-            what,
+            kind: d.kind,
+            a: d.a,
+            b: d.b,
+            noise: d.noise,
+            what: d.what,
         });
     }
 
@@ -475,48 +591,64 @@ impl Walker<'_> {
             let ((x, nx), (y, ny)) = match (ma.get(path), mb.get(path)) {
                 (Some(x), Some(y)) => (x, y),
                 (Some(_), None) => {
-                    self.push(within, path, "only in A".into());
+                    self.push(within, path, Found::new(DiffKind::OnlyInA, "only in A"));
                     continue;
                 }
                 (None, _) => {
-                    self.push(within, path, "only in B".into());
+                    self.push(within, path, Found::new(DiffKind::OnlyInB, "only in B"));
                     continue;
                 }
             };
             if x.file_type != y.file_type {
-                self.push(
-                    within,
-                    path,
-                    format!("type {} -> {}", x.file_type.letter(), y.file_type.letter()),
-                );
+                let (ta, tb) = (x.file_type.letter(), y.file_type.letter());
+                let f = Found::new(DiffKind::Type, format!("type {ta} -> {tb}"));
+                self.push(within, path, f.values(ta.to_string(), tb.to_string()));
                 continue;
             }
             let (mx, my) = (&x.meta, &y.meta);
             if held.mode && mx.mode != my.mode {
-                self.push(
-                    within,
-                    path,
-                    format!("mode {:04o} -> {:04o}", mx.mode, my.mode),
-                );
+                let (ma, mb) = (format!("{:04o}", mx.mode), format!("{:04o}", my.mode));
+                let f = Found::new(DiffKind::Mode, format!("mode {ma} -> {mb}"));
+                self.push(within, path, f.values(ma, mb));
             }
             if held.owner && (mx.uid, mx.gid) != (my.uid, my.gid) {
-                self.push(
-                    within,
-                    path,
-                    format!("owner {}:{} -> {}:{}", mx.uid, mx.gid, my.uid, my.gid),
+                let (oa, ob) = (
+                    format!("{}:{}", mx.uid, mx.gid),
+                    format!("{}:{}", my.uid, my.gid),
                 );
+                let f = Found::new(DiffKind::Owner, format!("owner {oa} -> {ob}"));
+                self.push(within, path, f.values(oa, ob));
             }
             if held.mtime && mx.mtime != my.mtime {
-                self.push(within, path, format!("mtime {} -> {}", mx.mtime, my.mtime));
+                let f = Found::new(
+                    DiffKind::Mtime,
+                    format!("mtime {} -> {}", mx.mtime, my.mtime),
+                );
+                self.push(within, path, f.values(mx.mtime, my.mtime));
+            } else if self.opts.strict && held.mtime_nsec && mx.mtime_nsec != my.mtime_nsec {
+                let what = format!(
+                    "mtime nanoseconds {} -> {} (noise)",
+                    mx.mtime_nsec, my.mtime_nsec
+                );
+                let f = Found::new(DiffKind::MtimeNsec, what);
+                self.push(within, path, f.values(mx.mtime_nsec, my.mtime_nsec).noise());
             }
             if x.target != y.target {
-                self.push(within, path, "link target".into());
+                let t = |e: &Entry| e.target.as_deref().map(text);
+                let f = Found::new(DiffKind::LinkTarget, "link target");
+                self.push(within, path, f.values(t(x), t(y)));
             }
             if x.rdev != y.rdev {
-                self.push(within, path, "device numbers".into());
+                let r = |e: &Entry| e.rdev.map(|(ma, mi)| format!("{ma}:{mi}"));
+                let f = Found::new(DiffKind::Rdev, "device numbers");
+                self.push(within, path, f.values(r(x), r(y)));
             }
             if held.xattrs && mx.xattrs != my.xattrs {
-                self.push(within, path, "xattrs".into());
+                let names = |m: &imgpipe_fstree::Metadata| -> Vec<String> {
+                    m.xattrs.iter().map(|(name, _)| text(name)).collect()
+                };
+                let f = Found::new(DiffKind::Xattr, "xattrs");
+                self.push(within, path, f.values(names(mx), names(my)));
             }
             if x.file_type != FileType::File {
                 continue;
@@ -530,14 +662,22 @@ impl Walker<'_> {
                 (Some(oa), Some(ob)) => x.size == y.size && self.unchanged(a, oa, b, ob, x.size),
                 _ => false,
             };
-            let same = known
-                || (x.size == y.size
-                    && self.sha256_of(within, held_at(false, a.off, ca, x), |h| {
+            let digests = if known || x.size != y.size {
+                None
+            } else {
+                Some((
+                    self.sha256_of(within, held_at(false, a.off, ca, x), |h| {
                         ra.read_content(nx, h)
-                    })? == self.sha256_of(within, held_at(true, b.off, cb, y), |h| {
+                    })?,
+                    self.sha256_of(within, held_at(true, b.off, cb, y), |h| {
                         rb.read_content(ny, h)
-                    })?);
-            if same {
+                    })?,
+                ))
+            };
+            if known || digests.is_some_and(|(p, q)| p == q) {
+                if self.opts.strict {
+                    self.push_placement(ra, nx, rb, ny, within, path)?;
+                }
                 continue;
             }
             let nested = if within.len() < self.opts.max_depth {
@@ -556,22 +696,40 @@ impl Walker<'_> {
             };
             let refused = nested.and_then(|(_, na, nb)| self.refuse_nested(na, nb));
             match (nested, refused) {
-                (Some(_), Some(why)) => self.push(
-                    within,
-                    path,
-                    format!("content ({} vs {} bytes): {why}", x.size, y.size),
-                ),
+                (Some(_), Some(why)) => {
+                    self.push(within, path, content(x.size, y.size, digests, Some(&why)));
+                }
                 (Some((k, na, nb)), None) => {
                     let mut inner = within.to_vec();
                     inner.push(format!("{path} ({})", k.name()));
                     self.descend(k, na, nb, &inner, path, within)?;
                 }
-                (None, _) => self.push(
-                    within,
-                    path,
-                    format!("content ({} vs {} bytes)", x.size, y.size),
-                ),
+                (None, _) => self.push(within, path, content(x.size, y.size, digests, None)),
             }
+        }
+        Ok(())
+    }
+
+    /// Identical content stored at other offsets of the two filesystems (noise).
+    fn push_placement<R: FsRead>(
+        &mut self,
+        ra: &R,
+        nx: &R::Node,
+        rb: &R,
+        ny: &R::Node,
+        within: &[String],
+        path: &str,
+    ) -> Result<()> {
+        let first = |r: &R, n: &R::Node| -> Result<Option<u64>> {
+            let e = r.extents(n).map_err(|e| layer_err(within, e))?;
+            Ok(e.and_then(|e| e.first().map(|x| x.image_offset)))
+        };
+        if let (Some(oa), Some(ob)) = (first(ra, nx)?, first(rb, ny)?)
+            && oa != ob
+        {
+            let what = format!("same content stored at {oa:#x} -> {ob:#x} (noise)");
+            let f = Found::new(DiffKind::Placement, what);
+            self.push(within, path, f.values(oa, ob).noise());
         }
         Ok(())
     }
@@ -597,18 +755,23 @@ impl Walker<'_> {
             // The work budget ends the whole diagnosis.
             Err(e @ Error::LimitExceeded { .. }) => return Err(e),
             // A nested layer that does not read is reported, not fatal for the outer one.
-            Err(e) => self.push(within, path, format!("content; {e}")),
+            Err(e) => self.push(
+                within,
+                path,
+                Found::new(DiffKind::Unreadable, format!("content; {e}")),
+            ),
         }
         if self.out.differences.len() as u64 + self.out.omitted == before {
+            let what = format!(
+                "content ({} vs {} bytes): the {} file trees are identical, its own structures differ",
+                a.len,
+                b.len,
+                k.name()
+            );
             self.push(
                 within,
                 path,
-                format!(
-                    "content ({} vs {} bytes): the {} file trees are identical, its own structures differ",
-                    a.len,
-                    b.len,
-                    k.name()
-                ),
+                Found::new(DiffKind::Structure, what).values(a.len, b.len),
             );
         }
         Ok(())
@@ -626,7 +789,12 @@ impl Walker<'_> {
         let da = imgpipe_gptpart::read_gpt(a.window()?).map_err(|e| layer_err(within, e))?;
         let db = imgpipe_gptpart::read_gpt(b.window()?).map_err(|e| layer_err(within, e))?;
         if da.disk_guid != db.disk_guid {
-            self.push(within, "/", "disk GUID".into());
+            let f = Found::new(DiffKind::Partition, "disk GUID");
+            self.push(
+                within,
+                "/",
+                f.values(da.disk_guid.to_string(), db.disk_guid.to_string()),
+            );
         }
         let name =
             |p: &imgpipe_gptpart::GptPartition| format!("partition {} ({})", p.index, p.name);
@@ -634,22 +802,33 @@ impl Walker<'_> {
             db.partitions.iter().map(|p| (p.index, p)).collect();
         for x in &da.partitions {
             let Some(y) = pb.get(&x.index) else {
-                self.push(within, &name(x), "only in A".into());
+                self.push(within, &name(x), Found::new(DiffKind::OnlyInA, "only in A"));
                 continue;
             };
             let n = name(x);
-            for (field, differs) in [
-                ("type", x.type_guid != y.type_guid),
-                ("unique GUID", x.unique_guid != y.unique_guid),
-                ("name", x.name != y.name),
-                ("attributes", x.attributes != y.attributes),
+            let range =
+                |p: &imgpipe_gptpart::GptPartition| format!("{}-{}", p.first_lba, p.last_lba);
+            for (field, va, vb) in [
+                ("type", x.type_guid.to_string(), y.type_guid.to_string()),
                 (
-                    "range",
-                    (x.first_lba, x.last_lba) != (y.first_lba, y.last_lba),
+                    "unique GUID",
+                    x.unique_guid.to_string(),
+                    y.unique_guid.to_string(),
                 ),
+                ("name", x.name.clone(), y.name.clone()),
+                (
+                    "attributes",
+                    format!("{:#x}", x.attributes),
+                    format!("{:#x}", y.attributes),
+                ),
+                ("range", range(x), range(y)),
             ] {
-                if differs {
-                    self.push(within, &n, field.into());
+                if va != vb {
+                    self.push(
+                        within,
+                        &n,
+                        Found::new(DiffKind::Partition, field).values(va, vb),
+                    );
                 }
             }
             let range = |d: &imgpipe_gptpart::GptDisk, p: &imgpipe_gptpart::GptPartition| {
@@ -661,7 +840,8 @@ impl Walker<'_> {
                 continue;
             };
             let (Some(na), Some(nb)) = (a.sub(oa, la), b.sub(ob, lb)) else {
-                self.push(within, &n, "extends past the end of the disk".into());
+                let f = Found::new(DiffKind::Unreadable, "extends past the end of the disk");
+                self.push(within, &n, f);
                 continue;
             };
             let changed = self
@@ -679,7 +859,7 @@ impl Walker<'_> {
                 _ => None,
             };
             if let Some(why) = refused {
-                self.push(within, &n, format!("content ({la} vs {lb} bytes): {why}"));
+                self.push(within, &n, content(la, lb, None, Some(&why)));
                 continue;
             }
             match kinds {
@@ -688,12 +868,12 @@ impl Walker<'_> {
                     inner.push(format!("{n} ({})", ka.name()));
                     self.descend(ka, na, nb, &inner, &n, within)?;
                 }
-                _ => self.push(within, &n, format!("content ({la} vs {lb} bytes)")),
+                _ => self.push(within, &n, content(la, lb, None, None)),
             }
         }
         for y in &db.partitions {
             if !da.partitions.iter().any(|x| x.index == y.index) {
-                self.push(within, &name(y), "only in B".into());
+                self.push(within, &name(y), Found::new(DiffKind::OnlyInB, "only in B"));
             }
         }
         Ok(())

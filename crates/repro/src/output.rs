@@ -13,9 +13,10 @@
 //! temporary file stays, and the next [`AtomicFile::create`] of the same `OUT` removes it.
 //!
 //! # Process-global state
-//! The one global of this crate is the registry of pending temporary files that
-//! [`discard_pending_outputs`] empties: a mutex-guarded list of paths, filled by
-//! [`AtomicFile::create`] and emptied by [`AtomicFile::commit`] and by dropping.
+//! The one global of this crate is the registry of pending temporary files and scratch
+//! directories that [`discard_pending_outputs`] empties: a mutex-guarded list of paths, filled
+//! by [`AtomicFile::create`] and [`WorkDir::create_in`], emptied by [`AtomicFile::commit`],
+//! [`WorkDir::keep`] and by dropping.
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -27,15 +28,18 @@ use crate::error::{Error, Result};
 /// What the temporary file's name adds to the output name (after a leading dot).
 pub const TEMP_SUFFIX: &str = ".imgpipe-tmp";
 
-/// Pending temporary files, and whether [`discard_pending_outputs`] has run.
+/// Pending temporary files and scratch directories, and whether [`discard_pending_outputs`]
+/// has run.
 #[derive(Debug, Default)]
 struct Registry {
     pending: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
     discarded: bool,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     pending: Vec::new(),
+    dirs: Vec::new(),
     discarded: false,
 });
 
@@ -46,19 +50,94 @@ fn registry() -> MutexGuard<'static, Registry> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Removes every pending temporary file and makes later [`AtomicFile::create`] and
-/// [`AtomicFile::commit`] calls fail with [`Error::Discarded`].
+/// Removes every pending temporary file and scratch directory ([`WorkDir`]) and makes later
+/// [`AtomicFile::create`], [`AtomicFile::commit`] and [`WorkDir::create_in`] calls fail with
+/// [`Error::Discarded`].
 ///
 /// Meant for a signal handler (run on an ordinary thread, as `signal-hook`'s iterator does)
 /// just before the process exits. Returns the paths it removed.
 pub fn discard_pending_outputs() -> Vec<PathBuf> {
     let mut reg = registry();
     reg.discarded = true;
-    let pending = std::mem::take(&mut reg.pending);
+    let mut pending = std::mem::take(&mut reg.pending);
     for p in &pending {
         let _ = std::fs::remove_file(p);
     }
+    for d in std::mem::take(&mut reg.dirs) {
+        let _ = std::fs::remove_dir_all(&d);
+        pending.push(d);
+    }
     pending
+}
+
+/// A fresh scratch directory (`PREFIX.PID.N` inside a parent), removed with everything in it
+/// when dropped or when [`discard_pending_outputs`] runs, unless [`kept`](Self::keep).
+///
+/// ```
+/// let parent = tempfile::tempdir()?;
+/// let w = imgpipe_repro::WorkDir::create_in(parent.path(), "imgpipe-example")?;
+/// std::fs::write(w.path().join("f"), b"x")?;
+/// let p = w.path().to_path_buf();
+/// drop(w);
+/// assert!(!p.exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct WorkDir {
+    path: PathBuf,
+}
+
+impl WorkDir {
+    /// Creates `PREFIX.PID.N` inside `parent`, N the first number not taken.
+    pub fn create_in(parent: &Path, prefix: &str) -> Result<Self> {
+        let mut reg = registry();
+        if reg.discarded {
+            return Err(Error::Discarded);
+        }
+        for i in 0..10_000u32 {
+            let path = parent.join(format!("{prefix}.{}.{i}", std::process::id()));
+            match std::fs::create_dir(&path) {
+                Ok(()) => {
+                    reg.dirs.push(path.clone());
+                    return Ok(Self { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        what: "creating a scratch directory",
+                        source,
+                    });
+                }
+            }
+        }
+        Err(Error::Io {
+            what: "creating a scratch directory",
+            source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "no free name"),
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Keeps the directory: it is no longer removed. Returns its path.
+    pub fn keep(self) -> PathBuf {
+        let path = self.path.clone();
+        registry().dirs.retain(|d| d != &path);
+        std::mem::forget(self);
+        path
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let mut reg = registry();
+        if let Some(pos) = reg.dirs.iter().position(|d| d == &self.path) {
+            reg.dirs.swap_remove(pos);
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }
 
 /// The temporary file that [`AtomicFile`] writes before it becomes `out`: `.NAME.imgpipe-tmp`

@@ -229,6 +229,33 @@ fn copy_tree(src: &Path, dst: &Path, reverse: bool, exclude: &[PathBuf], rel: &P
     Ok(())
 }
 
+/// The bytes of the regular files a verification copies from `source` (without the
+/// `exclude`d paths), once: each build copy takes this much, and up to three copies exist at
+/// once while bisecting. Symlinks are not followed.
+pub fn source_bytes(source: &Path, exclude: &[PathBuf]) -> Result<u64> {
+    fn walk(dir: &Path, rel: &Path, exclude: &[PathBuf], total: &mut u64) -> Result<()> {
+        let rd = std::fs::read_dir(dir).map_err(io(format!("reading {}", dir.display())))?;
+        for e in rd {
+            let e = e.map_err(io(format!("reading {}", dir.display())))?;
+            let r = rel.join(e.file_name());
+            if exclude.iter().any(|x| x == &r) {
+                continue;
+            }
+            let m = std::fs::symlink_metadata(e.path())
+                .map_err(io(format!("reading {}", e.path().display())))?;
+            if m.is_dir() {
+                walk(&e.path(), &r, exclude, total)?;
+            } else if m.is_file() {
+                *total = total.saturating_add(m.len());
+            }
+        }
+        Ok(())
+    }
+    let mut total = 0;
+    walk(source, Path::new(""), exclude, &mut total)?;
+    Ok(total)
+}
+
 /// The directory listing order of `dir` (as `readdir` returns it).
 fn readdir_order(dir: &Path) -> Vec<OsString> {
     std::fs::read_dir(dir)
@@ -368,7 +395,15 @@ pub fn verify(req: &VerifyRequest, on: &mut dyn FnMut(VerifyEvent)) -> Result<Ve
         };
         not_varied.push((Variation::Cpus, why.to_owned()));
     }
-    let base = tempfile_dir(&req.work)?;
+    let work = crate::WorkDir::create_in(&req.work, "imgpipe-verify")?;
+    let base = work.path().to_path_buf();
+    // A work directory inside the source is not copied into itself.
+    let mut exclude = req.exclude.clone();
+    if let (Ok(src), Ok(w)) = (req.source.canonicalize(), base.canonicalize())
+        && let Ok(rel) = w.strip_prefix(&src)
+    {
+        exclude.push(rel.to_path_buf());
+    }
     let a = base.join("a").join("src");
     let b = base.join("b").join("deeper").join("build-root").join("src");
     for d in [&a, &b] {
@@ -377,12 +412,12 @@ pub fn verify(req: &VerifyRequest, on: &mut dyn FnMut(VerifyEvent)) -> Result<Ve
         }
     }
     let result = (|| {
-        copy_tree(&req.source, &a, false, &req.exclude, Path::new(""))?;
+        copy_tree(&req.source, &a, false, &exclude, Path::new(""))?;
         copy_tree(
             &req.source,
             &b,
             varied.contains(&Variation::DirOrder),
-            &req.exclude,
+            &exclude,
             Path::new(""),
         )?;
         if varied.contains(&Variation::DirOrder) && !order_differs(&a, &b) {
@@ -451,7 +486,7 @@ pub fn verify(req: &VerifyRequest, on: &mut dyn FnMut(VerifyEvent)) -> Result<Ve
                     &req.source,
                     &c,
                     v == Some(Variation::DirOrder),
-                    &req.exclude,
+                    &exclude,
                     Path::new(""),
                 )?;
                 let vary: Vec<Variation> = v.into_iter().collect();
@@ -485,8 +520,8 @@ pub fn verify(req: &VerifyRequest, on: &mut dyn FnMut(VerifyEvent)) -> Result<Ve
         Ok(outputs)
     })();
     let kept = req.keep.then(|| (a.clone(), b.clone()));
-    if !req.keep {
-        let _ = std::fs::remove_dir_all(&base);
+    if req.keep {
+        work.keep();
     }
     let outputs = result?;
     Ok(VerifyReport {
@@ -495,21 +530,5 @@ pub fn verify(req: &VerifyRequest, on: &mut dyn FnMut(VerifyEvent)) -> Result<Ve
         not_varied,
         outputs,
         kept,
-    })
-}
-
-/// A fresh directory inside `work`.
-fn tempfile_dir(work: &Path) -> Result<PathBuf> {
-    for i in 0..1000u32 {
-        let p = work.join(format!("imgpipe-verify.{}.{i}", std::process::id()));
-        match std::fs::create_dir(&p) {
-            Ok(()) => return Ok(p),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(io(format!("creating a directory in {}", work.display()))(e)),
-        }
-    }
-    Err(Error::Step {
-        step: format!("creating a directory in {}", work.display()),
-        message: "no free name".into(),
     })
 }

@@ -697,10 +697,21 @@ impl Medium {
 /// string of `expect` is on the serial console (`Ok(log)`), or the guest prints
 /// [`INIT_FAIL`], panics or stops at GRUB's prompt, QEMU exits, or `timeout` passes
 /// (`Err(log)`).
+///
+/// After one boot of the process timed out, every later one fails at once: a machine too
+/// slow (or a guest too broken) to boot in `timeout` would otherwise spend it on every
+/// medium of every test, past any CI budget.
 pub fn qemu_boot(args: &[String], expect: &[&str], timeout: Duration) -> Result<String, String> {
     // One QEMU at a time, whatever the test harness runs in parallel: TCG is CPU-bound.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    static TIMED_OUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if TIMED_OUT.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err("not booted: an earlier boot of this test binary timed out".to_owned());
+    }
+    // Test support measures the wall time it waits; nothing it writes depends on it.
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
     let qemu = crate::tool("qemu-system-x86_64").ok_or("qemu-system-x86_64 is not installed")?;
     let mut child = Command::new(qemu)
         .args([
@@ -758,9 +769,8 @@ pub fn qemu_boot(args: &[String], expect: &[&str], timeout: Duration) -> Result<
             .any(|s| t.contains(s))
     };
     let step = Duration::from_millis(100);
-    let mut waited = Duration::ZERO;
     let mut outcome = None;
-    while waited < timeout {
+    while started.elapsed() < timeout {
         let t = text();
         if done(&t) {
             outcome = Some(true);
@@ -776,8 +786,8 @@ pub fn qemu_boot(args: &[String], expect: &[&str], timeout: Duration) -> Result<
             break;
         }
         std::thread::sleep(step);
-        waited += step;
     }
+    let timed_out = outcome.is_none() && started.elapsed() >= timeout;
     let _ = child.kill();
     let _ = child.wait();
     for r in readers {
@@ -787,7 +797,8 @@ pub fn qemu_boot(args: &[String], expect: &[&str], timeout: Duration) -> Result<
     let ok = outcome.unwrap_or_else(|| done(&t));
     if ok {
         Ok(t)
-    } else if outcome.is_none() && waited >= timeout {
+    } else if timed_out {
+        TIMED_OUT.store(true, std::sync::atomic::Ordering::Relaxed);
         Err(format!("timed out after {timeout:?}; serial log:\n{t}"))
     } else {
         Err(format!("serial log:\n{t}"))

@@ -149,18 +149,25 @@ fn names_the_file_inside_the_squashfs_inside_the_iso() {
         serde_json::json!([{
             "within": ["iso9660", "/LiveOS/squashfs.img (squashfs)"],
             "path": "/etc/hostname",
+            "kind": "size",
+            "a": 7,
+            "b": 8,
             "what": "content (7 vs 8 bytes)"
         }]),
         "{v:#}"
     );
+    assert_eq!(v["schema"], 2);
     let out = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
         .arg("diff")
         .args([&a, &b])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    // Grouped by layer: the layer's line, then its files.
     assert!(
-        text.contains("iso9660 > /LiveOS/squashfs.img (squashfs): /etc/hostname: content"),
+        text.contains(
+            "files that differ:\n  iso9660 > /LiveOS/squashfs.img (squashfs):\n    /etc/hostname: content (7 vs 8 bytes)\n"
+        ),
         "{text}"
     );
     // A rebuild of A is identical: no file report at all.
@@ -258,4 +265,148 @@ fn diff_of_two_disks_reads_each_at_most_once() {
         "read {rchar} bytes for images of {sizes} bytes together\n{io}"
     );
     assert!(read_bytes * 10 < sizes * 11, "{io}");
+}
+
+/// Each kind of difference between two squashfs images is reported with its kind and both
+/// values; `--strict` adds where identical content lies (two FAT images mtools filled in two
+/// orders), marked as noise, which the default leaves out.
+#[test]
+fn each_kind_is_reported_with_both_values() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let t = tempdir();
+    let mk = |name: &str, b: bool| {
+        let r = t.path().join(name);
+        fs::create_dir_all(r.join("d")).unwrap();
+        fs::write(r.join("same-size"), if b { "bbbb" } else { "aaaa" }).unwrap();
+        fs::write(r.join("grows"), if b { "12345" } else { "123" }).unwrap();
+        fs::write(r.join("mode"), "m").unwrap();
+        let mode = if b { 0o755 } else { 0o644 };
+        fs::set_permissions(r.join("mode"), fs::Permissions::from_mode(mode)).unwrap();
+        symlink(if b { "there" } else { "here" }, r.join("link")).unwrap();
+        fs::write(r.join(if b { "only-b" } else { "only-a" }), "x").unwrap();
+        if b {
+            fs::create_dir(r.join("turns")).unwrap();
+        } else {
+            fs::write(r.join("turns"), "file").unwrap();
+        }
+        fs::write(r.join("old"), "t").unwrap();
+        let mtime =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(if b { 2000 } else { 1000 });
+        fs::File::options()
+            .write(true)
+            .open(r.join("old"))
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        r
+    };
+    let sq = |root: &std::path::Path, name: &str| {
+        let out = t.path().join(name);
+        let e = std::ffi::OsStr::new;
+        imgpipe(&[
+            e("squashfs"),
+            e("create"),
+            e("--epoch"),
+            e("1700000000"),
+            e("-o"),
+            out.as_os_str(),
+            root.as_os_str(),
+        ]);
+        out
+    };
+    let (a, b) = (
+        sq(&mk("ra", false), "a.sqfs"),
+        sq(&mk("rb", true), "b.sqfs"),
+    );
+    let (code, v) = diff(&a, &b);
+    assert_eq!(code, 1, "{v:#}");
+    let found = |path: &str, kind: &str| {
+        v["files"]["differences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["path"] == path && d["kind"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind} for {path}: {v:#}"))
+    };
+    let d = found("/same-size", "content");
+    assert_eq!(d["a"].as_str().unwrap().len(), 64, "{d}");
+    assert_ne!(d["a"], d["b"]);
+    assert_eq!(found("/grows", "size")["a"], 3);
+    assert_eq!(found("/grows", "size")["b"], 5);
+    assert_eq!(found("/mode", "mode")["a"], "0644");
+    assert_eq!(found("/mode", "mode")["b"], "0755");
+    assert_eq!(found("/link", "link_target")["a"], "here");
+    assert_eq!(found("/link", "link_target")["b"], "there");
+    found("/only-a", "only_in_a");
+    found("/only-b", "only_in_b");
+    assert_eq!(found("/turns", "type")["b"], "d");
+    assert_eq!(found("/old", "mtime")["a"], 1000);
+    assert!(
+        v["files"]["differences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d.get("noise").is_none()),
+        "{v:#}"
+    );
+
+    // The same files copied into two FAT images in two orders.
+    let (Some(mkfs), Some(mcopy)) = (tool("mkfs.vfat"), tool("mcopy")) else {
+        return;
+    };
+    let files = t.path().join("files");
+    fs::create_dir(&files).unwrap();
+    for n in ["ONE.TXT", "TWO.TXT"] {
+        fs::write(files.join(n), n).unwrap();
+    }
+    let mut fats = Vec::new();
+    for (name, order) in [
+        ("a.fat", ["ONE.TXT", "TWO.TXT"]),
+        ("b.fat", ["TWO.TXT", "ONE.TXT"]),
+    ] {
+        let img = t.path().join(name);
+        fs::File::create(&img).unwrap().set_len(8 << 20).unwrap();
+        run(
+            &mkfs,
+            ["-i", "12345678", "-n", "ORDER", img.to_str().unwrap()],
+        );
+        for n in order {
+            let st = Command::new(&mcopy)
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .env("TZ", "UTC")
+                .args(["-m", "-i", img.to_str().unwrap()])
+                .arg(files.join(n))
+                .arg("::")
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        fats.push(img);
+    }
+    let strict = |extra: &[&str]| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+            .args(["diff", "--json"])
+            .args(extra)
+            .args([&fats[0], &fats[1]])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let plain = strict(&[]);
+    let diffs = plain["files"]["differences"].as_array().unwrap();
+    assert!(diffs.iter().all(|d| d["kind"] != "placement"), "{plain:#}");
+    let v = strict(&["--strict"]);
+    let placed: Vec<&serde_json::Value> = v["files"]["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == "placement")
+        .collect();
+    let paths: Vec<&str> = placed.iter().map(|d| d["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["/ONE.TXT", "/TWO.TXT"], "{v:#}");
+    for d in placed {
+        assert_eq!(d["noise"], true);
+        assert_ne!(d["a"], d["b"]);
+    }
 }

@@ -136,3 +136,59 @@ fn a_reproducible_build_passes_and_keep_keeps_both_trees() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("did not write out"));
 }
+
+#[test]
+fn sigterm_mid_build_removes_the_copies() {
+    let t = tempdir();
+    let w = work();
+    std::fs::write(t.path().join("build.sh"), "sleep 20; echo x > out\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .current_dir(t.path())
+        .args(["verify", "--work", w.path().to_str().unwrap()])
+        .args(["-o", "out", "--", "sh", "build.sh"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first copy exists and its build runs.
+    let mut waited = 0;
+    while std::fs::read_dir(w.path()).unwrap().count() == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waited += 1;
+        assert!(waited < 3000, "verify made no work directory");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(std::fs::read_dir(w.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_work_directory_inside_the_source_is_not_copied_into_itself() {
+    let t = tempdir();
+    std::fs::create_dir(t.path().join("scratch")).unwrap();
+    let o = verify(
+        t.path(),
+        &["--work", "scratch", "--variations", "umask"],
+        "find . ! -name out | sort > out\n",
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(t.path().join("scratch")).unwrap().count(),
+        0
+    );
+}

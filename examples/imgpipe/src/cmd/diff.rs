@@ -43,6 +43,25 @@ pub struct Args {
     /// 1 GiB): what bounds the work hostile images can ask for.
     #[arg(long, value_name = "N", default_value_t = 64)]
     max_work_ratio: u64,
+    /// Also report what is noise by default, marked as such: the stored order of a
+    /// directory's entries, sub-second mtimes.
+    #[arg(long)]
+    strict: bool,
+}
+
+/// The file differences grouped by layer, each layer's line then its entries, indented.
+pub fn print_files(n: &imgpipe_repro::NestedDiff, indent: &str) {
+    let mut layer: Option<&[String]> = None;
+    for f in &n.differences {
+        if layer != Some(f.within.as_slice()) {
+            println!("{indent}{}:", f.within.join(" > "));
+            layer = Some(f.within.as_slice());
+        }
+        println!("{indent}  {}: {}", f.path, f.what);
+    }
+    if n.omitted > 0 {
+        println!("{indent}... and {} more", n.omitted);
+    }
 }
 
 fn open(p: &Path) -> anyhow::Result<File> {
@@ -69,6 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut n = NestedOptions::default();
         n.max_differences = args.max_files;
         n.max_work_ratio = args.max_work_ratio;
+        n.strict = args.strict;
         Some(n)
     };
     let bar = progress::bytes(len, "comparing");
@@ -118,12 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("files: identical in {}", n.compared.join(", "));
             } else {
                 println!("files that differ:");
-                for f in &n.differences {
-                    println!("  {}: {}: {}", f.within.join(" > "), f.path, f.what);
-                }
-                if n.omitted > 0 {
-                    println!("  ... and {} more", n.omitted);
-                }
+                print_files(n, "  ");
             }
         }
         if let Some(e) = &rep.files_error {

@@ -41,9 +41,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         })
         .transpose()?;
     let base = a.work.clone().unwrap_or_else(std::env::temp_dir);
-    let work = tempfile::Builder::new()
-        .prefix("imgpipe-rebuild.")
-        .tempdir_in(&base)
+    let work = imgpipe_repro::WorkDir::create_in(&base, "imgpipe-rebuild")
         .with_context(|| format!("--work: cannot create a directory in {}", base.display()))?;
     let mut bar = progress::bytes(0, "starting");
     let rep = rebuild(&a.manifest, work.path(), pass, &mut |e| match e {
@@ -99,9 +97,7 @@ fn print(rep: &RebuildReport) {
             o.name, o.recorded, o.rebuilt
         );
         if let Some(files) = o.diff.as_ref().and_then(|d| d.files.as_ref()) {
-            for f in &files.differences {
-                println!("    {}: {}: {}", f.within.join(" > "), f.path, f.what);
-            }
+            super::diff::print_files(files, "    ");
         }
     }
 }

@@ -22,8 +22,9 @@ pub struct Args {
     /// A path below the current directory not to copy (repeatable), e.g. `target`.
     #[arg(long, value_name = "PATH")]
     exclude: Vec<PathBuf>,
-    /// Where the two copies go (default: the system's temporary directory). On a tmpfs such
-    /// as /dev/shm, directory order can be varied.
+    /// Where the copies go (a fresh directory is made inside). Default: /dev/shm when three
+    /// copies of the source fit in half its free space (on a tmpfs directory order can be
+    /// varied), else the system's temporary directory.
     #[arg(long, value_name = "DIR")]
     work: Option<PathBuf>,
     /// Keep both build trees inside DIR.
@@ -61,6 +62,24 @@ fn on_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// /dev/shm when three copies of the source (two builds, and a third while bisecting) take
+/// at most half its free space: a tmpfs keeps creation order in directory listings, so
+/// directory order can vary. Else the system's temporary directory (on disk, not in memory).
+fn default_work(source: &std::path::Path, exclude: &[PathBuf]) -> anyhow::Result<PathBuf> {
+    let shm = PathBuf::from("/dev/shm");
+    let free = rustix::fs::statvfs(&shm)
+        .ok()
+        .filter(|_| shm.is_dir())
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize));
+    if let Some(free) = free {
+        let bytes = imgpipe_repro::verify::source_bytes(source, exclude)?;
+        if bytes.saturating_mul(3) <= free / 2 {
+            return Ok(shm);
+        }
+    }
+    Ok(std::env::temp_dir())
+}
+
 /// Runs `imgpipe verify`.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let source = std::env::current_dir()?;
@@ -74,15 +93,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         req.work = k.clone();
         req.keep = true;
     } else {
-        // A tmpfs keeps creation order in directory listings, so directory order can vary.
-        let shm = PathBuf::from("/dev/shm");
-        req.work = a.work.clone().unwrap_or_else(|| {
-            if shm.is_dir() {
-                shm
-            } else {
-                std::env::temp_dir()
-            }
-        });
+        req.work = match &a.work {
+            Some(w) => w.clone(),
+            None => default_work(&source, &a.exclude)?,
+        };
     }
     req.faketime = FAKETIME.iter().map(PathBuf::from).find(|p| p.is_file());
     req.taskset = on_path("taskset");
@@ -144,9 +158,7 @@ fn print(rep: &VerifyReport) {
                 o.diff.len_a.max(o.diff.len_b)
             );
             if let Some(n) = &o.diff.files {
-                for f in &n.differences {
-                    println!("    {}: {}: {}", f.within.join(" > "), f.path, f.what);
-                }
+                super::diff::print_files(n, "    ");
             }
         }
     }
