@@ -101,7 +101,18 @@ impl Kickstart {
             l.trim_matches(crate::lex::py_isspace)
                 .starts_with("%ksappend")
         };
+        // `realm` splits its raw line again, without comments (as pykickstart does): a line
+        // whose comment is part of that split (`realm join x # y`) means something else
+        // once written without it.
+        let raw_split_agrees = |c: &crate::Command| {
+            let rest = c.raw.trim_start_matches(crate::lex::py_isspace);
+            let rest = rest.get(c.name.len()..).unwrap_or("");
+            crate::lex::split(rest, false).is_ok_and(|w| w == c.args)
+        };
         self.items.iter().all(|i| match i {
+            Item::Command(c) if c.name == "realm" => {
+                !breaks(&c.name) && !c.args.iter().any(breaks) && raw_split_agrees(c)
+            }
             Item::Command(c) => !breaks(&c.name) && !c.args.iter().any(breaks),
             Item::Section(s) => !s.args.iter().any(breaks) && !s.body.iter().any(appends),
         })

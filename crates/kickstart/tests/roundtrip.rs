@@ -134,6 +134,27 @@ fn words_with_line_breaks_are_not_writable() {
 }
 
 #[test]
+fn realm_lines_whose_comment_is_part_of_the_raw_split_are_not_writable() {
+    // pykickstart's realm splits its raw line again, without comments: `# note` is two more
+    // arguments there (found by the kickstart_parse fuzz target), so the line written
+    // without its comment would become valid.
+    let ks = Kickstart::parse_str("x.ks", "realm join example.com # our domain\n");
+    assert!(!ks.validate(Version::F43).is_valid());
+    assert!(!ks.is_canonically_writable());
+    let ks = Kickstart::parse_str("x.ks", "realm join --no-password example.com\n");
+    assert!(ks.validate(Version::F43).is_valid());
+    assert!(ks.is_canonically_writable());
+    // getopt without short options: `-x` is an unknown option, as pykickstart says.
+    let r = Kickstart::parse_str("x.ks", "realm join -# x\n").validate(Version::F43);
+    assert!(
+        r.diagnostics
+            .iter()
+            .any(|d| d.message == "Invalid realm arguments: option -# not recognized"),
+        "{r:?}"
+    );
+}
+
+#[test]
 fn ksappend_lines_from_includes_are_not_writable() {
     // Only the top file's `%ksappend` lines are spliced: one in an included section body
     // stays a body line, but the flattened canonical file would splice it (found by the

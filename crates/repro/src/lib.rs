@@ -50,6 +50,7 @@ pub mod iso;
 pub mod luks;
 mod nested;
 mod output;
+pub mod reason;
 pub mod seed;
 pub mod serve;
 mod source;
@@ -68,8 +69,8 @@ pub use format::{
     read_head,
 };
 pub use nested::{
-    DiffKind, FileDifference, MIN_WORK_BUDGET, NestedDiff, NestedOptions, diagnose_files,
-    diagnose_files_within,
+    DiffKind, FileDifference, MIN_WORK_BUDGET, NestedDiff, NestedOptions, REASON_MAX_FILE,
+    diagnose_files, diagnose_files_within,
 };
 pub use output::{
     AtomicFile, TEMP_SUFFIX, WorkDir, check_output, discard_pending_outputs, temp_path,

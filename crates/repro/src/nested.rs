@@ -47,6 +47,9 @@ pub struct NestedOptions {
     pub strict: bool,
 }
 
+/// The largest file whose two versions are read into memory to say why they differ.
+pub const REASON_MAX_FILE: u64 = 16 << 20;
+
 /// The least work budget of a diagnosis, in bytes hashed, whatever the images' sizes.
 pub const MIN_WORK_BUDGET: u64 = 1 << 30;
 
@@ -123,6 +126,11 @@ pub struct FileDifference {
     /// [`NestedOptions::strict`] only), e.g. where identical content is stored.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub noise: bool,
+    /// Why the content differs, for the usual culprits (a gzip header, ELF sections, a
+    /// `.pyc` header, archive member times, text lines): see [`crate::reason`]. Looked for in
+    /// files of at most [`REASON_MAX_FILE`] bytes on both sides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<crate::reason::Reason>,
     /// The same in words, e.g. `content (1234 vs 1240 bytes)`, `mode 0644 -> 0755`, `only in A`.
     pub what: String,
 }
@@ -241,6 +249,27 @@ impl Write for HashWriter {
     }
 }
 
+/// A `Vec` sink that refuses to take more than `left` bytes (what an entry claims).
+struct Capped<'b> {
+    buf: &'b mut Vec<u8>,
+    left: &'b mut u64,
+}
+
+impl Write for Capped<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len() as u64;
+        if n > *self.left {
+            return Err(std::io::Error::other("more content than the entry's size"));
+        }
+        *self.left -= n;
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Where content is held, so it is hashed once: (side B?, absolute offset, length) of a
 /// file stored in one piece, or (side B?, its filesystem's offset, hard-link identity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -262,6 +291,7 @@ struct Found {
     a: serde_json::Value,
     b: serde_json::Value,
     noise: bool,
+    reason: Option<crate::reason::Reason>,
     what: String,
 }
 
@@ -272,6 +302,7 @@ impl Found {
             a: serde_json::Value::Null,
             b: serde_json::Value::Null,
             noise: false,
+            reason: None,
             what: what.into(),
         }
     }
@@ -525,6 +556,7 @@ impl Walker<'_> {
             a: d.a,
             b: d.b,
             noise: d.noise,
+            reason: d.reason,
             what: d.what,
         });
     }
@@ -704,10 +736,37 @@ impl Walker<'_> {
                     inner.push(format!("{path} ({})", k.name()));
                     self.descend(k, na, nb, &inner, path, within)?;
                 }
-                (None, _) => self.push(within, path, content(x.size, y.size, digests, None)),
+                (None, _) => {
+                    let why = match (
+                        self.read_small(ra, nx, x.size),
+                        self.read_small(rb, ny, y.size),
+                    ) {
+                        (Some(da), Some(db)) => crate::reason::explain(&da, &db),
+                        _ => None,
+                    };
+                    let mut f = content(x.size, y.size, digests, None);
+                    f.reason = why;
+                    self.push(within, path, f);
+                }
             }
         }
         Ok(())
+    }
+
+    /// A file's content in memory, when it is at most [`REASON_MAX_FILE`] bytes (counted
+    /// against the work budget; `None` when larger, over budget or unreadable).
+    fn read_small<R: FsRead>(&mut self, r: &R, node: &R::Node, size: u64) -> Option<Vec<u8>> {
+        if size > REASON_MAX_FILE || size > self.work_left {
+            return None;
+        }
+        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        let mut left = size;
+        let mut sink = Capped {
+            buf: &mut buf,
+            left: &mut left,
+        };
+        self.work_left -= size;
+        r.read_content(node, &mut sink).ok().map(|_| buf)
     }
 
     /// Identical content stored at other offsets of the two filesystems (noise).

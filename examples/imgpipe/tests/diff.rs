@@ -152,6 +152,7 @@ fn names_the_file_inside_the_squashfs_inside_the_iso() {
             "kind": "size",
             "a": 7,
             "b": 8,
+            "reason": {"format": "text", "details": ["line 1: -live-a +live-b2"]},
             "what": "content (7 vs 8 bytes)"
         }]),
         "{v:#}"
@@ -408,5 +409,145 @@ fn each_kind_is_reported_with_both_values() {
     for d in placed {
         assert_eq!(d["noise"], true);
         assert_ne!(d["a"], d["b"]);
+    }
+}
+
+/// The usual culprits, each made to differ in exactly its usual way by the real tool, inside
+/// two squashfs images: `diff` says why each file differs.
+#[test]
+fn says_why_the_usual_culprits_differ() {
+    let t = tempdir();
+    let sh = |dir: &std::path::Path, script: &str| {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .env("TZ", "UTC")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let mut expect: Vec<(&str, &str, &str)> = vec![
+        ("/notes.txt", "text", "line 2: -two +2"),
+        ("/data.gz", "gzip", "header mtime 1000000000 -> 1000000001"),
+    ];
+    let python = tool("python3");
+    let (gcc, ar, bsdtar) = (tool("gcc"), tool("ar"), tool("bsdtar"));
+    for (name, second) in [("a", false), ("b", true)] {
+        let r = t.path().join(name);
+        fs::create_dir_all(&r).unwrap();
+        let n = u32::from(second);
+        fs::write(
+            r.join("notes.txt"),
+            if second {
+                "one\n2\nthree\n"
+            } else {
+                "one\ntwo\nthree\n"
+            },
+        )
+        .unwrap();
+        sh(
+            &r,
+            &format!(
+                "printf 'same payload\\n' > data && touch -d @100000000{n} data && gzip data && mv data.gz data.gz.tmp && mv data.gz.tmp data.gz"
+            ),
+        );
+        if gcc.is_some() {
+            sh(
+                &r,
+                &format!(
+                    "printf 'int main(void){{return 0;}}\\n' > m.c && gcc -O1 -Wl,--build-id=0x{n}{n}{n}{n} -o prog m.c && rm m.c"
+                ),
+            );
+        }
+        if ar.is_some() {
+            sh(
+                &r,
+                &format!(
+                    "printf 'member\\n' > o.txt && touch -d @100000000{n} o.txt && ar rcU lib.a o.txt && rm o.txt"
+                ),
+            );
+        }
+        if bsdtar.is_some() {
+            sh(
+                &r,
+                &format!(
+                    "mkdir c && printf 'x\\n' > c/init && touch -d @100000000{n} c/init && (cd c && bsdtar --format newc -cf ../initrd.cpio init) && rm -r c"
+                ),
+            );
+        }
+        if let Some(py) = &python {
+            let py = py.display();
+            sh(
+                &r,
+                &format!(
+                    "printf 'x = 1\\n' > m.py && touch -d @100000000{n} m.py && {py} -c 'import py_compile; py_compile.compile(\"m.py\", cfile=\"m.pyc\")' && rm m.py && \
+                 {py} -c 'import zipfile; z = zipfile.ZipFile(\"w.zip\", \"w\"); z.writestr(zipfile.ZipInfo(\"pkg/m.txt\", (2020, 1, 1, 0, 0, {})), \"same\"); z.close()'",
+                    2 * n
+                ),
+            );
+        }
+    }
+    if gcc.is_some() {
+        expect.push(("/prog", "elf", "build-id 0000 -> 1111"));
+    }
+    if ar.is_some() {
+        expect.push(("/lib.a", "ar", "o.txt: mtime 1000000000 -> 1000000001"));
+    }
+    if bsdtar.is_some() {
+        expect.push((
+            "/initrd.cpio",
+            "cpio",
+            "init: mtime 1000000000 -> 1000000001",
+        ));
+    }
+    if python.is_some() {
+        expect.push(("/m.pyc", "pyc", "source mtime 1000000000 -> 1000000001"));
+        expect.push((
+            "/w.zip",
+            "zip",
+            "pkg/m.txt: DOS time 2020-01-01 00:00:00 -> 2020-01-01 00:00:02",
+        ));
+    }
+    let sq = |name: &str| {
+        let out = t.path().join(format!("{name}.sqfs"));
+        let e = std::ffi::OsStr::new;
+        let root = t.path().join(name);
+        imgpipe(&[
+            e("squashfs"),
+            e("create"),
+            e("--epoch"),
+            e("1700000000"),
+            e("--clamp-mtime"),
+            e("-o"),
+            out.as_os_str(),
+            root.as_os_str(),
+        ]);
+        out
+    };
+    let (a, b) = (sq("a"), sq("b"));
+    let (code, v) = diff(&a, &b);
+    assert_eq!(code, 1, "{v:#}");
+    let diffs = v["files"]["differences"].as_array().unwrap();
+    for (path, format, detail) in expect {
+        let d = diffs
+            .iter()
+            .find(|d| d["path"] == path && (d["kind"] == "content" || d["kind"] == "size"))
+            .unwrap_or_else(|| panic!("{path} not reported: {v:#}"));
+        assert_eq!(d["reason"]["format"], format, "{path}: {d:#}");
+        let details: Vec<&str> = d["reason"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap())
+            .collect();
+        assert!(
+            details.iter().any(|x| x.starts_with(detail)),
+            "{path}: no {detail:?} in {details:?}"
+        );
     }
 }

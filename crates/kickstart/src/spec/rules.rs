@@ -571,6 +571,13 @@ fn realm(c: &Command, _ns: &mut Namespace) -> Option<String> {
             i += 1;
             break;
         }
+        // getopt with no short options: `-x` is an unknown option, a lone `-` an operand.
+        if a.len() > 1 && a.starts_with('-') && !a.starts_with("--") {
+            let c = a[1..].chars().next().unwrap_or_default();
+            return Some(format!(
+                "Invalid realm arguments: option -{c} not recognized"
+            ));
+        }
         let Some(opt) = a.strip_prefix("--") else {
             break;
         };

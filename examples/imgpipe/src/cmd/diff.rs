@@ -58,6 +58,11 @@ pub fn print_files(n: &imgpipe_repro::NestedDiff, indent: &str) {
             layer = Some(f.within.as_slice());
         }
         println!("{indent}  {}: {}", f.path, f.what);
+        if let Some(r) = &f.reason {
+            for d in &r.details {
+                println!("{indent}    {}: {d}", r.format);
+            }
+        }
     }
     if n.omitted > 0 {
         println!("{indent}... and {} more", n.omitted);
