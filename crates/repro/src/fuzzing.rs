@@ -38,3 +38,16 @@ fn unlinked(dir: &Path, tag: &str, bytes: &[u8]) -> Option<std::fs::File> {
     f.write_all(bytes).ok()?;
     Some(f)
 }
+
+/// `repro_reason`: two versions of a file from one input, cut as [`repro_nested`] cuts
+/// (the first 4 bytes say where), explained by [`crate::reason::explain`]: whatever they
+/// claim to be (gzip, ELF, `.pyc`, zip, `ar`, cpio, text), nothing may panic, read outside
+/// them or inflate past the bound. Returns whether a reason was found.
+pub fn repro_reason(data: &[u8]) -> bool {
+    let Some((head, body)) = data.split_first_chunk::<4>() else {
+        return false;
+    };
+    let cut = u32::from_le_bytes(*head) as usize % (body.len() + 1);
+    let (a, b) = body.split_at(cut);
+    crate::reason::explain(a, b).is_some()
+}

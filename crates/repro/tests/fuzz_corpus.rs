@@ -1,5 +1,5 @@
-//! Replays the `repro_nested` fuzz corpus and regressions (see `fuzz/`) through the very body
-//! the target runs ([`imgpipe_repro::fuzzing::repro_nested`]).
+//! Replays the `repro_nested` and `repro_reason` fuzz corpora and regressions (see `fuzz/`)
+//! through the very bodies the targets run ([`imgpipe_repro::fuzzing`]).
 
 use imgpipe_repro::fuzzing;
 use imgpipe_testsupport::fuzz_inputs;
@@ -17,4 +17,16 @@ fn repro_nested() {
     assert!(found >= 2, "{found}");
     // And no run left a file behind.
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn repro_reason() {
+    let inputs = fuzz_inputs("repro_reason");
+    assert!(!inputs.is_empty());
+    // The committed seeds are pairs the real tools wrote, each differing in its usual way.
+    let explained = inputs
+        .iter()
+        .filter(|(_, d)| fuzzing::repro_reason(d))
+        .count();
+    assert!(explained >= 5, "{explained} of {}", inputs.len());
 }

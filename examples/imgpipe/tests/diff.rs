@@ -550,4 +550,48 @@ fn says_why_the_usual_culprits_differ() {
             "{path}: no {detail:?} in {details:?}"
         );
     }
+
+    // The same report as one page: well formed, naming every difference and reason, and
+    // referencing nothing outside itself.
+    let page = t.path().join("report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .arg("diff")
+        .arg("--html")
+        .arg(&page)
+        .args([&a, &b])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let html = fs::read_to_string(&page).unwrap();
+    for d in diffs {
+        let path = d["path"].as_str().unwrap();
+        assert!(
+            html.contains(&format!("<code>{path}</code>")),
+            "{path} not in the page"
+        );
+        for x in d["reason"]["details"].as_array().into_iter().flatten() {
+            let x = x.as_str().unwrap().replace('>', "&gt;");
+            assert!(html.contains(&x), "{x} not in the page");
+        }
+    }
+    for outside in [
+        "http:", "https:", "src=", "href=", "url(", "<script", "@import",
+    ] {
+        assert!(!html.contains(outside), "the page references {outside}");
+    }
+    if let Some(py) = tool("python3") {
+        let o = Command::new(py)
+            .args([
+                "-c",
+                "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])",
+            ])
+            .arg(&page)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "not well formed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 }

@@ -47,6 +47,10 @@ pub struct Args {
     /// directory's entries, sub-second mtimes.
     #[arg(long)]
     strict: bool,
+    /// Also write the report as one self-contained HTML page (layers, differences, reasons;
+    /// nothing fetched from elsewhere), for CI artefact stores.
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
 }
 
 /// The file differences grouped by layer, each layer's line then its entries, indented.
@@ -78,6 +82,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Each image is opened once and read through once; the file comparison is handed the
     // differing ranges and does not read again what is known identical.
     let (a, b) = (open(&args.a)?, open(&args.b)?);
+    if let Some(h) = &args.html {
+        crate::target::check_output("--html", h)?;
+    }
     let len = a
         .metadata()
         .with_context(|| format!("cannot open {}", args.a.display()))?
@@ -111,6 +118,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     if let Some(s) = spin {
         s.finish_and_clear();
+    }
+    if let Some(h) = &args.html {
+        let page = super::diff_html::page(
+            &rep,
+            &args.a.display().to_string(),
+            &args.b.display().to_string(),
+        );
+        let f = crate::target::create(h)?;
+        std::io::Write::write_all(&mut f.file(), page.as_bytes())
+            .with_context(|| format!("--html: writing {}", h.display()))?;
+        crate::target::commit(f)?;
     }
     if args.json {
         output::print_json(&rep)?;

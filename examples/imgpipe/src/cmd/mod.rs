@@ -3,6 +3,7 @@
 pub mod build;
 mod describe;
 pub mod diff;
+mod diff_html;
 pub mod erofs;
 pub mod fat;
 pub mod gpt;
