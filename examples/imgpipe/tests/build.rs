@@ -753,3 +753,51 @@ fn rebuild_proves_a_build_and_names_a_changed_input() {
     assert_eq!(r["proven"], false);
     assert_eq!(r["changed_inputs"][0][0], "root tree", "{r:#}");
 }
+
+#[test]
+fn verify_builds_twice_and_compares_every_output() {
+    for rootfs in [
+        &["--rootfs", "squashfs", "--comp", "zstd"][..],
+        &["--rootfs", "erofs", "--comp", "lz4"],
+    ] {
+        let t = tempdir();
+        let d = t.path();
+        inputs(d, false);
+        let tmp = tempdir();
+        let mut a = args(rootfs);
+        a.extend([
+            "--verify".into(),
+            "--json".into(),
+            "--processors".into(),
+            "2".into(),
+        ]);
+        let o = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+            .current_dir(d)
+            .args(&a)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env("TMPDIR", tmp.path())
+            .output()
+            .unwrap();
+        ok(&o);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let r = &v["verify"];
+        assert_eq!(r["reproducible"], true, "{r:#}");
+        assert_eq!(r["threads"], serde_json::json!([2, 1]), "{r:#}");
+        let names: Vec<&str> = r["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["live.iso", "live.img", "manifest.json"], "{r:#}");
+        assert_eq!(
+            r["outputs"][0]["first"],
+            v["manifest"]["outputs"][0]["sha256"]
+        );
+        // The first build's outputs stay; the second's are gone with their directory.
+        for f in ["live.iso", "live.img", "manifest.json"] {
+            assert!(d.join(f).is_file(), "{f}");
+        }
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+}

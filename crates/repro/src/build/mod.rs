@@ -45,6 +45,7 @@ mod inputs;
 pub mod label;
 mod overlay;
 mod recipe;
+mod twice;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -61,6 +62,7 @@ pub use inputs::TreeDigest;
 pub use label::check_label;
 pub use overlay::{Applied, KickstartReport};
 pub use recipe::{RebuildReport, RebuiltOutput, Recipe, RootFsRecipe, rebuild};
+pub use twice::{TwiceOutput, TwiceReport, build_twice};
 
 use crate::error::{Error, Result};
 use crate::output::{AtomicFile, check_output};

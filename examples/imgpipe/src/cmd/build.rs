@@ -136,6 +136,11 @@ pub struct Args {
     /// Print the manifest as JSON.
     #[arg(long)]
     json: bool,
+    /// Then build again into a temporary directory with another number of threads, and
+    /// compare every output (and the manifest) byte for byte: exit 1 with the diagnosis
+    /// when one differs. The first build's outputs stay either way.
+    #[arg(long)]
+    verify: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -329,8 +334,79 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     });
     bar.finish_and_clear();
     let manifest = result?;
-    print(&a, &manifest)?;
-    Ok(output::exit(output::SUCCESS))
+    if !a.verify {
+        print(&a, &manifest)?;
+        return Ok(output::exit(output::SUCCESS));
+    }
+    let first_threads = pool.current_num_threads();
+    let threads = if first_threads > 1 { 1 } else { 2 };
+    let work = imgpipe_repro::WorkDir::create_in(&std::env::temp_dir(), "imgpipe-build-verify")
+        .context("--verify: cannot create a directory in the temporary directory")?;
+    let second_pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("--verify: starting threads")?;
+    let spin = progress::spinner("building again to verify");
+    let twice = second_pool.install(|| {
+        imgpipe_repro::build::build_twice(
+            &req,
+            &manifest,
+            first_threads,
+            threads,
+            work.path(),
+            &mut |_| {},
+        )
+    });
+    spin.finish_and_clear();
+    let twice = twice.context("--verify: the second build")?;
+    drop(work);
+    if a.json {
+        #[derive(serde::Serialize)]
+        struct Both<'a> {
+            manifest: &'a Manifest,
+            verify: &'a imgpipe_repro::build::TwiceReport,
+        }
+        output::print_json(&Both {
+            manifest: &manifest,
+            verify: &twice,
+        })?;
+    } else {
+        print(&a, &manifest)?;
+        print_twice(&twice);
+    }
+    Ok(output::exit(if twice.reproducible {
+        output::SUCCESS
+    } else {
+        output::NEGATIVE
+    }))
+}
+
+fn print_twice(t: &imgpipe_repro::build::TwiceReport) {
+    let (x, y) = t.threads;
+    if t.reproducible {
+        let names: Vec<&str> = t.outputs.iter().map(|o| o.name.as_str()).collect();
+        println!(
+            "verified: {} byte-identical when built again at another path with {y} thread(s) instead of {x}",
+            names.join(", ")
+        );
+        return;
+    }
+    println!("not reproducible (built again at another path with {y} thread(s) instead of {x}):");
+    for o in &t.outputs {
+        if o.identical {
+            println!("  {}: identical", o.name);
+            continue;
+        }
+        println!(
+            "  {}: sha256 {} then {}",
+            o.name,
+            o.first.get(..16).unwrap_or(""),
+            o.second.get(..16).unwrap_or("")
+        );
+        if let Some(files) = o.diff.as_ref().and_then(|d| d.files.as_ref()) {
+            super::diff::print_files(files, "    ");
+        }
+    }
 }
 
 fn print(a: &Args, m: &Manifest) -> anyhow::Result<()> {

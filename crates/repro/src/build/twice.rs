@@ -1,0 +1,146 @@
+//! `build --verify`: the reproducibility gate for imgpipe's own pipeline, in-process. The
+//! build runs a second time into another directory with another number of threads, with the
+//! first build's epoch and seed, and each output is compared; when one differs, `diff`'s
+//! nested diagnosis says which files inside which layer.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{BuildRequest, Event, Manifest, RootFs, build};
+use crate::diff::{ImageDiff, ImageDiffOptions, diff_images};
+use crate::error::{Error, Result};
+
+/// One output of the two builds.
+#[derive(Debug, Clone, Serialize)]
+pub struct TwiceOutput {
+    /// Its file name.
+    pub name: String,
+    /// The first build's SHA-256.
+    pub first: String,
+    /// The second build's.
+    pub second: String,
+    /// Whether they match.
+    pub identical: bool,
+    /// When they do not: the diagnosis.
+    pub diff: Option<ImageDiff>,
+}
+
+/// What [`build_twice`] found.
+#[derive(Debug, Clone, Serialize)]
+pub struct TwiceReport {
+    /// Every output identical.
+    pub reproducible: bool,
+    /// What the second build varied: its output directory, and its threads (`first` and
+    /// `second`).
+    pub varied: Vec<String>,
+    /// Threads of the first and the second build.
+    pub threads: (usize, usize),
+    /// Each output (the manifest too, when the first build wrote one).
+    pub outputs: Vec<TwiceOutput>,
+}
+
+/// Builds `req` again into `work` (a fresh directory) with `first`'s epoch and seed and
+/// `threads` threads (the first build ran with `first_threads`), then compares each output
+/// of the two builds. Call it inside a rayon pool of `threads` threads: the squashfs writer
+/// uses the pool it runs in (EROFS is told the count).
+pub fn build_twice(
+    req: &BuildRequest,
+    first: &Manifest,
+    first_threads: usize,
+    threads: usize,
+    work: &Path,
+    on: &mut dyn FnMut(Event),
+) -> Result<TwiceReport> {
+    let mut again = req.clone();
+    let into = |p: &Path| work.join(p.file_name().unwrap_or(p.as_os_str()));
+    again.iso = work.join(req.iso.file_name().unwrap_or(req.iso.as_os_str()));
+    again.disk = req.disk.as_deref().map(into);
+    again.manifest = req.manifest.as_deref().map(into);
+    again.epoch = Some(first.epoch);
+    again.seed = crate::Seed::parse(&first.seed);
+    // The squashfs writer uses the thread pool it runs in; EROFS takes its count.
+    if let RootFs::Erofs(o) = &mut again.rootfs {
+        o.threads = Some(threads);
+    }
+    let second = build(&again, on)?;
+    let mut outputs = Vec::new();
+    let mut pairs: Vec<(String, &Path, &Path, String, String)> = Vec::new();
+    for o in &first.outputs {
+        let Some(s) = second.outputs.iter().find(|s| s.name == o.name) else {
+            continue;
+        };
+        let (a, b) = if o.kind == "disk" {
+            (req.disk.as_deref(), again.disk.as_deref())
+        } else {
+            (Some(req.iso.as_path()), Some(again.iso.as_path()))
+        };
+        if let (Some(a), Some(b)) = (a, b) {
+            pairs.push((o.name.clone(), a, b, o.sha256.clone(), s.sha256.clone()));
+        }
+    }
+    let manifests;
+    if let (Some(a), Some(b)) = (&req.manifest, &again.manifest) {
+        manifests = (sha256_file(a)?, sha256_file(b)?);
+        let name = a
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        pairs.push((name, a, b, manifests.0.clone(), manifests.1.clone()));
+    }
+    for (name, a, b, first_sha, second_sha) in pairs {
+        let identical = first_sha == second_sha;
+        let diff = if identical {
+            None
+        } else {
+            let open = |p: &Path| {
+                std::fs::File::open(p).map_err(|source| Error::HostIo {
+                    what: "cannot open",
+                    path: p.to_path_buf(),
+                    source,
+                })
+            };
+            Some(diff_images(
+                &open(a)?,
+                &open(b)?,
+                ImageDiffOptions::default(),
+                &mut |_| {},
+            )?)
+        };
+        outputs.push(TwiceOutput {
+            name,
+            first: first_sha,
+            second: second_sha,
+            identical,
+            diff,
+        });
+    }
+    Ok(TwiceReport {
+        reproducible: outputs.iter().all(|o| o.identical),
+        varied: vec!["path".into(), "threads".into()],
+        threads: (first_threads, threads),
+        outputs,
+    })
+}
+
+fn sha256_file(p: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(p).map_err(|source| Error::HostIo {
+        what: "cannot open",
+        path: p.to_path_buf(),
+        source,
+    })?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf).map_err(|source| Error::HostIo {
+            what: "cannot read",
+            path: p.to_path_buf(),
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        h.update(buf.get(..n).unwrap_or_default());
+    }
+    Ok(super::inputs::hex(&h.finalize()))
+}
