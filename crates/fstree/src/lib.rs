@@ -56,7 +56,7 @@ pub use extract::{
     extract_with_progress, link_escapes,
 };
 pub use listing::{LISTING_SCHEMA, Listed, ListedXattr, Listing};
-pub use read::{Extent, FsRead, Holds, HoleWrite};
+pub use read::{Extent, FsRead, Holds, HoleWrite, StoredPiece};
 pub use scan::{ScanOptions, scan};
 pub use source::{Bytes, Cursor, ReadAt, SeekSource, Slice, Window};
 pub use tree::{Content, Node, StreamFn, Tree};

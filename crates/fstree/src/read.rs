@@ -27,6 +27,40 @@ pub struct Extent {
     pub compressed: bool,
 }
 
+/// A piece of a file's stored bytes, as [`FsRead::stored_pieces`] lists them: like an
+/// [`Extent`], but the stored bytes may hold more than this file (a compressed squashfs
+/// fragment block shared by several files' tails), the file's bytes starting at
+/// `inner_offset` of the decoded piece. Two files whose pieces match one to one (all fields
+/// but `image_offset`) with equal stored bytes have equal content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredPiece {
+    /// Where the piece starts in the file's content.
+    pub file_offset: u64,
+    /// Content bytes it gives the file.
+    pub len: u64,
+    /// Where its stored bytes start, relative to the image start.
+    pub image_offset: u64,
+    /// Stored length.
+    pub stored_len: u64,
+    /// Whether the stored bytes are compressed.
+    pub compressed: bool,
+    /// Where the file's bytes start in the decoded piece (0 unless it is shared).
+    pub inner_offset: u64,
+}
+
+impl From<Extent> for StoredPiece {
+    fn from(e: Extent) -> Self {
+        Self {
+            file_offset: e.file_offset,
+            len: e.len,
+            image_offset: e.image_offset,
+            stored_len: e.stored_len,
+            compressed: e.compressed,
+            inner_offset: 0,
+        }
+    }
+}
+
 /// Which facts a format keeps, so comparisons across formats look only at those.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Holds {
@@ -98,6 +132,15 @@ pub trait FsRead {
     fn extents(&self, node: &Self::Node) -> Result<Option<Vec<Extent>>, Self::Error> {
         let _ = node;
         Ok(None)
+    }
+
+    /// The file's stored pieces, shared ones included ([`StoredPiece`]), where the layout
+    /// says: what lets a comparison find equal content by equal stored bytes without
+    /// decoding them. The default is [`extents`](Self::extents).
+    fn stored_pieces(&self, node: &Self::Node) -> Result<Option<Vec<StoredPiece>>, Self::Error> {
+        Ok(self
+            .extents(node)?
+            .map(|v| v.into_iter().map(StoredPiece::from).collect()))
     }
 
     /// The image's size in bytes, where the reader knows it: what bounds the work and output

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use imgpipe_fstree::{Entry, Extent, FileType, FsRead, Holds, Metadata};
+use imgpipe_fstree::{Entry, Extent, FileType, FsRead, Holds, Metadata, StoredPiece};
 
 use super::Reader;
 use crate::error::{Error, Result};
@@ -71,6 +71,22 @@ impl Reader {
     }
 
     fn file_extents(&self, inode: &Inode) -> Result<Option<Vec<Extent>>> {
+        Ok(self.file_pieces(inode, false)?.map(|v| {
+            v.into_iter()
+                .map(|p| Extent {
+                    file_offset: p.file_offset,
+                    len: p.len,
+                    image_offset: p.image_offset,
+                    stored_len: p.stored_len,
+                    compressed: p.compressed,
+                })
+                .collect()
+        }))
+    }
+
+    /// The file's stored pieces; with `shared`, a tail in a compressed fragment block is the
+    /// whole block (the file's bytes at its offset inside), else such a file has none.
+    fn file_pieces(&self, inode: &Inode, shared: bool) -> Result<Option<Vec<StoredPiece>>> {
         let InodeData::File(f) = &inode.data else {
             return Ok(None);
         };
@@ -101,12 +117,13 @@ impl Reader {
             }
             // A zero size word is a sparse block: a hole, stored nowhere.
             if word != 0 {
-                out.push(Extent {
+                out.push(StoredPiece {
                     file_offset,
                     len,
                     image_offset: pos,
                     stored_len: u64::from(stored),
                     compressed,
+                    inner_offset: 0,
                 });
             }
             pos += u64::from(stored);
@@ -118,10 +135,33 @@ impl Reader {
             // this file's bytes alone, so the file has no extents to report.
             let frag = self.fragment_entry(f.fragment)?;
             let (stored, compressed) = data_block_size(frag.size);
-            if compressed {
-                return Ok(None);
-            }
             let len = f.file_size - file_offset;
+            if compressed {
+                if !shared {
+                    return Ok(None);
+                }
+                if frag
+                    .start
+                    .checked_add(u64::from(stored))
+                    .is_none_or(|end| end > self.superblock().bytes_used)
+                {
+                    return Err(Error::Truncated {
+                        structure: "fragment block",
+                        offset: frag.start,
+                        needed: u64::from(stored),
+                        available: self.superblock().bytes_used.saturating_sub(frag.start),
+                    });
+                }
+                out.push(StoredPiece {
+                    file_offset,
+                    len,
+                    image_offset: frag.start,
+                    stored_len: u64::from(stored),
+                    compressed: true,
+                    inner_offset: u64::from(f.frag_offset),
+                });
+                return Ok(Some(out));
+            }
             let start = frag.start.checked_add(u64::from(f.frag_offset));
             let end = start.and_then(|s| s.checked_add(len));
             if end.is_none_or(|end| {
@@ -135,12 +175,13 @@ impl Reader {
                     available: u64::from(stored),
                 });
             }
-            out.push(Extent {
+            out.push(StoredPiece {
                 file_offset,
                 len,
                 image_offset: start.unwrap_or(frag.start),
                 stored_len: len,
                 compressed: false,
+                inner_offset: 0,
             });
         }
         Ok(Some(out))
@@ -206,5 +247,12 @@ impl FsRead for Reader {
             return Ok(None);
         }
         self.file_extents(&self.inode(node.inode_ref)?)
+    }
+
+    fn stored_pieces(&self, node: &InodeHandle) -> Result<Option<Vec<StoredPiece>>> {
+        if !matches!(node.inode.data, InodeData::File(_)) {
+            return Ok(None);
+        }
+        self.file_pieces(&self.inode(node.inode_ref)?, true)
     }
 }
