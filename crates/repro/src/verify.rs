@@ -104,6 +104,10 @@ pub struct VerifyRequest {
     pub keep: bool,
     /// libfaketime's library, for [`Variation::Clock`].
     pub faketime: Option<PathBuf>,
+    /// libfaketime's `faketime` program, preferred to the library alone for
+    /// [`Variation::Clock`]: it removes the shared-memory segments the library makes in
+    /// /dev/shm, which a shell that exits without running destructors would leave.
+    pub faketime_program: Option<PathBuf>,
     /// `taskset`, for [`Variation::Cpus`].
     pub taskset: Option<PathBuf>,
     /// CPUs available (a one-CPU machine cannot vary [`Variation::Cpus`]).
@@ -128,6 +132,7 @@ impl VerifyRequest {
             work: PathBuf::from("/tmp"),
             keep: false,
             faketime: None,
+            faketime_program: None,
             taskset: None,
             cpus: 1,
             bisect: true,
@@ -285,6 +290,9 @@ fn order_differs(a: &Path, b: &Path) -> bool {
     })
 }
 
+/// How far [`Variation::Clock`] moves the clock.
+const FAKE_CLOCK: &str = "+397d";
+
 /// Runs the build in `root` with `vary` applied.
 fn run_build(req: &VerifyRequest, root: &Path, vary: &[Variation]) -> Result<()> {
     let has = |v| vary.contains(&v);
@@ -298,6 +306,11 @@ fn run_build(req: &VerifyRequest, root: &Path, vary: &[Variation]) -> Result<()>
         && let Some(t) = &req.taskset
     {
         cmd.arg(t).arg("-c").arg("0");
+    }
+    if has(Variation::Clock)
+        && let Some(f) = &req.faketime_program
+    {
+        cmd.arg(f).arg("-f").arg(FAKE_CLOCK);
     }
     cmd.args(&req.command);
     cmd.env(
@@ -319,9 +332,10 @@ fn run_build(req: &VerifyRequest, root: &Path, vary: &[Variation]) -> Result<()>
             .env("HOME", root.join(".verify-home"));
     }
     if has(Variation::Clock)
+        && req.faketime_program.is_none()
         && let Some(lib) = &req.faketime
     {
-        cmd.env("LD_PRELOAD", lib).env("FAKETIME", "+397d");
+        cmd.env("LD_PRELOAD", lib).env("FAKETIME", FAKE_CLOCK);
     }
     let out = cmd.output().map_err(io(format!(
         "running {:?}",
@@ -384,7 +398,10 @@ pub fn verify(req: &VerifyRequest, on: &mut dyn FnMut(VerifyEvent)) -> Result<Ve
     }
     varied.sort();
     varied.dedup();
-    if varied.contains(&Variation::Clock) && req.faketime.is_none() {
+    if varied.contains(&Variation::Clock)
+        && req.faketime.is_none()
+        && req.faketime_program.is_none()
+    {
         not_varied.push((Variation::Clock, "libfaketime is not installed".to_owned()));
     }
     if varied.contains(&Variation::Cpus) && (req.taskset.is_none() || req.cpus < 2) {

@@ -59,6 +59,16 @@ fn each_irreproducibility_is_named() {
     if faketime {
         cases.push(("clock", "date +%Y > out\n"));
     }
+    let faketime_shm = || {
+        std::fs::read_dir("/dev/shm").map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().contains("faketime"))
+            })
+            .count()
+        })
+    };
+    let shm_before = faketime_shm();
     let w = work();
     for (name, script) in cases {
         let t = tempdir();
@@ -83,8 +93,9 @@ fn each_irreproducibility_is_named() {
             "{name}: {r:#}"
         );
     }
-    // Nothing is left in the work directory.
+    // Nothing is left in the work directory, nor libfaketime's segments in /dev/shm.
     assert_eq!(std::fs::read_dir(w.path()).unwrap().count(), 0);
+    assert!(faketime_shm() <= shm_before, "libfaketime segments left in /dev/shm");
 }
 
 #[test]

@@ -99,6 +99,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         };
     }
     req.faketime = FAKETIME.iter().map(PathBuf::from).find(|p| p.is_file());
+    req.faketime_program = req.faketime.as_ref().and_then(|_| on_path("faketime"));
     req.taskset = on_path("taskset");
     req.cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     req.bisect = !a.no_bisect;
