@@ -51,3 +51,23 @@ printf 'lang C\n%%ksappend fifo.ks\n\0' > "$k/ksappend-fifo.ks"
 printf 'lang C\n%%ksappend b.ks\n%%ksappend b.ks\n%%ksappend a.ks\n\0%%include b.ks\n' > "$k/ksappend-loop.ks"
 printf '%%include b.ks\n%%include b.ks\n\0%%include c.ks\n%%include c.ks\n%%include c.ks\n\0%%include sub/d.ks\n%%include sub/d.ks\n%%include sub/d.ks\n\0lang C\n' > "$k/fanout.ks"
 printf 'lang C\n%%include b.ks\n\0\xff\xfe not utf-8\n' > "$k/not-utf8.ks"
+
+# repro_reason: two versions of one file, each pair made to differ in its usual way by the
+# real tool (4-byte little-endian length of A, then A, then B). Needs gcc, ar, bsdtar, python3.
+r=corpus/repro_reason; mkdir -p "$r"
+for n in 0 1; do
+  d="$t/reason$n"; mkdir -p "$d"
+  printf 'same\n' > "$d/d"; touch -d "@100000000$n" "$d/d"; gzip -c "$d/d" > "$d/d.gz"
+  printf 'member\n' > "$d/o.txt"; touch -d "@100000000$n" "$d/o.txt"
+  (cd "$d" && ar rcU lib.a o.txt 2>/dev/null && bsdtar --format newc -cf init.cpio o.txt)
+  gzip -c "$d/init.cpio" > "$d/init.cpio.gz"
+  printf 'int main(void){return 0;}\n' > "$d/m.c"; gcc -Os -s -Wl,--build-id=0x$n$n$n$n -o "$d/prog" "$d/m.c"
+  printf 'x = 1\n' > "$d/m.py"; touch -d "@100000000$n" "$d/m.py"
+  python3 -c "import py_compile; py_compile.compile('$d/m.py', cfile='$d/m.pyc')"
+  python3 -c "import zipfile; z=zipfile.ZipFile('$d/w.zip','w'); z.writestr(zipfile.ZipInfo('a.txt',(2020,1,1,0,0,2*$n)),'x'); z.close()"
+  printf 'one\ntwo%s\n' "$n" > "$d/t.txt"
+done
+for f in d.gz lib.a init.cpio init.cpio.gz prog m.pyc w.zip t.txt; do
+  python3 -c "import sys,struct; a=open(sys.argv[1],'rb').read(); b=open(sys.argv[2],'rb').read(); open(sys.argv[3],'wb').write(struct.pack('<I',len(a))+a+b)" \
+    "$t/reason0/$f" "$t/reason1/$f" "$r/$f"
+done
