@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use imgpipe_benches::print_ratio;
+use imgpipe_benches::{copy_usr, have, print_ratio, sh};
 use imgpipe_repro::build::{BuildRequest, RootFs};
 use imgpipe_squashfs::{Compression, Compressor, WriteOptions};
 
@@ -38,15 +38,6 @@ const MODULES: &[&str] = &[
     "part_msdos",
 ];
 
-fn sh(cmd: &mut Command) {
-    let o = cmd.output().expect("running a reference tool");
-    assert!(
-        o.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 #[allow(clippy::disallowed_methods)] // benchmarks measure wall time by design
 fn timed(f: impl FnOnce()) -> Duration {
     let _ = Command::new("sync").status();
@@ -58,37 +49,6 @@ fn timed(f: impl FnOnce()) -> Duration {
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn copy_usr(dst: &Path, limit_mb: u64) {
-    // cp -a of whole /usr subdirectories until the limit (sorted, so the tree is stable).
-    std::fs::create_dir_all(dst).unwrap();
-    let mut total = 0u64;
-    let mut names: Vec<_> = std::fs::read_dir("/usr")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .collect();
-    names.sort();
-    for n in names {
-        if total >= limit_mb << 20 {
-            break;
-        }
-        sh(Command::new("cp").arg("-a").arg(&n).arg(dst));
-        let du = Command::new("du").arg("-sb").arg(dst).output().unwrap();
-        total = String::from_utf8_lossy(&du.stdout)
-            .split_whitespace()
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-    }
 }
 
 fn main() {

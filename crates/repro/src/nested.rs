@@ -358,6 +358,9 @@ struct Walker<'o> {
     compared: BTreeMap<Region, String>,
     /// Content digests of files already hashed.
     digests: BTreeMap<Held, [u8; 32]>,
+    /// Stored pieces already compared, by absolute offset in A and in B and stored length:
+    /// a squashfs fragment block shared by many files' tails is read once.
+    stored_equal: BTreeMap<(u64, u64, u64), bool>,
     /// Bytes that may still be hashed, and the budget they come from.
     work_left: u64,
     budget: u64,
@@ -421,6 +424,7 @@ fn diagnose(
         ancestors: vec![region(sa, sb)],
         compared: BTreeMap::new(),
         digests: BTreeMap::new(),
+        stored_equal: BTreeMap::new(),
         work_left: budget,
         budget,
     };
@@ -701,10 +705,23 @@ impl Walker<'_> {
                 (Some(oa), Some(ob)) => x.size == y.size && self.unchanged(a, oa, b, ob, x.size),
                 _ => false,
             };
+            // Content at the same offsets where the byte diff surely saw a difference differs.
+            let known_changed = match (ca, cb) {
+                (Some(oa), Some(ob)) => {
+                    x.size == y.size
+                        && self.differing.is_some_and(|d| {
+                            d.changed(a.off.saturating_add(oa), b.off.saturating_add(ob), x.size)
+                        })
+                }
+                _ => false,
+            };
             // Equal stored bytes (compressed blocks included) lying the same way in both
             // files mean equal content, without decompressing.
-            let known = known || (x.size == y.size && self.same_stored(ra, nx, rb, ny, a, b)?);
-            let digests = if known || x.size != y.size {
+            let known = known
+                || (!known_changed
+                    && x.size == y.size
+                    && self.same_stored(ra, nx, rb, ny, a, b)?);
+            let digests = if known || known_changed || x.size != y.size {
                 None
             } else {
                 Some((
@@ -816,10 +833,20 @@ impl Walker<'_> {
         if ea.is_empty() || ea.len() != eb.len() || !ea.iter().zip(&eb).all(|(x, y)| shape(x, y)) {
             return Ok(false);
         }
+        let key = |x: &imgpipe_fstree::StoredPiece, y: &imgpipe_fstree::StoredPiece| {
+            (
+                a.off.saturating_add(x.image_offset),
+                b.off.saturating_add(y.image_offset),
+                x.stored_len,
+            )
+        };
         let mut to_read = 0u64;
         for (x, y) in ea.iter().zip(&eb) {
-            if !self.unchanged(a, x.image_offset, b, y.image_offset, x.stored_len) {
-                to_read = to_read.saturating_add(x.stored_len.saturating_mul(2));
+            match self.stored_equal.get(&key(x, y)) {
+                Some(false) => return Ok(false),
+                Some(true) => {}
+                None if self.unchanged(a, x.image_offset, b, y.image_offset, x.stored_len) => {}
+                None => to_read = to_read.saturating_add(x.stored_len.saturating_mul(2)),
             }
         }
         if to_read > self.work_left {
@@ -827,7 +854,9 @@ impl Walker<'_> {
         }
         let mut bufs = (Vec::new(), Vec::new());
         for (x, y) in ea.iter().zip(&eb) {
-            if self.unchanged(a, x.image_offset, b, y.image_offset, x.stored_len) {
+            if self.stored_equal.contains_key(&key(x, y))
+                || self.unchanged(a, x.image_offset, b, y.image_offset, x.stored_len)
+            {
                 continue;
             }
             let (Some(pa), Some(pb)) = (
@@ -850,10 +879,12 @@ impl Walker<'_> {
                 }
                 self.work_left -= 2 * n as u64;
                 if bufs.0 != bufs.1 {
+                    self.stored_equal.insert(key(x, y), false);
                     return Ok(false);
                 }
                 at += n as u64;
             }
+            self.stored_equal.insert(key(x, y), true);
         }
         Ok(true)
     }

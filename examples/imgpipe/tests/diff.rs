@@ -637,3 +637,106 @@ fn shifted_compressed_files_are_compared_as_stored() {
     let read = v["files"]["bytes_read"].as_u64().unwrap();
     assert!(read < text.len() as u64, "{read} bytes read: {v:#}");
 }
+
+/// The largest the diff of two 100 MiB live-ISO-shaped images may grow (the bound).
+const DIFF_RSS_LIMIT_KIB: u64 = 128 << 10;
+
+/// Two ISOs holding a squashfs of about 100 MiB, three files changed: `diff` names them,
+/// stays under 128 MiB and writes nothing anywhere (no temporary file in TMPDIR, the
+/// current directory or /dev/shm).
+#[test]
+fn diff_of_live_isos_is_bounded_and_writes_nothing() {
+    if !std::path::Path::new("/proc/self/status").exists() {
+        return;
+    }
+    let t = tempdir();
+    let mut isos = Vec::new();
+    for (name, changed) in [("a", false), ("b", true)] {
+        let root = t.path().join(format!("{name}-root"));
+        fs::create_dir_all(root.join("usr")).unwrap();
+        for i in 0..25 {
+            let mut data = imgpipe_testsupport::pattern(4 << 20);
+            data[0] = i;
+            if changed && [3, 11, 19].contains(&i) {
+                data.extend_from_slice(b"changed");
+            }
+            fs::write(root.join(format!("usr/f{i:02}")), data).unwrap();
+        }
+        let iso_dir = t.path().join(format!("{name}-iso"));
+        fs::create_dir_all(iso_dir.join("LiveOS")).unwrap();
+        let sq = iso_dir.join("LiveOS/squashfs.img");
+        let iso = t.path().join(format!("{name}.iso"));
+        let e = std::ffi::OsStr::new;
+        imgpipe(&[
+            e("squashfs"),
+            e("create"),
+            e("--clamp-mtime"),
+            e("--epoch"),
+            e("1700000000"),
+            e("--comp"),
+            e("lz4"),
+            e("-o"),
+            sq.as_os_str(),
+            root.as_os_str(),
+        ]);
+        imgpipe(&[
+            e("iso"),
+            e("create"),
+            e("--clamp-mtime"),
+            e("--epoch"),
+            e("1700000000"),
+            e("-o"),
+            iso.as_os_str(),
+            iso_dir.as_os_str(),
+        ]);
+        isos.push(iso);
+    }
+    let shm = || fs::read_dir("/dev/shm").map_or(0, |d| d.count());
+    let shm_before = shm();
+    let (tmp, cwd) = (tempdir(), tempdir());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .args(["diff", "--json"])
+        .args([&isos[0], &isos[1]])
+        .current_dir(cwd.path())
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // VmHWM is the high-water mark: its last reading before the exit bounds the peak.
+    let status = format!("/proc/{}/status", child.id());
+    let out = std::thread::spawn({
+        let mut stdout = child.stdout.take().unwrap();
+        move || {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut stdout, &mut s).unwrap();
+            s
+        }
+    });
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(s) = fs::read_to_string(&status)
+            && let Some(kib) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let v: serde_json::Value = serde_json::from_str(&out.join().unwrap()).unwrap();
+    let paths: Vec<&str> = v["files"]["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/usr/f03", "/usr/f11", "/usr/f19"], "{v:#}");
+    assert!(
+        peak_kib > 0 && peak_kib < DIFF_RSS_LIMIT_KIB,
+        "peak {peak_kib} KiB"
+    );
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(cwd.path()).unwrap().count(), 0);
+    assert!(shm() <= shm_before, "a file appeared in /dev/shm");
+}

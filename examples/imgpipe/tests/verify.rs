@@ -95,7 +95,10 @@ fn each_irreproducibility_is_named() {
     }
     // Nothing is left in the work directory, nor libfaketime's segments in /dev/shm.
     assert_eq!(std::fs::read_dir(w.path()).unwrap().count(), 0);
-    assert!(faketime_shm() <= shm_before, "libfaketime segments left in /dev/shm");
+    assert!(
+        faketime_shm() <= shm_before,
+        "libfaketime segments left in /dev/shm"
+    );
 }
 
 #[test]
