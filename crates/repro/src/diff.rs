@@ -177,6 +177,18 @@ pub fn diff_images(
     opts: ImageDiffOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImageDiff> {
+    diff_images_with(a, b, opts, progress, None)
+}
+
+/// [`diff_images`], handing both versions of each small differing file to `sink` (see
+/// [`crate::nested::diagnose_files_with`]).
+pub fn diff_images_with(
+    a: &File,
+    b: &File,
+    opts: ImageDiffOptions,
+    progress: &mut dyn FnMut(u64),
+    sink: Option<crate::nested::ContentSink<'_>>,
+) -> Result<ImageDiff> {
     let counted = Counted {
         inner: BufReader::with_capacity(1 << 20, a),
         progress,
@@ -191,7 +203,12 @@ pub fn diff_images(
         && !d.identical
         && format.is_some_and(Format::is_filesystem)
     {
-        match crate::nested::diagnose_files_within(a, b, nested, &Differing::from_diff(&d)) {
+        let differing = Differing::from_diff(&d);
+        let r = match sink {
+            Some(s) => crate::nested::diagnose_files_with(a, b, nested, Some(&differing), s),
+            None => crate::nested::diagnose_files_within(a, b, nested, &differing),
+        };
+        match r {
             Ok(n) => files = Some(n),
             Err(e) => files_error = Some(e.to_string()),
         }

@@ -60,6 +60,7 @@ pub use compare::{ByteRange, Comparison, DiffOptions, RangeDiff, compare_streams
 pub use derive::{derive_uuid, hmac_sha256, uuid_text};
 pub use diff::{
     DIFF_SCHEMA, Difference, Differing, ImageDiff, ImageDiffOptions, attribute, diff_images,
+    diff_images_with,
 };
 pub use disk::{Contents, DiskPlan, DiskRequest, parse_hybrid, parse_part, parse_size};
 pub use epoch::Epoch;
@@ -69,8 +70,8 @@ pub use format::{
     read_head,
 };
 pub use nested::{
-    DiffKind, FileDifference, MIN_WORK_BUDGET, NestedDiff, NestedOptions, REASON_MAX_FILE,
-    diagnose_files, diagnose_files_within,
+    ContentSink, DiffKind, FileDifference, MIN_WORK_BUDGET, NestedDiff, NestedOptions,
+    REASON_MAX_FILE, diagnose_files, diagnose_files_with, diagnose_files_within,
 };
 pub use output::{
     AtomicFile, TEMP_SUFFIX, WorkDir, check_output, discard_pending_outputs, temp_path,

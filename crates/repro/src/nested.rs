@@ -364,6 +364,8 @@ struct Walker<'o> {
     /// Bytes that may still be hashed, and the budget they come from.
     work_left: u64,
     budget: u64,
+    /// Where both versions of each small differing file go, if anywhere.
+    sink: Option<ContentSink<'o>>,
 }
 
 /// Compares two image files at file level, descending into nested filesystems. `a` and `b`
@@ -377,7 +379,7 @@ struct Walker<'o> {
 /// [`NestedOptions::max_depth`]. Memory is bounded by the entries of one filesystem;
 /// nothing is extracted.
 pub fn diagnose_files(a: &File, b: &File, opts: NestedOptions) -> Result<NestedDiff> {
-    diagnose(a, b, opts, None)
+    diagnose(a, b, opts, None, None)
 }
 
 /// [`diagnose_files`] handed where the images may differ (the byte diff's ranges): a
@@ -389,7 +391,24 @@ pub fn diagnose_files_within(
     opts: NestedOptions,
     differing: &crate::diff::Differing,
 ) -> Result<NestedDiff> {
-    diagnose(a, b, opts, Some(differing))
+    diagnose(a, b, opts, Some(differing), None)
+}
+
+/// What [`diagnose_files_with`] hands over for a file whose content differs and that is at
+/// most [`REASON_MAX_FILE`] bytes on both sides: the difference (as reported) and both
+/// versions.
+pub type ContentSink<'s> = &'s mut dyn FnMut(&FileDifference, &[u8], &[u8]);
+
+/// [`diagnose_files_within`], handing both versions of each differing file of at most
+/// [`REASON_MAX_FILE`] bytes to `sink` (for `diff --report-dir`).
+pub fn diagnose_files_with(
+    a: &File,
+    b: &File,
+    opts: NestedOptions,
+    differing: Option<&crate::diff::Differing>,
+    sink: ContentSink<'_>,
+) -> Result<NestedDiff> {
+    diagnose(a, b, opts, differing, Some(sink))
 }
 
 fn diagnose(
@@ -397,6 +416,7 @@ fn diagnose(
     b: &File,
     opts: NestedOptions,
     differing: Option<&crate::diff::Differing>,
+    mut sink: Option<ContentSink<'_>>,
 ) -> Result<NestedDiff> {
     let len = |f: &File| f.metadata().map(|m| m.len()).map_err(io("reading a size"));
     let (sa, sb) = (
@@ -427,6 +447,9 @@ fn diagnose(
         stored_equal: BTreeMap::new(),
         work_left: budget,
         budget,
+        sink: sink
+            .as_mut()
+            .map(|s| &mut **s as ContentSink<'_>),
     };
     let r = match (sa.kind()?, sb.kind()?) {
         (Some(ka), Some(kb)) if ka == kb => w.compare(ka, sa, sb, &[]),
@@ -764,16 +787,24 @@ impl Walker<'_> {
                     self.descend(k, na, nb, &inner, path, within)?;
                 }
                 (None, _) => {
-                    let why = match (
+                    let both = (
                         self.read_small(ra, nx, x.size),
                         self.read_small(rb, ny, y.size),
-                    ) {
-                        (Some(da), Some(db)) => crate::reason::explain(&da, &db),
-                        _ => None,
-                    };
+                    );
                     let mut f = content(x.size, y.size, digests, None);
-                    f.reason = why;
+                    if let (Some(da), Some(db)) = &both {
+                        f.reason = crate::reason::explain(da, db);
+                    }
+                    let before = self.out.differences.len();
                     self.push(within, path, f);
+                    if let (Some(da), Some(db), Some(sink), Some(d)) = (
+                        &both.0,
+                        &both.1,
+                        self.sink.as_mut(),
+                        self.out.differences.get(before),
+                    ) {
+                        sink(d, da, db);
+                    }
                 }
             }
         }

@@ -171,6 +171,52 @@ fn names_the_file_inside_the_squashfs_inside_the_iso() {
         ),
         "{text}"
     );
+    // Both versions of the file, at its place under its layers, for any other tool.
+    let dir = t.path().join("report");
+    let out = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .arg("diff")
+        .arg("--report-dir")
+        .arg(&dir)
+        .args([&a, &b])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let side = |s: &str| fs::read_to_string(dir.join(s).join("LiveOS/squashfs.img/etc/hostname"));
+    assert_eq!(side("a").unwrap(), "live-a\n");
+    assert_eq!(side("b").unwrap(), "live-b2\n");
+    let saved: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(saved["files"]["differences"], v["files"]["differences"]);
+    // DIR must be new; nothing else is left beside it.
+    let again = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .arg("diff")
+        .arg("--report-dir")
+        .arg(&dir)
+        .args([&a, &b])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--report-dir"));
+    assert!(fs::read_dir(t.path()).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".imgpipe")
+    }));
+    // A cap too small for the pair leaves it out and says so.
+    let small = t.path().join("small");
+    let out = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .arg("diff")
+        .arg("--report-dir")
+        .arg(&small)
+        .args(["--report-max", "4"])
+        .args([&a, &b])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!small.join("a").exists());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("left out"));
+
     // A rebuild of A is identical: no file report at all.
     let (code, v) = diff(&a, &a);
     assert_eq!(code, 0);

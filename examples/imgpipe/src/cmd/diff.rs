@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use imgpipe_repro::{DiffOptions, ImageDiffOptions, NestedOptions, diff_images};
+use imgpipe_repro::{DiffOptions, ImageDiffOptions, NestedOptions};
 
 use crate::{output, progress};
 
@@ -51,6 +51,31 @@ pub struct Args {
     /// nothing fetched from elsewhere), for CI artefact stores.
     #[arg(long, value_name = "FILE")]
     html: Option<std::path::PathBuf>,
+    /// Also write both versions of each differing file (of at most 16 MiB) into DIR, which
+    /// must not exist: `DIR/a/LAYER.../PATH` and `DIR/b/...`, with `DIR/report.json`.
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<std::path::PathBuf>,
+    /// The most bytes `--report-dir` writes in all (the files beyond it are left out and
+    /// counted).
+    #[arg(long, value_name = "SIZE", default_value = "100M", value_parser = crate::size::parse_size)]
+    report_max: u64,
+}
+
+/// A path inside the report directory for `within` (the layers below the outermost, each
+/// without its ` (format)`) and the file's `path`: untrusted names, so every component is
+/// kept inside (`.`, `..` and empty ones become `_`).
+fn report_path(side: &str, within: &[String], path: &str) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::from(side);
+    let layers = within.iter().skip(1).map(|l| match l.rsplit_once(" (") {
+        Some((p, _)) => p,
+        None => l.as_str(),
+    });
+    for part in layers.chain(std::iter::once(path)) {
+        for c in part.split('/').filter(|c| !c.is_empty()) {
+            out.push(if c == "." || c == ".." { "_" } else { c });
+        }
+    }
+    out
 }
 
 /// The file differences grouped by layer, each layer's line then its entries, indented.
@@ -85,6 +110,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(h) = &args.html {
         crate::target::check_output("--html", h)?;
     }
+    // The report is written into a scratch directory beside DIR, renamed to DIR at the end
+    // (removed on an error or a signal).
+    let report = match &args.report_dir {
+        Some(dir) => {
+            anyhow::ensure!(
+                !dir.exists(),
+                "--report-dir: {} already exists",
+                dir.display()
+            );
+            let parent = match dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => std::path::PathBuf::from("."),
+            };
+            anyhow::ensure!(
+                parent.is_dir(),
+                "--report-dir: {} is in a directory that does not exist",
+                dir.display()
+            );
+            Some(
+                imgpipe_repro::WorkDir::create_in(&parent, ".imgpipe-report").with_context(
+                    || format!("--report-dir: cannot write in {}", parent.display()),
+                )?,
+            )
+        }
+        None => None,
+    };
+    let (mut written, mut skipped, mut write_err) = (0u64, 0u64, None);
     let len = a
         .metadata()
         .with_context(|| format!("cannot open {}", args.a.display()))?
@@ -106,18 +158,67 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let bar = progress::bytes(len, "comparing");
     // When the bytes are read, a spinner while the files inside are compared.
     let (mut seen, mut spin) = (0u64, None);
-    let rep = diff_images(&a, &b, opts, &mut |n| {
-        bar.inc(n);
-        seen += n;
-        if seen >= len && spin.is_none() && opts.files.is_some() {
-            bar.finish_and_clear();
-            spin = Some(progress::spinner("comparing files inside the images"));
+    let mut save = |d: &imgpipe_repro::FileDifference, va: &[u8], vb: &[u8]| {
+        let Some(w) = &report else { return };
+        if write_err.is_some() {
+            return;
         }
-    })
+        let n = (va.len() + vb.len()) as u64;
+        if written + n > args.report_max {
+            skipped += 1;
+            return;
+        }
+        for (side, data) in [("a", va), ("b", vb)] {
+            let p = w.path().join(report_path(side, &d.within, &d.path));
+            let r = p
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&p, data));
+            if let Err(e) = r {
+                write_err = Some(format!("--report-dir: writing {}: {e}", p.display()));
+                return;
+            }
+        }
+        written += n;
+    };
+    let rep = imgpipe_repro::diff_images_with(
+        &a,
+        &b,
+        opts,
+        &mut |n| {
+            bar.inc(n);
+            seen += n;
+            if seen >= len && spin.is_none() && opts.files.is_some() {
+                bar.finish_and_clear();
+                spin = Some(progress::spinner("comparing files inside the images"));
+            }
+        },
+        report
+            .is_some()
+            .then_some(&mut save as imgpipe_repro::ContentSink<'_>),
+    )
     .context("comparing the two files")?;
     bar.finish_and_clear();
     if let Some(s) = spin {
         s.finish_and_clear();
+    }
+    if let Some(e) = write_err {
+        anyhow::bail!(e);
+    }
+    if let (Some(w), Some(dir)) = (report, &args.report_dir) {
+        let json = serde_json::to_vec_pretty(&rep).context("--report-dir: report.json")?;
+        std::fs::write(w.path().join("report.json"), json)
+            .with_context(|| format!("--report-dir: writing {}", dir.display()))?;
+        let tmp = w.keep();
+        std::fs::rename(&tmp, dir).with_context(|| {
+            let _ = std::fs::remove_dir_all(&tmp);
+            format!("--report-dir: renaming into {}", dir.display())
+        })?;
+        if skipped > 0 {
+            eprintln!(
+                "imgpipe diff: --report-dir: {skipped} differing file pair(s) left out: past --report-max"
+            );
+        }
     }
     if let Some(h) = &args.html {
         let page = super::diff_html::page(
@@ -173,4 +274,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         output::NEGATIVE
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report_path;
+
+    #[test]
+    fn report_paths_stay_inside() {
+        let within = ["iso9660".to_owned(), "/LiveOS/squashfs.img (squashfs)".to_owned()];
+        assert_eq!(
+            report_path("a", &within, "/etc/hostname"),
+            std::path::Path::new("a/LiveOS/squashfs.img/etc/hostname")
+        );
+        let hostile = ["iso9660".to_owned(), "/../.. (squashfs)".to_owned()];
+        let p = report_path("b", &hostile, "/../../etc//./passwd");
+        assert_eq!(p, std::path::Path::new("b/_/_/_/_/etc/_/passwd"));
+        assert!(p.components().all(|c| matches!(c, std::path::Component::Normal(_))));
+    }
 }
