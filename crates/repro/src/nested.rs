@@ -447,9 +447,7 @@ fn diagnose(
         stored_equal: BTreeMap::new(),
         work_left: budget,
         budget,
-        sink: sink
-            .as_mut()
-            .map(|s| &mut **s as ContentSink<'_>),
+        sink: sink.as_mut().map(|s| &mut **s as ContentSink<'_>),
     };
     let r = match (sa.kind()?, sb.kind()?) {
         (Some(ka), Some(kb)) if ka == kb => w.compare(ka, sa, sb, &[]),

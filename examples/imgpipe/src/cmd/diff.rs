@@ -282,7 +282,10 @@ mod tests {
 
     #[test]
     fn report_paths_stay_inside() {
-        let within = ["iso9660".to_owned(), "/LiveOS/squashfs.img (squashfs)".to_owned()];
+        let within = [
+            "iso9660".to_owned(),
+            "/LiveOS/squashfs.img (squashfs)".to_owned(),
+        ];
         assert_eq!(
             report_path("a", &within, "/etc/hostname"),
             std::path::Path::new("a/LiveOS/squashfs.img/etc/hostname")
@@ -290,6 +293,9 @@ mod tests {
         let hostile = ["iso9660".to_owned(), "/../.. (squashfs)".to_owned()];
         let p = report_path("b", &hostile, "/../../etc//./passwd");
         assert_eq!(p, std::path::Path::new("b/_/_/_/_/etc/_/passwd"));
-        assert!(p.components().all(|c| matches!(c, std::path::Component::Normal(_))));
+        assert!(
+            p.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        );
     }
 }
