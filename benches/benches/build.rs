@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use imgpipe_benches::{copy_usr, have, print_ratio, sh};
+use imgpipe_benches::{copy_usr, have, median, print_ratio, sh};
 use imgpipe_repro::build::{BuildRequest, RootFs};
 use imgpipe_squashfs::{Compression, Compressor, WriteOptions};
 
@@ -38,17 +38,10 @@ const MODULES: &[&str] = &[
     "part_msdos",
 ];
 
-#[allow(clippy::disallowed_methods)] // benchmarks measure wall time by design
+/// [`imgpipe_benches::timed`] after a `sync`, so one side's dirty pages are not the other's.
 fn timed(f: impl FnOnce()) -> Duration {
     let _ = Command::new("sync").status();
-    let start = std::time::Instant::now();
-    f();
-    start.elapsed()
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+    imgpipe_benches::timed(f)
 }
 
 fn main() {

@@ -14,22 +14,9 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
-use imgpipe_benches::{copy_usr, have, print_ratio, sh};
+use imgpipe_benches::{copy_usr, have, median, print_ratio, sh, timed};
 use imgpipe_repro::{ImageDiffOptions, diff_images};
-
-#[allow(clippy::disallowed_methods)] // benchmarks measure wall time by design
-fn timed(f: impl FnOnce()) -> Duration {
-    let start = std::time::Instant::now();
-    f();
-    start.elapsed()
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 fn drop_caches() -> bool {
     let _ = Command::new("sync").status();

@@ -88,3 +88,17 @@ pub fn copy_usr(dst: &Path, limit_mb: u64) {
             .unwrap_or(0);
     }
 }
+
+/// The wall time of `f`.
+#[allow(clippy::disallowed_methods)] // benchmarks measure wall time by design
+pub fn timed(f: impl FnOnce()) -> Duration {
+    let start = std::time::Instant::now();
+    f();
+    start.elapsed()
+}
+
+/// The median of `v` (not empty).
+pub fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}

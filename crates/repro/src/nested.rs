@@ -869,25 +869,24 @@ impl Walker<'_> {
                 x.stored_len,
             )
         };
-        let mut to_read = 0u64;
+        // The pairs still to compare: not known equal, not proved identical in place.
+        let mut pending = Vec::new();
         for (x, y) in ea.iter().zip(&eb) {
             match self.stored_equal.get(&key(x, y)) {
                 Some(false) => return Ok(false),
                 Some(true) => {}
                 None if self.unchanged(a, x.image_offset, b, y.image_offset, x.stored_len) => {}
-                None => to_read = to_read.saturating_add(x.stored_len.saturating_mul(2)),
+                None => pending.push((x, y)),
             }
         }
+        let to_read = pending.iter().fold(0u64, |t, (x, _)| {
+            t.saturating_add(x.stored_len.saturating_mul(2))
+        });
         if to_read > self.work_left {
             return Ok(false);
         }
         let mut bufs = (Vec::new(), Vec::new());
-        for (x, y) in ea.iter().zip(&eb) {
-            if self.stored_equal.contains_key(&key(x, y))
-                || self.unchanged(a, x.image_offset, b, y.image_offset, x.stored_len)
-            {
-                continue;
-            }
+        for (x, y) in pending {
             let (Some(pa), Some(pb)) = (
                 a.sub(x.image_offset, x.stored_len),
                 b.sub(y.image_offset, y.stored_len),

@@ -103,6 +103,19 @@ fn imgpipe(args: &[&std::ffi::OsStr]) {
     );
 }
 
+/// `imgpipe KIND create --epoch 1700000000 --clamp-mtime EXTRA... -o OUT SRC` (KIND `squashfs`
+/// or `iso`): the same bytes whenever and wherever the tree was written.
+fn create(kind: &str, out: &std::path::Path, src: &std::path::Path, extra: &[&str]) {
+    let fixed = [kind, "create", "--epoch", "1700000000", "--clamp-mtime"];
+    let mut args: Vec<&std::ffi::OsStr> = fixed
+        .iter()
+        .chain(extra)
+        .map(std::ffi::OsStr::new)
+        .collect();
+    args.extend([std::ffi::OsStr::new("-o"), out.as_os_str(), src.as_os_str()]);
+    imgpipe(&args);
+}
+
 /// The user's question after two builds of a live ISO differ: which file, inside the squashfs
 /// inside the ISO? Both builds go through `imgpipe squashfs create` and `imgpipe iso create`.
 #[test]
@@ -116,28 +129,9 @@ fn names_the_file_inside_the_squashfs_inside_the_iso() {
         let iso_dir = t.path().join(format!("{name}-iso"));
         fs::create_dir_all(iso_dir.join("LiveOS")).unwrap();
         let sq = iso_dir.join("LiveOS/squashfs.img");
-        let e = std::ffi::OsStr::new;
-        imgpipe(&[
-            e("squashfs"),
-            e("create"),
-            e("--epoch"),
-            e("1700000000"),
-            e("--clamp-mtime"),
-            e("-o"),
-            sq.as_os_str(),
-            root.as_os_str(),
-        ]);
+        create("squashfs", &sq, &root, &[]);
         let iso = t.path().join(format!("{name}.iso"));
-        imgpipe(&[
-            e("iso"),
-            e("create"),
-            e("--epoch"),
-            e("1700000000"),
-            e("--clamp-mtime"),
-            e("-o"),
-            iso.as_os_str(),
-            iso_dir.as_os_str(),
-        ]);
+        create("iso", &iso, &iso_dir, &[]);
         iso
     };
     let a = build("a", "live-a\n");
@@ -349,16 +343,7 @@ fn each_kind_is_reported_with_both_values() {
     };
     let sq = |root: &std::path::Path, name: &str| {
         let out = t.path().join(name);
-        let e = std::ffi::OsStr::new;
-        imgpipe(&[
-            e("squashfs"),
-            e("create"),
-            e("--epoch"),
-            e("1700000000"),
-            e("-o"),
-            out.as_os_str(),
-            root.as_os_str(),
-        ]);
+        create("squashfs", &out, root, &[]);
         out
     };
     let (a, b) = (
@@ -561,18 +546,8 @@ fn says_why_the_usual_culprits_differ() {
     }
     let sq = |name: &str| {
         let out = t.path().join(format!("{name}.sqfs"));
-        let e = std::ffi::OsStr::new;
         let root = t.path().join(name);
-        imgpipe(&[
-            e("squashfs"),
-            e("create"),
-            e("--epoch"),
-            e("1700000000"),
-            e("--clamp-mtime"),
-            e("-o"),
-            out.as_os_str(),
-            root.as_os_str(),
-        ]);
+        create("squashfs", &out, &root, &[]);
         out
     };
     let (a, b) = (sq("a"), sq("b"));
@@ -656,17 +631,7 @@ fn shifted_compressed_files_are_compared_as_stored() {
         fs::write(r.join("a-grows"), imgpipe_testsupport::pattern(grows)).unwrap();
         fs::write(r.join("z-big.txt"), &text).unwrap();
         let out = t.path().join(format!("{name}.sqfs"));
-        let e = std::ffi::OsStr::new;
-        imgpipe(&[
-            e("squashfs"),
-            e("create"),
-            e("--epoch"),
-            e("1700000000"),
-            e("--clamp-mtime"),
-            e("-o"),
-            out.as_os_str(),
-            r.as_os_str(),
-        ]);
+        create("squashfs", &out, &r, &[]);
         images.push(out);
     }
     let (code, v) = diff(&images[0], &images[1]);
@@ -712,29 +677,8 @@ fn diff_of_live_isos_is_bounded_and_writes_nothing() {
         fs::create_dir_all(iso_dir.join("LiveOS")).unwrap();
         let sq = iso_dir.join("LiveOS/squashfs.img");
         let iso = t.path().join(format!("{name}.iso"));
-        let e = std::ffi::OsStr::new;
-        imgpipe(&[
-            e("squashfs"),
-            e("create"),
-            e("--clamp-mtime"),
-            e("--epoch"),
-            e("1700000000"),
-            e("--comp"),
-            e("lz4"),
-            e("-o"),
-            sq.as_os_str(),
-            root.as_os_str(),
-        ]);
-        imgpipe(&[
-            e("iso"),
-            e("create"),
-            e("--clamp-mtime"),
-            e("--epoch"),
-            e("1700000000"),
-            e("-o"),
-            iso.as_os_str(),
-            iso_dir.as_os_str(),
-        ]);
+        create("squashfs", &sq, &root, &["--comp", "lz4"]);
+        create("iso", &iso, &iso_dir, &[]);
         isos.push(iso);
     }
     let shm = || fs::read_dir("/dev/shm").map_or(0, |d| d.count());
