@@ -43,8 +43,8 @@ pub struct Args {
     /// 1 GiB): what bounds the work hostile images can ask for.
     #[arg(long, value_name = "N", default_value_t = 64)]
     max_work_ratio: u64,
-    /// Also report what is noise by default, marked as such: the stored order of a
-    /// directory's entries, sub-second mtimes.
+    /// Also report what is noise by default, marked as such: identical content stored at
+    /// other offsets, sub-second mtimes.
     #[arg(long)]
     strict: bool,
     /// Also write the report as one self-contained HTML page (layers, differences, reasons;
