@@ -96,7 +96,7 @@ pub use read::gpt::{
 pub use read::window::Window;
 pub use seed::Seed;
 pub use types::{PARTITION_TYPES, attributes, partition_type, type_alias};
-pub use write::fat::{FatBuilder, FatSummary};
+pub use write::fat::{FatBuilder, FatReservedFile, FatSummary};
 pub use write::gpt::{
     GptBuilder, GptLayout, HybridEntry, PartitionSize, PartitionSpec, PlannedPartition,
     relocate_backup,
