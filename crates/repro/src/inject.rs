@@ -25,6 +25,12 @@
 //! image. An ISO 9660 tree's slot (`within` is `iso9660`) lists a `le32` and a `be32` field
 //! for each directory record of the file (primary, Joliet): the format stores sizes
 //! both-endian.
+//! A FAT file's slot (`within` ends in `(fat)`) also lists the fields a FAT reader checks
+//! against the size, each a plain function of the piece's length `n` with `u` =
+//! ceil(n / `unit`) units: `le16-if-any` (`value` when `n` > 0, else 0: the first cluster),
+//! `le16-chain`/`le32-chain` (`count` entries, one per unit: entry i is `value` + i + 1
+//! while the piece goes on past unit i + 1, `end` in the unit where it ends, 0 after: the
+//! cluster chain), `le32-free` (`value` - `u`: the free cluster count).
 //! Injecting a piece writes it at `offset`, zeros the rest of `capacity`, and writes its
 //! length into every size field and into the table's own record of the slot.
 
@@ -45,12 +51,94 @@ pub const TABLE_LEN: usize = 4096;
 pub const MAGIC: &[u8; 16] = b"IMGPIPE-SLOTS-1\n";
 
 /// A size field a slot's injection rewrites.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SizeField {
     /// Byte offset in the image.
     pub offset: u64,
-    /// `le32`, `le64` or `be32`.
+    /// `le32`, `le64` or `be32` (the piece's length); `le16-if-any`, `le16-chain`,
+    /// `le32-chain` or `le32-free` (functions of it; see the module's documentation).
     pub encoding: String,
+    /// Bytes per unit (`*-chain`, `le32-free`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unit: u64,
+    /// Entries (`*-chain`): the capacity's units.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub count: u64,
+    /// The value the encoding starts from (`le16-if-any`, `*-chain`, `le32-free`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub value: u64,
+    /// The last entry's value (`*-chain`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub end: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl SizeField {
+    /// The field's width and range checks: `None` when it makes no sense for a slot of
+    /// `capacity` bytes.
+    fn check(&self, capacity: u64) -> Option<()> {
+        let fits = |v: u64, bytes: u32| v < 1u64.checked_shl(8 * bytes).unwrap_or(u64::MAX);
+        match self.encoding.as_str() {
+            "le32" | "be32" | "le64" => Some(()),
+            "le16-if-any" => fits(self.value, 2).then_some(()),
+            "le32-free" => (self.unit > 0 && fits(self.value, 4)).then_some(()),
+            "le16-chain" | "le32-chain" => {
+                let width = if self.encoding == "le16-chain" { 2 } else { 4 };
+                let last = self.value.checked_add(self.count)?;
+                (self.unit > 0
+                    && self.count == capacity.div_ceil(self.unit)
+                    && fits(last, width)
+                    && fits(self.end, width))
+                .then_some(())
+            }
+            _ => None,
+        }
+    }
+
+    /// The bytes the field holds for a piece of `len` bytes (a chain's zeros past the
+    /// piece left out), and the bytes it covers.
+    fn bytes(&self, len: u64) -> Result<(Vec<u8>, u64)> {
+        let len32 = |v: u64| {
+            u32::try_from(v).map_err(|_| {
+                malformed(
+                    "size_fields",
+                    TABLE_OFFSET,
+                    "a 32-bit size field cannot hold the piece's size",
+                )
+            })
+        };
+        let units = len.div_ceil(self.unit.max(1));
+        Ok(match self.encoding.as_str() {
+            "le32" => (len32(len)?.to_le_bytes().to_vec(), 4),
+            "be32" => (len32(len)?.to_be_bytes().to_vec(), 4),
+            "le16-if-any" => {
+                let v = if len > 0 { self.value as u16 } else { 0 };
+                (v.to_le_bytes().to_vec(), 2)
+            }
+            "le32-free" => {
+                let v = self.value.saturating_sub(units) as u32;
+                (v.to_le_bytes().to_vec(), 4)
+            }
+            "le16-chain" | "le32-chain" => {
+                let width = if self.encoding == "le16-chain" { 2 } else { 4 };
+                let used = units.min(self.count);
+                let mut out = Vec::with_capacity((used * width) as usize);
+                for i in 0..used {
+                    let v = if i + 1 < used {
+                        self.value + i + 1
+                    } else {
+                        self.end
+                    };
+                    out.extend_from_slice(&v.to_le_bytes()[..width as usize]);
+                }
+                (out, self.count * width)
+            }
+            _ => (len.to_le_bytes().to_vec(), 8),
+        })
+    }
 }
 
 /// One slot.
@@ -293,11 +381,11 @@ impl SlotTable {
                 ));
             }
             for f in &s.size_fields {
-                if !matches!(f.encoding.as_str(), "le32" | "le64" | "be32") {
+                if f.check(s.capacity).is_none() {
                     return Err(malformed(
                         "size_fields",
                         TABLE_OFFSET,
-                        "unknown size encoding",
+                        "unknown size encoding, or parameters that do not fit it",
                     ));
                 }
             }
@@ -363,23 +451,10 @@ impl SlotTable {
                 data: piece.clone(),
             });
             for f in &s.size_fields {
-                let len32 = || {
-                    u32::try_from(len).map_err(|_| {
-                        malformed(
-                            "size_fields",
-                            TABLE_OFFSET,
-                            "a 32-bit size field cannot hold the piece's size",
-                        )
-                    })
-                };
-                let bytes: Vec<u8> = match f.encoding.as_str() {
-                    "le32" => len32()?.to_le_bytes().to_vec(),
-                    "be32" => len32()?.to_be_bytes().to_vec(),
-                    _ => len.to_le_bytes().to_vec(),
-                };
+                let (bytes, covers) = f.bytes(len)?;
                 out.push(Patch {
                     offset: f.offset,
-                    len: bytes.len() as u64,
+                    len: covers,
                     data: bytes.into(),
                 });
             }
@@ -593,10 +668,12 @@ mod tests {
                     SizeField {
                         offset: 10,
                         encoding: "le32".into(),
+                        ..SizeField::default()
                     },
                     SizeField {
                         offset: 14,
                         encoding: "be32".into(),
+                        ..SizeField::default()
                     },
                 ],
             }],
@@ -708,5 +785,68 @@ mod tests {
         assert!(read(&patches).is_err());
         // A directory is not a piece.
         assert!(PieceFile::open(dir.path()).is_err());
+    }
+
+    /// A FAT file's slot, applied as plain patches, gives the bytes the FAT writer gives
+    /// with the piece in place: the generic encodings say what the FAT fields need.
+    #[test]
+    fn fat_slot_patches_equal_a_fresh_fat_build() {
+        use imgpipe_gptpart::{FatBuilder, FatType};
+        let at = 0x10000u64;
+        for (t, size) in [(FatType::Fat16, 8u64 << 20), (FatType::Fat32, 40 << 20)] {
+            let volume = |piece: &[u8]| {
+                let mut b = FatBuilder::new(size).fat_type(t).epoch(1_700_000_000);
+                b.add_file("EFI/BOOT/BOOTX64.EFI", vec![1; 5000]).unwrap();
+                b.reserve_file("srv/kiosk piece.html", 30_000, piece.to_vec())
+                    .unwrap();
+                let mut out = Vec::new();
+                let s = b.build(&mut out).unwrap();
+                (out, s.reserved)
+            };
+            let (base, reserved) = volume(b"");
+            let slot = crate::build::fat_slot(&reserved[0], at, "test (fat)");
+            let table = SlotTable {
+                version: 1,
+                slots: vec![slot],
+            };
+            // The table survives its own encoding and checks.
+            assert_eq!(SlotTable::parse(&table.encode().unwrap()).unwrap(), table);
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("img");
+            let mut img = vec![0u8; at as usize];
+            img.extend_from_slice(&base);
+            for piece in [
+                vec![3u8; 30_000],
+                b"<p>x</p>".to_vec(),
+                Vec::new(),
+                vec![4; 513],
+            ] {
+                std::fs::write(&p, &img).unwrap();
+                let f = File::options().read(true).write(true).open(&p).unwrap();
+                apply(
+                    &f,
+                    &table.patches(&[("srv/kiosk piece.html", &piece)]).unwrap(),
+                )
+                .unwrap();
+                let got = std::fs::read(&p).unwrap();
+                let (fresh, _) = volume(&piece);
+                assert!(
+                    got[at as usize..] == fresh[..],
+                    "{t:?}: {} bytes",
+                    piece.len()
+                );
+            }
+        }
+        // Chain parameters that do not fit the capacity are refused.
+        let mut bad = table();
+        bad.slots[0].size_fields[0] = SizeField {
+            offset: 10,
+            encoding: "le16-chain".into(),
+            unit: 512,
+            count: 1 << 40,
+            value: 2,
+            end: 0xFFFF,
+        };
+        assert!(SlotTable::parse(&bad.encode().unwrap()).is_err());
     }
 }
