@@ -20,9 +20,10 @@
 //! At byte [`TABLE_OFFSET`] (inside the first 32 KiB, which an ISO keeps for its system area
 //! and a GPT disk leaves free before its first partition): the magic [`MAGIC`], then a JSON
 //! document, then zeros up to [`TABLE_LEN`] bytes:
-//! `{"version": 1, "slots": [{"name", "within", "offset", "capacity", "size", "size_fields":
-//! [{"offset", "encoding": "le32|le64|be32"}]}]}`. Offsets are bytes from the start of the
-//! image. An ISO 9660 tree's slot (`within` is `iso9660`) lists a `le32` and a `be32` field
+//! `{"version": 1, "image_len", "slots": [{"name", "within", "offset", "capacity", "size",
+//! "size_fields": [{"offset", "encoding": "le32|le64|be32"}]}]}`. Offsets are bytes from the
+//! start of the image; `image_len` is its length as built ([`SlotTable::read`] refuses a
+//! shorter image as truncated). An ISO 9660 tree's slot (`within` is `iso9660`) lists a `le32` and a `be32` field
 //! for each directory record of the file (primary, Joliet): the format stores sizes
 //! both-endian.
 //! A FAT file's slot (`within` ends in `(fat)`) also lists the fields a FAT reader checks
@@ -163,6 +164,10 @@ pub struct Slot {
 pub struct SlotTable {
     /// Its version (1).
     pub version: u32,
+    /// The image's length as built (0: not recorded): an image shorter than this was cut
+    /// short, and is refused before anything is written.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub image_len: u64,
     /// The slots.
     pub slots: Vec<Slot>,
 }
@@ -336,6 +341,13 @@ impl SlotTable {
     /// Reads the table of an image; an image without one, or with a damaged one, is an error
     /// that says so.
     pub fn read(image: &File) -> Result<Self> {
+        let len = image
+            .metadata()
+            .map_err(|source| Error::Io {
+                what: "reading the image's size",
+                source,
+            })?
+            .len();
         let mut buf = vec![0u8; TABLE_LEN];
         let n = image
             .read_at(&mut buf, TABLE_OFFSET)
@@ -344,7 +356,16 @@ impl SlotTable {
                 source,
             })?;
         buf.truncate(n);
-        Self::parse(&buf)
+        let t = Self::parse(&buf)?;
+        if len < t.image_len {
+            return Err(Error::Truncated {
+                structure: "image (the length its slot table records)",
+                offset: 0,
+                needed: t.image_len,
+                available: len,
+            });
+        }
+        Ok(t)
     }
 
     /// Parses the table's bytes (from [`TABLE_OFFSET`]).
@@ -658,6 +679,7 @@ mod tests {
     fn table() -> SlotTable {
         SlotTable {
             version: 1,
+            image_len: 0,
             slots: vec![Slot {
                 name: "srv/piece".into(),
                 within: "test".into(),
@@ -807,6 +829,7 @@ mod tests {
             let slot = crate::build::fat_slot(&reserved[0], at, "test (fat)");
             let table = SlotTable {
                 version: 1,
+                image_len: 0,
                 slots: vec![slot],
             };
             // The table survives its own encoding and checks.

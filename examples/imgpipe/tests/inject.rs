@@ -232,6 +232,27 @@ fn bad_input_is_one_error_and_nothing_changes() {
             "{needle}: the image changed"
         );
     }
+    // A truncated base: its table survives, its slot does not; or the table is cut too.
+    for (len, needle) in [
+        (before.len() - 2048, "truncated image"),
+        (before.len() / 2, "truncated image"),
+        (0x7000 + 100, "slot table"),
+    ] {
+        write(&d.join("cut.iso"), &before[..len]);
+        let cut = std::fs::read(d.join("cut.iso")).unwrap();
+        for out in [&["--in-place"][..], &["-o", "out.iso"], &["-o", "-"]] {
+            let mut a = vec!["inject", "cut.iso", "--put", "srv/piece.html=small"];
+            a.extend_from_slice(out);
+            let o = imgpipe_in(d, &a);
+            assert_eq!(o.status.code(), Some(2), "{out:?}");
+            let e = String::from_utf8_lossy(&o.stderr);
+            assert!(e.contains(needle), "{out:?}: {e}");
+            assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+            assert!(o.stdout.is_empty(), "{out:?}: bytes went out");
+            assert!(std::fs::read(d.join("cut.iso")).unwrap() == cut);
+            assert!(!d.join("out.iso").exists(), "{out:?} left an output");
+        }
+    }
     // Two slots of one name are refused before anything is written.
     let o = build(
         d,

@@ -386,7 +386,13 @@ fn sigterm_ends_it_with_exit_0_and_bad_bases_are_refused() {
 
     // A base without a slot table, an unknown slot, a missing piece directory: one line, exit 2.
     write(&d.join("plain.img"), vec![0u8; 65_536]);
+    let live = std::fs::read(d.join("live.iso")).unwrap();
+    write(&d.join("cut.iso"), &live[..live.len() - 4096]);
     for (args, needle) in [
+        (
+            &["--image", "cut.iso", "--slot", "srv/piece.html"][..],
+            "truncated image",
+        ),
         (
             &["--image", "plain.img", "--slot", "srv/piece.html"][..],
             "built without --reserve",

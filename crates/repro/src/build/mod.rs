@@ -1314,8 +1314,14 @@ fn esp_reservations(req: &BuildRequest) -> Result<Vec<EspSlot>> {
 /// Writes the slot table into an output's first 32 KiB.
 fn write_table(file: &std::fs::File, slots: &[crate::inject::Slot]) -> Result<()> {
     use std::os::unix::fs::FileExt;
+    // Written last: the file has its final length.
+    let image_len = file
+        .metadata()
+        .map_err(io("reading an output's size"))?
+        .len();
     let table = crate::inject::SlotTable {
         version: 1,
+        image_len,
         slots: slots.to_vec(),
     };
     file.write_all_at(&table.encode()?, crate::inject::TABLE_OFFSET)
