@@ -718,3 +718,123 @@ fn esp_slots_are_refused_before_anything_is_written() {
         }
     }
 }
+
+/// Unmounts and removes a mount point when dropped.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// `inject -o OUT` on a file system that shares extents (XFS with reflink) copies nothing:
+/// OUT shares the base's extents but for the blocks the patches rewrote, and holds the
+/// bytes `inject -o -` streams.
+#[test]
+fn inject_into_a_copy_shares_extents_where_the_file_system_can() {
+    let (Some(mkfs), Some(filefrag)) = (
+        imgpipe_testsupport::tool("mkfs.xfs"),
+        imgpipe_testsupport::tool("filefrag"),
+    ) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "mkfs.xfs and filefrag are needed"
+        );
+        return;
+    };
+    if !is_root() {
+        eprintln!("not root: cannot mount, skipped");
+        return;
+    }
+    let t = tempdir();
+    let d = t.path();
+    inputs(d);
+    write(&d.join("root/usr/data"), pattern(8 << 20));
+    ok(&build(d, &["--reserve", "srv/piece.html:1M"]));
+    write(&d.join("piece"), b"<html>reflinked</html>\n");
+    let o = imgpipe_in(
+        d,
+        &[
+            "inject",
+            "live.iso",
+            "--put",
+            "srv/piece.html=piece",
+            "-o",
+            "-",
+        ],
+    );
+    ok(&o);
+    let want = o.stdout;
+
+    let fs = d.join("xfs.img");
+    std::fs::File::create(&fs)
+        .unwrap()
+        .set_len(320 << 20)
+        .unwrap();
+    ok(&Command::new(mkfs)
+        .args(["-q", "-m", "reflink=1"])
+        .arg(&fs)
+        .output()
+        .unwrap());
+    let mnt = d.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    ok(&Command::new("mount")
+        .args(["-o", "loop"])
+        .arg(&fs)
+        .arg(&mnt)
+        .output()
+        .unwrap());
+    let _guard = Mounted(mnt.clone());
+    std::fs::copy(d.join("live.iso"), mnt.join("live.iso")).unwrap();
+    let base = std::fs::read(mnt.join("live.iso")).unwrap();
+    let piece = d.join("piece");
+    let o = imgpipe_in(
+        &mnt,
+        &[
+            "inject",
+            "live.iso",
+            "--put",
+            &format!("srv/piece.html={}", piece.display()),
+            "-o",
+            "out.iso",
+        ],
+    );
+    ok(&o);
+    assert!(std::fs::read(mnt.join("out.iso")).unwrap() == want);
+    assert!(
+        std::fs::read(mnt.join("live.iso")).unwrap() == base,
+        "the base changed"
+    );
+    let o = Command::new(filefrag)
+        .arg("-v")
+        .arg(mnt.join("out.iso"))
+        .output()
+        .unwrap();
+    ok(&o);
+    let map = String::from_utf8_lossy(&o.stdout);
+    // Extent lines: "N: logical..: physical..: length: expected: flags".
+    let (mut shared, mut total) = (0u64, 0u64);
+    for l in map.lines().filter(|l| {
+        l.trim_start()
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit())
+    }) {
+        let cols: Vec<&str> = l.split(':').map(str::trim).collect();
+        let Some(len) = cols.get(3).and_then(|c| c.parse::<u64>().ok()) else {
+            continue;
+        };
+        total += len;
+        if l.contains("shared") {
+            shared += len;
+        }
+    }
+    assert!(total > 0, "{map}");
+    // Unshared: the slot's 1 MiB (256 blocks, rewritten whole), and a block each for the
+    // table and the size fields.
+    assert!(
+        total - shared <= 256 + 8,
+        "only {shared} of {total} blocks shared:\n{map}"
+    );
+}
