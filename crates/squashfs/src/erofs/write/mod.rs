@@ -241,6 +241,8 @@ pub struct ErofsBuildReport {
     pub deduplicated_files: u64,
     /// Bytes stored in the packed inode (fragments).
     pub fragment_bytes: u64,
+    /// Fragments equal to one already in the packed inode, stored once.
+    pub deduplicated_fragments: u64,
     /// Reserved slots, in the order given (`iso create` reports its slots the same way).
     pub slots: Vec<ErofsReservedSlot>,
 }

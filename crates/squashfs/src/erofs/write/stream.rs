@@ -653,6 +653,8 @@ pub(super) fn emit<W: Write + Seek>(
         Some(rx)
     };
     let mut seen: HashMap<(u128, u64), usize> = HashMap::new();
+    // Fragments packed so far: (hash, length) to their offset in the packed inode.
+    let mut packed_seen: HashMap<(u128, usize), u64> = HashMap::new();
     let mut done_bytes = 0u64;
 
     let compressible = |ino: &Inode<'_>| zkey.is_some() && ino.reserve.is_none();
@@ -858,10 +860,19 @@ pub(super) fn emit<W: Write + Seek>(
                     out.push(&u.data)?;
                     z.blocks += u.data.len() as u64 / blksz;
                     if let Some(frag) = u.fragment {
-                        z.fragment = Some(packed_len);
-                        report.fragment_bytes += frag.len() as u64;
-                        packed_len += frag.len() as u64;
-                        packed.extend_from_slice(&frag);
+                        // A fragment equal to one already packed points at it (as mkfs.erofs
+                        // dedupes fragments): identical small files and tails stored once.
+                        let key = (xxhash_rust::xxh3::xxh3_128(&frag), frag.len());
+                        if let Some(&at) = packed_seen.get(&key) {
+                            z.fragment = Some(at);
+                            report.deduplicated_fragments += 1;
+                        } else {
+                            packed_seen.insert(key, packed_len);
+                            z.fragment = Some(packed_len);
+                            report.fragment_bytes += frag.len() as u64;
+                            packed_len += frag.len() as u64;
+                            packed.extend_from_slice(&frag);
+                        }
                         while packed.len() >= SEGMENT {
                             let rest = packed.split_off(SEGMENT);
                             let seg = std::mem::replace(&mut packed, rest);

@@ -9,9 +9,10 @@ use super::fitblk::Fitter;
 use super::zindex::ZExtent;
 use crate::error::Result;
 
-/// How much input one destination-size call sees at most (a decoded pcluster stays well
-/// below the kernel's 12 MiB limit).
-const WINDOW: usize = 4 << 20;
+/// How much input one destination-size call sees at most: mkfs.erofs's queue (8000 KiB),
+/// so a file up to that size that compresses into one pcluster can go whole into the
+/// packed inode as it does there. A decoded pcluster stays below the kernel's 12 MiB.
+const WINDOW: usize = 8000 << 10;
 
 /// Per-build settings of the segment compressor.
 #[derive(Debug, Clone, Copy)]
