@@ -74,7 +74,8 @@ pub use nested::{
     REASON_MAX_FILE, diagnose_files, diagnose_files_with, diagnose_files_within,
 };
 pub use output::{
-    AtomicFile, TEMP_SUFFIX, WorkDir, check_output, discard_pending_outputs, temp_path,
+    AtomicFile, ChildGroup, TEMP_SUFFIX, WorkDir, check_output, discard_pending_outputs,
+    running_child_groups, temp_path,
 };
 pub use seed::{Purpose, Seed};
 pub use source::image_tree;

@@ -34,14 +34,45 @@ pub const TEMP_SUFFIX: &str = ".imgpipe-tmp";
 struct Registry {
     pending: Vec<PathBuf>,
     dirs: Vec<PathBuf>,
+    groups: Vec<u32>,
     discarded: bool,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     pending: Vec::new(),
     dirs: Vec::new(),
+    groups: Vec::new(),
     discarded: false,
 });
+
+/// A process group this process started (a build command run in its own group), registered
+/// while it runs so that a signal handler can stop it with [`running_child_groups`] before
+/// [`discard_pending_outputs`] removes the directories it writes into.
+#[derive(Debug)]
+pub struct ChildGroup(u32);
+
+impl ChildGroup {
+    /// Registers the group led by `pid` (a child started with `process_group(0)`).
+    pub fn register(pid: u32) -> Self {
+        registry().groups.push(pid);
+        Self(pid)
+    }
+}
+
+impl Drop for ChildGroup {
+    fn drop(&mut self) {
+        let mut reg = registry();
+        if let Some(i) = reg.groups.iter().position(|&g| g == self.0) {
+            reg.groups.swap_remove(i);
+        }
+    }
+}
+
+/// The process groups registered by [`ChildGroup`] that are still running: a signal handler
+/// sends them the signal it got (the library itself never signals anything).
+pub fn running_child_groups() -> Vec<u32> {
+    registry().groups.clone()
+}
 
 fn registry() -> MutexGuard<'static, Registry> {
     // A panic while holding the lock leaves a consistent list: keep using it.

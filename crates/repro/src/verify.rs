@@ -337,10 +337,26 @@ fn run_build(req: &VerifyRequest, root: &Path, vary: &[Variation]) -> Result<()>
     {
         cmd.env("LD_PRELOAD", lib).env("FAKETIME", FAKE_CLOCK);
     }
-    let out = cmd.output().map_err(io(format!(
-        "running {:?}",
-        req.command.first().unwrap_or(&OsString::new())
-    )))?;
+    // Its own process group: a signal that stops verify stops the whole build with it (see
+    // `output::running_child_groups`), not only the shell.
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let what = || {
+        format!(
+            "running {:?}",
+            req.command.first().unwrap_or(&OsString::new())
+        )
+    };
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(io(what()))?;
+    let _group = crate::output::ChildGroup::register(child.id());
+    let out = child.wait_with_output().map_err(io(what()))?;
     if !out.status.success() {
         let tail: String = String::from_utf8_lossy(&out.stderr)
             .lines()

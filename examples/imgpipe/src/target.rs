@@ -8,9 +8,10 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use imgpipe_repro::AtomicFile;
 
-/// Installs the SIGINT/SIGTERM handler: it removes every pending temporary output
-/// ([`imgpipe_repro::discard_pending_outputs`]) and exits 130 or 143, as shells report a
-/// process that the signal killed.
+/// Installs the SIGINT/SIGTERM handler: it sends SIGTERM to the process groups of the builds
+/// `verify` runs ([`imgpipe_repro::running_child_groups`]), removes every pending temporary
+/// output ([`imgpipe_repro::discard_pending_outputs`]) and exits 130 or 143, as shells report
+/// a process that the signal killed.
 pub fn install_signal_handler() {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
@@ -20,6 +21,16 @@ pub fn install_signal_handler() {
         .name("signals".into())
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
+                // Builds run by `verify` stop first: they write into what is removed next.
+                for group in imgpipe_repro::running_child_groups() {
+                    if let Some(pid) = i32::try_from(group)
+                        .ok()
+                        .and_then(rustix::process::Pid::from_raw)
+                    {
+                        let _ =
+                            rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
+                    }
+                }
                 imgpipe_repro::discard_pending_outputs();
                 std::process::exit(128 + sig);
             }

@@ -152,10 +152,20 @@ fn a_reproducible_build_passes_and_keep_keeps_both_trees() {
 }
 
 #[test]
-fn sigterm_mid_build_removes_the_copies() {
+fn sigterm_mid_build_stops_the_build_and_removes_the_copies() {
     let t = tempdir();
     let w = work();
-    std::fs::write(t.path().join("build.sh"), "sleep 20; echo x > out\n").unwrap();
+    // The build says which processes it is (its shell and a child), outside the copies.
+    let marks = tempdir();
+    let mark = marks.path().join("pids");
+    std::fs::write(
+        t.path().join("build.sh"),
+        format!(
+            "sleep 20 & echo \"$$ $!\" >> {}; wait; echo x > out\n",
+            mark.display()
+        ),
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
         .current_dir(t.path())
         .args(["verify", "--work", w.path().to_str().unwrap()])
@@ -171,7 +181,12 @@ fn sigterm_mid_build_removes_the_copies() {
         waited += 1;
         assert!(waited < 3000, "verify made no work directory");
     }
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    while !mark.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waited += 1;
+        assert!(waited < 3000, "the build did not start");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -183,6 +198,19 @@ fn sigterm_mid_build_removes_the_copies() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(143));
     assert_eq!(std::fs::read_dir(w.path()).unwrap().count(), 0);
+    // The build's processes are gone too (a zombie waiting for init counts as gone).
+    let alive = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(") ").next().is_some_and(|r| !r.starts_with('Z')))
+    };
+    let pids = std::fs::read_to_string(&mark).unwrap();
+    for _ in 0..500 {
+        if !pids.split_whitespace().any(alive) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the build ({pids}) still runs after verify stopped");
 }
 
 #[test]
