@@ -70,8 +70,9 @@ pub use format::{
     read_head,
 };
 pub use nested::{
-    ContentSink, DiffKind, FileDifference, MIN_WORK_BUDGET, NestedDiff, NestedOptions,
-    REASON_MAX_FILE, diagnose_files, diagnose_files_with, diagnose_files_within,
+    ContentSink, DiffKind, ENCRYPTED_HINT, FileDifference, MIN_WORK_BUDGET, NestedDiff,
+    NestedOptions, Passphrases, REASON_MAX_FILE, diagnose_files, diagnose_files_with,
+    diagnose_files_within,
 };
 pub use output::{
     AtomicFile, TEMP_SUFFIX, WorkDir, check_output, discard_pending_outputs, temp_path,
