@@ -613,16 +613,16 @@ fn held_at(b_side: bool, fs: Src<'_>, contiguous: Option<u64>, e: &Entry) -> Opt
     }
 }
 
-/// The offset and length of a LUKS2 volume's payload (its one crypt segment) on a device of
-/// `dev_len` bytes, read from the header alone (no key needed).
-fn payload(h: &Luks2Header, dev_len: u64) -> Option<(u64, u64)> {
+/// The ciphertext of a LUKS2 volume's payload (its crypt segment) in the volume `vol`, and
+/// its offset there, from the header alone (no key needed).
+fn payload<'a>(h: &Luks2Header, vol: Src<'a>) -> Option<(u64, Src<'a>)> {
     let seg = h.metadata.segments.values().find(|s| s.kind == "crypt")?;
-    let avail = dev_len.checked_sub(seg.offset)?;
+    let avail = vol.len.checked_sub(seg.offset)?;
     let len = match seg.size {
         imgpipe_luks::raw::SegmentSize::Dynamic => avail,
         imgpipe_luks::raw::SegmentSize::Bytes(n) => n.min(avail),
     };
-    Some((seg.offset, len))
+    Some((seg.offset, vol.sub(seg.offset, len)?))
 }
 
 /// The facts both sides hold.
@@ -1145,15 +1145,12 @@ impl Walker<'_> {
         };
         let (ha, hb) = (read(a)?, read(b)?);
         let Some(keys) = self.keys else {
-            let (Some((oa, la)), Some((ob, lb))) = (payload(&ha, a.len), payload(&hb, b.len))
-            else {
-                let f = Found::new(DiffKind::Unreadable, "no crypt segment");
+            let (Some((oa, pa)), Some((ob, pb))) = (payload(&ha, a), payload(&hb, b)) else {
+                let f = Found::new(DiffKind::Unreadable, "no crypt segment inside the volume");
                 self.push(within, "payload", f);
                 return Ok(());
             };
-            let (Some(pa), Some(pb)) = (a.sub(oa, la), b.sub(ob, lb)) else {
-                return Ok(());
-            };
+            let (la, lb) = (pa.len, pb.len);
             if la == lb
                 && (self.unchanged(a, oa, b, ob, la)
                     || (!self.changed(a, oa, b, ob, la) && self.digest(pa)? == self.digest(pb)?))
