@@ -1095,6 +1095,23 @@ impl Walker<'_> {
         path: &str,
         within: &[String],
     ) -> Result<()> {
+        if !self.descend_quiet(k, a, b, inner, path, within)? {
+            self.push_structure(k, a, b, path, within);
+        }
+        Ok(())
+    }
+
+    /// [`descend`](Self::descend) without the conclusion when no file differs; returns
+    /// whether anything was reported.
+    fn descend_quiet(
+        &mut self,
+        k: Format,
+        a: Src<'_>,
+        b: Src<'_>,
+        inner: &[String],
+        path: &str,
+        within: &[String],
+    ) -> Result<bool> {
         let before = self.out.differences.len() as u64 + self.out.omitted;
         self.compared.insert(region(a, b), layer(inner));
         self.ancestors.push(region(a, b));
@@ -1113,20 +1130,22 @@ impl Walker<'_> {
                 Found::new(DiffKind::Unreadable, format!("content; {e}")),
             ),
         }
-        if self.out.differences.len() as u64 + self.out.omitted == before {
-            let what = format!(
-                "content ({} vs {} bytes): the {} file trees are identical, its own structures differ",
-                a.len,
-                b.len,
-                k.name()
-            );
-            self.push(
-                within,
-                path,
-                Found::new(DiffKind::Structure, what).values(a.len, b.len),
-            );
-        }
-        Ok(())
+        Ok(self.out.differences.len() as u64 + self.out.omitted != before)
+    }
+
+    /// Two nested filesystems whose files all agree: their own structures differ.
+    fn push_structure(&mut self, k: Format, a: Src<'_>, b: Src<'_>, path: &str, within: &[String]) {
+        let what = format!(
+            "content ({} vs {} bytes): the {} file trees are identical, its own structures differ",
+            a.len,
+            b.len,
+            k.name()
+        );
+        self.push(
+            within,
+            path,
+            Found::new(DiffKind::Structure, what).values(a.len, b.len),
+        );
     }
 
     /// Compares two LUKS2 volumes: with [`Passphrases`], both are unlocked and their
@@ -1213,40 +1232,56 @@ impl Walker<'_> {
             let exact = self.exact(inside, pa, pb)?;
             self.plain_differing.insert(spaces, exact);
         }
-        // Aligned, the ciphertext says: untouched by the byte diff is equal, surely touched
-        // differs, and otherwise its digests (no decryption) decide.
-        let same = la == lb
-            && if aligned {
-                self.unchanged(a, oa, b, ob, la)
-                    || (!self.changed(a, oa, b, ob, la)
-                        && match (a.sub(oa, la), b.sub(ob, lb)) {
-                            (Some(ca), Some(cb)) => self.digest(ca)? == self.digest(cb)?,
-                            _ => false,
-                        })
-            } else {
-                self.digest(pa)? == self.digest(pb)?
-            };
-        if same {
+        // Aligned, the ciphertext answers without reading: untouched by the byte diff is
+        // equal, surely touched differs.
+        if la == lb && aligned && self.unchanged(a, oa, b, ob, la) {
             self.push_headers_differ(within, la);
             return Ok(());
         }
-        match (pa.kind()?, pb.kind()?) {
-            (Some(ka), Some(kb)) if ka == kb && within.len() < self.opts.max_depth => {
-                let mut inner = within.to_vec();
-                inner.push(format!("payload ({})", ka.name()));
-                self.descend(ka, pa, pb, &inner, "payload", within)
+        let differ = la != lb || (aligned && self.changed(a, oa, b, ob, la));
+        // Otherwise whether the payloads are equal byte for byte is asked only when no file
+        // inside differs (it reads them whole): the ciphertext's digests when aligned, else
+        // the plaintext's.
+        let ciphertext = (a.sub(oa, la), b.sub(ob, lb));
+        let same = |w: &mut Self| -> Result<bool> {
+            if differ {
+                return Ok(false);
             }
-            _ => {
+            Ok(match ciphertext {
+                (Some(ca), Some(cb)) if aligned => w.digest(ca)? == w.digest(cb)?,
+                _ => w.digest(pa)? == w.digest(pb)?,
+            })
+        };
+        let kind = match (pa.kind()?, pb.kind()?) {
+            (Some(ka), Some(kb)) if ka == kb && within.len() < self.opts.max_depth => Some(ka),
+            _ => None,
+        };
+        let Some(k) = kind else {
+            if same(self)? {
+                self.push_headers_differ(within, la);
+            } else {
                 self.push(within, "payload", content(la, lb, None, None));
-                Ok(())
+            }
+            return Ok(());
+        };
+        let mut inner = within.to_vec();
+        inner.push(format!("payload ({})", k.name()));
+        if !self.descend_quiet(k, pa, pb, &inner, "payload", within)? {
+            if same(self)? {
+                self.push_headers_differ(within, la);
+            } else {
+                self.push_structure(k, pa, pb, "payload", within);
             }
         }
+        Ok(())
     }
 
     /// Where `a` and `b` differ exactly inside the ranges of `coarse` (whole sectors of two
     /// payloads), found by reading both there (decrypting only those sectors), so that
-    /// content beside a differing byte in the same sector is not read again. Counted
-    /// against the work budget; past it, `coarse` stays as it is.
+    /// content beside a differing byte in the same sector is not read again. Worth it for a
+    /// few small ranges (a changed file), not when they cover much of the payloads (a
+    /// squashfs whose blocks all moved): beyond a sixteenth of them, or past the work
+    /// budget, `coarse` stays as it is.
     fn exact(
         &mut self,
         coarse: crate::diff::Differing,
@@ -1259,7 +1294,7 @@ impl Walker<'_> {
             .ranges()
             .iter()
             .fold(0u64, |t, r| t.saturating_add(r.len));
-        if total.saturating_mul(2) > self.work_left {
+        if total.saturating_mul(2) > self.work_left || total > a.len.min(b.len) / 16 {
             return Ok(coarse);
         }
         self.work_left -= 2 * total;

@@ -1042,3 +1042,48 @@ fn compares_the_payloads_of_cryptsetup_volumes() {
         "{v:#}"
     );
 }
+
+/// Two volumes of other seeds (other volume keys) around one squashfs filling their
+/// payloads: every ciphertext byte differs, the payloads are decrypted and found equal, and
+/// the difference is the headers.
+#[test]
+fn equal_payloads_under_other_keys_leave_the_headers() {
+    let t = tempdir();
+    let key = t.path().join("key");
+    fs::write(&key, "correct horse\n").unwrap();
+    let [root, _] = hostname_trees(t.path());
+    let sq = t.path().join("root.sqfs");
+    create("squashfs", &sq, &root, &[]);
+    // The whole payload (3 MiB): what is past the squashfs decrypts the same way too.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&sq)
+        .unwrap()
+        .set_len(3 << 20)
+        .unwrap();
+    let [a, b] = ["a", "b"].map(|name| t.path().join(format!("{name}.luks")));
+    luks_volume(
+        &a,
+        &sq,
+        &key,
+        Some("00112233445566778899aabbccddeeff"),
+        None,
+    );
+    luks_volume(
+        &b,
+        &sq,
+        &key,
+        Some("ffeeddccbbaa99887766554433221100"),
+        None,
+    );
+    let (code, v, err) = diff_with(&a, &b, &["--passphrase-file".as_ref(), key.as_os_str()]);
+    assert_eq!(code, 1, "{err} {v:#}");
+    assert_eq!(file_diffs(&v), [("luks2".into(), "header".into())], "{v:#}");
+    assert_eq!(v["files"]["differences"][0]["kind"], "structure", "{v:#}");
+    let (_, v, _) = diff_with(&a, &b, &[]);
+    assert_eq!(
+        file_diffs(&v),
+        [("luks2".into(), "payload".into())],
+        "{v:#}"
+    );
+}
