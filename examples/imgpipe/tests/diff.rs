@@ -895,6 +895,14 @@ fn names_the_file_inside_a_luks2_payload() {
         [("luks2 > payload (squashfs)".into(), "/etc/hostname".into())],
         "{v:#}"
     );
+    // One seed, one header: the bytes differ in the data segment only.
+    for r in v["differences"].as_array().unwrap() {
+        assert_eq!(
+            r["regions"],
+            serde_json::json!(["LUKS2 crypt segment 0"]),
+            "{v:#}"
+        );
+    }
     let d = &v["files"]["differences"][0];
     assert_eq!(d["kind"], "content", "{v:#}");
     assert_eq!(d["reason"]["format"], "text", "{v:#}");
