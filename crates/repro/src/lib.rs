@@ -25,7 +25,8 @@
 //! ```
 //!
 //! [`diagnose_files`] goes further when two builds differ: which files inside which nested
-//! filesystem (the squashfs inside the ISO, the ESP inside the disk) differ, and how.
+//! filesystem (the squashfs inside the ISO, the ESP inside the disk, with [`Passphrases`]
+//! the root inside a LUKS2 volume) differ, and how.
 //!
 //! # Determinism
 //! This crate is the only place the rules live: epochs are explicit, identifiers derive from

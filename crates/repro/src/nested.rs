@@ -8,6 +8,15 @@
 //! or root partition of a disk, an ISO inside a partition) is opened in place, at its offset
 //! inside the outer file, and compared the same way, down to [`NestedOptions::max_depth`].
 //!
+//! A pair of LUKS2 volumes (the image itself, an encrypted partition or file) is a layer too
+//! when [`Passphrases`] are given ([`crate::ImageDiffOptions::passphrases`]): both are
+//! unlocked and their payloads opened in place as `payload (FORMAT)`, decrypted sector by
+//! sector as they are read ([`imgpipe_luks::Plaintext`]), never written anywhere. Two
+//! volumes with one volume key and geometry at one place (one seed) have equal plaintext
+//! where their ciphertext is equal (XTS works per sector), so the byte diff's ranges still
+//! say what need not be read inside. Without passphrases a differing payload is reported
+//! with [`ENCRYPTED_HINT`].
+//!
 //! Memory is bounded by the number of entries of one filesystem (their metadata, never
 //! their content); nothing is extracted to disk. Every reader is the format crate's hardened
 //! one, so a hostile image is an error for that layer, reported with the layer's name.
