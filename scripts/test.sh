@@ -11,7 +11,7 @@ DEBIAN_PACKAGES=(
   xorriso squashfs-tools erofs-utils cryptsetup-bin gdisk fdisk dosfstools mtools
   libarchive-tools genisoimage systemd
   qemu-system-x86 ovmf grub-pc-bin grub-efi-amd64-bin grub-rescue-pc ipxe memtest86+ faketime
-  busybox-static kmod
+  busybox-static kmod xfsprogs
 )
 PYPI_PACKAGES=(pykickstart==3.78 pycdlib)
 

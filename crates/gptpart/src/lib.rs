@@ -46,7 +46,9 @@
 //! [`MbrBuilder`] and [`raw::Mbr`] for classic, protective and hybrid MBRs, [`FatBuilder`] and
 //! [`FatVolume`] for FAT (it implements [`imgpipe_fstree::FsRead`]: shared entries in name
 //! order, cluster runs as extents, [`FatEntry`] as the node keeping short names and
-//! attributes), and [`Window`] to read a partition inside a disk image.
+//! attributes; [`FatBuilder::reserve_file`] gives a file a contiguous run of clusters whose
+//! content and size can be rewritten in place, [`FatReservedFile`] naming every byte that
+//! changes), and [`Window`] to read a partition inside a disk image.
 //!
 //! # Security
 //! Tables and file systems are untrusted input: every length and offset is checked, entry
@@ -96,7 +98,7 @@ pub use read::gpt::{
 pub use read::window::Window;
 pub use seed::Seed;
 pub use types::{PARTITION_TYPES, attributes, partition_type, type_alias};
-pub use write::fat::{FatBuilder, FatSummary};
+pub use write::fat::{FatBuilder, FatReservedFile, FatSummary};
 pub use write::gpt::{
     GptBuilder, GptLayout, HybridEntry, PartitionSize, PartitionSpec, PlannedPartition,
     relocate_backup,

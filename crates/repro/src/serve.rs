@@ -20,9 +20,12 @@
 //! [`piece_name`] accepts only a single path component: a name with `/`, `..` or NUL, an
 //! empty name, `.`, or a name starting with `.` never reaches the file system.
 
+use std::sync::{Arc, Mutex};
+
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::inject::Overlay;
 
 /// The name of a piece from a request path, checked: one plain file name. `/`, `..`, NUL,
 /// an empty name and names starting with `.` are refused.
@@ -153,9 +156,14 @@ impl BaseIdentity {
 /// The strong entity tag (quoted) of `base` with `piece` in its slot: 32 hex digits of the
 /// SHA-256 of the base's identity and the piece's SHA-256.
 pub fn etag(base: &BaseIdentity, piece: &[u8]) -> String {
+    etag_of_digest(base, &Sha256::digest(piece).into())
+}
+
+/// [`etag`] from the piece's SHA-256, for a piece hashed as it was read.
+pub fn etag_of_digest(base: &BaseIdentity, piece_sha256: &[u8; 32]) -> String {
     let mut h = Sha256::new();
     h.update(base.0);
-    h.update(Sha256::digest(piece));
+    h.update(piece_sha256);
     let d: [u8; 32] = h.finalize().into();
     let mut s = String::with_capacity(34);
     s.push('"');
@@ -173,6 +181,94 @@ pub fn if_none_match(header: &str, etag: &str) -> bool {
         .split(',')
         .map(str::trim)
         .any(|t| t == "*" || t == etag || t.strip_prefix("W/").is_some_and(|t| t == etag))
+}
+
+/// Buffers for streaming bodies, reused from one chunk to the next: a body is read into a
+/// buffer that went out before, so memory stays at what is in flight and no buffer is
+/// cleared or faulted in again. A [`Chunk`] returns its buffer here when dropped (after the
+/// server wrote it); at most `keep` idle buffers are kept, the rest are freed.
+#[derive(Debug)]
+pub struct ChunkPool {
+    size: usize,
+    keep: usize,
+    free: Mutex<Vec<Box<[u8]>>>,
+}
+
+impl ChunkPool {
+    /// A pool of `size`-byte buffers keeping at most `keep` idle ones.
+    pub fn new(size: usize, keep: usize) -> Arc<Self> {
+        Arc::new(Self {
+            size: size.max(1),
+            keep,
+            free: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The size of its buffers.
+    pub fn chunk_size(&self) -> usize {
+        self.size
+    }
+
+    /// Reads `len` bytes (at most the buffer size) of `overlay` at `offset` into a pooled
+    /// buffer. A base shorter than it was (truncated under the server) is an
+    /// `UnexpectedEof` error, never a short chunk.
+    pub fn read(
+        self: &Arc<Self>,
+        overlay: &Overlay,
+        offset: u64,
+        len: usize,
+    ) -> std::io::Result<Chunk> {
+        let len = len.min(self.size);
+        let recycled = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut buf = recycled.unwrap_or_else(|| vec![0u8; self.size].into_boxed_slice());
+        let mut filled = 0;
+        while filled < len {
+            let to = buf.get_mut(filled..len).unwrap_or_default();
+            match overlay.read_at(to, offset + filled as u64)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => filled += n,
+            }
+        }
+        Ok(Chunk {
+            buf: Some(buf),
+            len,
+            pool: Arc::clone(self),
+        })
+    }
+
+    /// Idle buffers held now.
+    pub fn idle(&self) -> usize {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// Bytes of a body read through a [`ChunkPool`]; its buffer goes back to the pool when
+/// dropped.
+#[derive(Debug)]
+pub struct Chunk {
+    buf: Option<Box<[u8]>>,
+    len: usize,
+    pool: Arc<ChunkPool>,
+}
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        self.buf
+            .as_deref()
+            .and_then(|b| b.get(..self.len))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        if let Some(buf) = self.buf.take() {
+            let mut free = self.pool.free.lock().unwrap_or_else(|e| e.into_inner());
+            if free.len() < self.pool.keep {
+                free.push(buf);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -230,5 +326,55 @@ mod tests {
         assert!(if_none_match(&format!("\"x\", W/{t}"), &t));
         assert!(if_none_match("*", &t));
         assert!(!if_none_match("\"x\"", &t));
+    }
+
+    #[test]
+    fn chunks_reuse_buffers_and_refuse_a_shrunk_base() {
+        use crate::inject::Patch;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("base");
+        let base: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &base).unwrap();
+        let patch = Patch {
+            offset: 4_000,
+            len: 100,
+            data: (&b"piece"[..]).into(),
+        };
+        let overlay = Overlay::new(std::fs::File::open(&path).unwrap(), vec![patch]).unwrap();
+        let mut want = base.clone();
+        want[4_000..4_100].fill(0);
+        want[4_000..4_005].copy_from_slice(b"piece");
+
+        let pool = ChunkPool::new(3_000, 2);
+        let mut got = Vec::new();
+        let mut at = 0u64;
+        while at < overlay.len() {
+            let len = (overlay.len() - at).min(3_000) as usize;
+            let c = pool.read(&overlay, at, len).unwrap();
+            assert_eq!(c.as_ref().len(), len);
+            got.extend_from_slice(c.as_ref());
+            at += len as u64;
+            drop(c);
+            assert_eq!(pool.idle(), 1, "the buffer came back");
+        }
+        assert_eq!(got, want);
+        // Three in flight, two kept when they come back.
+        let held: Vec<Chunk> = (0..3)
+            .map(|i| pool.read(&overlay, i * 10, 10).unwrap())
+            .collect();
+        assert_eq!(pool.idle(), 0);
+        assert_eq!(held[2].as_ref(), &want[20..30]);
+        drop(held);
+        assert_eq!(pool.idle(), 2);
+
+        // The base shrinks under the server: an error, never a short or wrong chunk.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(5_000)
+            .unwrap();
+        let e = pool.read(&overlay, 3_000, 3_000).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 }

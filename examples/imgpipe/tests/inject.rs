@@ -232,6 +232,27 @@ fn bad_input_is_one_error_and_nothing_changes() {
             "{needle}: the image changed"
         );
     }
+    // A truncated base: its table survives, its slot does not; or the table is cut too.
+    for (len, needle) in [
+        (before.len() - 2048, "truncated image"),
+        (before.len() / 2, "truncated image"),
+        (0x7000 + 100, "slot table"),
+    ] {
+        write(&d.join("cut.iso"), &before[..len]);
+        let cut = std::fs::read(d.join("cut.iso")).unwrap();
+        for out in [&["--in-place"][..], &["-o", "out.iso"], &["-o", "-"]] {
+            let mut a = vec!["inject", "cut.iso", "--put", "srv/piece.html=small"];
+            a.extend_from_slice(out);
+            let o = imgpipe_in(d, &a);
+            assert_eq!(o.status.code(), Some(2), "{out:?}");
+            let e = String::from_utf8_lossy(&o.stderr);
+            assert!(e.contains(needle), "{out:?}: {e}");
+            assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+            assert!(o.stdout.is_empty(), "{out:?}: bytes went out");
+            assert!(std::fs::read(d.join("cut.iso")).unwrap() == cut);
+            assert!(!d.join("out.iso").exists(), "{out:?} left an output");
+        }
+    }
     // Two slots of one name are refused before anything is written.
     let o = build(
         d,
@@ -449,5 +470,371 @@ fn iso_tree_slot_takes_smaller_and_larger_pieces_and_equals_a_rebuild() {
     assert!(
         String::from_utf8_lossy(&o.stderr)
             .contains("the piece is 70000 bytes; the slot holds at most 65536")
+    );
+}
+
+/// The bytes of the ESP (the partition of that type) of an output in the manifest.
+fn esp_of(d: &Path, m: &serde_json::Value, output: usize, file: &str) -> Vec<u8> {
+    let p = m["outputs"][output]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type_guid"] == "C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
+        .unwrap_or_else(|| panic!("no ESP in output {output}"))
+        .clone();
+    let bytes = std::fs::read(d.join(file)).unwrap();
+    let (o, n) = (
+        p["offset"].as_u64().unwrap() as usize,
+        p["size"].as_u64().unwrap() as usize,
+    );
+    bytes[o..o + n].to_vec()
+}
+
+/// `fsck.vfat -n` finds the FAT clean, and mtools and `imgpipe fat` read `piece` at
+/// `/kiosk/piece.html` with its size.
+fn esp_holds(d: &Path, esp: &[u8], name: &str, piece: &[u8]) {
+    let img = d.join(format!("{name}.fat"));
+    std::fs::write(&img, esp).unwrap();
+    if let Some(fsck) = imgpipe_testsupport::tool("fsck.vfat") {
+        let o = Command::new(fsck)
+            .arg("-n")
+            .arg(&img)
+            .env("LC_ALL", "C")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{name}: fsck.vfat -n: {text}");
+        assert_eq!(text.lines().count(), 2, "{name}: fsck.vfat -n: {text}");
+    }
+    if let (Some(mtype), Some(mdir)) = (
+        imgpipe_testsupport::tool("mtype"),
+        imgpipe_testsupport::tool("mdir"),
+    ) {
+        let m = |program: &Path, arg: &str| {
+            let o = Command::new(program)
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .arg("-i")
+                .arg(&img)
+                .arg(arg)
+                .output()
+                .unwrap();
+            ok(&o);
+            o.stdout
+        };
+        assert!(m(&mtype, "::/kiosk/piece.html") == piece, "{name}: mtype");
+        let listing = String::from_utf8(m(&mdir, "::/kiosk")).unwrap();
+        assert!(
+            listing.lines().any(|l| l.ends_with(" piece.html")
+                && l.split_whitespace().any(|w| w == piece.len().to_string())),
+            "{name}: {listing}"
+        );
+    }
+    let o = imgpipe_in(d, &["fat", "ls", "--json", img.to_str().unwrap()]);
+    ok(&o);
+    let ls: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let e = ls["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "/kiosk/piece.html")
+        .unwrap_or_else(|| panic!("{name}: {ls}"))
+        .clone();
+    assert_eq!(e["size"], piece.len() as u64, "{name}");
+    let x = d.join(format!("x-{name}"));
+    ok(&imgpipe_in(
+        d,
+        &["fat", "extract", img.to_str().unwrap(), x.to_str().unwrap()],
+    ));
+    assert!(
+        std::fs::read(x.join("kiosk/piece.html")).unwrap() == piece,
+        "{name}: extract"
+    );
+}
+
+#[test]
+fn esp_slot_takes_pieces_in_the_iso_and_the_disk_and_equals_a_rebuild() {
+    let t = tempdir();
+    let d = t.path();
+    inputs(d);
+    ok(&build(d, &["--reserve-esp", "/kiosk/piece.html:64K"]));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("m.json")).unwrap()).unwrap();
+    for (i, within) in [
+        (0, "iso9660 > efiboot.img (fat)"),
+        (1, "gpt partition 1 (fat)"),
+    ] {
+        let slot = &m["outputs"][i]["slots"][0];
+        assert_eq!(slot["name"], "kiosk/piece.html");
+        assert_eq!(slot["within"], within);
+        assert_eq!(
+            (slot["capacity"].as_u64(), slot["size"].as_u64()),
+            (Some(65536), Some(0))
+        );
+        let encodings: Vec<&str> = slot["size_fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["encoding"].as_str().unwrap())
+            .collect();
+        // The size, the first cluster, both FATs' chains (and FAT32's free count, twice).
+        let chain = if i == 0 { "le16-chain" } else { "le32-chain" };
+        let mut want = vec!["le32", "le16-if-any", chain, chain];
+        if i == 1 {
+            want.extend(["le32-free", "le32-free"]);
+        }
+        assert_eq!(encodings, want, "{within}");
+    }
+    assert_eq!(m["recipe"]["reserve_esp"][0][1], 65536);
+    esp_holds(d, &esp_of(d, &m, 0, "live.iso"), "built-iso", b"");
+    esp_holds(d, &esp_of(d, &m, 1, "live.img"), "built-disk", b"");
+
+    let small = b"<html>small</html>\n".to_vec();
+    let large = b"<html>a near-capacity piece</html>\n".repeat(1860);
+    assert!(large.len() > 65_000 && large.len() <= 65536);
+    write(&d.join("small.html"), &small);
+    write(&d.join("large.html"), &large);
+    for (piece, file) in [(&small, "small"), (&large, "large")] {
+        for (i, image) in [(0, "iso"), (1, "img")] {
+            let out = format!("{file}.{image}");
+            ok(&imgpipe_in(
+                d,
+                &[
+                    "inject",
+                    &format!("live.{image}"),
+                    "--put",
+                    &format!("kiosk/piece.html={file}.html"),
+                    "-o",
+                    &out,
+                ],
+            ));
+            esp_holds(d, &esp_of(d, &m, i, &out), &out, piece);
+        }
+    }
+    if let Some(sgdisk) = imgpipe_testsupport::tool("sgdisk") {
+        for img in ["small.img", "large.img"] {
+            let o = Command::new(&sgdisk)
+                .arg("-v")
+                .arg(d.join(img))
+                .output()
+                .unwrap();
+            let v = String::from_utf8_lossy(&o.stdout);
+            assert!(v.contains("No problems found"), "{img}: {v}");
+        }
+    }
+
+    // The same build with the large piece in the slot gives the injected bytes.
+    ok(&build(
+        d,
+        &["--reserve-esp", "/kiosk/piece.html:64K=large.html"],
+    ));
+    for (built, injected) in [("live.iso", "large.iso"), ("live.img", "large.img")] {
+        let o = imgpipe_in(d, &["diff", injected, built]);
+        assert!(
+            o.status.success(),
+            "{built}: injection differs from a rebuild:\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        assert!(
+            std::fs::read(d.join(built)).unwrap() == std::fs::read(d.join(injected)).unwrap(),
+            "{built}"
+        );
+    }
+    // The recipe keeps the slot and its content: the rebuild proves the build.
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("m.json")).unwrap()).unwrap();
+    assert_eq!(m["recipe"]["reserve_esp"][0][2], "large.html");
+    let work = tempdir();
+    let o = imgpipe_in(
+        d,
+        &[
+            "rebuild",
+            "m.json",
+            "--json",
+            "--work",
+            work.path().to_str().unwrap(),
+        ],
+    );
+    ok(&o);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["proven"], true, "{r:#}");
+
+    // A piece over the capacity is refused with both sizes, the image untouched.
+    write(&d.join("huge.html"), vec![b'x'; 70_000]);
+    let before = std::fs::read(d.join("live.img")).unwrap();
+    let o = imgpipe_in(
+        d,
+        &[
+            "inject",
+            "live.img",
+            "--put",
+            "kiosk/piece.html=huge.html",
+            "--in-place",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("the piece is 70000 bytes; the slot holds at most 65536")
+    );
+    assert!(std::fs::read(d.join("live.img")).unwrap() == before);
+}
+
+#[test]
+fn esp_slots_are_refused_before_anything_is_written() {
+    let t = tempdir();
+    let d = t.path();
+    inputs(d);
+    write(&d.join("big"), vec![1u8; 5000]);
+    for (args, needle) in [
+        (
+            &[
+                "--reserve-iso",
+                "piece.html:4K",
+                "--reserve-esp",
+                "/piece.html:4K",
+            ][..],
+            "two slots of one name",
+        ),
+        (
+            &["--reserve-esp", "EFI/BOOT/bootx64.efi:4K"][..],
+            "already exists",
+        ),
+        (
+            &["--reserve-esp", "boot/vmlinuz:4K"][..],
+            "kernel and initrd",
+        ),
+        (
+            &["--reserve-esp", "piece.html:4K=big"][..],
+            "the content is 5000 bytes; the slot holds at most 4096",
+        ),
+        (&["--reserve-esp", "a:b:4K"][..], "invalid name"),
+    ] {
+        let o = build(d, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains(needle), "{args:?}: {e}");
+        for f in ["live.iso", "live.img", "m.json"] {
+            assert!(!d.join(f).exists(), "{args:?}: {f} written");
+        }
+    }
+}
+
+/// Unmounts and removes a mount point when dropped.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// `inject -o OUT` on a file system that shares extents (XFS with reflink) copies nothing:
+/// OUT shares the base's extents but for the blocks the patches rewrote, and holds the
+/// bytes `inject -o -` streams.
+#[test]
+fn inject_into_a_copy_shares_extents_where_the_file_system_can() {
+    let (Some(mkfs), Some(filefrag)) = (
+        imgpipe_testsupport::tool("mkfs.xfs"),
+        imgpipe_testsupport::tool("filefrag"),
+    ) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "mkfs.xfs and filefrag are needed"
+        );
+        return;
+    };
+    if !is_root() {
+        eprintln!("not root: cannot mount, skipped");
+        return;
+    }
+    let t = tempdir();
+    let d = t.path();
+    inputs(d);
+    write(&d.join("root/usr/data"), pattern(8 << 20));
+    ok(&build(d, &["--reserve", "srv/piece.html:1M"]));
+    write(&d.join("piece"), b"<html>reflinked</html>\n");
+    let o = imgpipe_in(
+        d,
+        &[
+            "inject",
+            "live.iso",
+            "--put",
+            "srv/piece.html=piece",
+            "-o",
+            "-",
+        ],
+    );
+    ok(&o);
+    let want = o.stdout;
+
+    let fs = d.join("xfs.img");
+    std::fs::File::create(&fs)
+        .unwrap()
+        .set_len(320 << 20)
+        .unwrap();
+    ok(&Command::new(mkfs)
+        .args(["-q", "-m", "reflink=1"])
+        .arg(&fs)
+        .output()
+        .unwrap());
+    let mnt = d.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    ok(&Command::new("mount")
+        .args(["-o", "loop"])
+        .arg(&fs)
+        .arg(&mnt)
+        .output()
+        .unwrap());
+    let _guard = Mounted(mnt.clone());
+    std::fs::copy(d.join("live.iso"), mnt.join("live.iso")).unwrap();
+    let base = std::fs::read(mnt.join("live.iso")).unwrap();
+    let piece = d.join("piece");
+    let o = imgpipe_in(
+        &mnt,
+        &[
+            "inject",
+            "live.iso",
+            "--put",
+            &format!("srv/piece.html={}", piece.display()),
+            "-o",
+            "out.iso",
+        ],
+    );
+    ok(&o);
+    assert!(std::fs::read(mnt.join("out.iso")).unwrap() == want);
+    assert!(
+        std::fs::read(mnt.join("live.iso")).unwrap() == base,
+        "the base changed"
+    );
+    let o = Command::new(filefrag)
+        .arg("-v")
+        .arg(mnt.join("out.iso"))
+        .output()
+        .unwrap();
+    ok(&o);
+    let map = String::from_utf8_lossy(&o.stdout);
+    // Extent lines: "N: logical..: physical..: length: expected: flags".
+    let (mut shared, mut total) = (0u64, 0u64);
+    for l in map.lines().filter(|l| {
+        l.trim_start()
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit())
+    }) {
+        let cols: Vec<&str> = l.split(':').map(str::trim).collect();
+        let Some(len) = cols.get(3).and_then(|c| c.parse::<u64>().ok()) else {
+            continue;
+        };
+        total += len;
+        if l.contains("shared") {
+            shared += len;
+        }
+    }
+    assert!(total > 0, "{map}");
+    // Unshared: the slot's 1 MiB (256 blocks, rewritten whole), and a block each for the
+    // table and the size fields.
+    assert!(
+        total - shared <= 256 + 8,
+        "only {shared} of {total} blocks shared:\n{map}"
     );
 }

@@ -40,6 +40,12 @@ fn write(path: &Path, data: impl AsRef<[u8]>) {
 
 /// A small live ISO with a 64 KiB slot `srv/piece.html` in its EROFS root, in `d/live.iso`.
 fn base(d: &Path) {
+    base_with_slot(d, "64K");
+}
+
+/// [`base`] with a slot of `size`.
+fn base_with_slot(d: &Path, size: &str) {
+    let reserve = format!("srv/piece.html:{size}");
     write(&d.join("root/boot/vmlinuz-6.1.0-test"), pattern(100_000));
     write(&d.join("root/boot/initrd.img-6.1.0-test"), pattern(50_001));
     write(&d.join("root/etc/hostname"), "kiosk\n");
@@ -69,7 +75,7 @@ fn base(d: &Path) {
             "--seed",
             "00112233445566778899aabbccddeeff",
             "--reserve",
-            "srv/piece.html:64K",
+            &reserve,
         ],
     ));
 }
@@ -78,6 +84,29 @@ fn base(d: &Path) {
 struct Server {
     child: Child,
     addr: String,
+    log: BufReader<std::process::ChildStderr>,
+}
+
+impl Server {
+    /// Stops it and returns what it wrote to stderr after its first line.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut rest = String::new();
+        self.log.read_to_string(&mut rest).unwrap();
+        rest
+    }
+
+    /// Its peak resident memory so far (VmHWM), in bytes.
+    fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kb << 10
+    }
 }
 
 impl Drop for Server {
@@ -108,12 +137,12 @@ fn serve(d: &Path, extra: &[&str]) -> Server {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    log.read_line(&mut line).unwrap();
     let mut server = Server {
         child,
         addr: String::new(),
+        log,
     };
     server.addr = line
         .trim()
@@ -357,7 +386,13 @@ fn sigterm_ends_it_with_exit_0_and_bad_bases_are_refused() {
 
     // A base without a slot table, an unknown slot, a missing piece directory: one line, exit 2.
     write(&d.join("plain.img"), vec![0u8; 65_536]);
+    let live = std::fs::read(d.join("live.iso")).unwrap();
+    write(&d.join("cut.iso"), &live[..live.len() - 4096]);
     for (args, needle) in [
+        (
+            &["--image", "cut.iso", "--slot", "srv/piece.html"][..],
+            "truncated image",
+        ),
         (
             &["--image", "plain.img", "--slot", "srv/piece.html"][..],
             "built without --reserve",
@@ -391,4 +426,168 @@ fn sigterm_ends_it_with_exit_0_and_bad_bases_are_refused() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--pieces missing: not a directory"));
+}
+
+/// A GET on its own connection whose headers are read; the body is read by the caller.
+fn start_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> (BufReader<TcpStream>, u64) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut r = BufReader::new(s);
+    let mut len = None;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().ok();
+        }
+    }
+    (r, len.unwrap())
+}
+
+/// The rest of a body, up to the end of the stream or an error (a cut-short download).
+fn read_rest(r: &mut impl Read, into: &mut Vec<u8>) {
+    let mut buf = [0u8; 65_536];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => into.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[test]
+fn fifty_downloads_at_once_all_hash_right_and_hold_no_piece_each() {
+    let t = tempdir();
+    let d = t.path();
+    base_with_slot(d, "4M");
+    // A piece of nearly 4 MiB: a server holding one copy per download would need 200 MiB.
+    let piece: Vec<u8> = pattern(4_000_000).iter().map(|b| b ^ 0x5a).collect();
+    write(&d.join("pieces/big"), &piece);
+    let o = imgpipe_in(
+        d,
+        &[
+            "inject",
+            "live.iso",
+            "--put",
+            "srv/piece.html=pieces/big",
+            "-o",
+            "-",
+        ],
+    );
+    ok(&o);
+    let want = o.stdout;
+    let want_sha = sha(&want);
+    let server = serve(d, &[]);
+    let a = server.addr.clone();
+    let slot_at = want.windows(64).position(|w| w == &piece[..64]).unwrap();
+    assert!(want[slot_at..slot_at + piece.len()] == piece[..]);
+
+    // 50 downloads, all started before any body is read: every stream is in flight at once.
+    const N: usize = 50;
+    let ready = std::sync::Arc::new(std::sync::Barrier::new(N + 1));
+    let threads: Vec<_> = (0..N)
+        .map(|_| {
+            let (a, ready) = (a.clone(), ready.clone());
+            std::thread::spawn(move || {
+                let (mut r, len) = start_get(&a, "/big.iso", &[]);
+                ready.wait();
+                let mut body = Vec::new();
+                read_rest(&mut r, &mut body);
+                assert_eq!(body.len() as u64, len);
+                sha(&body)
+            })
+        })
+        .collect();
+    ready.wait();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), want_sha, "a download differs");
+    }
+    let peak = server.peak_rss();
+    let bound = (64 + N as u64) << 20;
+    assert!(
+        peak < bound,
+        "peak {} MiB, bound {} MiB",
+        peak >> 20,
+        bound >> 20
+    );
+}
+
+#[test]
+fn a_piece_removed_mid_download_is_served_whole_and_a_rewritten_one_cuts_it_short() {
+    let t = tempdir();
+    let d = t.path();
+    // A piece far larger than what the server reads ahead of a client that waits (its
+    // queue and the sockets' buffers: a few MiB).
+    base_with_slot(d, "48M");
+    let piece: Vec<u8> = pattern(40_000_000).iter().map(|b| b ^ 0x5a).collect();
+    write(&d.join("pieces/big"), &piece);
+    let o = imgpipe_in(
+        d,
+        &[
+            "inject",
+            "live.iso",
+            "--put",
+            "srv/piece.html=pieces/big",
+            "-o",
+            "-",
+        ],
+    );
+    ok(&o);
+    let want = o.stdout;
+    let server = serve(d, &[]);
+    let a = server.addr.clone();
+
+    // The slot's place in the image: downloads below start just before it.
+    let slot_at = want.windows(64).position(|w| w == &piece[..64]).unwrap();
+    let range = format!("bytes={}-", slot_at - 1000);
+
+    // The piece removed mid-download: the open piece is served whole.
+    let (mut r, len) = start_get(&a, "/big.iso", &[("Range", &range)]);
+    let mut body = vec![0u8; 100];
+    r.read_exact(&mut body).unwrap();
+    std::fs::remove_file(d.join("pieces/big")).unwrap();
+    read_rest(&mut r, &mut body);
+    assert_eq!(body.len() as u64, len);
+    assert!(
+        body == want[slot_at - 1000..],
+        "a removed piece changed the download"
+    );
+    assert_eq!(request(&a, "GET", "/big.iso", &[]).status, 404);
+
+    // The piece rewritten mid-download: the download is cut short, never a mix of two pieces.
+    write(&d.join("pieces/big"), &piece);
+    let (mut r, len) = start_get(&a, "/big.iso", &[("Range", &range)]);
+    let mut body = vec![0u8; 100];
+    r.read_exact(&mut body).unwrap();
+    let mut other = piece.clone();
+    other.reverse();
+    write(&d.join("pieces/big"), &other);
+    read_rest(&mut r, &mut body);
+    assert!(
+        (body.len() as u64) < len,
+        "a rewritten piece was served on (same as the first: {})",
+        body[..] == want[slot_at - 1000..]
+    );
+    assert!(
+        body[..] == want[slot_at - 1000..slot_at - 1000 + body.len()],
+        "what was sent is not the first piece"
+    );
+    // The server goes on, with the new piece.
+    let r = request(&a, "GET", "/big.iso", &[]);
+    assert_eq!(r.status, 200);
+    assert!(r.body[slot_at..slot_at + other.len()] == other[..]);
+    let log = server.stop();
+    assert!(
+        log.contains("/big.iso cut short") && log.contains("changed while it was being served"),
+        "{log}"
+    );
 }

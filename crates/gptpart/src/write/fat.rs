@@ -22,7 +22,12 @@ pub const MAX_FILE_SIZE: u64 = u32::MAX as u64;
 
 #[derive(Debug, Clone)]
 enum Node {
-    File { content: Content, size: u64 },
+    File {
+        content: Content,
+        size: u64,
+        /// A reserved file's capacity: its run of clusters holds this much.
+        capacity: Option<u64>,
+    },
     Dir(Dir),
 }
 
@@ -68,6 +73,106 @@ pub struct FatSummary {
     pub files: u64,
     /// Directories written (without the root).
     pub directories: u64,
+    /// Where each reserved file ([`FatBuilder::reserve_file`]) landed, in path order.
+    pub reserved: Vec<FatReservedFile>,
+}
+
+/// A reserved file as written: one contiguous run of clusters of at least its capacity,
+/// and every field that changes with its size, so that its content can be replaced later by
+/// plain byte writes ([`FatReservedFile::size_patches`]). Offsets are bytes from the start
+/// of the volume.
+///
+/// A FAT reader trusts the cluster chain, not only the size: fsck.fat truncates a file whose
+/// chain is longer than its size needs. So the chain covers the size (the rest of the run is
+/// free in the FAT and counted free in FSInfo), and a new size rewrites the run's FAT entries,
+/// the free count and, between empty and not, the entry's first cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FatReservedFile {
+    /// Its path, `/`-separated, without a leading `/`.
+    pub path: String,
+    /// Where its data starts (the run's first cluster).
+    pub offset: u64,
+    /// Bytes it may hold.
+    pub capacity: u64,
+    /// Its size as written.
+    pub size: u64,
+    /// DIR_FileSize of its short directory entry (after any long-name entries): 32-bit
+    /// little-endian.
+    pub size_offset: u64,
+    /// Bytes per cluster.
+    pub cluster_size: u64,
+    /// The run's first cluster.
+    pub first_cluster: u32,
+    /// Clusters in the run.
+    pub clusters: u32,
+    /// DIR_FstClusLO and (when not 0) DIR_FstClusHI of the short entry: 16-bit little-endian,
+    /// each holding its half of `first_cluster` while the file is not empty, 0 when it is.
+    pub first_cluster_fields: Vec<(u64, u16)>,
+    /// The run's first entry in each FAT. One entry per cluster of the run: the next
+    /// cluster while the file goes on, `end_of_chain` in its last cluster, 0 (free) past it.
+    pub fat_entries: Vec<u64>,
+    /// Bytes per FAT entry: 2 (FAT16) or 4 (FAT32).
+    pub fat_entry_bytes: u8,
+    /// The end-of-chain mark.
+    pub end_of_chain: u32,
+    /// FAT32: FSI_Free_Count of the FSInfo sector and of its backup (32-bit little-endian).
+    pub free_count_fields: Vec<u64>,
+    /// The free cluster count with the file empty; each cluster it uses takes one off.
+    pub free_count_empty: u32,
+}
+
+impl FatReservedFile {
+    /// Clusters a file of `size` bytes uses.
+    pub fn clusters_for(&self, size: u64) -> u64 {
+        size.div_ceil(self.cluster_size.max(1))
+    }
+
+    /// The byte writes that give the file a new size (its content aside): the size field,
+    /// the first-cluster fields, the run's entries in every FAT and the free counts. Each is
+    /// `(offset, bytes)`.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] when `size` is above the capacity.
+    pub fn size_patches(&self, size: u64) -> Result<Vec<(u64, Vec<u8>)>> {
+        if size > self.capacity {
+            return Err(Error::LimitExceeded {
+                what: "reserved FAT file size",
+                limit: self.capacity,
+            });
+        }
+        let used = self.clusters_for(size);
+        let size32 = u32::try_from(size).map_err(|_| Error::LimitExceeded {
+            what: "FAT file size",
+            limit: MAX_FILE_SIZE,
+        })?;
+        let mut out = vec![(self.size_offset, size32.to_le_bytes().to_vec())];
+        for (at, v) in &self.first_cluster_fields {
+            let v = if size > 0 { *v } else { 0 };
+            out.push((*at, v.to_le_bytes().to_vec()));
+        }
+        let mut links = Vec::with_capacity(self.clusters as usize * 4);
+        for i in 0..u64::from(self.clusters) {
+            let v = if i + 1 < used {
+                u64::from(self.first_cluster) + i + 1
+            } else if i + 1 == used {
+                u64::from(self.end_of_chain)
+            } else {
+                0
+            };
+            match self.fat_entry_bytes {
+                2 => links.extend_from_slice(&(v as u16).to_le_bytes()),
+                _ => links.extend_from_slice(&(v as u32).to_le_bytes()),
+            }
+        }
+        for at in &self.fat_entries {
+            out.push((*at, links.clone()));
+        }
+        let free = u64::from(self.free_count_empty).saturating_sub(used) as u32;
+        for at in &self.free_count_fields {
+            out.push((*at, free.to_le_bytes().to_vec()));
+        }
+        Ok(out)
+    }
 }
 
 /// Collects files and directories, then writes a FAT volume of a fixed size.
@@ -184,6 +289,56 @@ impl FatBuilder {
     /// Adds a file whose content (`size` bytes) comes from memory, the host, a range of
     /// another image or a reader's stream, read when the volume is written.
     pub fn add_content(&mut self, path: &str, content: Content, size: u64) -> Result<()> {
+        self.insert_file(path, content, size, None)
+    }
+
+    /// Reserves a file at a `/`-separated path (creating parent directories): it gets one
+    /// contiguous run of clusters holding at least `capacity` bytes, its content is `data`
+    /// (its size; empty for an empty file) and zeros after it. The written volume's
+    /// [`FatSummary::reserved`] says where the data and every size-dependent field are, so
+    /// the content can be replaced in place later. FAT16 and FAT32 only (FAT12 entries
+    /// share bytes).
+    pub fn reserve_file(&mut self, path: &str, capacity: u64, data: Vec<u8>) -> Result<()> {
+        let size = data.len() as u64;
+        self.reserve_content(path, capacity, Content::Bytes(data.into()), size)
+    }
+
+    /// Like [`FatBuilder::reserve_file`], with content (`size` bytes) read when the volume
+    /// is written.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for a capacity of 0 or below `size`;
+    /// [`Error::LimitExceeded`] for a capacity of 4 GiB or more; the errors of
+    /// [`FatBuilder::add_content`].
+    pub fn reserve_content(
+        &mut self,
+        path: &str,
+        capacity: u64,
+        content: Content,
+        size: u64,
+    ) -> Result<()> {
+        if capacity == 0 || size > capacity {
+            return Err(Error::InvalidOption {
+                what: "reserved FAT file capacity",
+                reason: "must be above 0 and at least the content's size",
+            });
+        }
+        if capacity > MAX_FILE_SIZE {
+            return Err(Error::LimitExceeded {
+                what: "FAT file size",
+                limit: MAX_FILE_SIZE,
+            });
+        }
+        self.insert_file(path, content, size, Some(capacity))
+    }
+
+    fn insert_file(
+        &mut self,
+        path: &str,
+        content: Content,
+        size: u64,
+        capacity: Option<u64>,
+    ) -> Result<()> {
         let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
         let Some((name, parents)) = parts.split_last() else {
             return Err(Error::InvalidName {
@@ -209,8 +364,14 @@ impl FatBuilder {
                 reason: "already exists (FAT names are case-insensitive)",
             });
         }
-        dir.entries
-            .insert((*name).to_string(), Node::File { content, size });
+        dir.entries.insert(
+            (*name).to_string(),
+            Node::File {
+                content,
+                size,
+                capacity,
+            },
+        );
         Ok(())
     }
 
@@ -322,9 +483,21 @@ impl FatBuilder {
             next_cluster: 2,
             cluster_size: geo.cluster_size(),
             files: 0,
+            reserved: Vec::new(),
         };
-        plan.add_dir(&self.root, None, geo.fat_type, label.is_some())?;
+        plan.add_dir(&self.root, None, "", geo.fat_type, label.is_some())?;
         let used = plan.next_cluster - 2;
+        if !plan.reserved.is_empty() && geo.fat_type == FatType::Fat12 {
+            return Err(Error::Unsupported {
+                feature: "reserved files on FAT12 (its 12-bit FAT entries share bytes): make the volume larger or choose FAT16",
+            });
+        }
+        // Clusters in FAT chains: a reserved run counts only what its file's size needs.
+        let chained: u32 = plan.extents.iter().map(|e| e.chained).sum();
+        let free = geo.clusters.saturating_sub(chained);
+        // The free count is one field for the volume: it follows one reserved file's size,
+        // not two (then it is 0xFFFFFFFF, "unknown", which the specification allows).
+        let free_tracks_size = plan.reserved.len() <= 1;
         if used > geo.clusters {
             return Err(Error::DoesNotFit {
                 index: 0,
@@ -370,13 +543,13 @@ impl FatBuilder {
         let bs = boot.to_bytes();
         head[..bps].copy_from_slice(&bs);
         if geo.fat_type == FatType::Fat32 {
-            let free = geo.clusters - used;
-            let next = if free == 0 {
-                u32::MAX
-            } else {
+            let next = if used < geo.clusters {
                 plan.next_cluster
+            } else {
+                u32::MAX
             };
-            let info = fs_info_sector(geo.bps, free, next);
+            let count = if free_tracks_size { free } else { u32::MAX };
+            let info = fs_info_sector(geo.bps, count, next);
             head[bps..2 * bps].copy_from_slice(&info);
             head[6 * bps..7 * bps].copy_from_slice(&bs);
             head[7 * bps..8 * bps].copy_from_slice(&info);
@@ -408,11 +581,17 @@ impl FatBuilder {
         let written = geo.data_offset() + u64::from(used) * geo.cluster_size();
         let total = u64::from(geo.total_sectors) * u64::from(geo.bps);
         zeros(w, total - written)?;
+        let reserved = plan
+            .reserved
+            .iter()
+            .map(|r| plan.reserved_file(r, &geo, &stamp, label.as_ref(), free, free_tracks_size))
+            .collect::<Result<Vec<_>>>()?;
         Ok(FatSummary {
             boot_sector: boot,
-            used_clusters: used,
+            used_clusters: chained,
             files: plan.files,
             directories: plan.dirs.len() as u64 - 1,
+            reserved,
         })
     }
 }
@@ -599,6 +778,11 @@ impl Geometry {
         (u32::from(self.root_entries) * 32).div_ceil(u32::from(self.bps))
     }
 
+    /// Where the FAT12/16 root directory starts.
+    fn root_offset(&self) -> u64 {
+        (u64::from(self.reserved) + 2 * u64::from(self.fat_size)) * u64::from(self.bps)
+    }
+
     fn data_offset(&self) -> u64 {
         (u64::from(self.reserved) + 2 * u64::from(self.fat_size) + u64::from(self.root_sectors()))
             * u64::from(self.bps)
@@ -728,7 +912,20 @@ enum ExtentSource<'a> {
 struct Extent<'a> {
     first_cluster: u32,
     clusters: u32,
+    /// Clusters linked in the FAT: all of them, but for a reserved file what its size needs.
+    chained: u32,
     source: ExtentSource<'a>,
+}
+
+/// A reserved file in the plan.
+#[derive(Debug)]
+struct PlannedReserve {
+    path: String,
+    dir: usize,
+    entry: usize,
+    extent: usize,
+    capacity: u64,
+    size: u64,
 }
 
 #[derive(Debug)]
@@ -757,6 +954,7 @@ struct Plan<'a> {
     next_cluster: u32,
     cluster_size: u64,
     files: u64,
+    reserved: Vec<PlannedReserve>,
 }
 
 impl<'a> Plan<'a> {
@@ -777,6 +975,7 @@ impl<'a> Plan<'a> {
         self.extents.push(Extent {
             first_cluster: first,
             clusters: n,
+            chained: n,
             source,
         });
         Ok(first)
@@ -787,6 +986,7 @@ impl<'a> Plan<'a> {
         &mut self,
         dir: &'a Dir,
         parent: Option<u32>,
+        path: &str,
         fat_type: FatType,
         has_label: bool,
     ) -> Result<usize> {
@@ -840,11 +1040,41 @@ impl<'a> Plan<'a> {
         });
         // The root cluster of FAT32 is written as 0 in `..` entries.
         let self_ref = if is_root { 0 } else { first_cluster };
-        for ((long, short, nt_res), node) in names.into_iter().zip(dir.entries.values()) {
+        for ((long, short, nt_res), (name, node)) in names.into_iter().zip(dir.entries.iter()) {
+            let child = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}/{name}")
+            };
             let (is_dir, first, size) = match node {
-                Node::File { content, size } => {
+                Node::File {
+                    content,
+                    size,
+                    capacity,
+                } => {
                     self.files += 1;
-                    let first = self.alloc(*size, ExtentSource::File(content, *size))?;
+                    let source = ExtentSource::File(content, *size);
+                    let first = match capacity {
+                        None => self.alloc(*size, source)?,
+                        Some(cap) => {
+                            // The whole run up front; the chain covers what the size needs,
+                            // and an empty file has no first cluster.
+                            let first = self.alloc(*cap, source)?;
+                            let extent = self.extents.len() - 1;
+                            let chained = size.div_ceil(self.cluster_size);
+                            self.extents[extent].chained =
+                                u32::try_from(chained).unwrap_or(u32::MAX);
+                            self.reserved.push(PlannedReserve {
+                                path: child,
+                                dir: index,
+                                entry: self.dirs[index].entries.len(),
+                                extent,
+                                capacity: *cap,
+                                size: *size,
+                            });
+                            if *size == 0 { 0 } else { first }
+                        }
+                    };
                     let size = u32::try_from(*size).map_err(|_| Error::LimitExceeded {
                         what: "FAT file size",
                         limit: MAX_FILE_SIZE,
@@ -852,7 +1082,7 @@ impl<'a> Plan<'a> {
                     (false, first, size)
                 }
                 Node::Dir(sub) => {
-                    let sub_index = self.add_dir(sub, Some(self_ref), fat_type, false)?;
+                    let sub_index = self.add_dir(sub, Some(self_ref), &child, fat_type, false)?;
                     (true, self.dirs[sub_index].first_cluster, 0)
                 }
             };
@@ -869,7 +1099,18 @@ impl<'a> Plan<'a> {
     }
 
     fn dir_bytes(&self, index: usize, stamp: &Stamp, label: Option<&[u8; 11]>) -> Vec<u8> {
+        self.dir_layout(index, stamp, label).0
+    }
+
+    /// A directory's bytes, and where each entry's short entry starts in them.
+    fn dir_layout(
+        &self,
+        index: usize,
+        stamp: &Stamp,
+        label: Option<&[u8; 11]>,
+    ) -> (Vec<u8>, Vec<usize>) {
         let d = &self.dirs[index];
+        let mut at = Vec::with_capacity(d.entries.len());
         let mut out = Vec::with_capacity(d.entry_count * 32);
         if d.is_root {
             if let Some(l) = label {
@@ -900,13 +1141,77 @@ impl<'a> Plan<'a> {
             } else {
                 attr::ARCHIVE
             };
+            at.push(out.len());
             out.extend_from_slice(
                 &stamp
                     .entry(e.short, a, e.nt_res, e.first_cluster, e.size)
                     .to_bytes(),
             );
         }
-        out
+        (out, at)
+    }
+
+    /// Where a reserved file and its size-dependent fields landed.
+    fn reserved_file(
+        &self,
+        r: &PlannedReserve,
+        geo: &Geometry,
+        stamp: &Stamp,
+        label: Option<&[u8; 11]>,
+        free: u32,
+        free_tracks_size: bool,
+    ) -> Result<FatReservedFile> {
+        let cs = geo.cluster_size();
+        let cluster_at = |c: u32| geo.data_offset() + u64::from(c.saturating_sub(2)) * cs;
+        let d = &self.dirs[r.dir];
+        let (_, at) = self.dir_layout(r.dir, stamp, label);
+        let base = if d.first_cluster == 0 {
+            geo.root_offset()
+        } else {
+            cluster_at(d.first_cluster)
+        };
+        let entry = base
+            + at.get(r.entry).copied().ok_or(Error::InvalidOption {
+                what: "reserved FAT file",
+                reason: "its directory entry went missing while planning",
+            })? as u64;
+        let e = &self.extents[r.extent];
+        let first = e.first_cluster;
+        let mut first_cluster_fields = Vec::new();
+        for (offset, half) in [(26, first as u16), (20, (first >> 16) as u16)] {
+            if half != 0 {
+                first_cluster_fields.push((entry + offset, half));
+            }
+        }
+        let width: u8 = if geo.fat_type == FatType::Fat32 { 4 } else { 2 };
+        let fat_entries = (0..2u64)
+            .map(|i| {
+                (u64::from(geo.reserved) + i * u64::from(geo.fat_size)) * u64::from(geo.bps)
+                    + u64::from(first) * u64::from(width)
+            })
+            .collect();
+        let bps = u64::from(geo.bps);
+        let free_count_fields = if geo.fat_type == FatType::Fat32 && free_tracks_size {
+            vec![bps + 488, 7 * bps + 488]
+        } else {
+            Vec::new()
+        };
+        Ok(FatReservedFile {
+            path: r.path.clone(),
+            offset: cluster_at(first),
+            capacity: r.capacity,
+            size: r.size,
+            size_offset: entry + 28,
+            cluster_size: cs,
+            first_cluster: first,
+            clusters: e.clusters,
+            first_cluster_fields,
+            fat_entries,
+            fat_entry_bytes: width,
+            end_of_chain: if width == 4 { 0x0FFF_FFFF } else { 0xFFFF },
+            free_count_fields,
+            free_count_empty: free.saturating_add(e.chained),
+        })
     }
 
     fn fat_bytes(&self, geo: &Geometry) -> Vec<u8> {
@@ -920,9 +1225,9 @@ impl<'a> Plan<'a> {
         fat[0] = (eoc & !0xFF) | 0xF8;
         fat[1] = eoc;
         for e in &self.extents {
-            for k in 0..e.clusters {
+            for k in 0..e.chained {
                 let c = (e.first_cluster + k) as usize;
-                fat[c] = if k + 1 == e.clusters {
+                fat[c] = if k + 1 == e.chained {
                     eoc
                 } else {
                     e.first_cluster + k + 1
@@ -1065,5 +1370,108 @@ mod depth_tests {
             v.walk().unwrap().iter().filter(|(_, e)| !e.is_dir).count(),
             1
         );
+    }
+}
+
+#[cfg(test)]
+mod reserve_tests {
+    use super::*;
+
+    fn builder(size: u64, t: FatType, piece: &[u8]) -> FatBuilder {
+        let mut b = FatBuilder::new(size)
+            .fat_type(t)
+            .epoch(1_700_000_000)
+            .label("ESP");
+        b.add_file("EFI/BOOT/BOOTX64.EFI", vec![7; 3000]).unwrap();
+        b.reserve_file("srv/A Piece.html", 20_000, piece.to_vec())
+            .unwrap();
+        b.add_file("zz-after", vec![9; 100]).unwrap();
+        b
+    }
+
+    fn patched(base: &[u8], r: &FatReservedFile, piece: &[u8]) -> Vec<u8> {
+        let mut img = base.to_vec();
+        let at = r.offset as usize;
+        img[at..at + r.capacity as usize].fill(0);
+        img[at..at + piece.len()].copy_from_slice(piece);
+        for (offset, bytes) in r.size_patches(piece.len() as u64).unwrap() {
+            img[offset as usize..offset as usize + bytes.len()].copy_from_slice(&bytes);
+        }
+        img
+    }
+
+    #[test]
+    fn a_reserved_file_rewritten_in_place_equals_a_fresh_build() {
+        for t in [FatType::Fat16, FatType::Fat32] {
+            let size = if t == FatType::Fat32 {
+                40 << 20
+            } else {
+                8 << 20
+            };
+            let mut out = Vec::new();
+            let s = builder(size, t, b"").build(&mut out).unwrap();
+            assert_eq!(s.reserved.len(), 1);
+            let r = &s.reserved[0];
+            assert_eq!(r.path, "srv/A Piece.html");
+            assert_eq!((r.size, r.capacity), (0, 20_000));
+            assert!(u64::from(r.clusters) * r.cluster_size >= 20_000);
+            assert_eq!(r.offset % r.cluster_size, 0);
+            // The size field is the one the short entry (after the long name) holds.
+            assert_eq!(&out[r.size_offset as usize - 28..][..8], b"APIECE~1");
+            for piece in [
+                b"<html>1</html>".to_vec(),
+                vec![5u8; 20_000],
+                vec![6u8; r.cluster_size as usize],
+                Vec::new(),
+            ] {
+                let mut fresh = Vec::new();
+                let s2 = builder(size, t, &piece).build(&mut fresh).unwrap();
+                assert_eq!(s2.reserved[0].size, piece.len() as u64);
+                assert_eq!(s2.reserved[0].offset, r.offset);
+                let img = patched(&out, r, &piece);
+                assert!(img == fresh, "{t:?}: {} bytes", piece.len());
+                let mut v = crate::FatVolume::open(std::io::Cursor::new(img)).unwrap();
+                let e = v.lookup("srv/A Piece.html").unwrap();
+                assert_eq!(v.read_file(&e).unwrap(), piece);
+                let e = v.lookup("zz-after").unwrap();
+                assert_eq!(v.read_file(&e).unwrap(), vec![9; 100]);
+            }
+            assert!(r.size_patches(20_001).is_err());
+        }
+    }
+
+    #[test]
+    fn reservations_refused() {
+        let mut b = FatBuilder::new(8 << 20);
+        assert!(b.reserve_file("a", 0, vec![]).is_err());
+        assert!(b.reserve_file("a", 2, vec![1, 2, 3]).is_err());
+        assert!(b.reserve_file("a", 1 << 32, vec![]).is_err());
+        b.add_file("b", vec![]).unwrap();
+        assert!(b.reserve_file("B", 10, vec![]).is_err());
+        // FAT12 entries share bytes: no plain patch rewrites one.
+        let mut b = FatBuilder::new(1 << 20);
+        b.reserve_file("a", 10, vec![]).unwrap();
+        let e = b.build_vec().unwrap_err().to_string();
+        assert!(e.contains("FAT12"), "{e}");
+    }
+
+    #[test]
+    fn two_reserved_files_leave_the_free_count_unknown() {
+        let mut b = FatBuilder::new(40 << 20).fat_type(FatType::Fat32);
+        b.reserve_file("a", 5000, vec![1; 10]).unwrap();
+        b.reserve_file("b", 5000, vec![]).unwrap();
+        let mut out = Vec::new();
+        let s = b.build(&mut out).unwrap();
+        assert_eq!(s.reserved.len(), 2);
+        assert!(s.reserved.iter().all(|r| r.free_count_fields.is_empty()));
+        assert_eq!(&out[512 + 488..512 + 492], &u32::MAX.to_le_bytes());
+        // Each file's patches touch its own bytes only.
+        let p: Vec<_> = s.reserved[0].size_patches(5000).unwrap();
+        let q: Vec<_> = s.reserved[1].size_patches(5000).unwrap();
+        for (a, x) in &p {
+            for (b, y) in &q {
+                assert!(a + x.len() as u64 <= *b || b + y.len() as u64 <= *a);
+            }
+        }
     }
 }

@@ -41,6 +41,8 @@ pub(super) struct DiskInputs<'a> {
     pub parts: &'a [String],
     /// The root image's reserved slots.
     pub slots: &'a [imgpipe_squashfs::erofs::ErofsReservedSlot],
+    /// The ESP's reserved slots.
+    pub esp_slots: &'a [super::EspSlot],
 }
 
 /// What a partition of the disk holds.
@@ -100,7 +102,10 @@ pub(super) fn write_disk(
         }
         (None, false) => None,
     };
-    let esp_content = d.kernel.size + d.initrd.size + d.efi.len() as u64;
+    let esp_content = d.kernel.size
+        + d.initrd.size
+        + d.efi.len() as u64
+        + d.esp_slots.iter().map(|s| s.room()).sum::<u64>();
     let need = d.root_len
         + if encryption.is_some() {
             LUKS_DATA_OFFSET
@@ -272,10 +277,15 @@ pub(super) fn write_disk(
         fb = fb.label(l);
     }
     add_esp_files(&mut fb, d.efi, &cfg, Some((d.kernel, d.initrd)))?;
+    for s in d.esp_slots {
+        s.add_to(&mut fb)?;
+    }
     w.seek(SeekFrom::Start(esp_part.offset))
         .map_err(io("seeking to the ESP"))?;
-    fb.build_sparse(&mut w)
-        .map_err(|e| step("building the ESP")(chain(&e)))?;
+    let esp_reserved = fb
+        .build_sparse(&mut w)
+        .map_err(|e| step("building the ESP")(chain(&e)))?
+        .reserved;
     w.flush().map_err(io("writing the disk image"))?;
     drop(w);
     let esp = esp_part.size;
@@ -387,7 +397,7 @@ pub(super) fn write_disk(
         }
     }
     // Slots are plain byte patches only where the root image is stored as is.
-    let slots = if encryption.is_some() || d.slots.is_empty() {
+    let mut slots = if encryption.is_some() || d.slots.is_empty() {
         if !d.slots.is_empty() {
             on(Event::Notice(
                 "the disk's root is encrypted: its slots are in the ISO only".into(),
@@ -401,6 +411,14 @@ pub(super) fn write_disk(
             &format!("gpt partition {} (erofs)", root_part.index),
         )
     };
+    // The ESP is never encrypted.
+    slots.extend(esp_reserved.iter().map(|r| {
+        super::fat_slot(
+            r,
+            esp_part.offset,
+            &format!("gpt partition {} (fat)", esp_part.index),
+        )
+    }));
     if !slots.is_empty() {
         super::write_table(file, &slots)?;
     }

@@ -205,6 +205,12 @@ pub struct BuildRequest {
     /// its length as its size while its extent holds the capacity; the slot table lists the
     /// size fields of its primary and Joliet records (`within` is `iso9660`).
     pub reserve_iso: Vec<(String, u64, Option<PathBuf>)>,
+    /// Reserved slots in the ESP: (path, capacity, initial content). The FAT file at the
+    /// path (the content's bytes, else empty) gets one contiguous run of clusters of the
+    /// capacity, in the disk's ESP and in the ISO's `efiboot.img`, each sized to hold it;
+    /// each slot table lists its size field and the FAT fields that follow the size
+    /// (`within` ends in `(fat)`).
+    pub reserve_esp: Vec<(String, u64, Option<PathBuf>)>,
 }
 
 impl BuildRequest {
@@ -240,6 +246,7 @@ impl BuildRequest {
             disk_parts: Vec::new(),
             reserve: Vec::new(),
             reserve_iso: Vec::new(),
+            reserve_esp: Vec::new(),
         }
     }
 }
@@ -633,21 +640,31 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
         .map_or(5, |t| u64::try_from(t).unwrap_or(0));
 
     // A slot's name (its path) picks it in the ISO's table: one slot a name.
-    let mut names: Vec<&str> = req
+    let mut names: Vec<(&str, &'static str)> = req
         .reserve
         .iter()
-        .map(|r| r.0.as_str())
-        .chain(req.reserve_iso.iter().map(|r| r.0.as_str()))
-        .map(|p| p.trim_start_matches('/'))
+        .map(|r| (r.0.as_str(), "--reserve"))
+        .chain(
+            req.reserve_iso
+                .iter()
+                .map(|r| (r.0.as_str(), "--reserve-iso")),
+        )
+        .chain(
+            req.reserve_esp
+                .iter()
+                .map(|r| (r.0.as_str(), "--reserve-esp")),
+        )
+        .map(|(p, f)| (p.trim_start_matches('/'), f))
         .collect();
     names.sort_unstable();
-    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+    if let Some(w) = names.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(Error::Argument {
-            flag: "--reserve-iso",
-            value: w[0].to_owned(),
-            reason: "two slots of one name: --reserve and --reserve-iso paths must differ".into(),
+            flag: w[1].1,
+            value: w[0].0.to_owned(),
+            reason: "two slots of one name: --reserve, --reserve-iso and --reserve-esp paths must differ".into(),
         });
     }
+    let esp_slots = esp_reservations(req)?;
     // Reserved slots: EROFS stores a file's size in an uncompressed inode, patchable in place;
     // squashfs keeps it in a compressed inode table.
     if !req.reserve.is_empty() {
@@ -706,12 +723,17 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
         timeout,
     );
     let efiboot_tmp = AtomicFile::create(&beside(&req.iso, ".efiboot"))?;
-    {
-        let size = round_up(
-            efi_bytes.len() as u64 + 2 * iso_cfg.len() as u64 + (1 << 20),
+    let efiboot_slots = {
+        let reserved = esp_slots.iter().map(|s| s.room()).sum::<u64>();
+        let mut size = round_up(
+            efi_bytes.len() as u64 + 2 * iso_cfg.len() as u64 + (1 << 20) + reserved,
             1 << 20,
         )
         .max(2 << 20);
+        if !esp_slots.is_empty() {
+            // FAT16 at least: a FAT12 entry shares bytes with its neighbour.
+            size = size.max(4 << 20);
+        }
         let mut fb = FatBuilder::new(size)
             .epoch(epoch)
             .label("EFIBOOT")
@@ -720,9 +742,13 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
                 index: 0,
             }));
         add_esp_files(&mut fb, &efi_bytes, &iso_cfg, None)?;
+        for s in &esp_slots {
+            s.add_to(&mut fb)?;
+        }
         fb.build(BufWriter::new(efiboot_tmp.file()))
-            .map_err(|e| step("building efiboot.img")(chain(&e)))?;
-    }
+            .map_err(|e| step("building efiboot.img")(chain(&e)))?
+            .reserved
+    };
     let mut iso_tree = Tree::new(Metadata::new(0o755, epoch_i));
     let dir = Metadata::new(0o755, epoch_i);
     let add = |t: &mut Tree, path: &str, content: Content, size: u64| -> Result<()> {
@@ -848,10 +874,25 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
                 .map(|f| crate::inject::SizeField {
                     offset: f.offset,
                     encoding: if f.big_endian { "be32" } else { "le32" }.into(),
+                    ..Default::default()
                 })
                 .collect(),
         }
     }));
+    if !efiboot_slots.is_empty() {
+        let efiboot = efiboot_tmp.temp_path().display().to_string();
+        let at = iso_report
+            .boot_files
+            .iter()
+            .find(|f| f.path == efiboot)
+            .map(|f| f.offset)
+            .ok_or_else(|| step("placing the ESP slots")("efiboot.img is not in the ISO".into()))?;
+        iso_slots.extend(
+            efiboot_slots
+                .iter()
+                .map(|r| fat_slot(r, at, "iso9660 > efiboot.img (fat)")),
+        );
+    }
     let (iso_sha, iso_size) = if iso_slots.is_empty() {
         (iso_sha, iso_size)
     } else {
@@ -892,6 +933,7 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
                     encrypt: req.encrypt.as_ref(),
                     parts: &req.disk_parts,
                     slots: &erofs_slots,
+                    esp_slots: &esp_slots,
                 },
                 out.file(),
                 on,
@@ -1134,16 +1176,152 @@ fn slots_at(slots: &[ErofsReservedSlot], at: u64, within: &str) -> Vec<crate::in
             size_fields: vec![crate::inject::SizeField {
                 offset: at + s.size_offset,
                 encoding: s.size_encoding.to_owned(),
+                ..Default::default()
             }],
         })
         .collect()
 }
 
+/// A FAT file's slot at `at` in an output: its size field and the FAT fields that follow
+/// the size, as plain functions of the piece's length ([`crate::inject`]).
+pub(crate) fn fat_slot(
+    r: &imgpipe_gptpart::FatReservedFile,
+    at: u64,
+    within: &str,
+) -> crate::inject::Slot {
+    use crate::inject::SizeField;
+    let mut fields = vec![SizeField {
+        offset: at + r.size_offset,
+        encoding: "le32".into(),
+        ..Default::default()
+    }];
+    fields.extend(
+        r.first_cluster_fields
+            .iter()
+            .map(|(offset, value)| SizeField {
+                offset: at + offset,
+                encoding: "le16-if-any".into(),
+                value: u64::from(*value),
+                ..Default::default()
+            }),
+    );
+    fields.extend(r.fat_entries.iter().map(|offset| {
+        SizeField {
+            offset: at + offset,
+            encoding: if r.fat_entry_bytes == 2 {
+                "le16-chain"
+            } else {
+                "le32-chain"
+            }
+            .into(),
+            unit: r.cluster_size,
+            count: u64::from(r.clusters),
+            value: u64::from(r.first_cluster),
+            end: u64::from(r.end_of_chain),
+        }
+    }));
+    fields.extend(r.free_count_fields.iter().map(|offset| SizeField {
+        offset: at + offset,
+        encoding: "le32-free".into(),
+        unit: r.cluster_size,
+        value: u64::from(r.free_count_empty),
+        ..Default::default()
+    }));
+    crate::inject::Slot {
+        name: r.path.clone(),
+        within: within.to_owned(),
+        offset: at + r.offset,
+        capacity: r.capacity,
+        size: r.size,
+        size_fields: fields,
+    }
+}
+
+/// A `--reserve-esp` slot, its content's size known.
+#[derive(Debug, Clone)]
+pub(crate) struct EspSlot {
+    path: String,
+    capacity: u64,
+    content: Option<(PathBuf, u64)>,
+}
+
+impl EspSlot {
+    /// What it adds to a FAT volume, clusters and FAT rounding included.
+    fn room(&self) -> u64 {
+        round_up(self.capacity, 32 << 10) + self.capacity / 64
+    }
+
+    fn add_to(&self, fb: &mut FatBuilder) -> Result<()> {
+        let (content, size) = match &self.content {
+            Some((file, size)) => (Content::Host(file.clone()), *size),
+            None => (bytes(Vec::new()), 0),
+        };
+        fb.reserve_content(&self.path, self.capacity, content, size)
+            .map_err(|e| step(format!("--reserve-esp {}", self.path))(chain(&e)))
+    }
+}
+
+/// The `--reserve-esp` slots, checked before anything is written: each content fits its
+/// capacity, and each path is a FAT name clear of the ESP's own files.
+fn esp_reservations(req: &BuildRequest) -> Result<Vec<EspSlot>> {
+    let mut out = Vec::new();
+    let mut probe = FatBuilder::new(64 << 20);
+    add_esp_files(&mut probe, &[], "", None)?;
+    for (path, capacity, content) in &req.reserve_esp {
+        let path = path.trim_start_matches('/').to_owned();
+        let content = match content {
+            Some(file) => {
+                let size = std::fs::metadata(file)
+                    .map_err(|source| Error::HostIo {
+                        what: "--reserve-esp: cannot read",
+                        path: file.clone(),
+                        source,
+                    })?
+                    .len();
+                if size > *capacity {
+                    return Err(Error::Argument {
+                        flag: "--reserve-esp",
+                        value: path,
+                        reason: format!(
+                            "the content is {size} bytes; the slot holds at most {capacity}"
+                        ),
+                    });
+                }
+                Some((file.clone(), size))
+            }
+            None => None,
+        };
+        let slot = EspSlot {
+            path,
+            capacity: *capacity,
+            content,
+        };
+        for p in ["boot/vmlinuz", "boot/initrd.img"] {
+            if slot.path.eq_ignore_ascii_case(p) {
+                return Err(Error::Argument {
+                    flag: "--reserve-esp",
+                    value: slot.path,
+                    reason: "the disk's ESP holds the kernel and initrd there".into(),
+                });
+            }
+        }
+        slot.add_to(&mut probe)?;
+        out.push(slot);
+    }
+    Ok(out)
+}
+
 /// Writes the slot table into an output's first 32 KiB.
 fn write_table(file: &std::fs::File, slots: &[crate::inject::Slot]) -> Result<()> {
     use std::os::unix::fs::FileExt;
+    // Written last: the file has its final length.
+    let image_len = file
+        .metadata()
+        .map_err(io("reading an output's size"))?
+        .len();
     let table = crate::inject::SlotTable {
         version: 1,
+        image_len,
         slots: slots.to_vec(),
     };
     file.write_all_at(&table.encode()?, crate::inject::TABLE_OFFSET)

@@ -76,6 +76,9 @@ pub struct Recipe {
     /// Reserved slots in the ISO tree: (path, capacity, initial content).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reserve_iso: Vec<(String, u64, Option<String>)>,
+    /// Reserved slots in the ESP: (path, capacity, initial content).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reserve_esp: Vec<(String, u64, Option<String>)>,
 }
 
 /// `path` as seen from `base` (both relative to one working directory, or `path` absolute),
@@ -152,6 +155,11 @@ impl Recipe {
             reserve: req.reserve.clone(),
             reserve_iso: req
                 .reserve_iso
+                .iter()
+                .map(|(p, c, f)| (p.clone(), *c, opt(f)))
+                .collect(),
+            reserve_esp: req
+                .reserve_esp
                 .iter()
                 .map(|(p, c, f)| (p.clone(), *c, opt(f)))
                 .collect(),
@@ -264,21 +272,24 @@ fn request(
                 .collect()
         })
         .unwrap_or_default();
-    req.reserve_iso = r
-        .get("reserve_iso")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| {
-                    Some((
-                        x.get(0)?.as_str()?.to_owned(),
-                        x.get(1)?.as_u64()?,
-                        x.get(2)?.as_str().map(|f| at(f.to_owned())),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let slots = |key: &str| -> Vec<(String, u64, Option<PathBuf>)> {
+        r.get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| {
+                        Some((
+                            x.get(0)?.as_str()?.to_owned(),
+                            x.get(1)?.as_u64()?,
+                            x.get(2)?.as_str().map(|f| at(f.to_owned())),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    req.reserve_iso = slots("reserve_iso");
+    req.reserve_esp = slots("reserve_esp");
     if let Some(e) = r.get("encrypt").and_then(Value::as_array) {
         let n = |i: usize| {
             e.get(i)

@@ -44,6 +44,12 @@ pub struct Args {
     /// records (repeatable).
     #[arg(long, value_name = "PATH:SIZE[=FILE]")]
     reserve_iso: Vec<String>,
+    /// Reserve a slot in the ESP: the FAT file PATH (FILE's bytes, else empty) gets one
+    /// contiguous run of clusters of SIZE bytes (K/M/G) in the disk's ESP and in the ISO's
+    /// efiboot.img; `imgpipe inject` later writes a piece there and patches its directory
+    /// entry and cluster chain (repeatable).
+    #[arg(long, value_name = "PATH:SIZE[=FILE]")]
+    reserve_esp: Vec<String>,
     /// Write the build manifest (JSON: inputs, epoch, seed, outputs and their layout).
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
@@ -249,22 +255,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             .push((path.trim_start_matches('/').to_owned(), size));
     }
     for r in &a.reserve_iso {
-        let (spec, file) = match r.split_once('=') {
-            Some((spec, file)) => (spec, Some(PathBuf::from(file))),
-            None => (r.as_str(), None),
-        };
-        let (path, size) = spec
-            .rsplit_once(':')
-            .with_context(|| format!("--reserve-iso {r:?}: expected PATH:SIZE[=FILE]"))?;
-        let size = crate::size::parse_size(size)
-            .map_err(|e| anyhow::anyhow!("--reserve-iso {r:?}: {e}"))?;
-        anyhow::ensure!(size > 0, "--reserve-iso {r:?}: SIZE must be above 0");
-        anyhow::ensure!(
-            !path.trim_start_matches('/').is_empty() && !path.split('/').any(|c| c == ".."),
-            "--reserve-iso {r:?}: PATH must name a file inside the ISO"
-        );
         req.reserve_iso
-            .push((path.trim_start_matches('/').to_owned(), size, file));
+            .push(slot_with_content("--reserve-iso", r, "the ISO")?);
+    }
+    for r in &a.reserve_esp {
+        req.reserve_esp
+            .push(slot_with_content("--reserve-esp", r, "the ESP")?);
     }
     req.manifest = a.manifest.clone();
     req.root_arg = a.root_arg.clone();
@@ -441,4 +437,26 @@ fn print(a: &Args, m: &Manifest) -> anyhow::Result<()> {
         if m.bios { "" } else { ", UEFI only" }
     );
     Ok(())
+}
+
+/// A `PATH:SIZE[=FILE]` slot of `flag`, PATH inside `inside`.
+fn slot_with_content(
+    flag: &str,
+    r: &str,
+    inside: &str,
+) -> anyhow::Result<(String, u64, Option<PathBuf>)> {
+    let (spec, file) = match r.split_once('=') {
+        Some((spec, file)) => (spec, Some(PathBuf::from(file))),
+        None => (r, None),
+    };
+    let (path, size) = spec
+        .rsplit_once(':')
+        .with_context(|| format!("{flag} {r:?}: expected PATH:SIZE[=FILE]"))?;
+    let size = crate::size::parse_size(size).map_err(|e| anyhow::anyhow!("{flag} {r:?}: {e}"))?;
+    anyhow::ensure!(size > 0, "{flag} {r:?}: SIZE must be above 0");
+    anyhow::ensure!(
+        !path.trim_start_matches('/').is_empty() && !path.split('/').any(|c| c == ".."),
+        "{flag} {r:?}: PATH must name a file inside {inside}"
+    );
+    Ok((path.trim_start_matches('/').to_owned(), size, file))
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use imgpipe_repro::inject::{Overlay, SlotTable, apply};
+use imgpipe_repro::inject::{Overlay, PieceFile, SlotTable, apply};
 
 use crate::{output, target};
 
@@ -64,8 +64,18 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let (slot, file) = p
             .split_once('=')
             .with_context(|| format!("--put {p:?}: expected SLOT=FILE"))?;
-        let bytes =
-            std::fs::read(file).with_context(|| format!("--put {p:?}: cannot read {file}"))?;
+        let f = PieceFile::open(Path::new(file))
+            .with_context(|| format!("--put {p:?}: cannot read {file}"))?;
+        // Its size is checked before it is read: a huge file is refused, not loaded.
+        let capacity = table.slot(slot)?.capacity;
+        anyhow::ensure!(
+            f.len() <= capacity,
+            "--put {p:?}: the piece is {} bytes; the slot holds at most {capacity}",
+            f.len()
+        );
+        let mut bytes = Vec::with_capacity(usize::try_from(f.len()).unwrap_or(0));
+        f.for_each_chunk(|b| bytes.extend_from_slice(b))
+            .with_context(|| format!("--put {p:?}: cannot read {file}"))?;
         pieces.push((slot.to_owned(), bytes));
     }
     let puts: Vec<(&str, &[u8])> = pieces

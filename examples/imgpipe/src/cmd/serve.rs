@@ -6,6 +6,7 @@
 //! few seconds. The decisions are imgpipe_repro::serve's; this file is the HTTP wiring.
 
 use std::fs::File;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,8 +17,11 @@ use anyhow::Context;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use imgpipe_repro::inject::{Overlay, SlotTable};
-use imgpipe_repro::serve::{BaseIdentity, RangeRequest, etag, if_none_match, piece_name, range};
+use imgpipe_repro::inject::{Overlay, PieceData, PieceFile, SlotTable};
+use imgpipe_repro::serve::{
+    BaseIdentity, ChunkPool, RangeRequest, etag_of_digest, if_none_match, piece_name, range,
+};
+use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::output;
@@ -60,6 +64,7 @@ struct State {
     pieces: PathBuf,
     identity: BaseIdentity,
     streams: Arc<Semaphore>,
+    chunks: Arc<ChunkPool>,
 }
 
 /// Runs `imgpipe serve`.
@@ -103,6 +108,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         pieces: a.pieces.clone(),
         identity,
         streams: Arc::new(Semaphore::new(a.max_streams)),
+        chunks: ChunkPool::new(CHUNK, a.max_streams.saturating_mul(QUEUED + 2)),
     });
 
     let listener = std::net::TcpListener::bind(a.listen)
@@ -131,7 +137,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             let _ = stop_rx.wait_for(|s| *s).await;
         });
         let mut server = tokio::spawn(server.into_future());
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "serving {} slot {} on http://{addr}",
             a.image.display(),
             a.slot
@@ -184,30 +191,30 @@ fn percent_decode(s: &str) -> Option<String> {
 enum Piece {
     Missing,
     TooLarge(u64),
-    Bytes(Vec<u8>),
+    /// The open piece and its SHA-256.
+    Open(Arc<PieceFile>, [u8; 32]),
 }
 
-/// Reads a piece, reading at most one byte more than the slot holds.
-fn read_piece(path: &Path, capacity: u64) -> std::io::Result<Piece> {
-    use std::io::Read;
-    let f = match File::open(path) {
+/// Opens a piece and hashes it; it is read again, from the open file, as it is streamed.
+fn open_piece(path: &Path, capacity: u64) -> std::io::Result<Piece> {
+    let f = match PieceFile::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Piece::Missing),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::InvalidInput
+            ) =>
+        {
+            return Ok(Piece::Missing);
+        }
         Err(e) => return Err(e),
     };
-    let meta = f.metadata()?;
-    if !meta.is_file() {
-        return Ok(Piece::Missing);
+    if f.len() > capacity {
+        return Ok(Piece::TooLarge(f.len()));
     }
-    if meta.len() > capacity {
-        return Ok(Piece::TooLarge(meta.len()));
-    }
-    let mut buf = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    f.take(capacity.saturating_add(1)).read_to_end(&mut buf)?;
-    if buf.len() as u64 > capacity {
-        return Ok(Piece::TooLarge(buf.len() as u64));
-    }
-    Ok(Piece::Bytes(buf))
+    let mut h = Sha256::new();
+    f.for_each_chunk(|b| h.update(b))?;
+    Ok(Piece::Open(Arc::new(f), h.finalize().into()))
 }
 
 async fn handle(state: Arc<State>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
@@ -230,11 +237,11 @@ async fn handle(state: Arc<State>, method: Method, uri: Uri, headers: HeaderMap)
     };
     let file = state.pieces.join(&name);
     let capacity = state.capacity;
-    let piece = match tokio::task::spawn_blocking(move || read_piece(&file, capacity)).await {
+    let piece = match tokio::task::spawn_blocking(move || open_piece(&file, capacity)).await {
         Ok(Ok(p)) => p,
         _ => return status(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the piece"),
     };
-    let piece = match piece {
+    let (piece, digest) = match piece {
         Piece::Missing => return status(StatusCode::NOT_FOUND, &format!("no piece {name}")),
         Piece::TooLarge(n) => {
             return status(
@@ -242,14 +249,16 @@ async fn handle(state: Arc<State>, method: Method, uri: Uri, headers: HeaderMap)
                 &format!("the piece is {n} bytes; the slot holds at most {capacity}"),
             );
         }
-        Piece::Bytes(b) => b,
+        Piece::Open(f, digest) => (f, digest),
     };
-    let tag = etag(&state.identity, &piece);
-    let patches = match state.table.patches(&[(state.slot.as_str(), &piece[..])]) {
+    let tag = etag_of_digest(&state.identity, &digest);
+    let patches = match state
+        .table
+        .patches_of(&[(state.slot.as_str(), PieceData::File(piece))])
+    {
         Ok(p) => p,
         Err(e) => return status(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
-    drop(piece);
     let Ok(tag_value) = HeaderValue::from_str(&tag) else {
         return status(StatusCode::INTERNAL_SERVER_ERROR, "entity tag");
     };
@@ -315,28 +324,23 @@ async fn handle(state: Arc<State>, method: Method, uri: Uri, headers: HeaderMap)
         }
     };
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(QUEUED);
+    let pool = state.chunks.clone();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let mut pos = start;
         let end = start + count;
         while pos < end {
             let want = usize::try_from((end - pos).min(CHUNK as u64)).unwrap_or(CHUNK);
-            let mut buf = vec![0u8; want];
-            let mut filled = 0;
-            let r = loop {
-                if filled == want {
-                    break Ok(());
-                }
-                match overlay.read_at(&mut buf[filled..], pos + filled as u64) {
-                    Ok(0) => {
-                        break Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
-                    }
-                    Ok(n) => filled += n,
-                    Err(e) => break Err(e),
-                }
-            };
-            let item = r.map(|()| Bytes::from(buf));
+            let item = pool.read(&overlay, pos, want).map(Bytes::from_owner);
             let failed = item.is_err();
+            if let Err(e) = &item {
+                // The client sees the body cut short; the log says why.
+                // (A closed stderr must not stop the server.)
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "imgpipe serve: /{name}.iso cut short at byte {pos}: {e}"
+                );
+            }
             // The client left: stop reading.
             if tx.blocking_send(item).is_err() || failed {
                 return;
