@@ -73,6 +73,7 @@ mod header;
 mod inspect;
 mod keyslot;
 mod payload;
+mod plaintext;
 pub mod raw;
 mod unlock;
 
@@ -85,5 +86,6 @@ pub use header::{ALLOWED_HDR_SIZES, CopyReport, Luks2Header};
 pub use inspect::{Inspection, detect, inspect};
 pub use keyslot::{KdfParams, KeyslotParams, VolumeKey};
 pub use payload::DataSegment;
+pub use plaintext::Plaintext;
 pub use raw::{BinaryHeader, HeaderKind, Limits, Metadata};
 pub use unlock::Unlocked;

@@ -9,9 +9,9 @@ use std::io::{BufReader, Read};
 use serde::Serialize;
 
 use crate::compare::{ByteRange, DiffOptions, RangeDiff, diff_streams};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::{Format, Inspection};
-use crate::nested::{NestedDiff, NestedOptions};
+use crate::nested::{NestedDiff, NestedOptions, Passphrases};
 
 /// Where two images may differ: a superset of the differing bytes
 /// ([`RangeDiff::cover`]). A byte range at the same offset in both images that none of
@@ -20,6 +20,8 @@ use crate::nested::{NestedDiff, NestedOptions};
 pub struct Differing {
     /// Sorted, disjoint.
     ranges: Vec<ByteRange>,
+    /// The ranges were widened ([`Differing::window`]): their ends need not differ.
+    widened: bool,
 }
 
 impl Differing {
@@ -40,7 +42,48 @@ impl Differing {
                 _ => out.push(r),
             }
         }
-        Self { ranges: out }
+        Self {
+            ranges: out,
+            widened: false,
+        }
+    }
+
+    /// The ranges inside `start..start + len`, moved to start at 0 and widened to whole
+    /// `unit`-byte units of it: where a unit-wise transform of those bytes (a LUKS2 payload
+    /// decrypted with one key on both sides, sector by sector) may differ. Only
+    /// [`touches`](Self::touches) and [`unchanged`](Self::unchanged) answer for the result;
+    /// which bytes inside a unit differ is not known, so [`changed`](Self::changed) never
+    /// says yes.
+    pub(crate) fn window(&self, start: u64, len: u64, unit: u64) -> Self {
+        let unit = unit.max(1);
+        let end = start.saturating_add(len);
+        let i = self.ranges.partition_point(|r| r.end() <= start);
+        let ranges = self
+            .ranges
+            .get(i..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|r| r.start < end)
+            .map(|r| {
+                let from = r.start.max(start) - start;
+                let to = r.end().min(end) - start;
+                let from = from - from % unit;
+                let to = to.div_ceil(unit).saturating_mul(unit);
+                ByteRange {
+                    start: from,
+                    len: to - from,
+                }
+            })
+            .collect();
+        Self {
+            widened: true,
+            ..Self::from_ranges(ranges)
+        }
+    }
+
+    /// The ranges, sorted and disjoint.
+    pub(crate) fn ranges(&self) -> &[ByteRange] {
+        &self.ranges
     }
 
     /// Whether any differing byte lies in `start..start + len`.
@@ -54,6 +97,9 @@ impl Differing {
     /// Whether a differing byte is known to lie in `start..start + len`: a range begins or
     /// ends there (a range's first and last bytes differ; its inside may not).
     pub fn surely_touches(&self, start: u64, len: u64) -> bool {
+        if self.widened {
+            return false;
+        }
         let end = start.saturating_add(len);
         let i = self.ranges.partition_point(|r| r.end() <= start);
         self.ranges
@@ -88,13 +134,19 @@ pub struct Difference {
 }
 
 /// How [`diff_images`] compares.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ImageDiffOptions {
     /// The byte diff.
     pub bytes: DiffOptions,
     /// The file-level comparison; `None` compares bytes only.
     pub files: Option<NestedOptions>,
+    /// What opens the LUKS2 volumes the file-level comparison meets (an image that is one,
+    /// a partition or file holding one), so that their payloads are compared as nested
+    /// layers; without, an encrypted payload that differs is reported with
+    /// [`ENCRYPTED_HINT`](crate::nested::ENCRYPTED_HINT). A passphrase that opens no
+    /// keyslot ends the diff with [`Error::WrongPassphrase`](crate::Error::WrongPassphrase).
+    pub passphrases: Option<std::sync::Arc<Passphrases>>,
 }
 
 impl Default for ImageDiffOptions {
@@ -102,6 +154,7 @@ impl Default for ImageDiffOptions {
         Self {
             bytes: DiffOptions::default(),
             files: Some(NestedOptions::default()),
+            passphrases: None,
         }
     }
 }
@@ -201,15 +254,14 @@ pub fn diff_images_with(
     let (mut files, mut files_error) = (None, None);
     if let Some(nested) = opts.files
         && !d.identical
-        && format.is_some_and(Format::is_filesystem)
+        && format.is_some_and(|f| f.is_filesystem() || f == Format::Luks2)
     {
         let differing = Differing::from_diff(&d);
-        let r = match sink {
-            Some(s) => crate::nested::diagnose_files_with(a, b, nested, Some(&differing), s),
-            None => crate::nested::diagnose_files_within(a, b, nested, &differing),
-        };
-        match r {
+        let keys = opts.passphrases.as_deref();
+        match crate::nested::diagnose(a, b, nested, Some(&differing), sink, keys) {
             Ok(n) => files = Some(n),
+            // The caller's passphrase is wrong: an error of the input, not of an image.
+            Err(e @ Error::WrongPassphrase { .. }) => return Err(e),
             Err(e) => files_error = Some(e.to_string()),
         }
     }
@@ -253,6 +305,22 @@ mod tests {
         assert!(!d.surely_touches(110, 5));
         assert!(d.changed(50, 50, 1));
         assert!(!d.changed(50, 51, 1));
+    }
+
+    /// A payload's view of the ranges: moved, cut to the payload and widened to whole
+    /// sectors, which it can say are untouched but never surely changed.
+    #[test]
+    fn windows_widen_to_units_and_never_claim_a_change() {
+        let d = Differing::from_ranges(vec![r(1000, 2), r(5000, 600), r(9000, 10)]);
+        let w = d.window(1024, 6000, 512);
+        assert_eq!(w.ranges(), &[r(3584, 1024)]);
+        assert!(w.unchanged(0, 0, 3584));
+        assert!(w.touches(3584, 1));
+        assert!(!w.changed(3584, 3584, 1024));
+        assert!(!w.touches(4608, 1 << 20));
+        // A range over the window's start is cut there.
+        assert_eq!(d.window(1001, 100, 512).ranges(), &[r(0, 512)]);
+        assert_eq!(d.window(0, 100, 0).ranges(), &[] as &[ByteRange]);
     }
 
     #[test]

@@ -146,6 +146,18 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// A passphrase of a comparison ([`crate::Passphrases`]) opens no keyslot of a LUKS2
+    /// volume it met.
+    #[error(
+        "the passphrase of the {} image opens no keyslot of the LUKS2 volume {layer}",
+        if *second { "second" } else { "first" }
+    )]
+    WrongPassphrase {
+        /// Whether the volume is the second image's.
+        second: bool,
+        /// The layers holding the volume, outermost first, joined with ` > `.
+        layer: String,
+    },
     /// A valid image using a feature this crate does not implement.
     #[error("unsupported {feature}")]
     Unsupported {

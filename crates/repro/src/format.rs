@@ -255,6 +255,22 @@ impl Inspection {
                 let hdr = l.hdr_size;
                 add("primary LUKS2 header".into(), 0, hdr, None);
                 add("secondary LUKS2 header".into(), hdr, hdr, None);
+                add(
+                    "LUKS2 keyslots area".into(),
+                    hdr.saturating_mul(2),
+                    l.keyslots_size,
+                    None,
+                );
+                for seg in &l.segment_details {
+                    // A dynamic segment runs to the end of the image, whatever its size.
+                    let len = seg.size.unwrap_or(u64::MAX - seg.offset);
+                    add(
+                        format!("LUKS2 {} segment {}", seg.kind, seg.id),
+                        seg.offset,
+                        len,
+                        None,
+                    );
+                }
             }
             _ => {}
         }

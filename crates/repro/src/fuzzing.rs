@@ -5,21 +5,27 @@
 
 use std::path::Path;
 
-use crate::{NestedOptions, diagnose_files};
+use crate::NestedOptions;
 
 /// `repro_nested`: two images from one input, the first 4 bytes saying where the rest is
 /// cut into A and B, written to two files in `dir` that are unlinked as soon as they are
 /// open (nothing is left behind, whatever happens next). The file-level diagnosis opens
-/// whatever they look like (ISO9660, GPT, squashfs, EROFS, FAT) and any filesystem nested
-/// inside; nothing may panic, hang or blow up. Returns the number of differences found.
+/// whatever they look like (ISO9660, GPT, squashfs, EROFS, FAT, LUKS2 under the passphrase
+/// `pw`) and any filesystem nested inside; nothing may panic, hang or blow up. Returns the number of differences found.
 pub fn repro_nested(data: &[u8], dir: &Path) -> Option<usize> {
     let (head, body) = data.split_first_chunk::<4>()?;
     let cut = u32::from_le_bytes(*head) as usize % (body.len() + 1);
     let (a, b) = body.split_at(cut);
     let fa = unlinked(dir, "a", a)?;
     let fb = unlinked(dir, "b", b)?;
-    let r = diagnose_files(&fa, &fb, NestedOptions::default()).ok()?;
-    Some(r.differences.len())
+    // A passphrase, so that LUKS2 volumes are unlocked and their payloads opened too, with
+    // a key-derivation budget small enough for a fuzzer (a few thousand PBKDF2 rounds).
+    let keys = crate::Passphrases::same(b"pw".to_vec()).with_limits(imgpipe_luks::Limits {
+        max_unlock_work: 20_000,
+        ..imgpipe_luks::Limits::default()
+    });
+    let r = crate::nested::diagnose(&fa, &fb, NestedOptions::default(), None, None, Some(&keys));
+    Some(r.ok()?.differences.len())
 }
 
 /// A file in `dir` holding `bytes`, already unlinked: only the open handle reaches it.

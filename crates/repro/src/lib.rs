@@ -25,7 +25,8 @@
 //! ```
 //!
 //! [`diagnose_files`] goes further when two builds differ: which files inside which nested
-//! filesystem (the squashfs inside the ISO, the ESP inside the disk) differ, and how.
+//! filesystem (the squashfs inside the ISO, the ESP inside the disk, with [`Passphrases`]
+//! the root inside a LUKS2 volume) differ, and how.
 //!
 //! # Determinism
 //! This crate is the only place the rules live: epochs are explicit, identifiers derive from
@@ -70,8 +71,9 @@ pub use format::{
     read_head,
 };
 pub use nested::{
-    ContentSink, DiffKind, FileDifference, MIN_WORK_BUDGET, NestedDiff, NestedOptions,
-    REASON_MAX_FILE, diagnose_files, diagnose_files_with, diagnose_files_within,
+    ContentSink, DiffKind, ENCRYPTED_HINT, FileDifference, MIN_WORK_BUDGET, NestedDiff,
+    NestedOptions, Passphrases, REASON_MAX_FILE, diagnose_files, diagnose_files_with,
+    diagnose_files_within,
 };
 pub use output::{
     AtomicFile, ChildGroup, TEMP_SUFFIX, WorkDir, check_output, discard_pending_outputs,

@@ -8,6 +8,15 @@
 //! or root partition of a disk, an ISO inside a partition) is opened in place, at its offset
 //! inside the outer file, and compared the same way, down to [`NestedOptions::max_depth`].
 //!
+//! A pair of LUKS2 volumes (the image itself, an encrypted partition or file) is a layer too
+//! when [`Passphrases`] are given ([`crate::ImageDiffOptions::passphrases`]): both are
+//! unlocked and their payloads opened in place as `payload (FORMAT)`, decrypted sector by
+//! sector as they are read ([`imgpipe_luks::Plaintext`]), never written anywhere. Two
+//! volumes with one volume key and geometry at one place (one seed) have equal plaintext
+//! where their ciphertext is equal (XTS works per sector), so the byte diff's ranges still
+//! say what need not be read inside. Without passphrases a differing payload is reported
+//! with [`ENCRYPTED_HINT`].
+//!
 //! Memory is bounded by the number of entries of one filesystem (their metadata, never
 //! their content); nothing is extracted to disk. Every reader is the format crate's hardened
 //! one, so a hostile image is an error for that layer, reported with the layer's name.
@@ -21,10 +30,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Write;
+use std::sync::Arc;
 
-use imgpipe_fstree::{Entry, FileType, FsRead, Holds, ReadAt, Slice, Window};
+use imgpipe_fstree::{Cursor, Entry, FileType, FsRead, Holds, ReadAt, Slice};
+use imgpipe_luks::{Luks2Header, Plaintext};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::format::{Format, HEAD_LEN, detect};
@@ -150,10 +162,90 @@ pub struct NestedDiff {
     pub bytes_read: u64,
 }
 
-/// A byte range of an open file holding one filesystem.
+/// The passphrases that open the LUKS2 volumes a comparison meets, one for the volumes of
+/// each image, and the [`imgpipe_luks::Limits`] their headers are read and unlocked with
+/// (the key-derivation work one unlock may do).
+pub struct Passphrases {
+    a: Zeroizing<Vec<u8>>,
+    b: Zeroizing<Vec<u8>>,
+    /// The limits of reading and unlocking each header.
+    pub limits: imgpipe_luks::Limits,
+}
+
+impl Passphrases {
+    /// One passphrase for the volumes of both images.
+    pub fn same(passphrase: Vec<u8>) -> Self {
+        Self::new(passphrase.clone(), passphrase)
+    }
+
+    /// A passphrase for the first image's volumes and one for the second's.
+    pub fn new(a: Vec<u8>, b: Vec<u8>) -> Self {
+        Self {
+            a: Zeroizing::new(a),
+            b: Zeroizing::new(b),
+            limits: imgpipe_luks::Limits::default(),
+        }
+    }
+
+    /// With other limits (`max_unlock_work` is what `--max-kdf-work` sets).
+    pub fn with_limits(mut self, limits: imgpipe_luks::Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    fn of(&self, second: bool) -> &[u8] {
+        if second { &self.b } else { &self.a }
+    }
+}
+
+impl std::fmt::Debug for Passphrases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passphrases")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a layer pair without passphrases says about an encrypted payload.
+pub const ENCRYPTED_HINT: &str =
+    "encrypted (LUKS2): give --passphrase-file to compare the contents";
+
+/// Where a layer's bytes come from: an image file, or a LUKS2 payload decrypted as it is read
+/// (from a range of another source).
+#[derive(Debug)]
+enum Data {
+    File(File),
+    Plain(Plaintext<Slice<Base>>),
+}
+
+/// A source of layers and the number of its address space: offsets (of the byte diff's
+/// ranges, of content already hashed, of regions already open) compare only within one.
+/// Space 0 is the first image, 1 the second, then two per pair of payloads decrypted.
+#[derive(Debug, Clone)]
+struct Base {
+    space: u32,
+    data: Arc<Data>,
+}
+
+impl ReadAt for Base {
+    fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+        match &*self.data {
+            Data::File(f) => ReadAt::read_exact_at(f, buf, pos),
+            Data::Plain(p) => p.read_exact_at(buf, pos),
+        }
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        match &*self.data {
+            Data::File(f) => ReadAt::len(f),
+            Data::Plain(p) => p.len(),
+        }
+    }
+}
+
+/// A byte range of a source ([`Base`]) holding one filesystem.
 #[derive(Debug, Clone, Copy)]
 struct Src<'a> {
-    file: &'a File,
+    base: &'a Base,
     off: u64,
     len: u64,
 }
@@ -175,14 +267,18 @@ fn layer_err(within: &[String], e: impl std::fmt::Display) -> Error {
 
 impl<'a> Src<'a> {
     /// The range as a positioned-read source.
-    fn slice(&self) -> Slice<&'a File> {
-        Slice::new(self.file, self.off, self.len)
+    fn slice(&self) -> Slice<&'a Base> {
+        Slice::new(self.base, self.off, self.len)
     }
 
     /// The range as a stream of its own, for the readers written over `Read + Seek`.
-    fn window(&self) -> Result<Window<File>> {
-        let f = self.file.try_clone().map_err(io("reopening an image"))?;
-        Ok(Window::new(f, self.off, self.len))
+    fn stream(&self) -> Cursor<Slice<Base>> {
+        Cursor::new(Slice::new(self.base.clone(), self.off, self.len))
+    }
+
+    /// The address space of its offsets.
+    fn space(&self) -> u32 {
+        self.base.space
     }
 
     fn head(&self, n: u64) -> Result<Vec<u8>> {
@@ -193,16 +289,16 @@ impl<'a> Src<'a> {
         Ok(buf)
     }
 
-    /// The filesystem or disk the range holds, by the one detector ([`detect`]).
+    /// The filesystem, disk or LUKS2 volume the range holds, by the one detector ([`detect`]).
     fn kind(&self) -> Result<Option<Format>> {
         let h = self.head(HEAD_LEN)?;
-        Ok(detect(&h).filter(|f| f.is_filesystem()))
+        Ok(detect(&h).filter(|f| f.is_filesystem() || *f == Format::Luks2))
     }
 
     fn sub(&self, off: u64, len: u64) -> Option<Src<'a>> {
         let end = off.checked_add(len)?;
         (end <= self.len).then_some(Src {
-            file: self.file,
+            base: self.base,
             off: self.off + off,
             len,
         })
@@ -274,19 +370,21 @@ impl Write for Capped<'_> {
     }
 }
 
-/// Where content is held, so it is hashed once: (side B?, absolute offset, length) of a
-/// file stored in one piece, or (side B?, its filesystem's offset, hard-link identity).
+/// Where content is held, so it is hashed once: (side B?, address space, absolute offset,
+/// length) of a file stored in one piece, or (side B?, address space, its filesystem's
+/// offset, hard-link identity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Held {
-    Place(bool, u64, u64),
-    Link(bool, u64, u64),
+    Place(bool, u32, u64, u64),
+    Link(bool, u32, u64, u64),
 }
 
-/// A pair of regions, one of each image: absolute offset and length in A, then in B.
-type Region = (u64, u64, u64, u64);
+/// A pair of regions, one of each image: address space, absolute offset and length in A,
+/// then in B.
+type Region = (u32, u64, u64, u32, u64, u64);
 
 fn region(a: Src<'_>, b: Src<'_>) -> Region {
-    (a.off, a.len, b.off, b.len)
+    (a.space(), a.off, a.len, b.space(), b.off, b.len)
 }
 
 /// A difference before it is placed ([`Walker::push`]).
@@ -352,15 +450,22 @@ struct Walker<'o> {
     /// Where the images may differ (from the byte diff): content elsewhere at the same
     /// offset in both is identical and not read.
     differing: Option<&'o crate::diff::Differing>,
+    /// The same for pairs of decrypted payloads (by their address spaces) whose ciphertext
+    /// sectors correspond one to one (one volume key, one geometry, one place).
+    plain_differing: BTreeMap<(u32, u32), crate::diff::Differing>,
+    /// What opens LUKS2 volumes, if anything.
+    keys: Option<&'o Passphrases>,
+    /// The next address space for a decrypted payload.
+    next_space: u32,
     /// The filesystems open around the one being compared, outermost first.
     ancestors: Vec<Region>,
     /// Region pairs already compared, with the layer that compared them.
     compared: BTreeMap<Region, String>,
     /// Content digests of files already hashed.
     digests: BTreeMap<Held, [u8; 32]>,
-    /// Stored pieces already compared, by absolute offset in A and in B and stored length:
-    /// a squashfs fragment block shared by many files' tails is read once.
-    stored_equal: BTreeMap<(u64, u64, u64), bool>,
+    /// Stored pieces already compared, by address space and absolute offset in A and in B
+    /// and stored length: a squashfs fragment block shared by many files' tails is read once.
+    stored_equal: BTreeMap<(u32, u64, u32, u64, u64), bool>,
     /// Bytes that may still be hashed, and the budget they come from.
     work_left: u64,
     budget: u64,
@@ -379,7 +484,7 @@ struct Walker<'o> {
 /// [`NestedOptions::max_depth`]. Memory is bounded by the entries of one filesystem;
 /// nothing is extracted.
 pub fn diagnose_files(a: &File, b: &File, opts: NestedOptions) -> Result<NestedDiff> {
-    diagnose(a, b, opts, None, None)
+    diagnose(a, b, opts, None, None, None)
 }
 
 /// [`diagnose_files`] handed where the images may differ (the byte diff's ranges): a
@@ -391,7 +496,7 @@ pub fn diagnose_files_within(
     opts: NestedOptions,
     differing: &crate::diff::Differing,
 ) -> Result<NestedDiff> {
-    diagnose(a, b, opts, Some(differing), None)
+    diagnose(a, b, opts, Some(differing), None, None)
 }
 
 /// What [`diagnose_files_with`] hands over for a file whose content differs and that is at
@@ -408,25 +513,37 @@ pub fn diagnose_files_with(
     differing: Option<&crate::diff::Differing>,
     sink: ContentSink<'_>,
 ) -> Result<NestedDiff> {
-    diagnose(a, b, opts, differing, Some(sink))
+    diagnose(a, b, opts, differing, Some(sink), None)
 }
 
-fn diagnose(
+/// The comparison behind every `diagnose_files*` and [`crate::diff_images`]: `keys` open the
+/// LUKS2 volumes it meets (without them, an encrypted payload is reported as such, not
+/// opened).
+pub(crate) fn diagnose(
     a: &File,
     b: &File,
     opts: NestedOptions,
     differing: Option<&crate::diff::Differing>,
     mut sink: Option<ContentSink<'_>>,
+    keys: Option<&Passphrases>,
 ) -> Result<NestedDiff> {
     let len = |f: &File| f.metadata().map(|m| m.len()).map_err(io("reading a size"));
+    let base = |f: &File, space: u32| -> Result<Base> {
+        let f = f.try_clone().map_err(io("reopening an image"))?;
+        Ok(Base {
+            space,
+            data: Arc::new(Data::File(f)),
+        })
+    };
+    let (ba, bb) = (base(a, 0)?, base(b, 1)?);
     let (sa, sb) = (
         Src {
-            file: a,
+            base: &ba,
             off: 0,
             len: len(a)?,
         },
         Src {
-            file: b,
+            base: &bb,
             off: 0,
             len: len(b)?,
         },
@@ -441,6 +558,9 @@ fn diagnose(
         opts,
         out: &mut out,
         differing,
+        plain_differing: BTreeMap::new(),
+        keys,
+        next_space: 2,
         ancestors: vec![region(sa, sb)],
         compared: BTreeMap::new(),
         digests: BTreeMap::new(),
@@ -491,14 +611,27 @@ fn contiguous<R: FsRead>(
     })
 }
 
-/// Where `e`'s content is held on side `b_side` of a filesystem at `fs_off`: its place when
+/// Where `e`'s content is held on side `b_side` of the filesystem `fs`: its place when
 /// stored in one piece at `contiguous`, else its hard-link identity.
-fn held_at(b_side: bool, fs_off: u64, contiguous: Option<u64>, e: &Entry) -> Option<Held> {
+fn held_at(b_side: bool, fs: Src<'_>, contiguous: Option<u64>, e: &Entry) -> Option<Held> {
+    let (space, fs_off) = (fs.space(), fs.off);
     match (contiguous, e.link) {
-        (Some(o), _) => Some(Held::Place(b_side, fs_off.saturating_add(o), e.size)),
-        (None, Some(l)) => Some(Held::Link(b_side, fs_off, l)),
+        (Some(o), _) => Some(Held::Place(b_side, space, fs_off.saturating_add(o), e.size)),
+        (None, Some(l)) => Some(Held::Link(b_side, space, fs_off, l)),
         (None, None) => None,
     }
+}
+
+/// The ciphertext of a LUKS2 volume's payload (its crypt segment) in the volume `vol`, and
+/// its offset there, from the header alone (no key needed).
+fn payload<'a>(h: &Luks2Header, vol: Src<'a>) -> Option<(u64, Src<'a>)> {
+    let seg = h.metadata.segments.values().find(|s| s.kind == "crypt")?;
+    let avail = vol.len.checked_sub(seg.offset)?;
+    let len = match seg.size {
+        imgpipe_luks::raw::SegmentSize::Dynamic => avail,
+        imgpipe_luks::raw::SegmentSize::Bytes(n) => n.min(avail),
+    };
+    Some((seg.offset, vol.sub(seg.offset, len)?))
 }
 
 /// The facts both sides hold.
@@ -558,8 +691,9 @@ impl Walker<'_> {
         let contains = |off: u64, len: u64, o: u64, l: u64| {
             off <= o && off.saturating_add(len) >= o.saturating_add(l)
         };
-        if self.ancestors.iter().any(|&(ao, al, bo, bl)| {
-            contains(na.off, na.len, ao, al) || contains(nb.off, nb.len, bo, bl)
+        if self.ancestors.iter().any(|&(sa, ao, al, sb, bo, bl)| {
+            (sa == na.space() && contains(na.off, na.len, ao, al))
+                || (sb == nb.space() && contains(nb.off, nb.len, bo, bl))
         }) {
             return Some("holds a filesystem it lies in; not opened".into());
         }
@@ -573,7 +707,31 @@ impl Walker<'_> {
         let (Some(x), Some(y)) = (a.off.checked_add(oa), b.off.checked_add(ob)) else {
             return false;
         };
-        self.differing.is_some_and(|d| d.unchanged(x, y, len))
+        self.differing_for(a, b)
+            .is_some_and(|d| d.unchanged(x, y, len))
+    }
+
+    /// Whether `len` bytes at `oa` in `a` and `ob` in `b` are known to differ.
+    fn changed(&self, a: Src<'_>, oa: u64, b: Src<'_>, ob: u64, len: u64) -> bool {
+        let (Some(x), Some(y)) = (a.off.checked_add(oa), b.off.checked_add(ob)) else {
+            return false;
+        };
+        self.differing_for(a, b)
+            .is_some_and(|d| d.changed(x, y, len))
+    }
+
+    /// Where the sources of `a` and `b` may differ, when that is known.
+    fn differing_for(&self, a: Src<'_>, b: Src<'_>) -> Option<&crate::diff::Differing> {
+        match (a.space(), b.space()) {
+            (0, 1) => self.differing,
+            pair => self.plain_differing.get(&pair),
+        }
+    }
+
+    /// Why a pair of LUKS2 volumes is not opened: no passphrase was given.
+    fn locked(&self, ka: Format, kb: Format) -> Option<String> {
+        (ka == Format::Luks2 && kb == Format::Luks2 && self.keys.is_none())
+            .then(|| ENCRYPTED_HINT.to_owned())
     }
 
     fn push(&mut self, within: &[String], path: &str, d: Found) {
@@ -604,23 +762,22 @@ impl Walker<'_> {
             Format::Gpt => self.compare_gpt(a, b, w),
             Format::Iso9660 => {
                 let open = |s: Src<'_>| {
-                    imgpipe_isofs::Reader::open(s.window()?).map_err(|e| layer_err(w, e))
+                    imgpipe_isofs::Reader::open(s.stream()).map_err(|e| layer_err(w, e))
                 };
                 self.compare_fs(&open(a)?, &open(b)?, a, b, w)
             }
             Format::Squashfs => {
                 let open = |s: Src<'_>| {
-                    let f = s.file.try_clone().map_err(io("reopening an image"))?;
-                    imgpipe_squashfs::Reader::open_at(f, s.off, imgpipe_squashfs::Limits::default())
+                    let limits = imgpipe_squashfs::Limits::default();
+                    imgpipe_squashfs::Reader::open_at(s.base.clone(), s.off, limits)
                         .map_err(|e| layer_err(w, e))
                 };
                 self.compare_fs(&open(a)?, &open(b)?, a, b, w)
             }
             Format::Erofs => {
                 let open = |s: Src<'_>| {
-                    let f = s.file.try_clone().map_err(io("reopening an image"))?;
                     imgpipe_squashfs::erofs::ErofsReader::open_at(
-                        f,
+                        s.base.clone(),
                         s.off,
                         imgpipe_squashfs::Limits::default(),
                     )
@@ -630,11 +787,12 @@ impl Walker<'_> {
             }
             Format::Fat => {
                 let open = |s: Src<'_>| {
-                    imgpipe_gptpart::FatVolume::open(s.window()?).map_err(|e| layer_err(w, e))
+                    imgpipe_gptpart::FatVolume::open(s.stream()).map_err(|e| layer_err(w, e))
                 };
                 self.compare_fs(&open(a)?, &open(b)?, a, b, w)
             }
-            // `kind` only yields filesystems and disks.
+            Format::Luks2 => self.compare_luks(a, b, w),
+            // `kind` only yields filesystems, disks and LUKS2 volumes.
             other => Err(layer_err(w, format!("{other} is not a filesystem"))),
         }
     }
@@ -728,12 +886,7 @@ impl Walker<'_> {
             };
             // Content at the same offsets where the byte diff surely saw a difference differs.
             let known_changed = match (ca, cb) {
-                (Some(oa), Some(ob)) => {
-                    x.size == y.size
-                        && self.differing.is_some_and(|d| {
-                            d.changed(a.off.saturating_add(oa), b.off.saturating_add(ob), x.size)
-                        })
-                }
+                (Some(oa), Some(ob)) => x.size == y.size && self.changed(a, oa, b, ob, x.size),
                 _ => false,
             };
             // Equal stored bytes (compressed blocks included) lying the same way in both
@@ -746,12 +899,8 @@ impl Walker<'_> {
                 None
             } else {
                 Some((
-                    self.sha256_of(within, held_at(false, a.off, ca, x), |h| {
-                        ra.read_content(nx, h)
-                    })?,
-                    self.sha256_of(within, held_at(true, b.off, cb, y), |h| {
-                        rb.read_content(ny, h)
-                    })?,
+                    self.sha256_of(within, held_at(false, a, ca, x), |h| ra.read_content(nx, h))?,
+                    self.sha256_of(within, held_at(true, b, cb, y), |h| rb.read_content(ny, h))?,
                 ))
             };
             if known || digests.is_some_and(|(p, q)| p == q) {
@@ -774,7 +923,8 @@ impl Walker<'_> {
             } else {
                 None
             };
-            let refused = nested.and_then(|(_, na, nb)| self.refuse_nested(na, nb));
+            let refused = nested
+                .and_then(|(k, na, nb)| self.refuse_nested(na, nb).or_else(|| self.locked(k, k)));
             match (nested, refused) {
                 (Some(_), Some(why)) => {
                     self.push(within, path, content(x.size, y.size, digests, Some(&why)));
@@ -864,7 +1014,9 @@ impl Walker<'_> {
         }
         let key = |x: &imgpipe_fstree::StoredPiece, y: &imgpipe_fstree::StoredPiece| {
             (
+                a.space(),
                 a.off.saturating_add(x.image_offset),
+                b.space(),
                 b.off.saturating_add(y.image_offset),
                 x.stored_len,
             )
@@ -952,6 +1104,23 @@ impl Walker<'_> {
         path: &str,
         within: &[String],
     ) -> Result<()> {
+        if !self.descend_quiet(k, a, b, inner, path, within)? {
+            self.push_structure(k, a, b, path, within);
+        }
+        Ok(())
+    }
+
+    /// [`descend`](Self::descend) without the conclusion when no file differs; returns
+    /// whether anything was reported.
+    fn descend_quiet(
+        &mut self,
+        k: Format,
+        a: Src<'_>,
+        b: Src<'_>,
+        inner: &[String],
+        path: &str,
+        within: &[String],
+    ) -> Result<bool> {
         let before = self.out.differences.len() as u64 + self.out.omitted;
         self.compared.insert(region(a, b), layer(inner));
         self.ancestors.push(region(a, b));
@@ -959,8 +1128,10 @@ impl Walker<'_> {
         self.ancestors.pop();
         match r {
             Ok(()) => {}
-            // The work budget ends the whole diagnosis.
-            Err(e @ Error::LimitExceeded { .. }) => return Err(e),
+            // The work budget and a wrong passphrase end the whole diagnosis.
+            Err(e @ (Error::LimitExceeded { .. } | Error::WrongPassphrase { .. })) => {
+                return Err(e);
+            }
             // A nested layer that does not read is reported, not fatal for the outer one.
             Err(e) => self.push(
                 within,
@@ -968,20 +1139,207 @@ impl Walker<'_> {
                 Found::new(DiffKind::Unreadable, format!("content; {e}")),
             ),
         }
-        if self.out.differences.len() as u64 + self.out.omitted == before {
-            let what = format!(
-                "content ({} vs {} bytes): the {} file trees are identical, its own structures differ",
-                a.len,
-                b.len,
-                k.name()
-            );
-            self.push(
-                within,
-                path,
-                Found::new(DiffKind::Structure, what).values(a.len, b.len),
-            );
+        Ok(self.out.differences.len() as u64 + self.out.omitted != before)
+    }
+
+    /// Two nested filesystems whose files all agree: their own structures differ.
+    fn push_structure(&mut self, k: Format, a: Src<'_>, b: Src<'_>, path: &str, within: &[String]) {
+        let what = format!(
+            "content ({} vs {} bytes): the {} file trees are identical, its own structures differ",
+            a.len,
+            b.len,
+            k.name()
+        );
+        self.push(
+            within,
+            path,
+            Found::new(DiffKind::Structure, what).values(a.len, b.len),
+        );
+    }
+
+    /// Compares two LUKS2 volumes: with [`Passphrases`], both are unlocked and their
+    /// payloads compared as the nested layer `payload (FORMAT)`, decrypted as they are read;
+    /// without, the payloads' ciphertext is compared and a difference reported as encrypted.
+    /// When both volumes share one volume key and geometry at one place, equal ciphertext
+    /// sectors are equal plaintext sectors (XTS works sector by sector): only the byte diff's
+    /// ranges are read again inside. Payloads equal byte for byte leave the headers as the
+    /// difference (`header`).
+    fn compare_luks(&mut self, a: Src<'_>, b: Src<'_>, within: &[String]) -> Result<()> {
+        let limits = self
+            .keys
+            .map_or_else(imgpipe_luks::Limits::default, |k| k.limits);
+        let read = |s: Src<'_>| {
+            Luks2Header::read_with_limits(&mut s.stream(), limits).map_err(|e| layer_err(within, e))
+        };
+        let (ha, hb) = (read(a)?, read(b)?);
+        let Some(keys) = self.keys else {
+            let (Some((oa, pa)), Some((ob, pb))) = (payload(&ha, a), payload(&hb, b)) else {
+                let f = Found::new(DiffKind::Unreadable, "no crypt segment inside the volume");
+                self.push(within, "payload", f);
+                return Ok(());
+            };
+            let (la, lb) = (pa.len, pb.len);
+            if la == lb
+                && (self.unchanged(a, oa, b, ob, la)
+                    || (!self.changed(a, oa, b, ob, la) && self.digest(pa)? == self.digest(pb)?))
+            {
+                self.push_headers_differ(within, la);
+            } else {
+                self.push(
+                    within,
+                    "payload",
+                    content(la, lb, None, Some(ENCRYPTED_HINT)),
+                );
+            }
+            return Ok(());
+        };
+        let unlock = |s: Src<'_>, h: &Luks2Header, second: bool| match h
+            .unlock_segment(&mut s.stream(), keys.of(second))
+        {
+            Ok(Some(x)) => Ok(x),
+            Ok(None) => Err(Error::WrongPassphrase {
+                second,
+                layer: layer(within),
+            }),
+            Err(e) => Err(layer_err(within, e)),
+        };
+        let (ua, sega) = unlock(a, &ha, false)?;
+        let (ub, segb) = unlock(b, &hb, true)?;
+        // One key, one geometry, one place: ciphertext and plaintext sectors correspond.
+        let aligned = ua.volume_key == ub.volume_key
+            && (sega.offset, sega.sector_size, sega.iv_tweak)
+                == (segb.offset, segb.sector_size, segb.iv_tweak)
+            && a.off == b.off;
+        let (oa, ob, sector) = (sega.offset, segb.offset, u64::from(sega.sector_size));
+        let plain = |s: Src<'_>, seg, space| -> Result<Base> {
+            let dev = Slice::new(s.base.clone(), s.off, s.len);
+            let p = Plaintext::new(dev, seg).map_err(io("sizing a LUKS2 payload"))?;
+            Ok(Base {
+                space,
+                data: Arc::new(Data::Plain(p)),
+            })
+        };
+        let spaces = (self.next_space, self.next_space.saturating_add(1));
+        self.next_space = self.next_space.saturating_add(2);
+        let (ba, bb) = (plain(a, sega, spaces.0)?, plain(b, segb, spaces.1)?);
+        let (la, lb) = (ba.len().unwrap_or(0), bb.len().unwrap_or(0));
+        let (pa, pb) = (
+            Src {
+                base: &ba,
+                off: 0,
+                len: la,
+            },
+            Src {
+                base: &bb,
+                off: 0,
+                len: lb,
+            },
+        );
+        if aligned && let Some(d) = self.differing_for(a, b) {
+            let start = a.off.saturating_add(oa);
+            let inside = d.window(start, la.min(lb), sector);
+            let exact = self.exact(inside, pa, pb)?;
+            self.plain_differing.insert(spaces, exact);
+        }
+        // Aligned, the ciphertext answers without reading: untouched by the byte diff is
+        // equal, surely touched differs.
+        if la == lb && aligned && self.unchanged(a, oa, b, ob, la) {
+            self.push_headers_differ(within, la);
+            return Ok(());
+        }
+        let differ = la != lb || (aligned && self.changed(a, oa, b, ob, la));
+        // Otherwise whether the payloads are equal byte for byte is asked only when no file
+        // inside differs (it reads them whole): the ciphertext's digests when aligned, else
+        // the plaintext's.
+        let ciphertext = (a.sub(oa, la), b.sub(ob, lb));
+        let same = |w: &mut Self| -> Result<bool> {
+            if differ {
+                return Ok(false);
+            }
+            Ok(match ciphertext {
+                (Some(ca), Some(cb)) if aligned => w.digest(ca)? == w.digest(cb)?,
+                _ => w.digest(pa)? == w.digest(pb)?,
+            })
+        };
+        let kind = match (pa.kind()?, pb.kind()?) {
+            (Some(ka), Some(kb)) if ka == kb && within.len() < self.opts.max_depth => Some(ka),
+            _ => None,
+        };
+        let Some(k) = kind else {
+            if same(self)? {
+                self.push_headers_differ(within, la);
+            } else {
+                self.push(within, "payload", content(la, lb, None, None));
+            }
+            return Ok(());
+        };
+        let mut inner = within.to_vec();
+        inner.push(format!("payload ({})", k.name()));
+        if !self.descend_quiet(k, pa, pb, &inner, "payload", within)? {
+            if same(self)? {
+                self.push_headers_differ(within, la);
+            } else {
+                self.push_structure(k, pa, pb, "payload", within);
+            }
         }
         Ok(())
+    }
+
+    /// Where `a` and `b` differ exactly inside the ranges of `coarse` (whole sectors of two
+    /// payloads), found by reading both there (decrypting only those sectors), so that
+    /// content beside a differing byte in the same sector is not read again. Worth it for a
+    /// few small ranges (a changed file), not when they cover much of the payloads (a
+    /// squashfs whose blocks all moved): beyond a sixteenth of them, or past the work
+    /// budget, `coarse` stays as it is.
+    fn exact(
+        &mut self,
+        coarse: crate::diff::Differing,
+        a: Src<'_>,
+        b: Src<'_>,
+    ) -> Result<crate::diff::Differing> {
+        /// Differing runs closer than this are one range (each range's ends still differ).
+        const GAP: u64 = 64;
+        let total = coarse
+            .ranges()
+            .iter()
+            .fold(0u64, |t, r| t.saturating_add(r.len));
+        if total.saturating_mul(2) > self.work_left || total > a.len.min(b.len) / 16 {
+            return Ok(coarse);
+        }
+        self.work_left -= 2 * total;
+        let mut out: Vec<crate::compare::ByteRange> = Vec::new();
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for r in coarse.ranges() {
+            let mut at = r.start;
+            while at < r.end() {
+                let n = (r.end() - at).min(1 << 20) as usize;
+                x.resize(n, 0);
+                y.resize(n, 0);
+                a.slice()
+                    .read_exact_at(&mut x, at)
+                    .and_then(|()| b.slice().read_exact_at(&mut y, at))
+                    .map_err(io("decrypting a LUKS2 payload"))?;
+                for (i, _) in x.iter().zip(&y).enumerate().filter(|(_, (p, q))| p != q) {
+                    let pos = at + i as u64;
+                    match out.last_mut() {
+                        Some(last) if last.end().saturating_add(GAP) > pos => {
+                            last.len = pos + 1 - last.start;
+                        }
+                        _ => out.push(crate::compare::ByteRange { start: pos, len: 1 }),
+                    }
+                }
+                at += n as u64;
+            }
+        }
+        Ok(crate::diff::Differing::from_ranges(out))
+    }
+
+    /// Two LUKS2 volumes whose payloads are equal: what differs is in their headers.
+    fn push_headers_differ(&mut self, within: &[String], payload_len: u64) {
+        let what = format!(
+            "the payloads are identical ({payload_len} bytes); the LUKS2 headers differ (keyslots, salts, UUID, ...)"
+        );
+        self.push(within, "header", Found::new(DiffKind::Structure, what));
     }
 
     /// The SHA-256 of a whole region, counted against the work budget.
@@ -993,8 +1351,8 @@ impl Walker<'_> {
     }
 
     fn compare_gpt(&mut self, a: Src<'_>, b: Src<'_>, within: &[String]) -> Result<()> {
-        let da = imgpipe_gptpart::read_gpt(a.window()?).map_err(|e| layer_err(within, e))?;
-        let db = imgpipe_gptpart::read_gpt(b.window()?).map_err(|e| layer_err(within, e))?;
+        let da = imgpipe_gptpart::read_gpt(a.stream()).map_err(|e| layer_err(within, e))?;
+        let db = imgpipe_gptpart::read_gpt(b.stream()).map_err(|e| layer_err(within, e))?;
         if da.disk_guid != db.disk_guid {
             let f = Found::new(DiffKind::Partition, "disk GUID");
             self.push(
@@ -1051,9 +1409,7 @@ impl Walker<'_> {
                 self.push(within, &n, f);
                 continue;
             };
-            let changed = self
-                .differing
-                .is_some_and(|d| d.changed(na.off, nb.off, la));
+            let changed = self.changed(a, oa, b, ob, la);
             if la == lb
                 && (self.unchanged(a, oa, b, ob, la)
                     || (!changed && self.digest(na)? == self.digest(nb)?))
@@ -1062,7 +1418,7 @@ impl Walker<'_> {
             }
             let kinds = (na.kind()?, nb.kind()?);
             let refused = match kinds {
-                (Some(_), Some(_)) => self.refuse_nested(na, nb),
+                (Some(ka), Some(kb)) => self.refuse_nested(na, nb).or_else(|| self.locked(ka, kb)),
                 _ => None,
             };
             if let Some(why) = refused {

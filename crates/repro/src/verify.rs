@@ -114,6 +114,9 @@ pub struct VerifyRequest {
     pub cpus: usize,
     /// Try each variation alone when outputs differ.
     pub bisect: bool,
+    /// What opens the LUKS2 volumes inside the outputs, so that the comparison names the
+    /// files inside their payloads ([`crate::ImageDiffOptions::passphrases`]).
+    pub passphrases: Option<std::sync::Arc<crate::Passphrases>>,
 }
 
 impl VerifyRequest {
@@ -136,6 +139,7 @@ impl VerifyRequest {
             taskset: None,
             cpus: 1,
             bisect: true,
+            passphrases: None,
         }
     }
 }
@@ -375,7 +379,7 @@ fn run_build(req: &VerifyRequest, root: &Path, vary: &[Variation]) -> Result<()>
     Ok(())
 }
 
-fn compare(a: &Path, b: &Path, out: &Path) -> Result<ImageDiff> {
+fn compare(req: &VerifyRequest, a: &Path, b: &Path, out: &Path) -> Result<ImageDiff> {
     let open = |root: &Path| {
         let p = root.join(out);
         File::open(&p).map_err(|e| Error::Step {
@@ -383,12 +387,11 @@ fn compare(a: &Path, b: &Path, out: &Path) -> Result<ImageDiff> {
             message: format!("{}: {e}", p.display()),
         })
     };
-    diff_images(
-        &open(a)?,
-        &open(b)?,
-        ImageDiffOptions::default(),
-        &mut |_| {},
-    )
+    let opts = ImageDiffOptions {
+        passphrases: req.passphrases.clone(),
+        ..ImageDiffOptions::default()
+    };
+    diff_images(&open(a)?, &open(b)?, opts, &mut |_| {})
 }
 
 /// Builds twice and compares (see the [module docs](crate::verify)).
@@ -475,7 +478,7 @@ pub fn verify(req: &VerifyRequest, on: &mut dyn FnMut(VerifyEvent)) -> Result<Ve
         run_build(req, &b, &varied)?;
         let mut outputs = Vec::new();
         for out in &req.outputs {
-            let diff = compare(&a, &b, out)?;
+            let diff = compare(req, &a, &b, out)?;
             outputs.push(OutputVerdict {
                 path: out.clone(),
                 identical: diff.identical,
@@ -529,7 +532,7 @@ pub fn verify(req: &VerifyRequest, on: &mut dyn FnMut(VerifyEvent)) -> Result<Ve
                     .iter_mut()
                     .filter(|o| !o.identical && !o.differs_unvaried)
                 {
-                    let differs = !compare(&first_root, &c, &o.path)?.identical;
+                    let differs = !compare(req, &first_root, &c, &o.path)?.identical;
                     match v {
                         None => o.differs_unvaried = differs,
                         Some(v) if differs => o.because_of.push(v),

@@ -321,3 +321,94 @@ fn files_that_are_the_image_or_share_a_region_are_compared_once() {
     assert!(what("/s007").contains("the same bytes as"), "{r:#?}");
     assert!(what("/v").starts_with("content"), "{r:#?}");
 }
+
+/// A LUKS2 volume (seeded, cheap PBKDF2, passphrase `pw`) holding `payload`, as bytes.
+fn luks_volume(payload: &[u8]) -> Vec<u8> {
+    use imgpipe_luks::{FormatOptions, HashAlg, KdfParams, KeyslotParams};
+    use imgpipe_repro::luks::{KeySource, format, unlock_segment};
+    let cheap = KeyslotParams {
+        kdf: KdfParams::Pbkdf2 {
+            hash: HashAlg::Sha256,
+            iterations: 1000,
+        },
+        ..KeyslotParams::default()
+    };
+    let opts = FormatOptions {
+        data_offset: 1 << 20,
+        keyslot: cheap,
+        digest_iterations: 1000,
+        ..FormatOptions::default()
+    };
+    let seed = imgpipe_repro::Seed::from_material(b"nested luks");
+    let mut dev = Cursor::new(vec![0u8; (1 << 20) + payload.len().next_multiple_of(4096)]);
+    let hdr = format(&mut dev, opts, b"pw", KeySource::Seed(seed)).unwrap();
+    let seg = unlock_segment(&hdr, &mut dev, b"pw").unwrap().unwrap();
+    seg.encrypt_stream(payload, &mut dev, &mut |_| {}).unwrap();
+    dev.into_inner()
+}
+
+/// An ISO holding `/LiveOS/root.luks`, a LUKS2 volume around the squashfs of `variant`.
+fn iso_with_volume(variant: u8, path: &Path) {
+    use imgpipe_isofs::{Builder, Metadata, Options};
+    let mut b = Builder::new(Options::new("LIVE", T.into()));
+    b.add_dir("LiveOS", Metadata::directory(0o755)).unwrap();
+    b.add_file(
+        "LiveOS/root.luks",
+        Metadata::file(0o644),
+        luks_volume(&squashfs(variant)),
+    )
+    .unwrap();
+    b.build(&mut File::create(path).unwrap()).unwrap();
+}
+
+/// An encrypted file inside an ISO: with passphrases the squashfs inside its payload is
+/// compared file by file (ISO > LUKS2 > squashfs); without, it is said to be encrypted;
+/// a passphrase that opens no keyslot ends the diff, naming the side and the layer.
+#[test]
+fn a_squashfs_inside_a_luks2_file_inside_an_iso() {
+    use std::sync::Arc;
+
+    use imgpipe_repro::{Error, ImageDiffOptions, Passphrases, diff_images};
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.iso"), tmp.path().join("b.iso"));
+    iso_with_volume(0, &a);
+    iso_with_volume(1, &b);
+    let run = |keys: Option<Passphrases>| {
+        let mut opts = ImageDiffOptions::default();
+        opts.passphrases = keys.map(Arc::new);
+        let (fa, fb) = (File::open(&a).unwrap(), File::open(&b).unwrap());
+        diff_images(&fa, &fb, opts, &mut |_| {})
+    };
+    let d = run(Some(Passphrases::same(b"pw".to_vec())))
+        .unwrap()
+        .files
+        .unwrap()
+        .differences;
+    let sq = ["iso9660", "/LiveOS/root.luks (luks2)", "payload (squashfs)"];
+    assert!(
+        has(&d, &sq, "/etc/hostname", "content (7 vs 7 bytes)"),
+        "{d:#?}"
+    );
+    assert!(has(&d, &sq, "/usr/bin/tool", "mode 0755 -> 0700"), "{d:#?}");
+    assert!(has(&d, &sq, "/only-a", "only in A"), "{d:#?}");
+    assert_eq!(d.len(), 3, "nothing else differs: {d:#?}");
+
+    let d = run(None).unwrap().files.unwrap().differences;
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].within, ["iso9660"]);
+    assert_eq!(d[0].path, "/LiveOS/root.luks");
+    assert!(d[0].what.ends_with(imgpipe_repro::ENCRYPTED_HINT), "{d:#?}");
+
+    for (keys, second) in [
+        (Passphrases::new(b"no".to_vec(), b"pw".to_vec()), false),
+        (Passphrases::new(b"pw".to_vec(), b"no".to_vec()), true),
+    ] {
+        match run(Some(keys)) {
+            Err(Error::WrongPassphrase { second: s, layer }) => {
+                assert_eq!(s, second);
+                assert_eq!(layer, "iso9660 > /LiveOS/root.luks (luks2)");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -528,6 +528,86 @@ fn luks2_root_opens_with_cryptsetup_and_holds_the_root_image() {
     assert_eq!(sha256(&bytes[..len as usize]), m["root_image"]["sha256"]);
 }
 
+/// Two encrypted builds with one seed and epoch whose roots differ in one file: `imgpipe
+/// diff --passphrase-file` names it inside the root partition's payload; without the flag,
+/// the partition is said to be encrypted.
+#[test]
+fn diff_names_the_file_inside_the_encrypted_root() {
+    let t = tempdir();
+    for (name, marker) in [("a", "IMGPIPE-MARKER-A\n"), ("b", "IMGPIPE-MARKER-B\n")] {
+        let d = t.path().join(name);
+        inputs(&d, false);
+        write(&d.join("root/imgpipe-marker"), marker);
+        write(&d.join("pass"), "correct horse\n");
+        let ks = KICKSTART.replace("part / --size=32", "part / --size=64 --encrypted");
+        write(&d.join("ks.cfg"), ks);
+        set_mtimes(&d, 1_700_000_000);
+        ok(&imgpipe_in(
+            &d,
+            &args(&[
+                "--encrypt",
+                "--passphrase-file",
+                "pass",
+                "--pbkdf-memory",
+                "32768",
+                "--pbkdf-time",
+                "1",
+                "--pbkdf-parallel",
+                "1",
+                "--seed",
+                "00112233445566778899aabbccddeeff",
+                "--epoch",
+                "1700000000",
+            ]),
+        ));
+    }
+    let diff = |extra: &[&str]| {
+        let mut a = vec!["diff", "--json"];
+        a.extend(extra);
+        a.extend(["a/live.img", "b/live.img"]);
+        let out = imgpipe_in(t.path(), &a.iter().map(OsString::from).collect::<Vec<_>>());
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let found: Vec<(String, String, String)> = v["files"]["differences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                let within: Vec<&str> = d["within"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l.as_str().unwrap())
+                    .collect();
+                (
+                    within.join(" > "),
+                    d["path"].as_str().unwrap().to_owned(),
+                    d["what"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        found
+    };
+    let locked = diff(&[]);
+    assert!(
+        locked.iter().any(|(w, p, what)| w == "gpt"
+            && p.starts_with("partition 2 ")
+            && what.contains("encrypted")),
+        "{locked:#?}"
+    );
+    let open = diff(&["--passphrase-file", "a/pass"]);
+    let inside: Vec<_> = open
+        .iter()
+        .filter(|(w, _, _)| w.contains("(luks2) > payload ("))
+        .map(|(_, p, _)| p.as_str())
+        .collect();
+    assert_eq!(inside, ["/imgpipe-marker"], "{open:#?}");
+    assert!(
+        !open.iter().any(|(_, _, what)| what.contains("encrypted")),
+        "{open:#?}"
+    );
+}
+
 /// Prepares a case's inputs and returns its arguments.
 type Setup = dyn Fn(&Path) -> Vec<OsString>;
 

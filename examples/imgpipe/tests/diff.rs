@@ -730,3 +730,368 @@ fn diff_of_live_isos_is_bounded_and_writes_nothing() {
     assert_eq!(fs::read_dir(cwd.path()).unwrap().count(), 0);
     assert!(shm() <= shm_before, "a file appeared in /dev/shm");
 }
+
+/// `imgpipe diff EXTRA... --json A B`: the exit code, the report, and stderr.
+fn diff_with(
+    a: &std::path::Path,
+    b: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+) -> (i32, serde_json::Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+        .args(["diff", "--json"])
+        .args(extra)
+        .args([a, b])
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap(), v, err)
+}
+
+/// Each file difference as (`within` joined with ` > `, `path`).
+fn file_diffs(v: &serde_json::Value) -> Vec<(String, String)> {
+    v["files"]["differences"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no file differences: {v:#}"))
+        .iter()
+        .map(|d| {
+            let within: Vec<&str> = d["within"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l.as_str().unwrap())
+                .collect();
+            (within.join(" > "), d["path"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+/// Two small trees that differ in `/etc/hostname` only, at `DIR/a-root` and `DIR/b-root`.
+fn hostname_trees(dir: &std::path::Path) -> [std::path::PathBuf; 2] {
+    ["a", "b"].map(|name| {
+        let root = dir.join(format!("{name}-root"));
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/hostname"), format!("host-{name}\n")).unwrap();
+        fs::write(root.join("etc/os-release"), "ID=demo\n").unwrap();
+        fs::write(root.join("big"), imgpipe_testsupport::pattern(300_000)).unwrap();
+        imgpipe_testsupport::set_mtimes(&root, 1_700_000_000);
+        root
+    })
+}
+
+/// A 4 MiB LUKS2 volume at `out` (data at 1 MiB) whose payload is `payload`, under the
+/// passphrase in `key`: formatted by `imgpipe luks format --seed SEED` (cheap PBKDF2), or by
+/// cryptsetup when `seed` is `None`; the payload encrypted by `imgpipe luks encrypt`.
+fn luks_volume(
+    out: &std::path::Path,
+    payload: &std::path::Path,
+    key: &std::path::Path,
+    seed: Option<&str>,
+    cryptsetup: Option<&std::path::Path>,
+) {
+    match (seed, cryptsetup) {
+        (Some(seed), _) => {
+            let args = [
+                "luks",
+                "format",
+                "--size",
+                "4M",
+                "--data-offset",
+                "1M",
+                "--pbkdf",
+                "pbkdf2",
+                "--iterations",
+                "1000",
+                "--digest-iterations",
+                "1000",
+                "--seed",
+                seed,
+                "--passphrase-file",
+            ];
+            let mut args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+            args.extend([key.as_os_str(), out.as_os_str()]);
+            imgpipe(&args);
+        }
+        (None, Some(cs)) => {
+            fs::File::create(out).unwrap().set_len(4 << 20).unwrap();
+            run(
+                cs,
+                [
+                    "luksFormat".as_ref(),
+                    "--type".as_ref(),
+                    "luks2".as_ref(),
+                    "--batch-mode".as_ref(),
+                    "--pbkdf".as_ref(),
+                    "pbkdf2".as_ref(),
+                    "--pbkdf-force-iterations".as_ref(),
+                    "1000".as_ref(),
+                    "--offset".as_ref(),
+                    "2048".as_ref(),
+                    "--key-file".as_ref(),
+                    key.as_os_str(),
+                    out.as_os_str(),
+                ],
+            );
+        }
+        (None, None) => unreachable!("a seed or cryptsetup"),
+    }
+    imgpipe(&[
+        "luks".as_ref(),
+        "encrypt".as_ref(),
+        out.as_os_str(),
+        "--passphrase-file".as_ref(),
+        key.as_os_str(),
+        "--input".as_ref(),
+        payload.as_os_str(),
+    ]);
+}
+
+/// Two builds whose root is a squashfs inside a LUKS2 volume made with one seed (so one
+/// volume key): `diff --passphrase-file` names the one file that differs inside the payload,
+/// reading only the sectors the byte diff found; without it, the payload is reported as
+/// encrypted and not opened; a wrong passphrase is an input error naming the flag and the
+/// image. The same volumes as the partitions of two GPT disks are opened the same way.
+#[test]
+fn names_the_file_inside_a_luks2_payload() {
+    let t = tempdir();
+    let key = t.path().join("key");
+    fs::write(&key, "correct horse\n").unwrap();
+    let bad = t.path().join("bad");
+    fs::write(&bad, "wrong horse\n").unwrap();
+    let seed = "00112233445566778899aabbccddeeff";
+    let vols = hostname_trees(t.path()).map(|root| {
+        let name = root
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace("-root", "");
+        let sq = t.path().join(format!("{name}.sqfs"));
+        create("squashfs", &sq, &root, &[]);
+        let vol = t.path().join(format!("{name}.luks"));
+        luks_volume(&vol, &sq, &key, Some(seed), None);
+        vol
+    });
+    let [a, b] = &vols;
+    let pass = [std::ffi::OsStr::new("--passphrase-file"), key.as_os_str()];
+
+    // Without the passphrase: one difference, the payload, said to be encrypted.
+    let (code, v, _) = diff_with(a, b, &[]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(
+        file_diffs(&v),
+        [("luks2".into(), "payload".into())],
+        "{v:#}"
+    );
+    let what = v["files"]["differences"][0]["what"].as_str().unwrap();
+    assert!(
+        what.contains("encrypted") && what.contains("--passphrase-file"),
+        "{what}"
+    );
+
+    let (code, v, err) = diff_with(a, b, &pass);
+    assert_eq!(code, 1, "{err} {v:#}");
+    assert_eq!(
+        file_diffs(&v),
+        [("luks2 > payload (squashfs)".into(), "/etc/hostname".into())],
+        "{v:#}"
+    );
+    // One seed, one header: the bytes differ in the data segment only.
+    for r in v["differences"].as_array().unwrap() {
+        assert_eq!(
+            r["regions"],
+            serde_json::json!(["LUKS2 crypt segment 0"]),
+            "{v:#}"
+        );
+    }
+    let d = &v["files"]["differences"][0];
+    assert_eq!(d["kind"], "content", "{v:#}");
+    assert_eq!(d["reason"]["format"], "text", "{v:#}");
+    // One key and geometry: the byte diff's ranges were passed down. The payloads were
+    // read where those ranges lie (their sectors, on both sides) and then as much as the
+    // bare squashfs images' diff reads, not whole.
+    let read = v["files"]["bytes_read"].as_u64().unwrap();
+    let cover: u64 = v["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["len"].as_u64().unwrap())
+        .sum();
+    let (_, bare) = diff(&t.path().join("a.sqfs"), &t.path().join("b.sqfs"));
+    let bare_read = bare["files"]["bytes_read"].as_u64().unwrap();
+    assert!(
+        read <= bare_read + 2 * (cover + 1024) && read < 3 << 20,
+        "{read} bytes read, {bare_read} for the bare squashfs: {v:#}"
+    );
+
+    // A wrong passphrase: exit 2, one line naming the flag and the image.
+    for (extra, flag, image) in [
+        (vec![bad.as_os_str()], "--passphrase-file", a),
+        (
+            vec![
+                key.as_os_str(),
+                "--passphrase-file-b".as_ref(),
+                bad.as_os_str(),
+            ],
+            "--passphrase-file-b",
+            b,
+        ),
+    ] {
+        let mut args = vec![std::ffi::OsStr::new("--passphrase-file")];
+        args.extend(extra);
+        let (code, v, err) = diff_with(a, b, &args);
+        assert_eq!(code, 2, "{err} {v:#}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!("imgpipe: error: {flag}: ")),
+            "{err}"
+        );
+        assert!(err.contains(&image.display().to_string()), "{err}");
+    }
+
+    // The volumes as partition 1 of two GPT disks.
+    let Some(sgdisk) = tool("sgdisk") else { return };
+    let disks = vols.each_ref().map(|vol| {
+        let disk = vol.with_extension("disk");
+        fs::File::create(&disk).unwrap().set_len(8 << 20).unwrap();
+        run(
+            &sgdisk,
+            [
+                "-U".as_ref(),
+                "11111111-2222-3333-4444-555555555555".as_ref(),
+                "-n".as_ref(),
+                "1:2048:+4M".as_ref(),
+                "-c".as_ref(),
+                "1:root".as_ref(),
+                "-u".as_ref(),
+                "1:aaaaaaaa-2222-3333-4444-555555555555".as_ref(),
+                disk.as_os_str(),
+            ],
+        );
+        let mut data = fs::read(&disk).unwrap();
+        data[1 << 20..5 << 20].copy_from_slice(&fs::read(vol).unwrap());
+        fs::write(&disk, data).unwrap();
+        disk
+    });
+    let (code, v, _) = diff_with(&disks[0], &disks[1], &[]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(
+        file_diffs(&v),
+        [("gpt".into(), "partition 1 (root)".into())],
+        "{v:#}"
+    );
+    let what = v["files"]["differences"][0]["what"].as_str().unwrap();
+    assert!(what.contains("--passphrase-file"), "{what}");
+    let (code, v, err) = diff_with(&disks[0], &disks[1], &pass);
+    assert_eq!(code, 1, "{err} {v:#}");
+    assert_eq!(
+        file_diffs(&v),
+        [(
+            "gpt > partition 1 (root) (luks2) > payload (squashfs)".into(),
+            "/etc/hostname".into()
+        )],
+        "{v:#}"
+    );
+    let (code, _, err) = diff_with(&disks[0], &disks[1], &[pass[0], bad.as_os_str()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("partition 1 (root) (luks2)"), "{err}");
+}
+
+/// Volumes cryptsetup formatted (each with its own random volume key) around EROFS images
+/// mkfs.erofs made: the payloads are decrypted whole and compared, naming the one file.
+#[test]
+fn compares_the_payloads_of_cryptsetup_volumes() {
+    let (Some(cs), Some(mkfs)) = (
+        tool("cryptsetup"),
+        imgpipe_testsupport::erofs_utils("mkfs.erofs"),
+    ) else {
+        return;
+    };
+    let t = tempdir();
+    let key = t.path().join("key");
+    fs::write(&key, "correct horse\n").unwrap();
+    let vols = hostname_trees(t.path()).map(|root| {
+        let name = root
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace("-root", "");
+        let fs_img = t.path().join(format!("{name}.erofs"));
+        run(
+            &mkfs,
+            [
+                "--quiet".as_ref(),
+                "-T1700000000".as_ref(),
+                "-U".as_ref(),
+                "11111111-2222-3333-4444-555555555555".as_ref(),
+                fs_img.as_os_str(),
+                root.as_os_str(),
+            ],
+        );
+        let vol = t.path().join(format!("{name}.luks"));
+        luks_volume(&vol, &fs_img, &key, None, Some(&cs));
+        vol
+    });
+    let (code, v, err) = diff_with(
+        &vols[0],
+        &vols[1],
+        &["--passphrase-file".as_ref(), key.as_os_str()],
+    );
+    assert_eq!(code, 1, "{err} {v:#}");
+    assert_eq!(
+        file_diffs(&v),
+        [("luks2 > payload (erofs)".into(), "/etc/hostname".into())],
+        "{v:#}"
+    );
+    let (code, v, _) = diff_with(&vols[0], &vols[1], &[]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(
+        file_diffs(&v),
+        [("luks2".into(), "payload".into())],
+        "{v:#}"
+    );
+}
+
+/// Two volumes of other seeds (other volume keys) around one squashfs filling their
+/// payloads: every ciphertext byte differs, the payloads are decrypted and found equal, and
+/// the difference is the headers.
+#[test]
+fn equal_payloads_under_other_keys_leave_the_headers() {
+    let t = tempdir();
+    let key = t.path().join("key");
+    fs::write(&key, "correct horse\n").unwrap();
+    let [root, _] = hostname_trees(t.path());
+    let sq = t.path().join("root.sqfs");
+    create("squashfs", &sq, &root, &[]);
+    // The whole payload (3 MiB): what is past the squashfs decrypts the same way too.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&sq)
+        .unwrap()
+        .set_len(3 << 20)
+        .unwrap();
+    let [a, b] = ["a", "b"].map(|name| t.path().join(format!("{name}.luks")));
+    luks_volume(
+        &a,
+        &sq,
+        &key,
+        Some("00112233445566778899aabbccddeeff"),
+        None,
+    );
+    luks_volume(
+        &b,
+        &sq,
+        &key,
+        Some("ffeeddccbbaa99887766554433221100"),
+        None,
+    );
+    let (code, v, err) = diff_with(&a, &b, &["--passphrase-file".as_ref(), key.as_os_str()]);
+    assert_eq!(code, 1, "{err} {v:#}");
+    assert_eq!(file_diffs(&v), [("luks2".into(), "header".into())], "{v:#}");
+    assert_eq!(v["files"]["differences"][0]["kind"], "structure", "{v:#}");
+    let (_, v, _) = diff_with(&a, &b, &[]);
+    assert_eq!(
+        file_diffs(&v),
+        [("luks2".into(), "payload".into())],
+        "{v:#}"
+    );
+}

@@ -234,3 +234,60 @@ fn a_work_directory_inside_the_source_is_not_copied_into_itself() {
         0
     );
 }
+
+/// A build whose output is a LUKS2 volume (one seed, so one volume key) around a squashfs
+/// that records the build path: with `--passphrase-file`, the file inside the payload is
+/// named; without, the payload is said to be encrypted; a wrong passphrase exits 2.
+#[test]
+fn names_the_file_inside_an_encrypted_output() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("key"), "correct horse\n").unwrap();
+    std::fs::write(dir.path().join("bad"), "wrong horse\n").unwrap();
+    let script = "set -e\n\
+        mkdir -p root/etc\n\
+        pwd > root/etc/where\n\
+        printf 'ID=demo\\n' > root/etc/os-release\n\
+        \"$IMGPIPE\" squashfs create --epoch 1700000000 --clamp-mtime -o fs.sqfs root >/dev/null\n\
+        \"$IMGPIPE\" luks format out --passphrase-file key --size 4M --data-offset 1M \
+          --pbkdf pbkdf2 --iterations 1000 --digest-iterations 1000 \
+          --seed 00112233445566778899aabbccddeeff >/dev/null\n\
+        \"$IMGPIPE\" luks encrypt out --passphrase-file key --input fs.sqfs >/dev/null\n";
+    std::fs::write(dir.path().join("build.sh"), script).unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_imgpipe"))
+            .current_dir(dir.path())
+            .env("IMGPIPE", env!("CARGO_BIN_EXE_imgpipe"))
+            .args(["verify", "--json", "--variations", "path", "--no-bisect"])
+            .args(extra)
+            .args(["-o", "out", "--", "sh", "build.sh"])
+            .output()
+            .unwrap()
+    };
+    let files = |o: &Output| -> Vec<(serde_json::Value, String)> {
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        let r = report(o);
+        r["outputs"][0]["diff"]["files"]["differences"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{r:#}"))
+            .iter()
+            .map(|d| (d["within"].clone(), d["path"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    let open = files(&run(&["--passphrase-file", "key"]));
+    assert_eq!(
+        open,
+        [(
+            serde_json::json!(["luks2", "payload (squashfs)"]),
+            "/etc/where".to_owned()
+        )]
+    );
+    let locked = files(&run(&[]));
+    assert_eq!(
+        locked,
+        [(serde_json::json!(["luks2"]), "payload".to_owned())]
+    );
+    let o = run(&["--passphrase-file", "bad"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--passphrase-file: opens no keyslot"), "{err}");
+}

@@ -440,12 +440,7 @@ pub fn rebuild(
                 std::fs::File::open(&old),
                 std::fs::File::open(work.join(&name)),
             ) {
-                (Ok(a), Ok(b)) => Some(crate::diff::diff_images(
-                    &a,
-                    &b,
-                    Default::default(),
-                    &mut |_| {},
-                )?),
+                (Ok(a), Ok(b)) => Some(super::twice::diff_builds(&a, &b, &req)?),
                 _ => None,
             }
         };

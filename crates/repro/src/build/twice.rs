@@ -99,12 +99,7 @@ pub fn build_twice(
                     source,
                 })
             };
-            Some(diff_images(
-                &open(a)?,
-                &open(b)?,
-                ImageDiffOptions::default(),
-                &mut |_| {},
-            )?)
+            Some(diff_builds(&open(a)?, &open(b)?, req)?)
         };
         outputs.push(TwiceOutput {
             name,
@@ -120,6 +115,29 @@ pub fn build_twice(
         threads: (first_threads, threads),
         outputs,
     })
+}
+
+/// The diff of two builds of `req`: an encrypted root is unlocked with the build's
+/// passphrase, so that the files inside its payload are named. When the passphrase does not
+/// open both (a recorded build made with another one), the payloads are left closed.
+pub(crate) fn diff_builds(
+    a: &std::fs::File,
+    b: &std::fs::File,
+    req: &BuildRequest,
+) -> Result<ImageDiff> {
+    let opts = ImageDiffOptions {
+        passphrases: req
+            .encrypt
+            .as_ref()
+            .map(|e| std::sync::Arc::new(crate::Passphrases::same(e.passphrase.clone()))),
+        ..ImageDiffOptions::default()
+    };
+    match diff_images(a, b, opts, &mut |_| {}) {
+        Err(Error::WrongPassphrase { .. }) => {
+            diff_images(a, b, ImageDiffOptions::default(), &mut |_| {})
+        }
+        r => r,
+    }
 }
 
 fn sha256_file(p: &Path) -> Result<String> {

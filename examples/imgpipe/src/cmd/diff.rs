@@ -6,7 +6,10 @@
 //! system area or descriptor set, a LUKS2 header copy). When the images differ and are ISO9660,
 //! GPT, squashfs, EROFS or FAT, the files are compared too, down through nested filesystems (the
 //! squashfs inside the ISO, the ESP and root inside the disk): which file, inside which
-//! filesystem, differs in what (`imgpipe_repro::diagnose_files`).
+//! filesystem, differs in what (`imgpipe_repro::diagnose_files`). With `--passphrase-file`,
+//! LUKS2 volumes met on the way (the image itself, an encrypted partition) are unlocked and
+//! their payloads compared the same way, decrypted as they are read; without, an encrypted
+//! payload that differs says so. A passphrase that opens no keyslot is an input error (exit 2).
 
 use std::fs::File;
 use std::path::Path;
@@ -59,6 +62,32 @@ pub struct Args {
     /// counted).
     #[arg(long, value_name = "SIZE", default_value = "100M", value_parser = crate::size::parse_size)]
     report_max: u64,
+    /// Unlock the LUKS2 volumes met in both images (the image itself, a partition or a file
+    /// holding one) with the passphrase in FILE (its bytes exactly, as `imgpipe luks` and
+    /// cryptsetup's --key-file read it) and compare the files of their payloads.
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<std::path::PathBuf>,
+    /// The second image's passphrase, when it is not --passphrase-file's.
+    #[arg(long, value_name = "FILE", requires = "passphrase_file")]
+    passphrase_file_b: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    budget: super::luks::KdfBudget,
+}
+
+/// The passphrases of `--passphrase-file` (and `--passphrase-file-b`), if given.
+fn passphrases(args: &Args) -> anyhow::Result<Option<imgpipe_repro::Passphrases>> {
+    let read = |flag: &str, p: &Path| {
+        std::fs::read(p).with_context(|| format!("{flag}: cannot read {}", p.display()))
+    };
+    let Some(fa) = &args.passphrase_file else {
+        return Ok(None);
+    };
+    let a = read("--passphrase-file", fa)?;
+    let keys = match &args.passphrase_file_b {
+        Some(fb) => imgpipe_repro::Passphrases::new(a, read("--passphrase-file-b", fb)?),
+        None => imgpipe_repro::Passphrases::same(a),
+    };
+    Ok(Some(keys.with_limits(args.budget.limits())))
 }
 
 /// A path inside the report directory for `within` (the layers below the outermost, each
@@ -142,6 +171,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot open {}", args.a.display()))?
         .len();
     let mut opts = ImageDiffOptions::default();
+    opts.passphrases = passphrases(&args)?.map(std::sync::Arc::new);
     opts.bytes = DiffOptions {
         merge_gap: args.merge_gap,
         max_ranges: args.max_ranges,
@@ -155,6 +185,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         n.strict = args.strict;
         Some(n)
     };
+    let files = opts.files.is_some();
     let bar = progress::bytes(len, "comparing");
     // When the bytes are read, a spinner while the files inside are compared.
     let (mut seen, mut spin) = (0u64, None);
@@ -188,7 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &mut |n| {
             bar.inc(n);
             seen += n;
-            if seen >= len && spin.is_none() && opts.files.is_some() {
+            if seen >= len && spin.is_none() && files {
                 bar.finish_and_clear();
                 spin = Some(progress::spinner("comparing files inside the images"));
             }
@@ -196,8 +227,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         report
             .is_some()
             .then_some(&mut save as imgpipe_repro::ContentSink<'_>),
-    )
-    .context("comparing the two files")?;
+    );
+    let rep = match rep {
+        Ok(r) => r,
+        Err(imgpipe_repro::Error::WrongPassphrase { second, layer }) => {
+            let (flag, image) = match (second, &args.passphrase_file_b) {
+                (true, Some(_)) => ("--passphrase-file-b", &args.b),
+                (true, None) => ("--passphrase-file", &args.b),
+                (false, _) => ("--passphrase-file", &args.a),
+            };
+            // The image itself, or the volume at `layer` inside it.
+            if layer == imgpipe_repro::Format::Luks2.name() {
+                anyhow::bail!("{flag}: opens no keyslot of {}", image.display());
+            }
+            anyhow::bail!(
+                "{flag}: opens no keyslot of the LUKS2 volume {layer} in {}",
+                image.display()
+            );
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("comparing the two files")),
+    };
     bar.finish_and_clear();
     if let Some(s) = spin {
         s.finish_and_clear();

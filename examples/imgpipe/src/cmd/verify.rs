@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use imgpipe_repro::verify::{Variation, VerifyEvent, VerifyReport, VerifyRequest, verify};
 
 use crate::{output, progress};
@@ -36,6 +37,13 @@ pub struct Args {
     /// Print a JSON report.
     #[arg(long)]
     json: bool,
+    /// Unlock the LUKS2 volumes inside the outputs with the passphrase in FILE (its bytes
+    /// exactly), so that a difference inside an encrypted payload names the files (as
+    /// `diff --passphrase-file`).
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+    #[command(flatten)]
+    budget: super::luks::KdfBudget,
     /// The build command, run in the root of each copy.
     #[arg(last = true, required = true, value_name = "BUILD_COMMAND")]
     command: Vec<OsString>,
@@ -103,6 +111,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     req.taskset = on_path("taskset");
     req.cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     req.bisect = !a.no_bisect;
+    if let Some(f) = &a.passphrase_file {
+        let p = std::fs::read(f)
+            .with_context(|| format!("--passphrase-file: cannot read {}", f.display()))?;
+        let keys = imgpipe_repro::Passphrases::same(p).with_limits(a.budget.limits());
+        req.passphrases = Some(std::sync::Arc::new(keys));
+    }
     let spin = progress::spinner("building");
     // The report says what was not varied; the spinner names the build running.
     let rep = verify(&req, &mut |e| {
@@ -111,7 +125,15 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     });
     spin.finish_and_clear();
-    let rep = rep?;
+    let rep = match rep {
+        Err(imgpipe_repro::Error::WrongPassphrase { second, layer }) => {
+            let build = if second { "second" } else { "first" };
+            anyhow::bail!(
+                "--passphrase-file: opens no keyslot of the LUKS2 volume {layer} in the {build} build's output"
+            );
+        }
+        r => r?,
+    };
     if a.json {
         output::print_json(&rep)?;
     } else {

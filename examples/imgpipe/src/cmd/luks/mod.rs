@@ -151,9 +151,9 @@ fn open_ro(path: &Path) -> anyhow::Result<File> {
     File::open(path).with_context(|| format!("cannot open {}", path.display()))
 }
 
-/// `--max-kdf-work` of the commands that unlock.
+/// `--max-kdf-work` of the commands that unlock (and of `diff --passphrase-file`).
 #[derive(Debug, Clone, Copy, clap::Args)]
-struct KdfBudget {
+pub(crate) struct KdfBudget {
     /// Most key-derivation work one unlock may do across every keyslot it tries: Argon2
     /// memory KiB x passes plus PBKDF2 iterations (default 2^29, about a hundred of
     /// cryptsetup's 1 GiB x 4 keyslots); keyslots past it are skipped.
@@ -162,7 +162,7 @@ struct KdfBudget {
 }
 
 impl KdfBudget {
-    fn limits(self) -> Limits {
+    pub(crate) fn limits(self) -> Limits {
         Limits {
             max_unlock_work: self.max_kdf_work,
             ..Limits::default()
