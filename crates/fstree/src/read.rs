@@ -143,6 +143,13 @@ pub trait FsRead {
             .map(|v| v.into_iter().map(StoredPiece::from).collect()))
     }
 
+    /// What decodes the compressed [`StoredPiece`]s (the algorithm and whatever else their
+    /// decoding depends on), as text: equal compressed bytes mean equal content only under
+    /// the same codec. `None` (the default): compressed pieces are never compared stored.
+    fn stored_codec(&self) -> Option<String> {
+        None
+    }
+
     /// The image's size in bytes, where the reader knows it: what bounds the work and output
     /// of extraction and diffs (`None`: no bound derived from it).
     fn image_len(&self) -> Option<u64> {

@@ -1012,6 +1012,12 @@ impl Walker<'_> {
         if ea.is_empty() || ea.len() != eb.len() || !ea.iter().zip(&eb).all(|(x, y)| shape(x, y)) {
             return Ok(false);
         }
+        // Equal compressed bytes are equal content only when one codec decodes both sides.
+        if ea.iter().any(|x| x.compressed)
+            && (ra.stored_codec().is_none() || ra.stored_codec() != rb.stored_codec())
+        {
+            return Ok(false);
+        }
         let key = |x: &imgpipe_fstree::StoredPiece, y: &imgpipe_fstree::StoredPiece| {
             (
                 a.space(),

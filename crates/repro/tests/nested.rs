@@ -412,3 +412,50 @@ fn a_squashfs_inside_a_luks2_file_inside_an_iso() {
         }
     }
 }
+
+/// Equal compressed bytes under two compressors are not equal content: a squashfs whose
+/// superblock names another compressor over the very same blocks (its metadata stored
+/// uncompressed, so both open) is never reported identical.
+#[test]
+fn equal_stored_bytes_under_another_compressor_are_not_equal_content() {
+    let Some(mksquashfs) = imgpipe_testsupport::tool("mksquashfs") else {
+        assert!(std::env::var_os("CI").is_none(), "mksquashfs is needed");
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let tree = t.path().join("tree");
+    std::fs::create_dir_all(tree.join("usr/bin")).unwrap();
+    std::fs::write(tree.join("usr/bin/tool"), vec![b'a'; 300_000]).unwrap();
+    let a = t.path().join("a.sqfs");
+    imgpipe_testsupport::run(
+        mksquashfs.to_str().unwrap(),
+        [
+            tree.to_str().unwrap(),
+            a.to_str().unwrap(),
+            "-noI",
+            "-noId",
+            "-noX",
+            "-no-fragments",
+            "-comp",
+            "gzip",
+            "-quiet",
+            "-no-progress",
+        ],
+    );
+    let mut b = std::fs::read(&a).unwrap();
+    // The superblock's compressor id (u16 at byte 20): gzip (1) becomes zstd (6).
+    assert_eq!(b[20..22], 1u16.to_le_bytes());
+    b[20..22].copy_from_slice(&6u16.to_le_bytes());
+    std::fs::write(t.path().join("b.sqfs"), &b).unwrap();
+    match diagnose_files(
+        &File::open(&a).unwrap(),
+        &File::open(t.path().join("b.sqfs")).unwrap(),
+        NestedOptions::default(),
+    ) {
+        Ok(r) => assert!(
+            r.differences.iter().any(|x| x.path == "/usr/bin/tool"),
+            "the compressed file was taken as equal: {r:?}"
+        ),
+        Err(e) => assert!(e.to_string().contains("decompress data block"), "{e}"),
+    }
+}

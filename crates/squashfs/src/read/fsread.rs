@@ -249,6 +249,14 @@ impl FsRead for Reader {
         self.file_extents(&self.inode(node.inode_ref)?)
     }
 
+    fn stored_codec(&self) -> Option<String> {
+        Some(format!(
+            "squashfs {:?} {:?}",
+            self.superblock().compressor,
+            self.compressor_options()
+        ))
+    }
+
     fn stored_pieces(&self, node: &InodeHandle) -> Result<Option<Vec<StoredPiece>>> {
         if !matches!(node.inode.data, InodeData::File(_)) {
             return Ok(None);
