@@ -667,10 +667,11 @@ pub(super) fn emit<W: Write + Seek>(
         .collect();
 
     // File content in flight (read, queued, being compressed, waiting to be written) is
-    // bounded, whatever the tree's size: half a segment per worker and half a segment more
-    // (their compressed forms come on top), so small files keep every worker busy while a
-    // large file's segment is compressed.
-    let budget = Budget::new((threads.clamp(1, 16) + 1) * (SEGMENT / 2));
+    // bounded, whatever the tree's size: a segment per worker (their compressed forms come
+    // on top), so every worker has a large file's segment of its own while the writer waits
+    // for the one before (half that left one of two workers idle: 0.89x mkfs.erofs's wall
+    // time against 0.72x, for 25 MiB more at the peak).
+    let budget = Budget::new(threads.clamp(1, 16) * SEGMENT);
     std::thread::scope(|s| -> Result<()> {
         let _close = CloseOnDrop(&budget);
         type Pending = (mpsc::Receiver<Result<Done>>, usize);
