@@ -310,6 +310,14 @@ impl PieceFile {
     }
 }
 
+/// An open image's length.
+fn image_len(f: &File) -> Result<u64> {
+    f.metadata().map(|m| m.len()).map_err(|source| Error::Io {
+        what: "reading the image's size",
+        source,
+    })
+}
+
 fn malformed(field: &'static str, offset: u64, reason: &'static str) -> Error {
     Error::Malformed {
         structure: "slot table",
@@ -341,13 +349,7 @@ impl SlotTable {
     /// Reads the table of an image; an image without one, or with a damaged one, is an error
     /// that says so.
     pub fn read(image: &File) -> Result<Self> {
-        let len = image
-            .metadata()
-            .map_err(|source| Error::Io {
-                what: "reading the image's size",
-                source,
-            })?
-            .len();
+        let len = image_len(image)?;
         let mut buf = vec![0u8; TABLE_LEN];
         let n = image
             .read_at(&mut buf, TABLE_OFFSET)
@@ -504,13 +506,7 @@ impl SlotTable {
 
 /// Applies patches to a file in place (the bytes outside them are untouched).
 pub fn apply(file: &File, patches: &[Patch]) -> Result<()> {
-    let size = file
-        .metadata()
-        .map_err(|source| Error::Io {
-            what: "reading the image's size",
-            source,
-        })?
-        .len();
+    let size = image_len(file)?;
     for p in patches {
         if p.offset.saturating_add(p.len) > size {
             return Err(malformed(
@@ -555,13 +551,7 @@ pub struct Overlay {
 impl Overlay {
     /// The overlay of `patches` (from [`SlotTable::patches`]) on `base`.
     pub fn new(base: File, patches: Vec<Patch>) -> Result<Self> {
-        let len = base
-            .metadata()
-            .map_err(|source| Error::Io {
-                what: "reading the image's size",
-                source,
-            })?
-            .len();
+        let len = image_len(&base)?;
         if patches.iter().any(|p| p.offset.saturating_add(p.len) > len) {
             return Err(malformed(
                 "slots",

@@ -194,6 +194,14 @@ fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Re
     }
 }
 
+/// `inject live.iso --put srv/piece.html=PIECE -o -`: what a download must equal.
+fn injected(d: &Path, piece: &str) -> Vec<u8> {
+    let put = format!("srv/piece.html={piece}");
+    let o = imgpipe_in(d, &["inject", "live.iso", "--put", &put, "-o", "-"]);
+    ok(&o);
+    o.stdout
+}
+
 fn sha(b: &[u8]) -> Vec<u8> {
     Sha256::digest(b).to_vec()
 }
@@ -209,19 +217,7 @@ fn downloads_equal_injection_whole_by_ranges_and_concurrently() {
     write(&d.join("pieces/big"), vec![b'x'; 65_537]);
     write(&d.join("pieces/full"), vec![b'y'; 65_536]);
     std::fs::create_dir_all(d.join("pieces/subdir")).unwrap();
-    let o = imgpipe_in(
-        d,
-        &[
-            "inject",
-            "live.iso",
-            "--put",
-            "srv/piece.html=pieces/k42",
-            "-o",
-            "-",
-        ],
-    );
-    ok(&o);
-    let want = o.stdout;
+    let want = injected(d, "pieces/k42");
     let server = serve(d, &[]);
     let a = server.addr.as_str();
 
@@ -472,19 +468,7 @@ fn fifty_downloads_at_once_all_hash_right_and_hold_no_piece_each() {
     // A piece of nearly 4 MiB: a server holding one copy per download would need 200 MiB.
     let piece: Vec<u8> = pattern(4_000_000).iter().map(|b| b ^ 0x5a).collect();
     write(&d.join("pieces/big"), &piece);
-    let o = imgpipe_in(
-        d,
-        &[
-            "inject",
-            "live.iso",
-            "--put",
-            "srv/piece.html=pieces/big",
-            "-o",
-            "-",
-        ],
-    );
-    ok(&o);
-    let want = o.stdout;
+    let want = injected(d, "pieces/big");
     let want_sha = sha(&want);
     let server = serve(d, &[]);
     let a = server.addr.clone();
@@ -530,19 +514,7 @@ fn a_piece_removed_mid_download_is_served_whole_and_a_rewritten_one_cuts_it_shor
     base_with_slot(d, "48M");
     let piece: Vec<u8> = pattern(40_000_000).iter().map(|b| b ^ 0x5a).collect();
     write(&d.join("pieces/big"), &piece);
-    let o = imgpipe_in(
-        d,
-        &[
-            "inject",
-            "live.iso",
-            "--put",
-            "srv/piece.html=pieces/big",
-            "-o",
-            "-",
-        ],
-    );
-    ok(&o);
-    let want = o.stdout;
+    let want = injected(d, "pieces/big");
     let server = serve(d, &[]);
     let a = server.addr.clone();
 
