@@ -149,7 +149,6 @@ const SETTINGS: [Setting; 3] = [
     },
 ];
 
-#[allow(clippy::disallowed_methods)] // benchmarks measure wall time by design
 /// The allocator settings the imgpipe binary makes before it starts (see its `tune_malloc`),
 /// so that the peak measured in this process is the one a user of the command sees.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -165,6 +164,7 @@ fn tune_malloc() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_malloc() {}
 
+#[allow(clippy::disallowed_methods)] // benchmarks measure wall time by design
 fn main() {
     tune_malloc();
     criterion_part();
