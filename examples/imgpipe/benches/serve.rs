@@ -46,12 +46,13 @@ fn noise(path: &Path, mb: u64) {
     f.flush().unwrap();
 }
 
-/// Kills a child when dropped.
+/// Stops a server when dropped: SIGTERM, so that nginx's master stops its workers too
+/// (SIGKILL would leave them running).
 struct Guard(Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
         let _ = self.0.wait();
     }
 }
