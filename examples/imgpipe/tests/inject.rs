@@ -293,6 +293,24 @@ fn bad_input_is_one_error_and_nothing_changes() {
     assert!(!d.join("sq.iso").exists());
 }
 
+/// `imgpipe rebuild m.json` in `d` proves the build.
+fn rebuild_proves(d: &Path) {
+    let work = tempdir();
+    let o = imgpipe_in(
+        d,
+        &[
+            "rebuild",
+            "m.json",
+            "--json",
+            "--work",
+            work.path().to_str().unwrap(),
+        ],
+    );
+    ok(&o);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["proven"], true, "{r:#}");
+}
+
 /// The manifest's recipe of ISO slots.
 fn m_reserve_iso(d: &Path) -> serde_json::Value {
     let m: serde_json::Value =
@@ -437,20 +455,7 @@ fn iso_tree_slot_takes_smaller_and_larger_pieces_and_equals_a_rebuild() {
         std::fs::read(d.join("large.iso")).unwrap() == std::fs::read(d.join("live.iso")).unwrap()
     );
     // The recipe keeps the ISO slot and its content: the rebuild proves the build.
-    let work = tempdir();
-    let o = imgpipe_in(
-        d,
-        &[
-            "rebuild",
-            "m.json",
-            "--json",
-            "--work",
-            work.path().to_str().unwrap(),
-        ],
-    );
-    ok(&o);
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(r["proven"], true, "{r:#}");
+    rebuild_proves(d);
     assert_eq!(m_reserve_iso(d)[0][2], "large.html");
 
     // A piece larger than the slot is refused with both sizes.
@@ -643,20 +648,7 @@ fn esp_slot_takes_pieces_in_the_iso_and_the_disk_and_equals_a_rebuild() {
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("m.json")).unwrap()).unwrap();
     assert_eq!(m["recipe"]["reserve_esp"][0][2], "large.html");
-    let work = tempdir();
-    let o = imgpipe_in(
-        d,
-        &[
-            "rebuild",
-            "m.json",
-            "--json",
-            "--work",
-            work.path().to_str().unwrap(),
-        ],
-    );
-    ok(&o);
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(r["proven"], true, "{r:#}");
+    rebuild_proves(d);
 
     // A piece over the capacity is refused with both sizes, the image untouched.
     write(&d.join("huge.html"), vec![b'x'; 70_000]);
