@@ -45,6 +45,17 @@ fn source(root: &Path) {
     }
     w("text/copy-a", &text[..90_000]);
     w("text/copy-b", &text[..90_000]);
+    // Files equal but for their last bytes: their pclusters but the last are shared when
+    // fragments or dedupe are on.
+    for (name, tail) in [
+        ("near-a", &b"one ending"[..]),
+        ("near-b", b"another ending"),
+    ] {
+        let mut near = imgpipe_testsupport::pattern(1_100_000);
+        near.extend_from_slice(&text[..200_000]);
+        near.extend_from_slice(tail);
+        w(&format!("text/{name}"), &near);
+    }
     // Compressible and incompressible runs (stored pclusters).
     let mut big = Vec::with_capacity(3 << 20);
     while big.len() < (3 << 20) + 1234 {
@@ -303,6 +314,12 @@ fn every_compressor_and_layout_mounts_and_checks() {
         if opts.dedupe {
             assert!(report.deduplicated_files >= 2, "{name}: {report:?}");
         }
+        if opts.dedupe || opts.fragments {
+            // near-a and near-b share their pclusters but the last (one with 1 MiB ones).
+            assert!(report.deduplicated_pclusters >= 1, "{name}: {report:?}");
+        } else {
+            assert_eq!(report.deduplicated_pclusters, 0, "{name}");
+        }
         let img = tmp.path().join(format!("{name}.erofs"));
         std::fs::write(&img, &bytes).unwrap();
         check(name, &img, &src, tmp.path());
@@ -311,6 +328,106 @@ fn every_compressor_and_layout_mounts_and_checks() {
         one.threads = Some(1);
         assert!(build(&tree, one).0 == bytes, "{name}: 1 vs 2 threads");
         std::fs::remove_file(&img).unwrap();
+    }
+}
+
+/// The packed inode's compressed segments go out among the files' data as they are done,
+/// so its pclusters jump from one segment to the next; each segment starts a compact index
+/// pack of its own, which says the jump.
+#[test]
+fn a_packed_inode_of_several_segments_keeps_compact_indexes() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    // 260 files of 64 KiB stored (incompressible, different in each) and a 150 KB
+    // compressible tail: 39 MB of fragments, three 16 MiB segments (one is written while
+    // the next fills), with the files' own blocks between them.
+    let noise = imgpipe_testsupport::pattern((64 << 10) + 260 * 13);
+    for i in 0..260usize {
+        let dir = src.join(format!("d{}", i % 7));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut data = noise[i * 13..i * 13 + (64 << 10)].to_vec();
+        data.extend(
+            (0..)
+                .flat_map(|j| format!("file {i} line {j} {}\n", (i * 31 + j) % 1013).into_bytes())
+                .take(150_000 + i),
+        );
+        std::fs::write(dir.join(format!("f{i}")), data).unwrap();
+    }
+    set_mtimes(&src, T);
+    let tree = scan(&src, &ScanOptions::default()).unwrap();
+    let opts = options(Some((ErofsAlgorithm::Lz4, None)), |o| {
+        o.pcluster_size = 64 << 10;
+        o.fragments = true;
+        o.threads = Some(2);
+    });
+    let (bytes, report) = build(&tree, opts.clone());
+    assert!(report.fragment_bytes > 34 << 20, "{report:?}");
+    let img = tmp.path().join("packed.erofs");
+    std::fs::write(&img, &bytes).unwrap();
+    check_plain("packed", &img, &src, tmp.path());
+    let mut one = opts;
+    one.threads = Some(1);
+    assert!(build(&tree, one).0 == bytes, "1 vs 2 threads");
+    let Some(dump) = erofs_utils("dump.erofs") else {
+        return;
+    };
+    let sb = imgpipe_testsupport::stdout_of(&dump, [OsStr::new("-s"), img.as_os_str()]);
+    let nid = sb
+        .lines()
+        .find_map(|l| l.strip_prefix("Filesystem packed nid:"))
+        .map(|n| n.trim().to_string())
+        .unwrap();
+    let arg = format!("--nid={nid}");
+    let info = imgpipe_testsupport::stdout_of(
+        &dump,
+        [OsStr::new(&arg), OsStr::new("-e"), img.as_os_str()],
+    );
+    // Layout 3: compact indexes.
+    assert!(info.contains("Layout: 3"), "{info}");
+    // Extents: "N: lstart..lend | len : pstart..pend | plen"; some pcluster does not
+    // follow the one before it on disk.
+    let phys: Vec<(u64, u64)> = info
+        .lines()
+        .filter_map(|l| {
+            let p = l.split('|').nth(1)?.split(':').nth(1)?;
+            let (a, b) = p.trim().split_once("..")?;
+            Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+        })
+        .collect();
+    assert!(phys.len() > 100, "{info}");
+    assert!(
+        phys.windows(2).any(|w| w[1].0 != w[0].1),
+        "no jump between segments: {info}"
+    );
+}
+
+/// The reader, `fsck.erofs` and a kernel mount see `src` in `img` (contents and modes).
+fn check_plain(name: &str, img: &Path, src: &Path, tmp: &Path) {
+    let r = ErofsReader::open_at(
+        Bytes(std::fs::read(img).unwrap()),
+        0,
+        imgpipe_squashfs::Limits::default(),
+    )
+    .unwrap();
+    let out = tmp.join(format!("ours-{name}"));
+    r.extract(&out, imgpipe_squashfs::ExtractOptions::default())
+        .unwrap();
+    assert!(
+        diff_trees(src, &out, Compare::default()).is_empty(),
+        "{name}: our reader"
+    );
+    if let Some(fsck) = erofs_utils("fsck.erofs") {
+        let out = tmp.join(format!("extract-{name}"));
+        let arg = format!("--extract={}", out.display());
+        run(&fsck, [OsStr::new(&arg), img.as_os_str()]);
+        assert!(
+            diff_trees(src, &out, Compare::default()).is_empty(),
+            "{name}: fsck.erofs --extract"
+        );
+    }
+    if let Some(m) = Mounted::new(img) {
+        let d = diff_trees(src, m.0.path(), Compare::default());
+        assert!(d.is_empty(), "{name}: kernel mount: {d:#?}");
     }
 }
 

@@ -86,7 +86,7 @@ pub struct Args {
     /// EROFS: inline compressed tails.
     #[arg(long)]
     ztailpacking: bool,
-    /// EROFS: store identical files once.
+    /// EROFS: store identical files once, and share equal pclusters.
     #[arg(long)]
     dedupe: bool,
     /// Compression threads (default: one per CPU); the bytes do not depend on it.

@@ -51,15 +51,16 @@ struct CreateArgs {
     /// as mkfs.erofs -C).
     #[arg(long, value_parser = crate::size::parse_size_u32)]
     cluster_size: Option<u32>,
-    /// Pack the tail of each compressed file, and small files whole, into the packed inode
-    /// (as mkfs.erofs -Efragments).
+    /// Pack the tail of each compressed file, and small files whole, into the packed inode,
+    /// and share pclusters whose stored bytes are equal (as mkfs.erofs -Efragments).
     #[arg(long)]
     fragments: bool,
     /// Keep a compressed tail smaller than a block inline after its inode (as mkfs.erofs
     /// -Eztailpacking).
     #[arg(long)]
     ztailpacking: bool,
-    /// Store files with identical content once.
+    /// Store files with identical content once, and share pclusters whose stored bytes are
+    /// equal (files that differ only near their ends).
     #[arg(long)]
     dedupe: bool,
     /// Compression threads (default: one per CPU); the image does not depend on it.

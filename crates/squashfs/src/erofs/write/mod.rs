@@ -243,6 +243,9 @@ pub struct ErofsBuildReport {
     pub fragment_bytes: u64,
     /// Fragments equal to one already in the packed inode, stored once.
     pub deduplicated_fragments: u64,
+    /// Pclusters whose stored bytes equal an earlier one's, shared (with fragments or
+    /// dedupe on).
+    pub deduplicated_pclusters: u64,
     /// Reserved slots, in the order given (`iso create` reports its slots the same way).
     pub slots: Vec<ErofsReservedSlot>,
 }

@@ -6,8 +6,11 @@
 //! (the superblock and the compression configurations).
 //!
 //! Files are cut into 16 MiB segments (as mkfs.erofs does when it compresses in parallel);
-//! each segment is compressed on its own by a rayon worker, and segments are written in file
-//! order, so the bytes do not depend on the number of threads.
+//! each segment is compressed on its own by a worker of the build's own rayon pool, and
+//! segments are written in file order, so the bytes do not depend on the number of threads.
+//! The packed inode (fragments) is compressed in segments too, each written between two
+//! files at a point fixed by the fragments' order. With fragments or dedupe, a pcluster whose
+//! stored bytes equal one already written points at it (the file then takes full indexes).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -22,8 +25,8 @@ use super::plan::{Inode, Plan};
 use super::zdata::{ZConfig, ZUnit, compress_segment};
 use super::zindex::{
     ADVISE_BIG_PCLUSTER_1, ADVISE_BIG_PCLUSTER_2, ADVISE_COMPACTED_2B, ADVISE_FRAGMENT_PCLUSTER,
-    ADVISE_INLINE_PCLUSTER, ZExtent, compact_indexes, compact_len, lcluster_count, map_header,
-    whole_fragment_header,
+    ADVISE_INLINE_PCLUSTER, ZExtent, compact_indexes, compact_len, full_indexes, full_len,
+    lcluster_count, map_header, whole_fragment_header,
 };
 use super::{ErofsBuildReport, ErofsReservedSlot, ErofsWriteOptions};
 use crate::erofs::raw::{
@@ -139,7 +142,20 @@ struct Job {
 struct Done {
     job: Job,
     unit: Option<ZUnit>,
-    hash: Option<u128>,
+    /// The content's digest (whole-file dedupe).
+    hash: Option<Digest>,
+    /// The digest of each extent's stored bytes (on-disk ones), and of the fragment.
+    extent_digests: Vec<Option<Digest>>,
+    fragment_digest: Option<Digest>,
+}
+
+/// What dedupe compares: SHA-256, so crafted content cannot make two different pieces
+/// look equal (one file's bytes would stand in for another's).
+type Digest = [u8; 32];
+
+fn digest(b: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(b).into()
 }
 
 /// The tail of a flat file kept inline after its inode.
@@ -328,6 +344,9 @@ struct ZFile {
     blocks: u64,
     inline: Option<(Vec<u8>, bool)>,
     fragment: Option<u64>,
+    /// Some pcluster is shared with an earlier file: full indexes (compact ones derive
+    /// addresses from their neighbours').
+    full: bool,
 }
 
 impl ZFile {
@@ -447,31 +466,43 @@ impl MetaAlloc {
     }
 }
 
-/// Waits for a background compression. On a worker thread of the pool (a build run inside
-/// `install`) it runs pending jobs meanwhile: that worker may be the only one.
+/// Waits for a background compression (on the build's own pool, which the writer is not
+/// part of).
 fn wait<T>(rx: &mpsc::Receiver<Result<T>>) -> Result<T> {
-    let stopped = || Error::Compress {
-        compressor: "erofs",
-        reason: "a compression worker stopped",
-    };
-    if rayon::current_thread_index().is_none() {
-        return rx.recv().unwrap_or_else(|_| Err(stopped()));
+    rx.recv().unwrap_or_else(|_| {
+        Err(Error::Compress {
+            compressor: "erofs",
+            reason: "a compression worker stopped",
+        })
+    })
+}
+
+/// Writes one compressed segment of the packed inode at the current block.
+fn place_packed<W: Write + Seek>(
+    out: &mut Seq<'_, W>,
+    packed: &mut Option<ZFile>,
+    u: ZUnit,
+    blksz: u64,
+) -> Result<()> {
+    let base_blk = out.block(blksz)?;
+    let z = packed.get_or_insert_with(|| ZFile {
+        start: base_blk,
+        ..ZFile::default()
+    });
+    for mut e in u.extents {
+        e.blkaddr = base_blk.saturating_add(e.blkaddr);
+        z.extents.push(e);
     }
-    loop {
-        match rx.try_recv() {
-            Ok(r) => return r,
-            Err(mpsc::TryRecvError::Empty) => match rayon::yield_now() {
-                Some(rayon::Yield::Executed) => {}
-                _ => std::thread::sleep(std::time::Duration::from_millis(1)),
-            },
-            Err(mpsc::TryRecvError::Disconnected) => {
-                return Err(Error::Compress {
-                    compressor: "erofs",
-                    reason: "a compression worker stopped",
-                });
-            }
-        }
-    }
+    out.push(&u.data)?;
+    z.blocks += u.data.len() as u64 / blksz;
+    Ok(())
+}
+
+/// The logical clusters before the packed inode's first sixteen-entry index pack (its map
+/// header always ends 8 bytes past a 32-byte boundary): its first segment is longer by
+/// these, so that every later segment starts a pack of its own.
+fn packed_lead() -> u64 {
+    super::zindex::compact_split(u64::MAX / 2, map_at(32, 0) + 8, true).0
 }
 
 /// Bytes of the inode with its xattrs: where the map header starts, rounded to 8.
@@ -496,8 +527,8 @@ fn zmeta(
         out.extend_from_slice(&[0u8; 8]);
         return Ok((out, COMPRESSED_FULL));
     }
-    let mut advise = advise_base | ADVISE_COMPACTED_2B;
     let mut idata = 0u16;
+    let mut advise = 0u16;
     if let Some((bytes, _)) = &z.inline {
         advise |= ADVISE_INLINE_PCLUSTER;
         idata = bytes.len() as u16;
@@ -514,24 +545,52 @@ fn zmeta(
     };
     let big = opts.pcluster() > opts.block_size;
     let bbits = opts.block_size.trailing_zeros();
-    out.extend_from_slice(&map_header(advise, alg, 0, idata, fragmentoff));
     let mpos = at + 8;
-    let idx = compact_indexes(&z.extents, bbits, big, mpos, true, z.start);
-    debug_assert_eq!(
-        idx.len() as u64,
-        compact_len(lcluster_count(size, bbits), mpos, true)
-    );
-    out.extend_from_slice(&idx);
+    let compact = if z.full {
+        None
+    } else {
+        compact_indexes(&z.extents, bbits, big, mpos, true, z.start)
+    };
+    let layout = match compact {
+        Some(idx) => {
+            debug_assert_eq!(
+                idx.len() as u64,
+                compact_len(lcluster_count(size, bbits), mpos, true)
+            );
+            advise |= advise_base | ADVISE_COMPACTED_2B;
+            out.extend_from_slice(&map_header(advise, alg, 0, idata, fragmentoff));
+            out.extend_from_slice(&idx);
+            COMPRESSED_COMPACT
+        }
+        None => {
+            // Full indexes say big pclusters with the first advise bit alone (as
+            // mkfs.erofs writes them), after 8 reserved bytes.
+            advise |= advise_base & ADVISE_BIG_PCLUSTER_1;
+            out.extend_from_slice(&map_header(advise, alg, 0, idata, fragmentoff));
+            out.extend_from_slice(&[0u8; 8]);
+            let idx = full_indexes(&z.extents, bbits, big);
+            debug_assert_eq!(idx.len() as u64, full_len(lcluster_count(size, bbits)));
+            out.extend_from_slice(&idx);
+            COMPRESSED_FULL
+        }
+    };
     if let Some((bytes, _)) = &z.inline {
         out.extend_from_slice(bytes);
     }
-    Ok((out, COMPRESSED_COMPACT))
+    Ok((out, layout))
 }
 
-/// Length of [`zmeta`]'s output (for the inline decision before the data is placed).
-fn zmeta_len(isize: u64, xsize: u64, size: u64, bbits: u32, idata: u64) -> u64 {
+/// Length of [`zmeta`]'s output (for the inline decision before the data is placed), with
+/// compact or (`full`) full indexes.
+fn zmeta_len(isize: u64, xsize: u64, size: u64, bbits: u32, idata: u64, full: bool) -> u64 {
     let at = map_at(isize, xsize);
-    at - isize - xsize + 8 + compact_len(lcluster_count(size, bbits), at + 8, true) + idata
+    let n = lcluster_count(size, bbits);
+    let idx = if full {
+        8 + full_len(n)
+    } else {
+        compact_len(n, at + 8, true)
+    };
+    at - isize - xsize + 8 + idx + idata
 }
 
 pub(super) fn emit<W: Write + Seek>(
@@ -566,21 +625,21 @@ pub(super) fn emit<W: Write + Seek>(
         .filter(|i| i.entry.file_type == FileType::File)
         .map(|i| i.size)
         .sum();
-    let pool = match opts.threads {
-        Some(n) => Some(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|_| Error::InvalidOption {
-                    option: "threads",
-                    reason: "cannot start the worker threads",
-                })?,
-        ),
-        None => None,
-    };
-    let threads = pool
-        .as_ref()
-        .map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+    // The build's own pool: as many threads as asked, else as the pool the build runs in
+    // (rayon's global one outside any). Every job goes to it, the reader thread's too (a
+    // bare `rayon::spawn` from that thread would reach the global pool whatever was asked).
+    let threads = opts
+        .threads
+        .unwrap_or_else(rayon::current_num_threads)
+        .max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|_| Error::InvalidOption {
+            option: "threads",
+            reason: "cannot start the worker threads",
+        })?;
+    let pool = Some(pool);
 
     let base = w.stream_position().map_err(write_err)?;
     w.seek(SeekFrom::Start(base + blksz)).map_err(write_err)?;
@@ -592,22 +651,29 @@ pub(super) fn emit<W: Write + Seek>(
     let mut stored: Vec<Stored> = vec![Stored::None; plan.inodes.len()];
     let mut report = ErofsBuildReport::default();
     // Fragments: the packed inode's content, compressed in segments as it grows (in the
-    // background, on the same pool), written after every file.
+    // background, on the same pool). Each segment is written among the files' data once
+    // the next one is queued (holding them all until the end was the largest thing in
+    // memory); each starts a compact index pack, which says the jump to its blocks.
     let mut packed: Vec<u8> = Vec::new();
     let mut packed_len = 0u64;
-    let mut packed_pending: Vec<mpsc::Receiver<Result<ZUnit>>> = Vec::new();
+    let mut packed_pending: std::collections::VecDeque<mpsc::Receiver<Result<ZUnit>>> =
+        std::collections::VecDeque::new();
+    let mut packed_file: Option<ZFile> = None;
+    let mut packed_target = SEGMENT + packed_lead() as usize * blksz as usize;
     let pcfg = ZConfig {
         fragments: false,
         ztailpacking: false,
         ..zcfg
     };
     let dedupe = opts.dedupe;
+    // Pclusters whose stored bytes equal an earlier one's are shared (as mkfs.erofs 1.8
+    // does with fragments or dedupe on): files that differ only near their ends.
+    let dedupe_extents = opts.dedupe || opts.fragments;
     let spawn_job = |mut job: Job, z: bool, size: u64| -> mpsc::Receiver<Result<Done>> {
         // One result: a one-slot channel (an unbounded one allocates a block of slots).
         let (tx, rx) = mpsc::sync_channel(1);
         let run = move || {
-            let hash =
-                (dedupe && job.first && job.last).then(|| xxhash_rust::xxh3::xxh3_128(&job.src));
+            let hash = (dedupe && job.first && job.last).then(|| digest(&job.src));
             let mut unit = match (z, zkey) {
                 (true, Some(key)) => {
                     with_fitter(key, |f| compress_segment(f, &zcfg, &job.src, job.last)).map(Some)
@@ -630,7 +696,29 @@ pub(super) fn emit<W: Write + Seek>(
             if let Ok(Some(_)) = &unit {
                 job.src = Vec::new();
             }
-            let _ = tx.send(unit.map(|unit| Done { job, unit, hash }));
+            let (mut extent_digests, mut fragment_digest) = (Vec::new(), None);
+            if let Ok(Some(u)) = &unit {
+                if dedupe_extents {
+                    extent_digests = u
+                        .extents
+                        .iter()
+                        .map(|e| {
+                            let at = e.blkaddr as usize * blksz as usize;
+                            e.on_disk
+                                .then(|| u.data.get(at..at + e.plen as usize).map(digest))
+                                .flatten()
+                        })
+                        .collect();
+                }
+                fragment_digest = u.fragment.as_deref().map(digest);
+            }
+            let _ = tx.send(unit.map(|unit| Done {
+                job,
+                unit,
+                hash,
+                extent_digests,
+                fragment_digest,
+            }));
         };
         match &pool {
             Some(p) => p.spawn_fifo(run),
@@ -652,9 +740,11 @@ pub(super) fn emit<W: Write + Seek>(
         }
         Some(rx)
     };
-    let mut seen: HashMap<(u128, u64), usize> = HashMap::new();
-    // Fragments packed so far: (hash, length) to their offset in the packed inode.
-    let mut packed_seen: HashMap<(u128, usize), u64> = HashMap::new();
+    let mut seen: HashMap<(Digest, u64), usize> = HashMap::new();
+    // Fragments packed so far: (digest, length) to their offset in the packed inode.
+    let mut packed_seen: HashMap<(Digest, usize), u64> = HashMap::new();
+    // Pclusters written so far: (digest, length, stored raw) to their block.
+    let mut extent_seen: HashMap<(Digest, u32, bool), u32> = HashMap::new();
     let mut done_bytes = 0u64;
 
     let compressible = |ino: &Inode<'_>| zkey.is_some() && ino.reserve.is_none();
@@ -772,6 +862,7 @@ pub(super) fn emit<W: Write + Seek>(
                             ino.size,
                             bbits,
                             b.len() as u64,
+                            z.full,
                         ) <= blksz
                     }),
                     Stored::None => false,
@@ -854,16 +945,42 @@ pub(super) fn emit<W: Write + Seek>(
                         start: base_blk,
                         ..ZFile::default()
                     });
-                    for mut e in u.extents {
-                        e.blkaddr = base_blk.saturating_add(e.blkaddr);
+                    for (k, mut e) in u.extents.into_iter().enumerate() {
+                        if !e.on_disk {
+                            // A fragment or inline tail: after this unit's blocks.
+                            e.blkaddr = out.block(blksz)?;
+                            z.extents.push(e);
+                            continue;
+                        }
+                        let at = e.blkaddr as usize * blksz as usize;
+                        let bytes = u.data.get(at..at + e.plen as usize).unwrap_or_default();
+                        let key = d
+                            .extent_digests
+                            .get(k)
+                            .copied()
+                            .flatten()
+                            .map(|h| (h, e.plen, e.raw));
+                        if let Some(&blk) = key.as_ref().and_then(|k| extent_seen.get(k)) {
+                            e.blkaddr = blk;
+                            z.full = true;
+                            report.deduplicated_pclusters += 1;
+                        } else {
+                            e.blkaddr = out.block(blksz)?;
+                            out.push(bytes)?;
+                            z.blocks += u64::from(e.plen) / blksz;
+                            if let Some(key) = key {
+                                extent_seen.insert(key, e.blkaddr);
+                            }
+                        }
                         z.extents.push(e);
                     }
-                    out.push(&u.data)?;
-                    z.blocks += u.data.len() as u64 / blksz;
                     if let Some(frag) = u.fragment {
                         // A fragment equal to one already packed points at it (as mkfs.erofs
                         // dedupes fragments): identical small files and tails stored once.
-                        let key = (xxhash_rust::xxh3::xxh3_128(&frag), frag.len());
+                        let key = (
+                            d.fragment_digest.unwrap_or_else(|| digest(&frag)),
+                            frag.len(),
+                        );
                         if let Some(&at) = packed_seen.get(&key) {
                             z.fragment = Some(at);
                             report.deduplicated_fragments += 1;
@@ -872,12 +989,19 @@ pub(super) fn emit<W: Write + Seek>(
                             z.fragment = Some(packed_len);
                             report.fragment_bytes += frag.len() as u64;
                             packed_len += frag.len() as u64;
-                            packed.extend_from_slice(&frag);
-                        }
-                        while packed.len() >= SEGMENT {
-                            let rest = packed.split_off(SEGMENT);
-                            let seg = std::mem::replace(&mut packed, rest);
-                            packed_pending.extend(spawn_packed(seg));
+                            // Segments end at exact offsets (a fragment may span two).
+                            let mut rest: &[u8] = &frag;
+                            while !rest.is_empty() {
+                                let room = packed_target - packed.len();
+                                let (now, later) = rest.split_at(room.min(rest.len()));
+                                packed.extend_from_slice(now);
+                                rest = later;
+                                if packed.len() == packed_target {
+                                    let seg = std::mem::take(&mut packed);
+                                    packed_pending.extend(spawn_packed(seg));
+                                    packed_target = SEGMENT;
+                                }
+                            }
                         }
                     }
                     if let Some((bytes, compressed)) = u.inline {
@@ -887,6 +1011,7 @@ pub(super) fn emit<W: Write + Seek>(
                             ino.size,
                             bbits,
                             bytes.len() as u64,
+                            z.full,
                         );
                         if ino.inode_size() + ino.xattrs.len() as u64 + m <= blksz {
                             z.inline = Some((bytes, compressed));
@@ -901,6 +1026,10 @@ pub(super) fn emit<W: Write + Seek>(
                             if let Some(dst) = blk.get_mut(at..at + bytes.len()) {
                                 dst.copy_from_slice(&bytes);
                             }
+                            if let Some(e) = z.extents.last_mut() {
+                                e.blkaddr = out.block(blksz)?;
+                                e.on_disk = true;
+                            }
                             out.push(&blk)?;
                             z.blocks += 1;
                         }
@@ -910,6 +1039,13 @@ pub(super) fn emit<W: Write + Seek>(
                             *slot = Stored::Z(z);
                         }
                         report.compressed_files += 1;
+                        // Packed segments go out between files, one compressing while the
+                        // one before is written.
+                        while packed_pending.len() > 1 {
+                            if let Some(rx) = packed_pending.pop_front() {
+                                place_packed(&mut out, &mut packed_file, wait(&rx)?, blksz)?;
+                            }
+                        }
                     }
                 }
             }
@@ -929,27 +1065,12 @@ pub(super) fn emit<W: Write + Seek>(
         Ok(())
     })?;
 
-    // The packed inode: every fragment, compressed like a file of its own.
-    let mut packed_file: Option<ZFile> = None;
-    if packed_len > 0 {
-        if !packed.is_empty() {
-            packed_pending.extend(spawn_packed(std::mem::take(&mut packed)));
-        }
-        let mut z = ZFile {
-            start: out.block(blksz)?,
-            ..ZFile::default()
-        };
-        for rx in packed_pending.drain(..) {
-            let u = wait(&rx)?;
-            let base_blk = out.block(blksz)?;
-            for mut e in u.extents {
-                e.blkaddr = base_blk.saturating_add(e.blkaddr);
-                z.extents.push(e);
-            }
-            out.push(&u.data)?;
-            z.blocks += u.data.len() as u64 / blksz;
-        }
-        packed_file = Some(z);
+    // The rest of the packed inode: every fragment, compressed like a file of its own.
+    if !packed.is_empty() {
+        packed_pending.extend(spawn_packed(std::mem::take(&mut packed)));
+    }
+    for rx in packed_pending.drain(..) {
+        place_packed(&mut out, &mut packed_file, wait(&rx)?, blksz)?;
     }
 
     // Shared xattrs.
@@ -1202,7 +1323,8 @@ pub(super) fn emit<W: Write + Seek>(
         if any_inline {
             feature_incompat |= INCOMPAT_ZTAILPACKING;
         }
-        if packed_file.is_some() {
+        // Shared pclusters set the same bit (`EROFS_FEATURE_INCOMPAT_DEDUPE`).
+        if packed_file.is_some() || report.deduplicated_pclusters > 0 {
             feature_incompat |= INCOMPAT_FRAGMENTS;
         }
     }

@@ -49,6 +49,7 @@ impl ZUnit {
             plen: cfg.blksz,
             raw: true,
             blkaddr: blk,
+            on_disk: true,
         });
     }
 }
@@ -98,6 +99,7 @@ pub(super) fn compress_segment(
                     plen: cfg.blksz,
                     raw: true,
                     blkaddr: u.next_blk(cfg.blksz),
+                    on_disk: false,
                 });
                 u.inline = Some((rest.to_vec(), false));
                 break;
@@ -126,6 +128,7 @@ pub(super) fn compress_segment(
                 plen: cfg.blksz,
                 raw: false,
                 blkaddr: u.next_blk(cfg.blksz),
+                on_disk: false,
             });
             u.inline = Some((cbuf.clone(), true));
             break;
@@ -140,6 +143,7 @@ pub(super) fn compress_segment(
                 plen: plen as u32,
                 raw: false,
                 blkaddr: blk,
+                on_disk: true,
             });
             head += consumed;
         }
@@ -153,5 +157,6 @@ fn fragment_extent(u: &ZUnit, cfg: &ZConfig, len: usize) -> ZExtent {
         plen: 0,
         raw: false,
         blkaddr: u.next_blk(cfg.blksz),
+        on_disk: false,
     }
 }

@@ -37,6 +37,8 @@ pub(super) struct ZExtent {
     pub raw: bool,
     /// Block address of the pcluster (set when it is written).
     pub blkaddr: u32,
+    /// Its pcluster is in the data area at `blkaddr` (not a fragment, not kept inline).
+    pub on_disk: bool,
 }
 
 /// One logical-cluster index, before encoding.
@@ -45,6 +47,9 @@ struct Lcluster {
     ty: u8,
     clusterofs: u16,
     delta: [u16; 2],
+    /// A head's pcluster address, and whether the address matters (an on-disk pcluster).
+    blkaddr: u32,
+    real: bool,
 }
 
 /// The indexes of `extents` (the order erofs-utils writes them).
@@ -59,11 +64,15 @@ fn lclusters(extents: &[ZExtent], bbits: u32, big_pcluster: bool) -> Vec<Lcluste
         let mut d0 = 0u32;
         let mut d1 = (clusterofs + count) >> bbits;
         let head = if e.raw { LC_PLAIN } else { LC_HEAD1 };
+        // A fragment's head holds the high half of the fragment offset (0 below 4 GiB).
+        let blkaddr = if e.plen == 0 { 0 } else { e.blkaddr };
         if d1 == 0 {
             // The tail extent, inside one cluster.
             out.push(Lcluster {
                 ty: head,
                 clusterofs: cur as u16,
+                blkaddr,
+                real: e.on_disk,
                 ..Lcluster::default()
             });
             cur = 0;
@@ -75,17 +84,21 @@ fn lclusters(extents: &[ZExtent], bbits: u32, big_pcluster: bool) -> Vec<Lcluste
                     ty: LC_NONHEAD,
                     clusterofs: start_ofs,
                     delta: [(e.plen >> bbits) as u16 | D0_CBLKCNT, d1 as u16],
+                    ..Lcluster::default()
                 }
             } else if d0 > 0 {
                 Lcluster {
                     ty: LC_NONHEAD,
                     clusterofs: start_ofs,
                     delta: [d0.min(u32::from(D0_CBLKCNT) - 1) as u16, d1 as u16],
+                    ..Lcluster::default()
                 }
             } else {
                 Lcluster {
                     ty: head,
                     clusterofs: start_ofs,
+                    blkaddr,
+                    real: e.on_disk,
                     ..Lcluster::default()
                 }
             };
@@ -146,7 +159,7 @@ pub(super) fn compact_len(total: u64, mpos: u64, two_byte: bool) -> u64 {
     initial * 4 + two * 2 + end.next_multiple_of(2) * 4
 }
 
-fn compact_split(total: u64, mpos: u64, two_byte: bool) -> (u64, u64, u64) {
+pub(super) fn compact_split(total: u64, mpos: u64, two_byte: bool) -> (u64, u64, u64) {
     if !two_byte {
         return (0, 0, total);
     }
@@ -161,8 +174,11 @@ fn compact_split(total: u64, mpos: u64, two_byte: bool) -> (u64, u64, u64) {
     (initial, two, total - initial - two)
 }
 
-/// Compact indexes (without the map header) for `extents` whose pclusters start at block
-/// `start` and follow each other.
+/// Compact indexes (without the map header) for `extents`, the first pcluster at block
+/// `start`. Each pack stores one base address, and the kernel derives every head's address
+/// in the pack from it and the block counts before it; a pack's base follows the heads'
+/// real addresses, so pclusters may jump between packs (a packed inode written in pieces),
+/// never inside one. `None` when the addresses cannot be said this way: use [`full_indexes`].
 pub(super) fn compact_indexes(
     extents: &[ZExtent],
     bbits: u32,
@@ -170,7 +186,7 @@ pub(super) fn compact_indexes(
     mpos: u64,
     two_byte: bool,
     start: u32,
-) -> Vec<u8> {
+) -> Option<Vec<u8>> {
     let lcs = lclusters(extents, bbits, big_pcluster);
     let (mut initial, mut two, mut end) = compact_split(lcs.len() as u64, mpos, two_byte);
     let mut out = Vec::new();
@@ -184,6 +200,7 @@ pub(super) fn compact_indexes(
         blkaddr,
         dummy_head,
         big_pcluster,
+        bbits,
         lobits: bbits.max(12),
     };
     let mut it = lcs.into_iter();
@@ -193,29 +210,55 @@ pub(super) fn compact_indexes(
         v
     };
     while initial > 0 {
-        st.pack(&mut out, &take(2), 4);
+        st.pack(&mut out, &take(2), 4)?;
         initial -= 2;
     }
     while two > 0 {
-        st.pack(&mut out, &take(16), 2);
+        st.pack(&mut out, &take(16), 2)?;
         two -= 16;
     }
     while end > 0 {
-        st.pack(&mut out, &take(2), 4);
+        st.pack(&mut out, &take(2), 4)?;
         end = end.saturating_sub(2);
     }
+    Some(out)
+}
+
+/// Full indexes (without the map header and the 8 bytes after it): 8 bytes per logical
+/// cluster, each head with its own block address, so pclusters may be anywhere (shared
+/// with other files by dedupe).
+pub(super) fn full_indexes(extents: &[ZExtent], bbits: u32, big_pcluster: bool) -> Vec<u8> {
+    let lcs = lclusters(extents, bbits, big_pcluster);
+    let mut out = Vec::with_capacity(lcs.len() * 8);
+    for c in lcs {
+        out.extend_from_slice(&u16::from(c.ty).to_le_bytes());
+        if c.ty == LC_NONHEAD {
+            out.extend_from_slice(&0u16.to_le_bytes());
+            out.extend_from_slice(&c.delta[0].to_le_bytes());
+            out.extend_from_slice(&c.delta[1].to_le_bytes());
+        } else {
+            out.extend_from_slice(&c.clusterofs.to_le_bytes());
+            out.extend_from_slice(&c.blkaddr.to_le_bytes());
+        }
+    }
     out
+}
+
+/// The byte length of full indexes for `total` clusters.
+pub(super) fn full_len(total: u64) -> u64 {
+    total * 8
 }
 
 struct PackState {
     blkaddr: u32,
     dummy_head: bool,
     big_pcluster: bool,
+    bbits: u32,
     lobits: u32,
 }
 
 impl PackState {
-    fn pack(&mut self, out: &mut Vec<u8>, cv: &[Lcluster], destsize: usize) {
+    fn pack(&mut self, out: &mut Vec<u8>, cv: &[Lcluster], destsize: usize) -> Option<()> {
         let vcnt = cv.len();
         let encodebits = (vcnt * destsize * 8 - 32) / vcnt;
         let mut stored = self.blkaddr;
@@ -257,11 +300,42 @@ impl PackState {
             pos += encodebits;
         }
         let n = buf.len();
-        if let Some(tail) = buf.get_mut(n - 4..) {
-            tail.copy_from_slice(&stored.to_le_bytes());
+        let set_base = |buf: &mut [u8], base: u32| {
+            if let Some(tail) = buf.get_mut(n - 4..) {
+                tail.copy_from_slice(&base.to_le_bytes());
+            }
+        };
+        set_base(&mut buf, stored);
+        // The address the kernel derives for each on-disk head must be its own: move the
+        // base by the first one's difference (a jump), then every other must agree.
+        let derived = |buf: &[u8], slot: usize| {
+            crate::erofs::raw::decode_compact(buf, slot, self.bbits, self.big_pcluster, 0)
+                .ok()
+                .map(|l| l.pblk)
+        };
+        let (mut settled, mut jump) = (false, 0u32);
+        for (slot, c) in cv.iter().enumerate() {
+            if c.ty == LC_NONHEAD || !c.real {
+                continue;
+            }
+            let got = derived(&buf, slot)?;
+            if got != c.blkaddr {
+                if settled {
+                    return None;
+                }
+                jump = c.blkaddr.wrapping_sub(got);
+                stored = stored.wrapping_add(jump);
+                set_base(&mut buf, stored);
+                if derived(&buf, slot)? != c.blkaddr {
+                    return None;
+                }
+            }
+            settled = true;
         }
+        let blkaddr = blkaddr.wrapping_add(jump);
         self.blkaddr = blkaddr;
         out.extend_from_slice(&buf);
+        Some(())
     }
 }
 
@@ -275,6 +349,7 @@ mod tests {
             plen,
             raw,
             blkaddr,
+            on_disk: true,
         }
     }
 
@@ -290,7 +365,7 @@ mod tests {
         assert_eq!(lcs[2].ty, LC_PLAIN);
         assert_eq!(lcs[2].clusterofs, 9000 - 8192);
         // Compact 4B: two packs of 8 bytes.
-        let c = compact_indexes(&e, 12, false, 40, false, 10);
+        let c = compact_indexes(&e, 12, false, 40, false, 10).unwrap();
         assert_eq!(c.len(), compact_len(3, 40, false) as usize);
         assert_eq!(c.len(), 16);
         // Without big pclusters a pack holds the block before its first head's.
@@ -304,5 +379,40 @@ mod tests {
         assert_eq!(compact_split(100, 40, true), (6, 80, 14));
         assert_eq!(compact_split(3, 40, true), (0, 0, 3));
         assert_eq!(compact_len(100, 40, true), 24 + 160 + 56);
+    }
+
+    #[test]
+    fn compact_packs_say_jumps_at_their_starts_only() {
+        // 20 extents of two clusters in one block each: heads at clusters 0, 2, .. 38.
+        // With the map header ending at 40, clusters 0..6 sit in three 4-byte packs, then
+        // 16-cluster packs start at 6 and 22.
+        let at = |jump_from: usize| -> Vec<ZExtent> {
+            (0..20)
+                .map(|k| {
+                    let blk = if k < jump_from { 100 + k } else { 500 + k };
+                    ext(8192, 4096, false, blk as u32)
+                })
+                .collect()
+        };
+        // A jump where a pack starts (extent 11, cluster 22) is said by that pack's base.
+        let c = compact_indexes(&at(11), 12, true, 40, true, 100).unwrap();
+        let pack = |k: usize| &c[24 + 32 * k..24 + 32 * (k + 1)];
+        let pblk = |k: usize, slot: usize| {
+            crate::erofs::raw::decode_compact(pack(k), slot, 12, true, 0)
+                .unwrap()
+                .pblk
+        };
+        assert_eq!(pblk(0, 14), 110);
+        assert_eq!(pblk(1, 0), 511);
+        assert_eq!(pblk(1, 2), 512);
+        // One inside a pack (extent 9, cluster 18) cannot be said.
+        assert!(compact_indexes(&at(9), 12, true, 40, true, 100).is_none());
+        // Full indexes say any address.
+        let f = full_indexes(&at(9), 12, true);
+        assert_eq!(f.len() as u64, full_len(40));
+        assert_eq!(
+            u32::from_le_bytes(f[8 * 18 + 4..8 * 18 + 8].try_into().unwrap()),
+            509
+        );
     }
 }
