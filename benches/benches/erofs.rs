@@ -6,7 +6,8 @@
 //! (the kiosk image's); zstd — builds the image with both writers several times and prints
 //! the median wall time, the image sizes and the peak RSS of each, with the ratios
 //! (time ratio = ours / mkfs.erofs: below 1 means we are faster; size ratio = ours /
-//! mkfs.erofs). Both images are checked with `fsck.erofs` once.
+//! mkfs.erofs). Both images are checked with `fsck.erofs` once, and mkfs.erofs's image is
+//! extracted by our reader and by `fsck.erofs --extract`, alternating (ratio = ours / theirs).
 //!
 //! Environment: `IMGPIPE_BENCH_TREE=/some/dir` benchmarks that tree (default: a copy of
 //! /usr/share, /usr/bin and /usr/sbin bounded by `IMGPIPE_BENCH_MB`, default 1024);
@@ -260,6 +261,38 @@ fn main() {
                     .is_ok_and(|o| o.status.success());
                 assert!(ok, "fsck.erofs rejects {}", img.display());
             }
+            // Extraction of mkfs.erofs's image: ours (in parallel) against
+            // `fsck.erofs --extract`, alternating.
+            let dest = work.path().join("extracted");
+            let (mut x_ours, mut x_theirs) = (Vec::new(), Vec::new());
+            for _ in 0..runs {
+                let _ = std::fs::remove_dir_all(&dest);
+                let arg = format!("--extract={}", dest.display());
+                if let Some((t, _)) = time_rss(fsck, &[OsStr::new(&arg), theirs.as_os_str()]) {
+                    x_theirs.push(t);
+                }
+                let _ = std::fs::remove_dir_all(&dest);
+                let start = std::time::Instant::now();
+                let f = std::fs::File::open(&theirs).unwrap();
+                let r = imgpipe_squashfs::erofs::ErofsReader::open_at(
+                    f,
+                    0,
+                    imgpipe_squashfs::Limits::default(),
+                )
+                .unwrap();
+                r.extract(&dest, imgpipe_squashfs::ExtractOptions::default())
+                    .unwrap();
+                x_ours.push(start.elapsed());
+            }
+            let _ = std::fs::remove_dir_all(&dest);
+            let (a, b) = (median(x_ours), median(x_theirs));
+            println!(
+                "erofs {:6}: extracting mkfs.erofs's image: ours {:.2} s, fsck.erofs --extract {:.2} s, ratio {:.2}x",
+                s.name,
+                a.as_secs_f64(),
+                b.as_secs_f64(),
+                a.as_secs_f64() / b.as_secs_f64().max(1e-9),
+            );
         }
         let (a, b) = (median(t_ours), median(t_theirs));
         let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
