@@ -10,8 +10,12 @@
 //! printed (ratio > 1: we are faster; the issue's target is ours <= 0.8x theirs, a ratio
 //! >= 1.25).
 //!
+//! The same again with an EROFS root (`imgpipe build --rootfs erofs` against `mkfs.erofs`
+//! 1.8.6 with `--workers` = the cores, same compressor) when mkfs.erofs 1.8.6 is found.
+//!
 //! Environment: `IMGPIPE_BENCH_TREE`, `IMGPIPE_BENCH_MB` (default 1024),
-//! `IMGPIPE_BENCH_COMP` (default zstd), `IMGPIPE_BENCH_RUNS`.
+//! `IMGPIPE_BENCH_COMP` (default zstd: a compressor both formats have),
+//! `IMGPIPE_BENCH_ROOTFS` (default `squashfs,erofs`), `IMGPIPE_BENCH_RUNS`.
 
 use std::path::Path;
 use std::process::Command;
@@ -19,6 +23,7 @@ use std::time::Duration;
 
 use imgpipe_benches::{copy_usr, have, median, print_ratio, sh};
 use imgpipe_repro::build::{BuildRequest, RootFs};
+use imgpipe_squashfs::erofs::{ErofsAlgorithm, ErofsCompression, ErofsWriteOptions};
 use imgpipe_squashfs::{Compression, Compressor, WriteOptions};
 
 const MODULES: &[&str] = &[
@@ -103,122 +108,154 @@ fn main() {
     .unwrap();
     let cfg = "search --no-floppy --set=root --label BENCH_LIVE\nmenuentry BENCH_LIVE {\n linux /images/pxeboot/vmlinuz root=live:CDLABEL=BENCH_LIVE rd.live.image quiet\n initrd /images/pxeboot/initrd.img\n}\n";
 
-    let theirs = || {
-        let stage = d.join("stage");
-        let _ = std::fs::remove_dir_all(&stage);
-        for sub in ["LiveOS", "images/pxeboot", "boot/grub"] {
-            std::fs::create_dir_all(stage.join(sub)).unwrap();
+    let kinds = env("IMGPIPE_BENCH_ROOTFS", "squashfs,erofs");
+    let mkfs_erofs = imgpipe_testsupport::erofs_utils("mkfs.erofs");
+    for kind in kinds.split(',') {
+        let erofs = kind == "erofs";
+        if erofs && mkfs_erofs.is_none() {
+            println!(
+                "build bench, erofs root: skipped (mkfs.erofs 1.8.6 not found: IMGPIPE_EROFS_UTILS)"
+            );
+            continue;
         }
-        sh(Command::new("mksquashfs")
-            .arg(&tree)
-            .arg(stage.join("LiveOS/squashfs.img"))
-            .args([
-                "-noappend",
-                "-no-progress",
-                "-comp",
-                &comp,
-                "-processors",
-                &threads.to_string(),
-            ]));
-        std::fs::copy(&kernel, stage.join("images/pxeboot/vmlinuz")).unwrap();
-        std::fs::copy(&initrd, stage.join("images/pxeboot/initrd.img")).unwrap();
-        std::fs::write(stage.join("boot/grub/grub.cfg"), cfg).unwrap();
-        grub(
-            "i386-pc-eltorito",
-            &stage.join("boot/grub/eltorito.img"),
-            "biosdisk",
+        let theirs = || {
+            let stage = d.join("stage");
+            let _ = std::fs::remove_dir_all(&stage);
+            for sub in ["LiveOS", "images/pxeboot", "boot/grub"] {
+                std::fs::create_dir_all(stage.join(sub)).unwrap();
+            }
+            match &mkfs_erofs {
+                Some(mkfs) if erofs => sh(Command::new(mkfs)
+                    .arg("--quiet")
+                    .arg(format!("-z{comp}"))
+                    .arg(format!("--workers={threads}"))
+                    .arg("-T1700000000")
+                    .arg("-U01234567-89ab-cdef-0123-456789abcdef")
+                    .arg(stage.join("LiveOS/squashfs.img"))
+                    .arg(&tree)),
+                _ => sh(Command::new("mksquashfs")
+                    .arg(&tree)
+                    .arg(stage.join("LiveOS/squashfs.img"))
+                    .args([
+                        "-noappend",
+                        "-no-progress",
+                        "-comp",
+                        &comp,
+                        "-processors",
+                        &threads.to_string(),
+                    ])),
+            }
+            std::fs::copy(&kernel, stage.join("images/pxeboot/vmlinuz")).unwrap();
+            std::fs::copy(&initrd, stage.join("images/pxeboot/initrd.img")).unwrap();
+            std::fs::write(stage.join("boot/grub/grub.cfg"), cfg).unwrap();
+            grub(
+                "i386-pc-eltorito",
+                &stage.join("boot/grub/eltorito.img"),
+                "biosdisk",
+            );
+            let efi_c = d.join("bootx64-c.efi");
+            grub("x86_64-efi", &efi_c, "fat");
+            let esp = d.join("efiboot.img");
+            let _ = std::fs::remove_file(&esp);
+            sh(Command::new("mkfs.vfat")
+                .args(["-n", "EFIBOOT", "-C"])
+                .arg(&esp)
+                .arg("4096"));
+            let i = format!("-i{}", esp.display());
+            sh(Command::new("mmd").args([i.as_str(), "::/EFI", "::/EFI/BOOT"]));
+            sh(Command::new("mcopy")
+                .arg(&i)
+                .arg(&efi_c)
+                .arg("::/EFI/BOOT/BOOTX64.EFI"));
+            let cfg_file = d.join("grub.cfg");
+            std::fs::write(&cfg_file, cfg).unwrap();
+            sh(Command::new("mcopy")
+                .arg(&i)
+                .arg(&cfg_file)
+                .arg("::/EFI/BOOT/grub.cfg"));
+            let out = d.join("theirs.iso");
+            let _ = std::fs::remove_file(&out);
+            sh(Command::new("xorriso")
+                .args([
+                    "-as",
+                    "mkisofs",
+                    "-quiet",
+                    "-V",
+                    "BENCH_LIVE",
+                    "-r",
+                    "-J",
+                    "-c",
+                    "boot/grub/boot.cat",
+                ])
+                .args([
+                    "-b",
+                    "boot/grub/eltorito.img",
+                    "-no-emul-boot",
+                    "-boot-load-size",
+                    "4",
+                    "-boot-info-table",
+                    "--grub2-boot-info",
+                ])
+                .arg("--grub2-mbr")
+                .arg(mbr)
+                .arg("-append_partition")
+                .arg("2")
+                .arg("0xef")
+                .arg(&esp)
+                .args([
+                    "-appended_part_as_gpt",
+                    "-eltorito-alt-boot",
+                    "-e",
+                    "--interval:appended_partition_2:all::",
+                    "-no-emul-boot",
+                    "-o",
+                ])
+                .arg(&out)
+                .arg(&stage));
+        };
+        let ours = || {
+            let out = d.join("ours.iso");
+            let _ = std::fs::remove_file(&out);
+            let mut req = BuildRequest::new(&ks, &tree, &out, "BENCH_LIVE");
+            req.rootfs = if erofs {
+                let mut o = ErofsWriteOptions::new(0, [0; 16]);
+                o.compression = Some(ErofsCompression::new(
+                    ErofsAlgorithm::from_name(&comp).expect("an EROFS compressor"),
+                ));
+                RootFs::Erofs(Box::new(o))
+            } else {
+                let mut o = WriteOptions::new(0);
+                o.compression =
+                    Compression::new(Compressor::from_name(&comp).expect("a squashfs compressor"));
+                RootFs::Squashfs(Box::new(o))
+            };
+            req.kernel = Some(kernel.clone());
+            req.initrd = Some(initrd.clone());
+            req.efi_loader = Some(efi.clone());
+            req.bios_loader = Some(eltorito.clone());
+            req.bios_hybrid_mbr = Some(mbr.to_path_buf());
+            req.epoch = Some(1_700_000_000);
+            imgpipe_repro::build::build(&req, &mut |_| {}).expect("imgpipe build");
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..runs.max(1) {
+            b.push(timed(theirs));
+            a.push(timed(ours));
+        }
+        let size = |p: &str| std::fs::metadata(d.join(p)).map_or(0, |m| m.len());
+        println!(
+            "live ISO ({kind} root, {comp}, {} runs): ours {} bytes, theirs {} bytes",
+            runs,
+            size("ours.iso"),
+            size("theirs.iso")
         );
-        let efi_c = d.join("bootx64-c.efi");
-        grub("x86_64-efi", &efi_c, "fat");
-        let esp = d.join("efiboot.img");
-        let _ = std::fs::remove_file(&esp);
-        sh(Command::new("mkfs.vfat")
-            .args(["-n", "EFIBOOT", "-C"])
-            .arg(&esp)
-            .arg("4096"));
-        let i = format!("-i{}", esp.display());
-        sh(Command::new("mmd").args([i.as_str(), "::/EFI", "::/EFI/BOOT"]));
-        sh(Command::new("mcopy")
-            .arg(&i)
-            .arg(&efi_c)
-            .arg("::/EFI/BOOT/BOOTX64.EFI"));
-        let cfg_file = d.join("grub.cfg");
-        std::fs::write(&cfg_file, cfg).unwrap();
-        sh(Command::new("mcopy")
-            .arg(&i)
-            .arg(&cfg_file)
-            .arg("::/EFI/BOOT/grub.cfg"));
-        let out = d.join("theirs.iso");
-        let _ = std::fs::remove_file(&out);
-        sh(Command::new("xorriso")
-            .args([
-                "-as",
-                "mkisofs",
-                "-quiet",
-                "-V",
-                "BENCH_LIVE",
-                "-r",
-                "-J",
-                "-c",
-                "boot/grub/boot.cat",
-            ])
-            .args([
-                "-b",
-                "boot/grub/eltorito.img",
-                "-no-emul-boot",
-                "-boot-load-size",
-                "4",
-                "-boot-info-table",
-                "--grub2-boot-info",
-            ])
-            .arg("--grub2-mbr")
-            .arg(mbr)
-            .arg("-append_partition")
-            .arg("2")
-            .arg("0xef")
-            .arg(&esp)
-            .args([
-                "-appended_part_as_gpt",
-                "-eltorito-alt-boot",
-                "-e",
-                "--interval:appended_partition_2:all::",
-                "-no-emul-boot",
-                "-o",
-            ])
-            .arg(&out)
-            .arg(&stage));
-    };
-    let ours = || {
-        let out = d.join("ours.iso");
-        let _ = std::fs::remove_file(&out);
-        let mut req = BuildRequest::new(&ks, &tree, &out, "BENCH_LIVE");
-        let mut o = WriteOptions::new(0);
-        o.compression =
-            Compression::new(Compressor::from_name(&comp).expect("a squashfs compressor"));
-        req.rootfs = RootFs::Squashfs(Box::new(o));
-        req.kernel = Some(kernel.clone());
-        req.initrd = Some(initrd.clone());
-        req.efi_loader = Some(efi.clone());
-        req.bios_loader = Some(eltorito.clone());
-        req.bios_hybrid_mbr = Some(mbr.to_path_buf());
-        req.epoch = Some(1_700_000_000);
-        imgpipe_repro::build::build(&req, &mut |_| {}).expect("imgpipe build");
-    };
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for _ in 0..runs.max(1) {
-        b.push(timed(theirs));
-        a.push(timed(ours));
+        let root_tool = if erofs { "mkfs.erofs" } else { "mksquashfs" };
+        print_ratio(
+            &format!(
+                "imgpipe build --rootfs {kind} vs {root_tool}+grub-mkimage+mkfs.vfat+mcopy+xorriso ({comp})"
+            ),
+            median(a),
+            median(b),
+        );
     }
-    let size = |p: &str| std::fs::metadata(d.join(p)).map_or(0, |m| m.len());
-    println!(
-        "live ISO ({comp}, {} runs): ours {} bytes, theirs {} bytes",
-        runs,
-        size("ours.iso"),
-        size("theirs.iso")
-    );
-    print_ratio(
-        &format!("imgpipe build vs mksquashfs+grub-mkimage+mkfs.vfat+mcopy+xorriso ({comp})"),
-        median(a),
-        median(b),
-    );
 }
