@@ -161,25 +161,46 @@ pub struct Node {
 #[derive(Debug, Clone)]
 pub struct Tree {
     root: Node,
-    /// Every other node, keyed by its path components.
-    nodes: BTreeMap<Vec<Vec<u8>>, Node>,
+    /// Every other node, keyed by its path components joined with NUL ([`key`]).
+    nodes: BTreeMap<Vec<u8>, Node>,
 }
 
-fn components(path: &[u8]) -> Result<Vec<Vec<u8>>> {
+/// A node's map key: its path's components joined with NUL. Names hold no NUL, which sorts
+/// below every other byte, so the keys sort as their component lists do (a directory
+/// right before its contents, siblings by name bytes), with one allocation a node where a
+/// list of components took one per component.
+fn key(path: &[u8]) -> Result<Vec<u8>> {
     let path = path.strip_prefix(b"/").unwrap_or(path);
+    let mut out = Vec::with_capacity(path.len());
     if path.is_empty() {
-        return Ok(Vec::new());
+        return Ok(out);
     }
-    let mut out = Vec::new();
     for c in path.split(|&b| b == b'/') {
         if c.is_empty() || c == b"." || c == b".." || c.contains(&0) {
             return Err(Error::InvalidPath {
                 path: path.to_vec(),
             });
         }
-        out.push(c.to_vec());
+        if !out.is_empty() {
+            out.push(0);
+        }
+        out.extend_from_slice(c);
     }
     Ok(out)
+}
+
+/// The key of a key's parent (empty for the root's children).
+fn parent_key(key: &[u8]) -> &[u8] {
+    key.iter()
+        .rposition(|&b| b == 0)
+        .and_then(|i| key.get(..i))
+        .unwrap_or_default()
+}
+
+/// Whether `k` is `dir`'s key or below it.
+fn at_or_below(k: &[u8], dir: &[u8]) -> bool {
+    k.strip_prefix(dir)
+        .is_some_and(|rest| rest.is_empty() || rest.first() == Some(&0))
 }
 
 impl Tree {
@@ -207,10 +228,11 @@ impl Tree {
     /// Adds an entry; its parent must be a directory of the tree and its path new. The
     /// entry's path is normalised (no leading `/`).
     pub fn insert(&mut self, mut entry: Entry, content: Content) -> Result<()> {
-        let key = components(&entry.path)?;
-        let Some((_, parent)) = key.split_last() else {
+        let key = key(&entry.path)?;
+        if key.is_empty() {
             return Err(Error::Duplicate { path: Vec::new() });
-        };
+        }
+        let parent = parent_key(&key);
         let parent_is_dir = parent.is_empty()
             || self
                 .nodes
@@ -222,7 +244,7 @@ impl Tree {
         if self.nodes.contains_key(&key) {
             return Err(Error::Duplicate { path: entry.path });
         }
-        entry.path = key.join(&b'/');
+        entry.path = key.iter().map(|&b| if b == 0 { b'/' } else { b }).collect();
         self.nodes.insert(key, Node { entry, content });
         Ok(())
     }
@@ -234,11 +256,19 @@ impl Tree {
         content: Content,
         dir_meta: &Metadata,
     ) -> Result<()> {
-        let key = components(&entry.path)?;
-        for i in 1..key.len() {
+        let key = key(&entry.path)?;
+        let ends = key
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == 0)
+            .map(|(i, _)| i);
+        for i in ends {
             let parent = key.get(..i).unwrap_or_default();
             if !self.nodes.contains_key(parent) {
-                let path = parent.join(&b'/');
+                let path: Vec<u8> = parent
+                    .iter()
+                    .map(|&b| if b == 0 { b'/' } else { b })
+                    .collect();
                 self.insert(
                     Entry::new(path, FileType::Dir, dir_meta.clone()),
                     Content::None,
@@ -250,7 +280,7 @@ impl Tree {
 
     /// The node at `path` (with or without a leading `/`).
     pub fn get(&self, path: &[u8]) -> Option<&Node> {
-        let key = components(path).ok()?;
+        let key = key(path).ok()?;
         if key.is_empty() {
             return Some(&self.root);
         }
@@ -259,7 +289,7 @@ impl Tree {
 
     /// The node at `path`, mutably (its path must not be changed).
     pub fn get_mut(&mut self, path: &[u8]) -> Option<&mut Node> {
-        let key = components(path).ok()?;
+        let key = key(path).ok()?;
         if key.is_empty() {
             return Some(&mut self.root);
         }
@@ -268,14 +298,14 @@ impl Tree {
 
     /// Removes the entry at `path` and everything below it; returns how many were removed.
     pub fn remove(&mut self, path: &[u8]) -> usize {
-        let Ok(key) = components(path) else { return 0 };
+        let Ok(key) = key(path) else { return 0 };
         if key.is_empty() {
             return 0;
         }
         let below: Vec<_> = self
             .nodes
             .range(key.clone()..)
-            .take_while(|(k, _)| k.starts_with(&key))
+            .take_while(|(k, _)| at_or_below(k, &key))
             .map(|(k, _)| k.clone())
             .collect();
         for k in &below {
@@ -299,25 +329,32 @@ impl Tree {
     /// Each step is one map lookup that jumps over the previous child's subtree, so listing
     /// every directory of a tree costs its size, not its size times its depth.
     pub fn children<'a>(&'a self, path: &[u8]) -> impl Iterator<Item = &'a Node> + 'a {
-        let key = components(path).ok();
-        // The smallest possible child key: an empty last component.
+        let key = key(path).ok();
+        // The smallest possible child key: the directory's key and a separator (none for
+        // the root's children).
         let mut from = key.clone().map(|mut k| {
-            k.push(Vec::new());
+            if !k.is_empty() {
+                k.push(0);
+            }
             k
         });
         std::iter::from_fn(move || {
             let key = key.as_ref()?;
             let (k, n) = self.nodes.range(from.take()?..).next()?;
             // Parents always exist, so the first key below `key` is a direct child.
-            if k.len() != key.len() + 1 || !k.starts_with(key) {
+            let name = if key.is_empty() {
+                Some(k.as_slice())
+            } else {
+                k.strip_prefix(key.as_slice())
+                    .and_then(|rest| rest.strip_prefix(&[0u8][..]))
+            };
+            if name.is_none_or(|name| name.is_empty() || name.contains(&0)) {
                 return None;
             }
-            // Names hold no NUL, so every descendant of `name` sorts before `name\0`, and
-            // every later sibling after it.
+            // Every descendant of `name` is `name`, NUL, more, which sorts before
+            // `name` + 0x01; every later sibling sorts at or after it.
             let mut next = k.clone();
-            if let Some(last) = next.last_mut() {
-                last.push(0);
-            }
+            next.push(1);
             from = Some(next);
             Some(n)
         })
@@ -370,6 +407,62 @@ mod tests {
         let mut e = Entry::new(path, FileType::File, Metadata::new(0o644, 0));
         e.size = body.len() as u64;
         (e, Content::Bytes(body.into()))
+    }
+
+    proptest::proptest! {
+        /// Iteration, children, get and remove agree with the component lists the keys
+        /// stand for, names with low bytes (0x01, '-', '.') included.
+        #[test]
+        fn keys_order_and_find_as_component_lists(
+            paths in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::sample::select(vec!["a", "a\u{1}", "a-b", "a.b", "ab", "b", "\u{1}"]),
+                    1..4,
+                ),
+                1..12,
+            ),
+            drop in 0usize..12,
+        ) {
+            let dm = Metadata::new(0o755, 0);
+            let mut t = Tree::new(dm.clone());
+            for p in &paths {
+                let path = p.join("/");
+                if t.get(path.as_bytes()).is_none() {
+                    let e = Entry::new(path.as_str(), FileType::Dir, dm.clone());
+                    t.insert_with_parents(e, Content::None, &dm).unwrap();
+                }
+            }
+            let comps = |path: &[u8]| -> Vec<Vec<u8>> {
+                if path.is_empty() {
+                    Vec::new()
+                } else {
+                    path.split(|&b| b == b'/').map(<[u8]>::to_vec).collect()
+                }
+            };
+            let order: Vec<Vec<Vec<u8>>> = t.iter().map(|n| comps(&n.entry.path)).collect();
+            let mut sorted = order.clone();
+            sorted.sort();
+            sorted.dedup();
+            proptest::prop_assert_eq!(&order, &sorted);
+            for dir in &order {
+                let path = dir.join(&b'/');
+                let got: Vec<Vec<Vec<u8>>> =
+                    t.children(&path).map(|n| comps(&n.entry.path)).collect();
+                let want: Vec<Vec<Vec<u8>>> = order
+                    .iter()
+                    .filter(|k| k.len() == dir.len() + 1 && k.starts_with(dir))
+                    .cloned()
+                    .collect();
+                proptest::prop_assert_eq!(got, want);
+                proptest::prop_assert!(t.get(&path).is_some());
+            }
+            if let Some(gone) = order.get(1 + drop % order.len().max(1)) {
+                let n = t.remove(&gone.join(&b'/'));
+                let below = order.iter().filter(|k| k.starts_with(gone)).count();
+                proptest::prop_assert_eq!(n, below);
+                proptest::prop_assert_eq!(t.len(), order.len() - below);
+            }
+        }
     }
 
     #[test]
