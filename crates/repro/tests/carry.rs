@@ -214,7 +214,7 @@ fn mounted(img: &Path, keep: Keep) -> Option<BTreeMap<String, String>> {
         return None;
     }
     let got = std::panic::catch_unwind(|| facts(&scan(&mnt), keep));
-    imgpipe_testsupport::run("umount", [&mnt]);
+    imgpipe_testsupport::unmount(&mnt);
     Some(got.unwrap())
 }
 

@@ -81,6 +81,28 @@ pub fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
+/// Unmounts `mnt`, trying again for up to 5 s while the kernel says it is busy (a process
+/// forked by a test running alongside can hold it for a moment); panics with umount's
+/// message if it never succeeds.
+pub fn unmount(mnt: &Path) {
+    let mut last = None;
+    for _ in 0..50 {
+        let out = run_status("umount", [mnt]);
+        if out.status.success() {
+            return;
+        }
+        last = Some(out);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if let Some(out) = last {
+        panic!(
+            "umount {}: {}",
+            mnt.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// Runs `program args...`, panicking with its output if it fails to start or exits non-zero.
 pub fn run<I, S>(program: impl AsRef<OsStr>, args: I) -> Output
 where
