@@ -170,6 +170,7 @@ fn main() -> ExitCode {
         Command::Completions { shell } => completions(shell),
         Command::Manpages { dir } => manpages(&dir),
     };
+    target::wait_if_stopping();
     // Buffered output is written now, so a full disk is an error rather than lost output.
     let result = result.and_then(|code| output::flush_stdout().map(|()| code));
     match result {

@@ -21,6 +21,7 @@ pub fn install_signal_handler() {
         .name("signals".into())
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
+                STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
                 // Builds run by `verify` stop first: they write into what is removed next.
                 for group in imgpipe_repro::running_child_groups() {
                     if let Some(pid) = i32::try_from(group)
@@ -35,6 +36,20 @@ pub fn install_signal_handler() {
                 std::process::exit(128 + sig);
             }
         });
+}
+
+/// Set by the signal handler before it stops anything.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Called before the command's result is reported: once a signal arrived, the handler owns
+/// the ending (it removes what is pending, then exits 130 or 143), so a failure it caused
+/// itself (a build it stopped) is neither reported nor allowed to end the process first.
+pub fn wait_if_stopping() {
+    if STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
 }
 
 /// Checks an output path given by `flag` before any work: not a directory, in a directory
