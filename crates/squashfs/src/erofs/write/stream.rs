@@ -299,7 +299,7 @@ fn read_tails(
     chunk: &[usize],
     extras: &[(Vec<u8>, Tail)],
     inodes: &[Inode<'_>],
-    pool: Option<&rayon::ThreadPool>,
+    pool: &rayon::ThreadPool,
 ) -> Result<HashMap<usize, Vec<u8>>> {
     use rayon::prelude::*;
     let want: Vec<(usize, usize, usize)> = chunk
@@ -323,10 +323,7 @@ fn read_tails(
             })
             .collect::<Result<HashMap<_, _>>>()
     };
-    match pool {
-        Some(p) => p.install(run),
-        None => run(),
-    }
+    pool.install(run)
 }
 
 /// Whether a tail of `ino` can be read again cheaply at metadata time.
@@ -639,7 +636,6 @@ pub(super) fn emit<W: Write + Seek>(
             option: "threads",
             reason: "cannot start the worker threads",
         })?;
-    let pool = Some(pool);
 
     let base = w.stream_position().map_err(write_err)?;
     w.seek(SeekFrom::Start(base + blksz)).map_err(write_err)?;
@@ -720,10 +716,7 @@ pub(super) fn emit<W: Write + Seek>(
                 fragment_digest,
             }));
         };
-        match &pool {
-            Some(p) => p.spawn_fifo(run),
-            None => rayon::spawn_fifo(run),
-        }
+        pool.spawn_fifo(run);
         rx
     };
     let spawn_packed = |seg: Vec<u8>| -> Option<mpsc::Receiver<Result<ZUnit>>> {
@@ -734,10 +727,7 @@ pub(super) fn emit<W: Write + Seek>(
             let r = with_fitter(key, |f| compress_segment(f, &pcfg, &seg, false));
             let _ = tx.send(r);
         };
-        match &pool {
-            Some(p) => p.spawn_fifo(job),
-            None => rayon::spawn_fifo(job),
-        }
+        pool.spawn_fifo(job);
         Some(rx)
     };
     let mut seen: HashMap<(Digest, u64), usize> = HashMap::new();
@@ -1191,7 +1181,7 @@ pub(super) fn emit<W: Write + Seek>(
             let chunk = order
                 .get(k..order.len().min(k + TAIL_CHUNK))
                 .unwrap_or_default();
-            tails = read_tails(chunk, &extras, &plan.inodes, pool.as_ref())?;
+            tails = read_tails(chunk, &extras, &plan.inodes, &pool)?;
         }
         let Some(ino) = plan.inodes.get(n) else {
             continue;
