@@ -84,6 +84,14 @@ pub(super) struct Plan<'t> {
     pub blocks: u32,
 }
 
+/// The image's block count when the metadata area ends at byte `meta_end` and `next` blocks
+/// are placed. fsck.erofs (1.8.6, `erofs_verify_xattr`) reads the 12-byte xattr header after
+/// every inode, also one without xattrs, and fails when those bytes lie past the end of the
+/// image; so an image whose last inode ends within 12 bytes of its end gets one more block.
+pub(super) fn image_blocks(meta_end: u64, next: u64, blksz: u64) -> u64 {
+    next.max((meta_end + XATTR_BODY_HEADER_SIZE as u64).div_ceil(blksz))
+}
+
 fn bad(path: &[u8], reason: &'static str) -> Error {
     Error::BadEntry {
         path: crate::read::lossy_path(path),
@@ -284,10 +292,11 @@ impl<'t> Plan<'t> {
                 ino.blkaddr = NULL_ADDR;
             }
         }
-        let blocks = u32::try_from(next).map_err(|_| Error::LimitExceeded {
-            what: "EROFS blocks (32-bit block count)",
-            limit: u64::from(u32::MAX),
-        })?;
+        let blocks =
+            u32::try_from(image_blocks(at, next, blksz)).map_err(|_| Error::LimitExceeded {
+                what: "EROFS blocks (32-bit block count)",
+                limit: u64::from(u32::MAX),
+            })?;
         if inodes.first().is_none_or(|r| r.nid > u64::from(u16::MAX)) {
             return Err(bad(b"", "root inode beyond nid 65535"));
         }
@@ -443,5 +452,21 @@ impl<'t> Plan<'t> {
             ino.layout = FLAT_PLAIN;
             ino.blocks = ino.size.div_ceil(blksz);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_blocks;
+
+    #[test]
+    fn an_inode_at_the_image_end_leaves_room_for_fscks_xattr_read() {
+        // Metadata ending exactly at a block end with nothing after it: one more block.
+        assert_eq!(image_blocks(4096, 1, 4096), 2);
+        // The 12 bytes fit in the last block: no more.
+        assert_eq!(image_blocks(4084, 1, 4096), 1);
+        assert_eq!(image_blocks(4085, 1, 4096), 2);
+        // Blocks placed after the metadata already hold those bytes.
+        assert_eq!(image_blocks(4096, 3, 4096), 3);
     }
 }

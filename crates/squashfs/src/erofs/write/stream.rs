@@ -21,7 +21,7 @@ use imgpipe_fstree::{Content, FileType};
 
 use super::emit::header;
 use super::fitblk::{ErofsAlgorithm, Fitter};
-use super::plan::{Inode, Plan};
+use super::plan::{Inode, Plan, image_blocks};
 use super::zdata::{ZConfig, ZUnit, compress_segment};
 use super::zindex::{
     ADVISE_BIG_PCLUSTER_1, ADVISE_BIG_PCLUSTER_2, ADVISE_COMPACTED_2B, ADVISE_FRAGMENT_PCLUSTER,
@@ -1166,7 +1166,8 @@ pub(super) fn emit<W: Write + Seek>(
             }
         }
     }
-    let blocks = u32::try_from(next).map_err(|_| limit("EROFS blocks (32-bit block count)"))?;
+    let blocks = u32::try_from(image_blocks(meta_end, next, blksz))
+        .map_err(|_| limit("EROFS blocks (32-bit block count)"))?;
 
     // Emit the metadata area, then the directory and symlink blocks.
     let mut dir_blocks: Vec<(u32, Vec<u8>)> = Vec::new();
