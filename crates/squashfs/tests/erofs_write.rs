@@ -179,13 +179,9 @@ impl Mounted {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        for _ in 0..20 {
-            if run_status("umount", [self.0.path()]).status.success() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Err(e) = imgpipe_testsupport::try_unmount(self.0.path()) {
+            eprintln!("warning: {e}");
         }
-        eprintln!("warning: could not unmount {}", self.0.path().display());
     }
 }
 

@@ -85,22 +85,24 @@ pub fn is_root() -> bool {
 /// forked by a test running alongside can hold it for a moment); panics with umount's
 /// message if it never succeeds.
 pub fn unmount(mnt: &Path) {
-    let mut last = None;
+    if let Err(e) = try_unmount(mnt) {
+        panic!("{e}");
+    }
+}
+
+/// [`unmount`] without the panic, for `Drop`: the error says the mount point and umount's
+/// message.
+pub fn try_unmount(mnt: &Path) -> Result<(), String> {
+    let mut last = String::new();
     for _ in 0..50 {
         let out = run_status("umount", [mnt]);
         if out.status.success() {
-            return;
+            return Ok(());
         }
-        last = Some(out);
+        last = String::from_utf8_lossy(&out.stderr).trim().to_owned();
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    if let Some(out) = last {
-        panic!(
-            "umount {}: {}",
-            mnt.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    Err(format!("umount {}: {last}", mnt.display()))
 }
 
 /// Runs `program args...`, panicking with its output if it fails to start or exits non-zero.

@@ -716,7 +716,9 @@ struct Mounted(std::path::PathBuf);
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        if let Err(e) = imgpipe_testsupport::try_unmount(&self.0) {
+            eprintln!("warning: {e}");
+        }
     }
 }
 

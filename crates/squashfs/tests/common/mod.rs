@@ -155,16 +155,8 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        for _ in 0..20 {
-            let ok = std::process::Command::new("umount")
-                .arg(self.dir.path())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Err(e) = imgpipe_testsupport::try_unmount(self.dir.path()) {
+            eprintln!("warning: {e}");
         }
-        eprintln!("warning: could not unmount {}", self.dir.path().display());
     }
 }
