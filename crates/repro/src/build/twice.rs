@@ -162,3 +162,82 @@ fn sha256_file(p: &Path) -> Result<String> {
     }
     Ok(super::inputs::hex(&h.finalize()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imgpipe_testsupport::{pattern, set_mtimes};
+
+    fn write(path: &Path, data: &[u8]) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+
+    /// When the second build differs (here: a file of the tree changed in between, as a
+    /// nondeterministic step would change it), the report says not reproducible, which
+    /// outputs differ, and names the file inside the root image.
+    #[test]
+    fn a_second_build_that_differs_is_named_down_to_the_file() {
+        let t = imgpipe_testsupport::tempdir();
+        let d = t.path();
+        write(
+            &d.join("ks.cfg"),
+            b"lang en_US.UTF-8\nbootloader --timeout=1\n",
+        );
+        write(&d.join("root/boot/vmlinuz-6.1.0-t"), &pattern(30_000));
+        write(&d.join("root/boot/initrd.img-6.1.0-t"), &pattern(20_001));
+        write(&d.join("root/etc/motd"), b"first\n");
+        write(&d.join("efi.img"), &pattern(7_000));
+        set_mtimes(d, 1_700_000_000);
+        let mut req = BuildRequest::new(
+            d.join("ks.cfg"),
+            d.join("root"),
+            d.join("live.iso"),
+            "TWICE",
+        );
+        req.efi_loader = Some(d.join("efi.img"));
+        req.manifest = Some(d.join("m.json"));
+        let pool = |n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        };
+        let first = pool(2).install(|| build(&req, &mut |_| {})).unwrap();
+        let work = imgpipe_testsupport::tempdir();
+
+        // Unchanged: reproducible.
+        let same = pool(1)
+            .install(|| build_twice(&req, &first, 2, 1, work.path(), &mut |_| {}))
+            .unwrap();
+        assert!(same.reproducible, "{same:#?}");
+        assert!(same.outputs.iter().all(|o| o.identical && o.diff.is_none()));
+
+        // The same size and time, other bytes.
+        write(&d.join("root/etc/motd"), b"other\n");
+        set_mtimes(&d.join("root"), 1_700_000_000);
+        let again = imgpipe_testsupport::tempdir();
+        let r = pool(1)
+            .install(|| build_twice(&req, &first, 2, 1, again.path(), &mut |_| {}))
+            .unwrap();
+        assert!(!r.reproducible);
+        assert_eq!(r.threads, (2, 1));
+        let iso = r.outputs.iter().find(|o| o.name == "live.iso").unwrap();
+        assert!(!iso.identical);
+        assert_ne!(iso.first, iso.second);
+        let files = iso.diff.as_ref().and_then(|d| d.files.as_ref()).unwrap();
+        let motd: Vec<_> = files
+            .differences
+            .iter()
+            .filter(|f| f.path == "/etc/motd")
+            .collect();
+        assert_eq!(motd.len(), 1, "{files:#?}");
+        assert!(
+            motd[0].within.iter().any(|w| w.contains("squashfs.img")),
+            "{:?}",
+            motd[0].within
+        );
+        // The manifest records the outputs' digests, so it differs too.
+        assert!(r.outputs.iter().any(|o| o.name == "m.json" && !o.identical));
+    }
+}
