@@ -71,3 +71,17 @@ for f in d.gz lib.a init.cpio init.cpio.gz prog m.pyc w.zip t.txt; do
   python3 -c "import sys,struct; a=open(sys.argv[1],'rb').read(); b=open(sys.argv[2],'rb').read(); open(sys.argv[3],'wb').write(struct.pack('<I',len(a))+a+b)" \
     "$t/reason0/$f" "$t/reason1/$f" "$r/$f"
 done
+
+# repro_nested: cryptsetup LUKS2 volumes (PBKDF2, 1000 iterations, passphrase `pw`, as the
+# body unlocks) whose payloads are squashfs images differing in /etc/motd. Cut as above.
+# The payload is encrypted by imgpipe (cargo build --release first).
+n=corpus/repro_nested; mkdir -p "$n"
+for i in 0 1; do
+  mkdir -p "$t/luks$i/etc"; echo "v$i" > "$t/luks$i/etc/motd"; echo same > "$t/luks$i/etc/hostname"
+  mksquashfs "$t/luks$i" "$t/p$i.sqfs" -quiet -no-progress -all-time 1700000000 -mkfs-time 1700000000 -comp gzip >/dev/null
+  truncate -s $((160 * 1024 + 4096)) "$t/l$i.img"
+  cryptsetup luksFormat --type luks2 -q --disable-locks --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-size 256 --luks2-metadata-size 16k --luks2-keyslots-size 128k --offset 320 --key-file "$t/key" "$t/l$i.img" 2>/dev/null
+  ../target/release/imgpipe luks encrypt --passphrase-file "$t/key" --input "$t/p$i.sqfs" "$t/l$i.img" >/dev/null
+done
+python3 -c "import sys,struct; a=open(sys.argv[1],'rb').read(); b=open(sys.argv[2],'rb').read(); open(sys.argv[3],'wb').write(struct.pack('<I',len(a))+a+b)" \
+  "$t/l0.img" "$t/l1.img" "$n/luks2-squashfs-pair"
