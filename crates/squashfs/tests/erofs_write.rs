@@ -580,6 +580,77 @@ fn clamp_all_root_and_progress() {
     assert!(inode.extended);
 }
 
+/// What the proptests draw for one entry: kind, size, owner, time offset, xattr count, depth.
+type Item = (u8, usize, u32, i64, usize, u8);
+
+/// A tree of every kind of entry from `items`; with `text`, every other file is text (which
+/// compresses) rather than noise.
+fn random_tree(items: Vec<Item>, text: bool) -> Tree {
+    let dm = Metadata::new(0o755, T);
+    let mut tree = Tree::new(dm.clone());
+    let mut first_file: Option<(Metadata, u64, Arc<[u8]>)> = None;
+    for (k, (kind, size, uid, dt, nx, depth)) in items.into_iter().enumerate() {
+        let dirs: String = (0..depth)
+            .map(|d| format!("d{}/", (k + d as usize) % 3))
+            .collect();
+        let path = format!("{dirs}e{k}");
+        let mut m = meta(T + dt);
+        m.uid = uid;
+        m.gid = uid / 2;
+        m.xattrs = (0..nx)
+            .map(|x| {
+                (
+                    format!("user.x{x}").into_bytes(),
+                    vec![b'v'; x * 40 + k % 7],
+                )
+            })
+            .collect();
+        let ft = [
+            FileType::File,
+            FileType::Dir,
+            FileType::Symlink,
+            FileType::Char,
+            FileType::Block,
+            FileType::Fifo,
+            FileType::Socket,
+        ][kind as usize];
+        let mut e = Entry::new(path.clone(), ft, m);
+        let mut content = Content::None;
+        match ft {
+            FileType::File => {
+                let data: Arc<[u8]> = if text && k % 2 == 0 {
+                    let line = format!("line {k} of a text that compresses well\n");
+                    Arc::from(line.bytes().cycle().take(size).collect::<Vec<u8>>())
+                } else {
+                    Arc::from(imgpipe_testsupport::pattern(size))
+                };
+                e.size = size as u64;
+                content = Content::Bytes(data.clone());
+                if size % 3 == 0 {
+                    // Hard links: these entries share an inode (and so all they hold).
+                    if let Some((fmeta, fsize, fdata)) = &first_file {
+                        e.meta = fmeta.clone();
+                        e.size = *fsize;
+                        content = Content::Bytes(fdata.clone());
+                    } else {
+                        first_file = Some((e.meta.clone(), e.size, data));
+                    }
+                    e.link = Some(1);
+                }
+            }
+            FileType::Symlink => {
+                let t = vec![b't'; 1 + size % 4095];
+                e.size = t.len() as u64;
+                e.target = Some(t);
+            }
+            FileType::Char | FileType::Block => e.rdev = Some(((size % 4096) as u32, uid)),
+            _ => {}
+        }
+        tree.insert_with_parents(e, content, &dm).unwrap();
+    }
+    tree
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
 
@@ -593,56 +664,7 @@ proptest::proptest! {
             1..40,
         )
     ) {
-        let dm = Metadata::new(0o755, T);
-        let mut tree = Tree::new(dm.clone());
-        let mut first_file: Option<(Metadata, u64, Arc<[u8]>)> = None;
-        for (k, (kind, size, uid, dt, nx, depth)) in items.into_iter().enumerate() {
-            let dirs: String = (0..depth).map(|d| format!("d{}/", (k + d as usize) % 3)).collect();
-            let path = format!("{dirs}e{k}");
-            let mut m = meta(T + dt);
-            m.uid = uid;
-            m.gid = uid / 2;
-            m.xattrs = (0..nx)
-                .map(|x| (format!("user.x{x}").into_bytes(), vec![b'v'; x * 40 + k % 7]))
-                .collect();
-            let ft = [
-                FileType::File,
-                FileType::Dir,
-                FileType::Symlink,
-                FileType::Char,
-                FileType::Block,
-                FileType::Fifo,
-                FileType::Socket,
-            ][kind as usize];
-            let mut e = Entry::new(path.clone(), ft, m);
-            let mut content = Content::None;
-            match ft {
-                FileType::File => {
-                    let data: Arc<[u8]> = Arc::from(imgpipe_testsupport::pattern(size));
-                    e.size = size as u64;
-                    content = Content::Bytes(data.clone());
-                    if size % 3 == 0 {
-                        // Hard links: these entries share an inode (and so all they hold).
-                        if let Some((fmeta, fsize, fdata)) = &first_file {
-                            e.meta = fmeta.clone();
-                            e.size = *fsize;
-                            content = Content::Bytes(fdata.clone());
-                        } else {
-                            first_file = Some((e.meta.clone(), e.size, data));
-                        }
-                        e.link = Some(1);
-                    }
-                }
-                FileType::Symlink => {
-                    let t = vec![b't'; 1 + size % 4095];
-                    e.size = t.len() as u64;
-                    e.target = Some(t);
-                }
-                FileType::Char | FileType::Block => e.rdev = Some(((size % 4096) as u32, uid)),
-                _ => {}
-            }
-            tree.insert_with_parents(e, content, &dm).unwrap();
-        }
+        let tree = random_tree(items, false);
         let (bytes, _) = build(&tree);
         let r = ErofsReader::open_at(Bytes(bytes.clone()), 0, Limits::default()).unwrap();
         let want = tree_facts(&tree);
@@ -654,6 +676,54 @@ proptest::proptest! {
             std::fs::write(&img, &bytes).unwrap();
             let out = run_status(&fsck, [&img]);
             proptest::prop_assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+
+    /// The same through the compressed writer, for each algorithm with big pclusters,
+    /// fragments, ztailpacking and dedupe: our reader reads the tree back, fsck.erofs
+    /// accepts it, and one thread writes the bytes two do.
+    #[test]
+    fn any_tree_round_trips_compressed(
+        items in proptest::collection::vec(
+            (0u8..7, 0usize..70_000, 0u32..70_000, -5i64..5, 0usize..4, 0u8..3),
+            1..24,
+        ),
+        mode in 0usize..5,
+    ) {
+        use imgpipe_squashfs::erofs::{ErofsAlgorithm, ErofsCompression};
+        let tree = random_tree(items, true);
+        let mut o = ErofsWriteOptions::new(T as u64, UUID);
+        let (alg, pcluster, fragments, tail, dedupe) = [
+            (ErofsAlgorithm::Lz4, 4096, false, false, false),
+            (ErofsAlgorithm::Lz4hc, 65_536, true, true, false),
+            (ErofsAlgorithm::Zstd, 16_384, false, true, true),
+            (ErofsAlgorithm::Lzma, 1 << 20, true, true, false),
+            (ErofsAlgorithm::Deflate, 65_536, false, false, true),
+        ][mode];
+        o.compression = Some(ErofsCompression::new(alg));
+        o.pcluster_size = pcluster;
+        o.fragments = fragments;
+        o.ztailpacking = tail;
+        o.dedupe = dedupe;
+        o.threads = Some(2);
+        let with = |o: ErofsWriteOptions| {
+            let mut b = ErofsBuilder::new(o).unwrap();
+            b.add_fstree(&tree).unwrap();
+            let mut out = std::io::Cursor::new(Vec::new());
+            b.build(&mut out).unwrap();
+            out.into_inner()
+        };
+        let bytes = with(o.clone());
+        let r = ErofsReader::open_at(Bytes(bytes.clone()), 0, Limits::default()).unwrap();
+        proptest::prop_assert_eq!(image_facts(&r), tree_facts(&tree));
+        o.threads = Some(1);
+        proptest::prop_assert!(with(o) == bytes);
+        if let Some(fsck) = imgpipe_testsupport::erofs_utils("fsck.erofs") {
+            let tmp = tempdir();
+            let img = tmp.path().join("p.erofs");
+            std::fs::write(&img, &bytes).unwrap();
+            let out = run_status(&fsck, [&img]);
+            proptest::prop_assert!(out.status.success(), "{:?}: {}", alg, String::from_utf8_lossy(&out.stderr));
         }
     }
 }
