@@ -578,7 +578,16 @@ pub(crate) fn diagnose(
             );
             let f = Found::new(DiffKind::Type, format!("format {na} -> {nb}"));
             w.push(&[], "/", f.values(na, nb));
-            Ok(())
+            // Two formats of one kind of tree (a squashfs root and its EROFS repack): their
+            // files are compared too.
+            match (ka, kb) {
+                (Some(ka), Some(kb)) if trees_comparable(ka, kb) => {
+                    let within = [format!("{na} -> {nb}")];
+                    w.out.compared.push(layer(&within));
+                    w.compare_trees(ka, kb, sa, sb, &within)
+                }
+                _ => Ok(()),
+            }
         }
     };
     w.out.bytes_read = budget - w.work_left;
@@ -609,6 +618,55 @@ fn contiguous<R: FsRead>(
         Some([x]) if !x.compressed && x.file_offset == 0 && x.len == size => Some(x.image_offset),
         _ => None,
     })
+}
+
+/// Where a file's content starts in its filesystem's bytes, when the reader says.
+fn first_offset<R: FsRead>(r: &R, node: &R::Node, within: &[String]) -> Result<Option<u64>> {
+    let e = r.extents(node).map_err(|e| layer_err(within, e))?;
+    Ok(e.and_then(|e| e.first().map(|x| x.image_offset)))
+}
+
+/// Whether two formats hold trees [`Walker::compare_trees`] compares: the same format, or
+/// two of ISO9660, squashfs, EROFS and FAT.
+fn trees_comparable(ka: Format, kb: Format) -> bool {
+    let tree = |k| {
+        matches!(
+            k,
+            Format::Iso9660 | Format::Squashfs | Format::Erofs | Format::Fat
+        )
+    };
+    ka == kb || (tree(ka) && tree(kb))
+}
+
+/// One side's filesystem, opened by its detected format.
+enum AnyFs {
+    Iso(Box<imgpipe_isofs::Reader<Cursor<Slice<Base>>>>),
+    Squashfs(Box<imgpipe_squashfs::Reader>),
+    Erofs(Box<imgpipe_squashfs::erofs::ErofsReader>),
+    Fat(Box<imgpipe_gptpart::FatVolume<Cursor<Slice<Base>>>>),
+}
+
+impl AnyFs {
+    fn open(k: Format, s: Src<'_>, w: &[String]) -> Result<Self> {
+        let limits = imgpipe_squashfs::Limits::default;
+        Ok(match k {
+            Format::Iso9660 => Self::Iso(Box::new(
+                imgpipe_isofs::Reader::open(s.stream()).map_err(|e| layer_err(w, e))?,
+            )),
+            Format::Squashfs => Self::Squashfs(Box::new(
+                imgpipe_squashfs::Reader::open_at(s.base.clone(), s.off, limits())
+                    .map_err(|e| layer_err(w, e))?,
+            )),
+            Format::Erofs => Self::Erofs(Box::new(
+                imgpipe_squashfs::erofs::ErofsReader::open_at(s.base.clone(), s.off, limits())
+                    .map_err(|e| layer_err(w, e))?,
+            )),
+            Format::Fat => Self::Fat(Box::new(
+                imgpipe_gptpart::FatVolume::open(s.stream()).map_err(|e| layer_err(w, e))?,
+            )),
+            other => return Err(layer_err(w, format!("{other} holds no file tree"))),
+        })
+    }
 }
 
 /// Where `e`'s content is held on side `b_side` of the filesystem `fs`: its place when
@@ -760,36 +818,8 @@ impl Walker<'_> {
         let w = &within;
         match kind {
             Format::Gpt => self.compare_gpt(a, b, w),
-            Format::Iso9660 => {
-                let open = |s: Src<'_>| {
-                    imgpipe_isofs::Reader::open(s.stream()).map_err(|e| layer_err(w, e))
-                };
-                self.compare_fs(&open(a)?, &open(b)?, a, b, w)
-            }
-            Format::Squashfs => {
-                let open = |s: Src<'_>| {
-                    let limits = imgpipe_squashfs::Limits::default();
-                    imgpipe_squashfs::Reader::open_at(s.base.clone(), s.off, limits)
-                        .map_err(|e| layer_err(w, e))
-                };
-                self.compare_fs(&open(a)?, &open(b)?, a, b, w)
-            }
-            Format::Erofs => {
-                let open = |s: Src<'_>| {
-                    imgpipe_squashfs::erofs::ErofsReader::open_at(
-                        s.base.clone(),
-                        s.off,
-                        imgpipe_squashfs::Limits::default(),
-                    )
-                    .map_err(|e| layer_err(w, e))
-                };
-                self.compare_fs(&open(a)?, &open(b)?, a, b, w)
-            }
-            Format::Fat => {
-                let open = |s: Src<'_>| {
-                    imgpipe_gptpart::FatVolume::open(s.stream()).map_err(|e| layer_err(w, e))
-                };
-                self.compare_fs(&open(a)?, &open(b)?, a, b, w)
+            Format::Iso9660 | Format::Squashfs | Format::Erofs | Format::Fat => {
+                self.compare_trees(kind, kind, a, b, w)
             }
             Format::Luks2 => self.compare_luks(a, b, w),
             // `kind` only yields filesystems, disks and LUKS2 volumes.
@@ -797,11 +827,46 @@ impl Walker<'_> {
         }
     }
 
-    /// Compares two filesystems of one format entry by entry, through [`FsRead`].
-    fn compare_fs<R: FsRead>(
+    /// Compares the file trees of two filesystems of kinds `ka` and `kb` (the same, or two
+    /// formats holding the same kind of tree: a squashfs root and its EROFS repack).
+    fn compare_trees(
         &mut self,
-        ra: &R,
-        rb: &R,
+        ka: Format,
+        kb: Format,
+        a: Src<'_>,
+        b: Src<'_>,
+        w: &[String],
+    ) -> Result<()> {
+        let fb = AnyFs::open(kb, b, w)?;
+        match AnyFs::open(ka, a, w)? {
+            AnyFs::Iso(r) => self.compare_with(r.as_ref(), &fb, a, b, w),
+            AnyFs::Squashfs(r) => self.compare_with(r.as_ref(), &fb, a, b, w),
+            AnyFs::Erofs(r) => self.compare_with(r.as_ref(), &fb, a, b, w),
+            AnyFs::Fat(r) => self.compare_with(r.as_ref(), &fb, a, b, w),
+        }
+    }
+
+    fn compare_with<RA: FsRead>(
+        &mut self,
+        ra: &RA,
+        fb: &AnyFs,
+        a: Src<'_>,
+        b: Src<'_>,
+        w: &[String],
+    ) -> Result<()> {
+        match fb {
+            AnyFs::Iso(r) => self.compare_fs(ra, r.as_ref(), a, b, w),
+            AnyFs::Squashfs(r) => self.compare_fs(ra, r.as_ref(), a, b, w),
+            AnyFs::Erofs(r) => self.compare_fs(ra, r.as_ref(), a, b, w),
+            AnyFs::Fat(r) => self.compare_fs(ra, r.as_ref(), a, b, w),
+        }
+    }
+
+    /// Compares two filesystems entry by entry, through [`FsRead`].
+    fn compare_fs<RA: FsRead, RB: FsRead>(
+        &mut self,
+        ra: &RA,
+        rb: &RB,
         a: Src<'_>,
         b: Src<'_>,
         within: &[String],
@@ -913,7 +978,9 @@ impl Walker<'_> {
                 match (ca, cb) {
                     (Some(oa), Some(ob)) => match (a.sub(oa, x.size), b.sub(ob, y.size)) {
                         (Some(na), Some(nb)) => match (na.kind()?, nb.kind()?) {
-                            (Some(ka), Some(kb)) if ka == kb => Some((ka, na, nb)),
+                            (Some(ka), Some(kb)) if trees_comparable(ka, kb) => {
+                                Some((ka, kb, na, nb))
+                            }
                             _ => None,
                         },
                         _ => None,
@@ -923,16 +990,26 @@ impl Walker<'_> {
             } else {
                 None
             };
-            let refused = nested
-                .and_then(|(k, na, nb)| self.refuse_nested(na, nb).or_else(|| self.locked(k, k)));
+            let refused = nested.and_then(|(ka, kb, na, nb)| {
+                self.refuse_nested(na, nb).or_else(|| self.locked(ka, kb))
+            });
             match (nested, refused) {
                 (Some(_), Some(why)) => {
                     self.push(within, path, content(x.size, y.size, digests, Some(&why)));
                 }
-                (Some((k, na, nb)), None) => {
+                (Some((k, kb, na, nb)), None) if k == kb => {
                     let mut inner = within.to_vec();
                     inner.push(format!("{path} ({})", k.name()));
                     self.descend(k, na, nb, &inner, path, within)?;
+                }
+                (Some((ka, kb, na, nb)), None) => {
+                    // Another format, same kind of tree: the change of format, then the files.
+                    let (fa, fb) = (ka.name(), kb.name());
+                    let f = Found::new(DiffKind::Type, format!("format {fa} -> {fb}"));
+                    self.push(within, path, f.values(fa, fb));
+                    let mut inner = within.to_vec();
+                    inner.push(format!("{path} ({fa} -> {fb})"));
+                    self.descend_quiet(ka, kb, na, nb, &inner, path, within)?;
                 }
                 (None, _) => {
                     let both = (
@@ -982,12 +1059,12 @@ impl Walker<'_> {
     /// others are compared as stored, counted against the work budget. `false` when either
     /// side has no stored pieces (inline data) or they do not match.
     #[allow(clippy::too_many_arguments)]
-    fn same_stored<R: FsRead>(
+    fn same_stored<RA: FsRead, RB: FsRead>(
         &mut self,
-        ra: &R,
-        nx: &R::Node,
-        rb: &R,
-        ny: &R::Node,
+        ra: &RA,
+        nx: &RA::Node,
+        rb: &RB,
+        ny: &RB::Node,
         a: Src<'_>,
         b: Src<'_>,
     ) -> Result<bool> {
@@ -1076,20 +1153,16 @@ impl Walker<'_> {
     }
 
     /// Identical content stored at other offsets of the two filesystems (noise).
-    fn push_placement<R: FsRead>(
+    fn push_placement<RA: FsRead, RB: FsRead>(
         &mut self,
-        ra: &R,
-        nx: &R::Node,
-        rb: &R,
-        ny: &R::Node,
+        ra: &RA,
+        nx: &RA::Node,
+        rb: &RB,
+        ny: &RB::Node,
         within: &[String],
         path: &str,
     ) -> Result<()> {
-        let first = |r: &R, n: &R::Node| -> Result<Option<u64>> {
-            let e = r.extents(n).map_err(|e| layer_err(within, e))?;
-            Ok(e.and_then(|e| e.first().map(|x| x.image_offset)))
-        };
-        if let (Some(oa), Some(ob)) = (first(ra, nx)?, first(rb, ny)?)
+        if let (Some(oa), Some(ob)) = (first_offset(ra, nx, within)?, first_offset(rb, ny, within)?)
             && oa != ob
         {
             let what = format!("same content stored at {oa:#x} -> {ob:#x} (noise)");
@@ -1110,7 +1183,7 @@ impl Walker<'_> {
         path: &str,
         within: &[String],
     ) -> Result<()> {
-        if !self.descend_quiet(k, a, b, inner, path, within)? {
+        if !self.descend_quiet(k, k, a, b, inner, path, within)? {
             self.push_structure(k, a, b, path, within);
         }
         Ok(())
@@ -1118,9 +1191,11 @@ impl Walker<'_> {
 
     /// [`descend`](Self::descend) without the conclusion when no file differs; returns
     /// whether anything was reported.
+    #[allow(clippy::too_many_arguments)]
     fn descend_quiet(
         &mut self,
         k: Format,
+        kb: Format,
         a: Src<'_>,
         b: Src<'_>,
         inner: &[String],
@@ -1130,7 +1205,12 @@ impl Walker<'_> {
         let before = self.out.differences.len() as u64 + self.out.omitted;
         self.compared.insert(region(a, b), layer(inner));
         self.ancestors.push(region(a, b));
-        let r = self.compare(k, a, b, inner);
+        let r = if k == kb {
+            self.compare(k, a, b, inner)
+        } else {
+            self.out.compared.push(layer(inner));
+            self.compare_trees(k, kb, a, b, inner)
+        };
         self.ancestors.pop();
         match r {
             Ok(()) => {}
@@ -1281,7 +1361,7 @@ impl Walker<'_> {
         };
         let mut inner = within.to_vec();
         inner.push(format!("payload ({})", k.name()));
-        if !self.descend_quiet(k, pa, pb, &inner, "payload", within)? {
+        if !self.descend_quiet(k, k, pa, pb, &inner, "payload", within)? {
             if same(self)? {
                 self.push_headers_differ(within, la);
             } else {

@@ -459,3 +459,74 @@ fn equal_stored_bytes_under_another_compressor_are_not_equal_content() {
         Err(e) => assert!(e.to_string().contains("decompress data block"), "{e}"),
     }
 }
+
+/// `squashfs(variant)` repacked as EROFS through [`imgpipe_repro::image_tree`].
+fn erofs_of(variant: u8, dir: &Path) -> Vec<u8> {
+    use imgpipe_squashfs::erofs::{ErofsBuilder, ErofsWriteOptions};
+    let sq = dir.join(format!("src-{variant}.sqfs"));
+    std::fs::write(&sq, squashfs(variant)).unwrap();
+    let (_, tree) = imgpipe_repro::image_tree(&sq).unwrap().unwrap();
+    let mut b = ErofsBuilder::new(ErofsWriteOptions::new(T.into(), [7; 16])).unwrap();
+    b.add_fstree(&tree).unwrap();
+    let mut out = Cursor::new(Vec::new());
+    b.build(&mut out).unwrap();
+    out.into_inner()
+}
+
+/// A squashfs root and its EROFS repack: the change of format is reported, then their
+/// files are compared as any two trees are.
+#[test]
+fn a_squashfs_and_an_erofs_of_it_are_compared_file_by_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |n: &str| tmp.path().join(n);
+    std::fs::write(p("a.sqfs"), squashfs(0)).unwrap();
+    std::fs::write(p("same.erofs"), erofs_of(0, tmp.path())).unwrap();
+    std::fs::write(p("other.erofs"), erofs_of(1, tmp.path())).unwrap();
+    let format = |d: &[FileDifference]| has(d, &[], "/", "format squashfs -> erofs");
+
+    // The same tree: the format is all.
+    let d = diff(&p("a.sqfs"), &p("same.erofs"));
+    assert!(format(&d), "{d:#?}");
+    assert_eq!(d.len(), 1, "{d:#?}");
+
+    // Another tree: its differences, as between two squashfs images.
+    let d = diff(&p("a.sqfs"), &p("other.erofs"));
+    let w = ["squashfs -> erofs"];
+    assert!(format(&d), "{d:#?}");
+    assert!(
+        has(&d, &w, "/etc/hostname", "content (7 vs 7 bytes)"),
+        "{d:#?}"
+    );
+    assert!(has(&d, &w, "/usr/bin/tool", "mode 0755 -> 0700"), "{d:#?}");
+    assert!(has(&d, &w, "/only-a", "only in A"), "{d:#?}");
+    assert_eq!(d.len(), 4, "{d:#?}");
+
+    // Inside an ISO: the root image's new format at its path, then its files.
+    let iso_with = |root: Vec<u8>, path: &Path| {
+        use imgpipe_isofs::{Builder, Metadata, Options};
+        let mut b = Builder::new(Options::new("LIVE", T.into()));
+        b.add_dir("LiveOS", Metadata::directory(0o755)).unwrap();
+        b.add_file("LiveOS/squashfs.img", Metadata::file(0o644), root)
+            .unwrap();
+        b.build(&mut File::create(path).unwrap()).unwrap();
+    };
+    iso_with(squashfs(0), &p("a.iso"));
+    iso_with(erofs_of(1, tmp.path()), &p("b.iso"));
+    let d = diff(&p("a.iso"), &p("b.iso"));
+    assert!(
+        has(
+            &d,
+            &["iso9660"],
+            "/LiveOS/squashfs.img",
+            "format squashfs -> erofs"
+        ),
+        "{d:#?}"
+    );
+    let inner = ["iso9660", "/LiveOS/squashfs.img (squashfs -> erofs)"];
+    assert!(
+        has(&d, &inner, "/etc/hostname", "content (7 vs 7 bytes)"),
+        "{d:#?}"
+    );
+    assert!(has(&d, &inner, "/only-a", "only in A"), "{d:#?}");
+    assert_eq!(d.len(), 4, "{d:#?}");
+}

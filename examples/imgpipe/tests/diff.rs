@@ -1095,3 +1095,62 @@ fn equal_payloads_under_other_keys_leave_the_headers() {
         "{v:#}"
     );
 }
+
+/// A squashfs and an EROFS image (the repack `erofs create` makes of it, or of another
+/// tree): the change of format heads the report, then the files that differ.
+#[test]
+fn a_squashfs_and_its_erofs_repack_are_compared_file_by_file() {
+    let t = tempdir();
+    let p = |n: &str| t.path().join(n);
+    let bin = env!("CARGO_BIN_EXE_imgpipe");
+    fs::create_dir_all(p("src/etc")).unwrap();
+    fs::write(p("src/etc/motd"), "hello\n").unwrap();
+    imgpipe_testsupport::set_mtimes(&p("src"), 1_700_000_000);
+    let create = |args: &[&std::ffi::OsStr]| {
+        let o = Command::new(bin).args(args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let (sq, same, other) = (p("a.sqfs"), p("same.erofs"), p("other.erofs"));
+    create(&[
+        "squashfs".as_ref(),
+        "create".as_ref(),
+        "-o".as_ref(),
+        sq.as_os_str(),
+        p("src").as_os_str(),
+    ]);
+    create(&[
+        "erofs".as_ref(),
+        "create".as_ref(),
+        "-o".as_ref(),
+        same.as_os_str(),
+        sq.as_os_str(),
+    ]);
+    fs::write(p("src/etc/motd"), "world\n").unwrap();
+    imgpipe_testsupport::set_mtimes(&p("src"), 1_700_000_000);
+    create(&[
+        "erofs".as_ref(),
+        "create".as_ref(),
+        "-o".as_ref(),
+        other.as_os_str(),
+        p("src").as_os_str(),
+    ]);
+
+    let (code, v) = diff(&sq, &same);
+    assert_eq!(code, 1);
+    let files = &v["files"]["differences"];
+    assert_eq!(files.as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(files[0]["what"], "format squashfs -> erofs");
+
+    let o = Command::new(bin)
+        .arg("diff")
+        .arg(&sq)
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("files that differ:\n  /: format squashfs -> erofs\n  squashfs -> erofs:\n    /etc/motd: content (6 vs 6 bytes)"),
+        "{text}"
+    );
+}

@@ -111,11 +111,13 @@ fn report_path(side: &str, within: &[String], path: &str) -> std::path::PathBuf 
 pub fn print_files(n: &imgpipe_repro::NestedDiff, indent: &str) {
     let mut layer: Option<&[String]> = None;
     for f in &n.differences {
-        if layer != Some(f.within.as_slice()) {
+        // A difference of the images themselves (their formats) heads no layer.
+        let sub = if f.within.is_empty() { "" } else { "  " };
+        if layer != Some(f.within.as_slice()) && !f.within.is_empty() {
             println!("{indent}{}:", f.within.join(" > "));
-            layer = Some(f.within.as_slice());
         }
-        println!("{indent}  {}: {}", f.path, f.what);
+        layer = Some(f.within.as_slice());
+        println!("{indent}{sub}{}: {}", f.path, f.what);
         if let Some(r) = &f.reason {
             for d in &r.details {
                 println!("{indent}    {}: {d}", r.format);
