@@ -61,6 +61,12 @@ impl Format {
             Format::Iso9660 | Format::Gpt | Format::Squashfs | Format::Erofs | Format::Fat
         )
     }
+
+    /// Whether it holds a file tree (every filesystem but a partition table): any two such
+    /// are compared file by file, whatever their formats.
+    pub fn holds_tree(self) -> bool {
+        self.is_filesystem() && self != Format::Gpt
+    }
 }
 
 impl std::fmt::Display for Format {

@@ -629,13 +629,7 @@ fn first_offset<R: FsRead>(r: &R, node: &R::Node, within: &[String]) -> Result<O
 /// Whether two formats hold trees [`Walker::compare_trees`] compares: the same format, or
 /// two of ISO9660, squashfs, EROFS and FAT.
 fn trees_comparable(ka: Format, kb: Format) -> bool {
-    let tree = |k| {
-        matches!(
-            k,
-            Format::Iso9660 | Format::Squashfs | Format::Erofs | Format::Fat
-        )
-    };
-    ka == kb || (tree(ka) && tree(kb))
+    ka == kb || (ka.holds_tree() && kb.holds_tree())
 }
 
 /// One side's filesystem, opened by its detected format.
@@ -818,9 +812,7 @@ impl Walker<'_> {
         let w = &within;
         match kind {
             Format::Gpt => self.compare_gpt(a, b, w),
-            Format::Iso9660 | Format::Squashfs | Format::Erofs | Format::Fat => {
-                self.compare_trees(kind, kind, a, b, w)
-            }
+            k if k.holds_tree() => self.compare_trees(k, k, a, b, w),
             Format::Luks2 => self.compare_luks(a, b, w),
             // `kind` only yields filesystems, disks and LUKS2 volumes.
             other => Err(layer_err(w, format!("{other} is not a filesystem"))),
