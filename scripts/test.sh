@@ -30,9 +30,13 @@ fi
 # erofs-utils 1.8.6 (lzma, deflate, zstd, fragments, dedupe, --workers): Debian 12 ships 1.5, so
 # build trixie's source package into .tools/ once. Tests find it through
 # imgpipe_testsupport::erofs_utils().
+# MAX_BLOCK_SIZE: blocks up to 64 KiB (`mkfs.erofs -b`, images our writer makes for 16K- and
+# 64K-page machines) instead of this machine's page size, so that fsck.erofs checks those too.
 EROFS_UTILS_VERSION=1.8.6
+EROFS_UTILS_CONFIG="MAX_BLOCK_SIZE=65536"
 EROFS_UTILS=.tools/erofs-utils-$EROFS_UTILS_VERSION
-if [ ! -x "$EROFS_UTILS/bin/mkfs.erofs" ]; then
+if [ ! -x "$EROFS_UTILS/bin/mkfs.erofs" ] \
+  || [ "$(cat "$EROFS_UTILS/configured-with" 2>/dev/null)" != "$EROFS_UTILS_CONFIG" ]; then
   echo "== building erofs-utils $EROFS_UTILS_VERSION from Debian trixie's source package"
   build_deps=(autoconf automake libtool pkg-config make gcc liblzma-dev liblz4-dev libzstd-dev
     libdeflate-dev uuid-dev zlib1g-dev)
@@ -52,7 +56,7 @@ if [ ! -x "$EROFS_UTILS/bin/mkfs.erofs" ]; then
     cd erofs-utils-*/
     ./autogen.sh >/dev/null 2>&1
     ./configure -q --prefix="$scratch/prefix" --enable-lzma --enable-multithreading \
-      --with-libzstd --with-libdeflate >/dev/null
+      --with-libzstd --with-libdeflate "$EROFS_UTILS_CONFIG" >/dev/null
     make -j"$(nproc)" -s >/dev/null 2>&1
     make install -s >/dev/null 2>&1
   )
@@ -61,6 +65,7 @@ if [ ! -x "$EROFS_UTILS/bin/mkfs.erofs" ]; then
   mkdir -p .tools
   rm -rf "$EROFS_UTILS"
   mv "$scratch/prefix" "$EROFS_UTILS"
+  echo "$EROFS_UTILS_CONFIG" > "$EROFS_UTILS/configured-with"
   rm -rf "$scratch"
 fi
 export IMGPIPE_EROFS_UTILS="$PWD/$EROFS_UTILS/bin"

@@ -519,8 +519,9 @@ fn sizes_and_directories_at_block_boundaries() {
 }
 
 /// Larger blocks (what kernels with 16 or 64 KiB pages mount; this machine's kernel and
-/// fsck.erofs 1.5 refuse any block size but the 4 KiB page size, so only our reader checks):
-/// the same tree reads back with 16 KiB and 64 KiB blocks.
+/// fsck.erofs 1.5 refuse any block size but the 4 KiB page size): the same tree reads back
+/// with 16 KiB and 64 KiB blocks, and fsck.erofs 1.8.6 built for 64 KiB blocks
+/// (scripts/test.sh) checks the images.
 #[test]
 fn larger_block_sizes_read_back() {
     let tmp = tempdir();
@@ -538,9 +539,15 @@ fn larger_block_sizes_read_back() {
         let bytes = out.into_inner();
         assert_eq!(bytes.len() as u64, report.image_size);
         assert_eq!(bytes.len() as u64 % u64::from(bs), 0);
-        let r = ErofsReader::open_at(Bytes(bytes), 0, Limits::default()).unwrap();
+        let r = ErofsReader::open_at(Bytes(bytes.clone()), 0, Limits::default()).unwrap();
         assert_eq!(r.superblock().blkszbits, bs.trailing_zeros() as u8);
         assert_eq!(image_facts(&r), tree_facts(&tree), "block size {bs}");
+        if let Some(fsck) = imgpipe_testsupport::erofs_utils("fsck.erofs") {
+            let img = tmp.path().join(format!("b{bs}.erofs"));
+            std::fs::write(&img, &bytes).unwrap();
+            let out = run_status(&fsck, [OsStr::new("--extract"), img.as_os_str()]);
+            assert!(out.status.success(), "block size {bs}: {out:?}");
+        }
     }
 }
 
@@ -688,18 +695,23 @@ proptest::proptest! {
             (0u8..7, 0usize..70_000, 0u32..70_000, -5i64..5, 0usize..4, 0u8..3),
             1..24,
         ),
-        mode in 0usize..5,
+        mode in 0usize..7,
     ) {
         use imgpipe_squashfs::erofs::{ErofsAlgorithm, ErofsCompression};
         let tree = random_tree(items, true);
         let mut o = ErofsWriteOptions::new(T as u64, UUID);
-        let (alg, pcluster, fragments, tail, dedupe) = [
-            (ErofsAlgorithm::Lz4, 4096, false, false, false),
-            (ErofsAlgorithm::Lz4hc, 65_536, true, true, false),
-            (ErofsAlgorithm::Zstd, 16_384, false, true, true),
-            (ErofsAlgorithm::Lzma, 1 << 20, true, true, false),
-            (ErofsAlgorithm::Deflate, 65_536, false, false, true),
+        // The last two use blocks above 4 KiB (mkfs.erofs -b): fsck.erofs reads those, the
+        // kernel only blocks up to its page size.
+        let (alg, block, pcluster, fragments, tail, dedupe) = [
+            (ErofsAlgorithm::Lz4, 4096, 4096, false, false, false),
+            (ErofsAlgorithm::Lz4hc, 4096, 65_536, true, true, false),
+            (ErofsAlgorithm::Zstd, 4096, 16_384, false, true, true),
+            (ErofsAlgorithm::Lzma, 4096, 1 << 20, true, true, false),
+            (ErofsAlgorithm::Deflate, 4096, 65_536, false, false, true),
+            (ErofsAlgorithm::Zstd, 16_384, 65_536, true, true, true),
+            (ErofsAlgorithm::Lz4hc, 65_536, 65_536, false, true, false),
         ][mode];
+        o.block_size = block;
         o.compression = Some(ErofsCompression::new(alg));
         o.pcluster_size = pcluster;
         o.fragments = fragments;

@@ -25,8 +25,8 @@ use super::plan::{Inode, Plan, image_blocks};
 use super::zdata::{ZConfig, ZUnit, compress_segment};
 use super::zindex::{
     ADVISE_BIG_PCLUSTER_1, ADVISE_BIG_PCLUSTER_2, ADVISE_COMPACTED_2B, ADVISE_FRAGMENT_PCLUSTER,
-    ADVISE_INLINE_PCLUSTER, ZExtent, compact_indexes, compact_len, full_indexes, full_len,
-    lcluster_count, map_header, whole_fragment_header,
+    ADVISE_INLINE_PCLUSTER, ZExtent, compact_fits, compact_indexes, compact_len, full_indexes,
+    full_len, lcluster_count, map_header, whole_fragment_header,
 };
 use super::{ErofsBuildReport, ErofsReservedSlot, ErofsWriteOptions};
 use crate::erofs::raw::{
@@ -543,7 +543,7 @@ fn zmeta(
     let big = opts.pcluster() > opts.block_size;
     let bbits = opts.block_size.trailing_zeros();
     let mpos = at + 8;
-    let compact = if z.full {
+    let compact = if z.full || !compact_fits(bbits) {
         None
     } else {
         compact_indexes(&z.extents, bbits, big, mpos, true, z.start)
@@ -582,7 +582,7 @@ fn zmeta(
 fn zmeta_len(isize: u64, xsize: u64, size: u64, bbits: u32, idata: u64, full: bool) -> u64 {
     let at = map_at(isize, xsize);
     let n = lcluster_count(size, bbits);
-    let idx = if full {
+    let idx = if full || !compact_fits(bbits) {
         8 + full_len(n)
     } else {
         compact_len(n, at + 8, true)

@@ -174,6 +174,14 @@ pub(super) fn compact_split(total: u64, mpos: u64, two_byte: bool) -> (u64, u64,
     (initial, two, total - initial - two)
 }
 
+/// Whether a file with `bbits`-bit logical clusters can take compact indexes as this writer
+/// lays them out (two-byte packs of sixteen, with four-byte packs around them). The kernel
+/// reads two-byte packs for 4 KiB lclusters only and four-byte ones up to 16 KiB
+/// (`unpack_compacted_index`); images with larger blocks take full indexes.
+pub(super) fn compact_fits(bbits: u32) -> bool {
+    bbits == 12
+}
+
 /// Compact indexes (without the map header) for `extents`, the first pcluster at block
 /// `start`. Each pack stores one base address, and the kernel derives every head's address
 /// in the pack from it and the block counts before it; a pack's base follows the heads'
