@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use imgpipe_fstree::FsRead;
 use imgpipe_squashfs::erofs::raw::{
-    LCLUSTER_TYPE_NONHEAD, LCLUSTER_TYPE_PLAIN, LclusterIndex, MapHeader, full_index_offset,
-    map_header_offset,
+    ADVISE_COMPACTED_2B, LCLUSTER_TYPE_NONHEAD, LCLUSTER_TYPE_PLAIN, LclusterIndex, MapHeader,
+    full_index_offset, map_header_offset,
 };
 use imgpipe_squashfs::erofs::{ErofsInode, ErofsReader};
 use imgpipe_squashfs::{Bytes, Limits};
@@ -397,4 +397,27 @@ fn claimed_sizes_and_unknown_features() {
     put(&mut b2, 1024 + 80, &(fi | 0x80).to_le_bytes());
     let e = ErofsReader::open_at(Bytes(b2), 0, Limits::default()).unwrap_err();
     assert!(e.to_string().contains("unsupported"), "{e}");
+}
+
+/// Two-byte compact index slots hold 12-bit cluster offsets: with `h_clusterbits` saying
+/// 8 KiB logical clusters, a file whose indexes have a two-byte pack is refused (the kernel
+/// and fsck.erofs refuse it too) with the reason, where its slots used to be decoded with
+/// the wrong widths and failed later on a "bogus look-back distance".
+#[test]
+fn two_byte_compact_indexes_over_larger_lclusters_are_refused() {
+    let tmp = tempdir();
+    let text: String = (0..40_000).map(|k| format!("line {k}\n")).collect();
+    std::fs::write(tmp.path().join("text"), text).unwrap();
+    let Some(mut b) = mkfs(tmp.path(), &["-zlz4hc"]) else {
+        return;
+    };
+    let i = node(&open(&b), "text");
+    assert_eq!(i.layout, 3, "compact indexes");
+    let h = map_header_offset(inline_at(&i) as u64) as usize;
+    let mut header = MapHeader::parse(&b[h..], 0).unwrap();
+    assert_ne!(header.advise & ADVISE_COMPACTED_2B, 0);
+    header.clusterbits += 1;
+    put(&mut b, h, &header.to_bytes());
+    let e = read_err(&b, "text");
+    assert!(e.contains("two-byte compact indexes"), "{e}");
 }

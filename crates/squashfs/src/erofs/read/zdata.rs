@@ -134,11 +134,19 @@ impl<'r> ZMap<'r> {
                 ));
             }
             let total = i.size.div_ceil(r.blksz);
-            Form::Compact(CompactLayout::new(
+            let layout = CompactLayout::new(
                 compact_index_offset(i.inline_at()),
                 total,
                 advise & ADVISE_COMPACTED_2B != 0,
-            ))
+            );
+            // Two-byte slots hold 12-bit cluster offsets (`unpack_compacted_index`).
+            if layout.compacted_2b > 0 && bits != 12 {
+                return Err(bad(
+                    "h_advise",
+                    "two-byte compact indexes over lclusters other than 4 KiB",
+                ));
+            }
+            Form::Compact(layout)
         } else {
             Form::Full(full_index_offset(i.inline_at()))
         };
