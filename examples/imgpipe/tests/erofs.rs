@@ -201,6 +201,36 @@ fn compressed_create_reserves_a_slot_and_names_bad_flags() {
     );
     assert!(fs::read(&one).unwrap() == bytes);
 
+    // 16 KiB blocks (for kernels with 16 KiB pages): fsck.erofs checks them, our reader
+    // gives the file back.
+    let big = t.path().join("b16.erofs");
+    create(
+        &src,
+        &big,
+        &[
+            "--block-size",
+            "16K",
+            "--comp",
+            "lz4hc",
+            "--cluster-size",
+            "64K",
+        ],
+    );
+    let ins = imgpipe(["inspect".as_ref(), big.as_os_str()]);
+    assert!(String::from_utf8_lossy(&ins.stdout).contains("Block size:    16 KiB"));
+    if let Some(fsck) = imgpipe_testsupport::erofs_utils("fsck.erofs") {
+        run(&fsck, [OsStr::new("--extract"), big.as_os_str()]);
+    }
+    let x = t.path().join("x16");
+    let o = imgpipe([
+        "erofs".as_ref(),
+        "extract".as_ref(),
+        big.as_os_str(),
+        x.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(fs::read(x.join("etc/text")).unwrap() == text.as_bytes());
+
     // Bad flags: exit 2, one line naming the flag.
     let out = t.path().join("bad.erofs");
     for (args, flag) in [
@@ -215,6 +245,8 @@ fn compressed_create_reserves_a_slot_and_names_bad_flags() {
             vec!["--comp", "lz4", "--cluster-size", "2M"],
             "--cluster-size",
         ),
+        (vec!["--block-size", "3K"], "--block-size"),
+        (vec!["--block-size", "128K"], "--block-size"),
         (vec!["--fragments"], "--fragments"),
         (vec!["--reserve", "etc/slot.bin"], "--reserve"),
         (vec!["--reserve", "etc/missing:4K"], "--reserve"),

@@ -47,6 +47,10 @@ struct CreateArgs {
     /// as `--comp ALG,LEVEL`.
     #[arg(long)]
     level: Option<u32>,
+    /// Block size: 4K (the default; what kernels with 4 KiB pages, x86-64's, mount), 16K or
+    /// 64K for kernels with larger pages (as mkfs.erofs -b; bytes, or with K).
+    #[arg(long, default_value = "4K", value_parser = crate::size::parse_size_u32)]
+    block_size: u32,
     /// Largest physical cluster: a multiple of the block size up to 1M (bytes, or with K/M,
     /// as mkfs.erofs -C).
     #[arg(long, value_parser = crate::size::parse_size_u32)]
@@ -207,6 +211,7 @@ fn flag_error(e: imgpipe_squashfs::Error) -> anyhow::Error {
     if let imgpipe_squashfs::Error::InvalidOption { option, reason } = &e {
         let flag = match *option {
             "pcluster_size" => "--cluster-size",
+            "block_size" => "--block-size",
             "compression" => "--comp",
             "threads" => "--processors",
             "reserve" => "--reserve",
@@ -245,6 +250,7 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
         }
     };
     let mut opts = ErofsWriteOptions::new(epoch, uuid);
+    opts.block_size = a.block_size;
     opts.volume_name = label.into_bytes();
     opts.all_root = a.no_owners;
     opts.clamp_mtime = a.common.clamp_mtime;
