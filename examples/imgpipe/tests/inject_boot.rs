@@ -2,7 +2,9 @@
 //! without the marker (an empty placeholder in the EROFS root), `imgpipe inject` of a piece
 //! whose first line is a new marker into the ISO and the disk, and the guest's `/init` prints
 //! that line from inside the mounted root (UEFI CD and BIOS USB from the ISO, UEFI from the
-//! disk image).
+//! disk image). The same `inject` puts a second piece into a slot in the ESP
+//! (`--reserve-esp`): the firmware and GRUB read that patched FAT (GRUB, its configuration,
+//! and on the disk the kernel and initrd), so the boots prove it whole.
 
 use std::fs;
 use std::path::Path;
@@ -83,6 +85,7 @@ fn injected_piece_boots_from_iso_and_disk() {
         .args(["--epoch", "1700000000"])
         .args(["--rootfs", "erofs", "--comp", "lz4hc"])
         .args(["--reserve", "imgpipe-marker:64K"])
+        .args(["--reserve-esp", "kiosk/piece.html:64K"])
         .env_remove("SOURCE_DATE_EPOCH")
         .output()
         .unwrap();
@@ -97,12 +100,13 @@ fn injected_piece_boots_from_iso_and_disk() {
     let piece_path = d.join("piece.html");
     fs::write(&piece_path, &piece).unwrap();
     let put = format!("imgpipe-marker={}", piece_path.display());
+    let put_esp = format!("kiosk/piece.html={}", piece_path.display());
     let (iso2, disk2) = (d.join("kiosk.iso"), d.join("kiosk.img"));
     for (base, out_path) in [(&iso, &iso2), (&disk, &disk2)] {
         let o = Command::new(env!("CARGO_BIN_EXE_imgpipe"))
             .arg("inject")
             .arg(base)
-            .args(["--put", &put])
+            .args(["--put", &put, "--put", &put_esp])
             .arg("-o")
             .arg(out_path)
             .output()
