@@ -1236,7 +1236,9 @@ impl Walker<'_> {
     }
 
     /// Compares two LUKS2 volumes: with [`Passphrases`], both are unlocked and their
-    /// payloads compared as the nested layer `payload (FORMAT)`, decrypted as they are read;
+    /// payloads compared as the nested layer `payload (FORMAT)` (`payload (A -> B)` after a
+    /// `format A -> B` line when they are two formats of one kind of tree), decrypted as
+    /// they are read;
     /// without, the payloads' ciphertext is compared and a difference reported as encrypted.
     /// When both volumes share one volume key and geometry at one place, equal ciphertext
     /// sectors are equal plaintext sectors (XTS works sector by sector): only the byte diff's
@@ -1339,11 +1341,15 @@ impl Walker<'_> {
                 _ => w.digest(pa)? == w.digest(pb)?,
             })
         };
-        let kind = match (pa.kind()?, pb.kind()?) {
-            (Some(ka), Some(kb)) if ka == kb && within.len() < self.opts.max_depth => Some(ka),
+        let kinds = match (pa.kind()?, pb.kind()?) {
+            (Some(ka), Some(kb))
+                if trees_comparable(ka, kb) && within.len() < self.opts.max_depth =>
+            {
+                Some((ka, kb))
+            }
             _ => None,
         };
-        let Some(k) = kind else {
+        let Some((k, kb)) = kinds else {
             if same(self)? {
                 self.push_headers_differ(within, la);
             } else {
@@ -1352,6 +1358,16 @@ impl Walker<'_> {
             return Ok(());
         };
         let mut inner = within.to_vec();
+        if k != kb {
+            // Another format, same kind of tree (a squashfs root re-encrypted as EROFS): the
+            // change of format, then the files, as for a file inside a filesystem.
+            let (fa, fb) = (k.name(), kb.name());
+            let f = Found::new(DiffKind::Type, format!("format {fa} -> {fb}"));
+            self.push(within, "payload", f.values(fa, fb));
+            inner.push(format!("payload ({fa} -> {fb})"));
+            self.descend_quiet(k, kb, pa, pb, &inner, "payload", within)?;
+            return Ok(());
+        }
         inner.push(format!("payload ({})", k.name()));
         if !self.descend_quiet(k, k, pa, pb, &inner, "payload", within)? {
             if same(self)? {

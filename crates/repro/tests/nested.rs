@@ -530,3 +530,45 @@ fn a_squashfs_and_an_erofs_of_it_are_compared_file_by_file() {
     assert!(has(&d, &inner, "/only-a", "only in A"), "{d:#?}");
     assert_eq!(d.len(), 4, "{d:#?}");
 }
+
+/// Two LUKS2 volumes, one around a squashfs root and one around an EROFS repack: unlocked,
+/// the payloads' change of format is reported, then their files are compared (the same
+/// tree: the format is all; another tree: its three differences under
+/// `payload (squashfs -> erofs)`).
+#[test]
+fn luks2_payloads_of_two_formats_are_compared_file_by_file() {
+    use std::sync::Arc;
+
+    use imgpipe_repro::{ImageDiffOptions, Passphrases, diff_images};
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |n: &str| tmp.path().join(n);
+    std::fs::write(p("a.luks"), luks_volume(&squashfs(0))).unwrap();
+    std::fs::write(p("same.luks"), luks_volume(&erofs_of(0, tmp.path()))).unwrap();
+    std::fs::write(p("other.luks"), luks_volume(&erofs_of(1, tmp.path()))).unwrap();
+    let run = |b: &str| {
+        let mut opts = ImageDiffOptions::default();
+        opts.passphrases = Some(Arc::new(Passphrases::same(b"pw".to_vec())));
+        let (fa, fb) = (File::open(p("a.luks")).unwrap(), File::open(p(b)).unwrap());
+        diff_images(&fa, &fb, opts, &mut |_| {})
+            .unwrap()
+            .files
+            .unwrap()
+            .differences
+    };
+    let format = |d: &[FileDifference]| has(d, &["luks2"], "payload", "format squashfs -> erofs");
+
+    let d = run("same.luks");
+    assert!(format(&d), "{d:#?}");
+    assert_eq!(d.len(), 1, "{d:#?}");
+
+    let d = run("other.luks");
+    let w = ["luks2", "payload (squashfs -> erofs)"];
+    assert!(format(&d), "{d:#?}");
+    assert!(
+        has(&d, &w, "/etc/hostname", "content (7 vs 7 bytes)"),
+        "{d:#?}"
+    );
+    assert!(has(&d, &w, "/usr/bin/tool", "mode 0755 -> 0700"), "{d:#?}");
+    assert!(has(&d, &w, "/only-a", "only in A"), "{d:#?}");
+    assert_eq!(d.len(), 4, "{d:#?}");
+}
