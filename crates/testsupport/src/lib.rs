@@ -47,9 +47,14 @@ pub fn tool(name: &str) -> Option<PathBuf> {
 /// lzma, deflate, zstd, fragments or dedupe).
 pub const EROFS_UTILS_VERSION: &str = "1.8.6";
 
+/// How the test command configures that build (written to `configured-with` beside `bin`):
+/// blocks up to 64 KiB, so that fsck.erofs checks images with blocks above the page size.
+pub const EROFS_UTILS_CONFIG: &str = "MAX_BLOCK_SIZE=65536";
+
 /// One erofs-utils 1.8.6 program (`mkfs.erofs`, `fsck.erofs`, `dump.erofs`): from
 /// `$IMGPIPE_EROFS_UTILS` (set by the test command), else from the workspace's
-/// `.tools/erofs-utils-1.8.6/bin`. Missing under CI panics, as [`tool`] does.
+/// `.tools/erofs-utils-1.8.6/bin`, built with [`EROFS_UTILS_CONFIG`]. Missing (or an older
+/// build without it) under CI panics, as [`tool`] does.
 pub fn erofs_utils(name: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("IMGPIPE_EROFS_UTILS")
         .map(PathBuf::from)
@@ -59,15 +64,18 @@ pub fn erofs_utils(name: &str) -> Option<PathBuf> {
                 .join(format!(".tools/erofs-utils-{EROFS_UTILS_VERSION}/bin"))
         });
     let candidate = dir.join(name);
-    if candidate.is_file() {
+    let configured = fs::read_to_string(dir.join("../configured-with")).unwrap_or_default();
+    if candidate.is_file() && configured.trim() == EROFS_UTILS_CONFIG {
         return Some(candidate);
     }
     assert!(
         !in_ci(),
-        "erofs-utils {EROFS_UTILS_VERSION} `{name}` is missing under CI=true; the test command builds it"
+        "erofs-utils {EROFS_UTILS_VERSION} `{name}` with {EROFS_UTILS_CONFIG} is missing under \
+         CI=true; the test command builds it"
     );
     eprintln!(
-        "skipping: erofs-utils {EROFS_UTILS_VERSION} `{name}` not built (run scripts/test.sh)"
+        "skipping: erofs-utils {EROFS_UTILS_VERSION} `{name}` not built with {EROFS_UTILS_CONFIG} \
+         (run scripts/test.sh)"
     );
     None
 }
