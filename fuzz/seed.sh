@@ -85,3 +85,11 @@ for i in 0 1; do
 done
 python3 -c "import sys,struct; a=open(sys.argv[1],'rb').read(); b=open(sys.argv[2],'rb').read(); open(sys.argv[3],'wb').write(struct.pack('<I',len(a))+a+b)" \
   "$t/l0.img" "$t/l1.img" "$n/luks2-squashfs-pair"
+# The first volume again, against one whose payload is an EROFS image of the second tree
+# (mkfs.erofs): the payloads' change of format is reported, then /etc/motd inside.
+mkfs.erofs -T1700000000 "$t/p1.erofs" "$t/luks1" >/dev/null
+truncate -s $((160 * 1024 + 16384)) "$t/le.img"
+cryptsetup luksFormat --type luks2 -q --disable-locks --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-size 256 --luks2-metadata-size 16k --luks2-keyslots-size 128k --offset 320 --key-file "$t/key" "$t/le.img" 2>/dev/null
+../target/release/imgpipe luks encrypt --passphrase-file "$t/key" --input "$t/p1.erofs" "$t/le.img" >/dev/null
+python3 -c "import sys,struct; a=open(sys.argv[1],'rb').read(); b=open(sys.argv[2],'rb').read(); open(sys.argv[3],'wb').write(struct.pack('<I',len(a))+a+b)" \
+  "$t/l0.img" "$t/le.img" "$n/luks2-squashfs-erofs-pair"
