@@ -995,13 +995,7 @@ impl Walker<'_> {
                     self.descend(k, na, nb, &inner, path, within)?;
                 }
                 (Some((ka, kb, na, nb)), None) => {
-                    // Another format, same kind of tree: the change of format, then the files.
-                    let (fa, fb) = (ka.name(), kb.name());
-                    let f = Found::new(DiffKind::Type, format!("format {fa} -> {fb}"));
-                    self.push(within, path, f.values(fa, fb));
-                    let mut inner = within.to_vec();
-                    inner.push(format!("{path} ({fa} -> {fb})"));
-                    self.descend_quiet(ka, kb, na, nb, &inner, path, within)?;
+                    self.descend_formats(ka, kb, na, nb, path, within)?;
                 }
                 (None, _) => {
                     let both = (
@@ -1220,6 +1214,27 @@ impl Walker<'_> {
         Ok(self.out.differences.len() as u64 + self.out.omitted != before)
     }
 
+    /// Two filesystems at `path` in two formats holding one kind of tree (a squashfs root
+    /// and its EROFS repack, as a file, a partition or a LUKS2 payload): the change of format
+    /// (`format A -> B`), then their files under the layer `PATH (A -> B)`.
+    fn descend_formats(
+        &mut self,
+        ka: Format,
+        kb: Format,
+        a: Src<'_>,
+        b: Src<'_>,
+        path: &str,
+        within: &[String],
+    ) -> Result<()> {
+        let (fa, fb) = (ka.name(), kb.name());
+        let f = Found::new(DiffKind::Type, format!("format {fa} -> {fb}"));
+        self.push(within, path, f.values(fa, fb));
+        let mut inner = within.to_vec();
+        inner.push(format!("{path} ({fa} -> {fb})"));
+        self.descend_quiet(ka, kb, a, b, &inner, path, within)
+            .map(|_| ())
+    }
+
     /// Two nested filesystems whose files all agree: their own structures differ.
     fn push_structure(&mut self, k: Format, a: Src<'_>, b: Src<'_>, path: &str, within: &[String]) {
         let what = format!(
@@ -1357,17 +1372,11 @@ impl Walker<'_> {
             }
             return Ok(());
         };
-        let mut inner = within.to_vec();
         if k != kb {
-            // Another format, same kind of tree (a squashfs root re-encrypted as EROFS): the
-            // change of format, then the files, as for a file inside a filesystem.
-            let (fa, fb) = (k.name(), kb.name());
-            let f = Found::new(DiffKind::Type, format!("format {fa} -> {fb}"));
-            self.push(within, "payload", f.values(fa, fb));
-            inner.push(format!("payload ({fa} -> {fb})"));
-            self.descend_quiet(k, kb, pa, pb, &inner, "payload", within)?;
-            return Ok(());
+            // A squashfs root re-encrypted as EROFS.
+            return self.descend_formats(k, kb, pa, pb, "payload", within);
         }
+        let mut inner = within.to_vec();
         inner.push(format!("payload ({})", k.name()));
         if !self.descend_quiet(k, k, pa, pb, &inner, "payload", within)? {
             if same(self)? {
@@ -1524,6 +1533,12 @@ impl Walker<'_> {
                     let mut inner = within.to_vec();
                     inner.push(format!("{n} ({})", ka.name()));
                     self.descend(ka, na, nb, &inner, &n, within)?;
+                }
+                // A disk whose root partition went from squashfs to EROFS.
+                (Some(ka), Some(kb))
+                    if trees_comparable(ka, kb) && within.len() < self.opts.max_depth =>
+                {
+                    self.descend_formats(ka, kb, na, nb, &n, within)?;
                 }
                 _ => self.push(within, &n, content(la, lb, None, None)),
             }

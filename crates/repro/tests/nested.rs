@@ -65,6 +65,11 @@ fn iso(variant: u8, path: &Path) {
 }
 
 fn disk(variant: u8, path: &Path) {
+    disk_with(variant, &squashfs(variant), path);
+}
+
+/// [`disk`] with `root` in its root partition.
+fn disk_with(variant: u8, root: &[u8], path: &Path) {
     use imgpipe_gptpart::{
         FatBuilder, GptBuilder, PartitionSize, PartitionSpec, Seed, partition_type,
     };
@@ -104,7 +109,7 @@ fn disk(variant: u8, path: &Path) {
     f.seek(SeekFrom::Start(esp_at)).unwrap();
     esp.build(&mut f).unwrap();
     f.seek(SeekFrom::Start(root_at)).unwrap();
-    std::io::Write::write_all(&mut f, &squashfs(variant)).unwrap();
+    std::io::Write::write_all(&mut f, root).unwrap();
 }
 
 fn diff(a: &Path, b: &Path) -> Vec<FileDifference> {
@@ -528,6 +533,31 @@ fn a_squashfs_and_an_erofs_of_it_are_compared_file_by_file() {
         "{d:#?}"
     );
     assert!(has(&d, &inner, "/only-a", "only in A"), "{d:#?}");
+    assert_eq!(d.len(), 4, "{d:#?}");
+}
+
+/// Two disks whose root partitions hold a squashfs and an EROFS image of another tree (a
+/// `build --disk` before and after `--rootfs erofs`): the partition's change of format, then
+/// the tree's three differences under `partition 2 (root) (squashfs -> erofs)`.
+#[test]
+fn a_root_partition_from_squashfs_to_erofs_is_compared_file_by_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.img"), tmp.path().join("b.img"));
+    disk(0, &a);
+    disk_with(0, &erofs_of(1, tmp.path()), &b);
+    let d = diff(&a, &b);
+    let part = "partition 2 (root)";
+    assert!(
+        has(&d, &["gpt"], part, "format squashfs -> erofs"),
+        "{d:#?}"
+    );
+    let w = ["gpt", "partition 2 (root) (squashfs -> erofs)"];
+    assert!(
+        has(&d, &w, "/etc/hostname", "content (7 vs 7 bytes)"),
+        "{d:#?}"
+    );
+    assert!(has(&d, &w, "/usr/bin/tool", "mode 0755 -> 0700"), "{d:#?}");
+    assert!(has(&d, &w, "/only-a", "only in A"), "{d:#?}");
     assert_eq!(d.len(), 4, "{d:#?}");
 }
 
