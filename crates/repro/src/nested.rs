@@ -676,6 +676,47 @@ fn held_at(b_side: bool, fs: Src<'_>, contiguous: Option<u64>, e: &Entry) -> Opt
 
 /// The ciphertext of a LUKS2 volume's payload (its crypt segment) in the volume `vol`, and
 /// its offset there, from the header alone (no key needed).
+/// The LUKS2 header of `s`, read within the limits that come with the passphrases.
+fn luks_header(s: Src<'_>, keys: Option<&Passphrases>, within: &[String]) -> Result<Luks2Header> {
+    let limits = keys.map_or_else(imgpipe_luks::Limits::default, |k| k.limits);
+    Luks2Header::read_with_limits(&mut s.stream(), limits).map_err(|e| layer_err(within, e))
+}
+
+/// Unlocks the volume `s` (the second image's when `second`) with that image's passphrase.
+fn luks_unlock(
+    s: Src<'_>,
+    h: &Luks2Header,
+    keys: &Passphrases,
+    second: bool,
+    within: &[String],
+) -> Result<(imgpipe_luks::Unlocked, imgpipe_luks::DataSegment)> {
+    match h.unlock_segment(&mut s.stream(), keys.of(second)) {
+        Ok(Some(x)) => Ok(x),
+        Ok(None) => Err(Error::WrongPassphrase {
+            second,
+            layer: layer(within),
+        }),
+        Err(e) => Err(layer_err(within, e)),
+    }
+}
+
+/// The payload of the volume `s` as a source of its own (address space `space`), decrypted
+/// as it is read.
+fn luks_plain(s: Src<'_>, seg: imgpipe_luks::DataSegment, space: u32) -> Result<Base> {
+    let dev = Slice::new(s.base.clone(), s.off, s.len);
+    let p = Plaintext::new(dev, seg).map_err(io("sizing a LUKS2 payload"))?;
+    Ok(Base {
+        space,
+        data: Arc::new(Data::Plain(p)),
+    })
+}
+
+/// One of two formats a LUKS2 volume and the other a filesystem holding a tree (a root
+/// encrypted by one build and not by the other).
+fn one_encrypted(ka: Format, kb: Format) -> bool {
+    (ka == Format::Luks2 && kb.holds_tree()) || (kb == Format::Luks2 && ka.holds_tree())
+}
+
 fn payload<'a>(h: &Luks2Header, vol: Src<'a>) -> Option<(u64, Src<'a>)> {
     let seg = h.metadata.segments.values().find(|s| s.kind == "crypt")?;
     let avail = vol.len.checked_sub(seg.offset)?;
@@ -970,7 +1011,9 @@ impl Walker<'_> {
                 match (ca, cb) {
                     (Some(oa), Some(ob)) => match (a.sub(oa, x.size), b.sub(ob, y.size)) {
                         (Some(na), Some(nb)) => match (na.kind()?, nb.kind()?) {
-                            (Some(ka), Some(kb)) if trees_comparable(ka, kb) => {
+                            (Some(ka), Some(kb))
+                                if trees_comparable(ka, kb) || one_encrypted(ka, kb) =>
+                            {
                                 Some((ka, kb, na, nb))
                             }
                             _ => None,
@@ -993,6 +1036,9 @@ impl Walker<'_> {
                     let mut inner = within.to_vec();
                     inner.push(format!("{path} ({})", k.name()));
                     self.descend(k, na, nb, &inner, path, within)?;
+                }
+                (Some((ka, kb, na, nb)), None) if one_encrypted(ka, kb) => {
+                    self.descend_one_encrypted(ka, kb, na, nb, path, within)?;
                 }
                 (Some((ka, kb, na, nb)), None) => {
                     self.descend_formats(ka, kb, na, nb, path, within)?;
@@ -1235,6 +1281,58 @@ impl Walker<'_> {
             .map(|_| ())
     }
 
+    /// A filesystem on one side and a LUKS2 volume on the other at `path` (a root encrypted
+    /// by one build only): the change of format; then, with passphrases, the volume is
+    /// unlocked and the filesystem's files are compared with its payload's, under the layer
+    /// `PATH (squashfs -> luks2 > payload (squashfs))` (or the other way round).
+    fn descend_one_encrypted(
+        &mut self,
+        ka: Format,
+        kb: Format,
+        a: Src<'_>,
+        b: Src<'_>,
+        path: &str,
+        within: &[String],
+    ) -> Result<()> {
+        let (fa, fb) = (ka.name(), kb.name());
+        let f = Found::new(DiffKind::Type, format!("format {fa} -> {fb}"));
+        self.push(within, path, f.values(fa, fb));
+        let Some(keys) = self.keys else {
+            return Ok(());
+        };
+        let second = kb == Format::Luks2;
+        let vol = if second { b } else { a };
+        let mut at = within.to_vec();
+        at.push(format!("{path} (luks2)"));
+        let h = luks_header(vol, Some(keys), &at)?;
+        let (_, seg) = luks_unlock(vol, &h, keys, second, &at)?;
+        let space = self.next_space;
+        self.next_space = self.next_space.saturating_add(2);
+        let base = luks_plain(vol, seg, space)?;
+        let p = Src {
+            base: &base,
+            off: 0,
+            len: base.len().unwrap_or(0),
+        };
+        let plain = if second { ka } else { kb };
+        let Some(pk) = p.kind()? else {
+            return Ok(());
+        };
+        if !trees_comparable(plain, pk) || within.len() >= self.opts.max_depth {
+            return Ok(());
+        }
+        let inside = format!("luks2 > payload ({})", pk.name());
+        let mut inner = within.to_vec();
+        let r = if second {
+            inner.push(format!("{path} ({fa} -> {inside})"));
+            self.descend_quiet(ka, pk, a, p, &inner, path, within)
+        } else {
+            inner.push(format!("{path} ({inside} -> {fb})"));
+            self.descend_quiet(pk, kb, p, b, &inner, path, within)
+        };
+        r.map(|_| ())
+    }
+
     /// Two nested filesystems whose files all agree: their own structures differ.
     fn push_structure(&mut self, k: Format, a: Src<'_>, b: Src<'_>, path: &str, within: &[String]) {
         let what = format!(
@@ -1260,13 +1358,10 @@ impl Walker<'_> {
     /// ranges are read again inside. Payloads equal byte for byte leave the headers as the
     /// difference (`header`).
     fn compare_luks(&mut self, a: Src<'_>, b: Src<'_>, within: &[String]) -> Result<()> {
-        let limits = self
-            .keys
-            .map_or_else(imgpipe_luks::Limits::default, |k| k.limits);
-        let read = |s: Src<'_>| {
-            Luks2Header::read_with_limits(&mut s.stream(), limits).map_err(|e| layer_err(within, e))
-        };
-        let (ha, hb) = (read(a)?, read(b)?);
+        let (ha, hb) = (
+            luks_header(a, self.keys, within)?,
+            luks_header(b, self.keys, within)?,
+        );
         let Some(keys) = self.keys else {
             let (Some((oa, pa)), Some((ob, pb))) = (payload(&ha, a), payload(&hb, b)) else {
                 let f = Found::new(DiffKind::Unreadable, "no crypt segment inside the volume");
@@ -1288,35 +1383,20 @@ impl Walker<'_> {
             }
             return Ok(());
         };
-        let unlock = |s: Src<'_>, h: &Luks2Header, second: bool| match h
-            .unlock_segment(&mut s.stream(), keys.of(second))
-        {
-            Ok(Some(x)) => Ok(x),
-            Ok(None) => Err(Error::WrongPassphrase {
-                second,
-                layer: layer(within),
-            }),
-            Err(e) => Err(layer_err(within, e)),
-        };
-        let (ua, sega) = unlock(a, &ha, false)?;
-        let (ub, segb) = unlock(b, &hb, true)?;
+        let (ua, sega) = luks_unlock(a, &ha, keys, false, within)?;
+        let (ub, segb) = luks_unlock(b, &hb, keys, true, within)?;
         // One key, one geometry, one place: ciphertext and plaintext sectors correspond.
         let aligned = ua.volume_key == ub.volume_key
             && (sega.offset, sega.sector_size, sega.iv_tweak)
                 == (segb.offset, segb.sector_size, segb.iv_tweak)
             && a.off == b.off;
         let (oa, ob, sector) = (sega.offset, segb.offset, u64::from(sega.sector_size));
-        let plain = |s: Src<'_>, seg, space| -> Result<Base> {
-            let dev = Slice::new(s.base.clone(), s.off, s.len);
-            let p = Plaintext::new(dev, seg).map_err(io("sizing a LUKS2 payload"))?;
-            Ok(Base {
-                space,
-                data: Arc::new(Data::Plain(p)),
-            })
-        };
         let spaces = (self.next_space, self.next_space.saturating_add(1));
         self.next_space = self.next_space.saturating_add(2);
-        let (ba, bb) = (plain(a, sega, spaces.0)?, plain(b, segb, spaces.1)?);
+        let (ba, bb) = (
+            luks_plain(a, sega, spaces.0)?,
+            luks_plain(b, segb, spaces.1)?,
+        );
         let (la, lb) = (ba.len().unwrap_or(0), bb.len().unwrap_or(0));
         let (pa, pb) = (
             Src {
@@ -1539,6 +1619,11 @@ impl Walker<'_> {
                     if trees_comparable(ka, kb) && within.len() < self.opts.max_depth =>
                 {
                     self.descend_formats(ka, kb, na, nb, &n, within)?;
+                }
+                (Some(ka), Some(kb))
+                    if one_encrypted(ka, kb) && within.len() < self.opts.max_depth =>
+                {
+                    self.descend_one_encrypted(ka, kb, na, nb, &n, within)?;
                 }
                 _ => self.push(within, &n, content(la, lb, None, None)),
             }

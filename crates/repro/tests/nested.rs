@@ -561,6 +561,69 @@ fn a_root_partition_from_squashfs_to_erofs_is_compared_file_by_file() {
     assert_eq!(d.len(), 4, "{d:#?}");
 }
 
+/// A disk whose root partition is encrypted against one whose root is not (`build --disk`
+/// with and without `--encrypt`): the change of format; with the passphrase, the plain
+/// root's files against the payload's; either way round.
+#[test]
+fn a_root_partition_encrypted_on_one_side_is_compared_with_its_payload() {
+    use std::sync::Arc;
+
+    use imgpipe_repro::{ImageDiffOptions, Passphrases, diff_images};
+    let tmp = tempfile::tempdir().unwrap();
+    let (plain, enc) = (tmp.path().join("plain.img"), tmp.path().join("enc.img"));
+    disk(0, &plain);
+    disk_with(0, &luks_volume(&squashfs(1)), &enc);
+    let run = |a: &Path, b: &Path, keys: bool| {
+        let mut opts = ImageDiffOptions::default();
+        opts.passphrases = keys.then(|| Arc::new(Passphrases::same(b"pw".to_vec())));
+        let (fa, fb) = (File::open(a).unwrap(), File::open(b).unwrap());
+        diff_images(&fa, &fb, opts, &mut |_| {})
+            .unwrap()
+            .files
+            .unwrap()
+            .differences
+    };
+    let part = "partition 2 (root)";
+
+    let d = run(&plain, &enc, true);
+    assert!(
+        has(&d, &["gpt"], part, "format squashfs -> luks2"),
+        "{d:#?}"
+    );
+    let w = [
+        "gpt",
+        "partition 2 (root) (squashfs -> luks2 > payload (squashfs))",
+    ];
+    assert!(
+        has(&d, &w, "/etc/hostname", "content (7 vs 7 bytes)"),
+        "{d:#?}"
+    );
+    assert!(has(&d, &w, "/usr/bin/tool", "mode 0755 -> 0700"), "{d:#?}");
+    assert!(has(&d, &w, "/only-a", "only in A"), "{d:#?}");
+    assert_eq!(d.len(), 4, "{d:#?}");
+
+    // The other way round: the payload is A's.
+    let d = run(&enc, &plain, true);
+    assert!(
+        has(&d, &["gpt"], part, "format luks2 -> squashfs"),
+        "{d:#?}"
+    );
+    let w = [
+        "gpt",
+        "partition 2 (root) (luks2 > payload (squashfs) -> squashfs)",
+    ];
+    assert!(has(&d, &w, "/only-a", "only in B"), "{d:#?}");
+    assert_eq!(d.len(), 4, "{d:#?}");
+
+    // Without a passphrase: the change of format alone.
+    let d = run(&plain, &enc, false);
+    assert!(
+        has(&d, &["gpt"], part, "format squashfs -> luks2"),
+        "{d:#?}"
+    );
+    assert_eq!(d.len(), 1, "{d:#?}");
+}
+
 /// Two LUKS2 volumes, one around a squashfs root and one around an EROFS repack: unlocked,
 /// the payloads' change of format is reported, then their files are compared (the same
 /// tree: the format is all; another tree: its three differences under
