@@ -622,6 +622,31 @@ fn a_root_partition_encrypted_on_one_side_is_compared_with_its_payload() {
         "{d:#?}"
     );
     assert_eq!(d.len(), 1, "{d:#?}");
+
+    // The same for a file inside an ISO.
+    let iso_with = |root: Vec<u8>, path: &Path| {
+        use imgpipe_isofs::{Builder, Metadata, Options};
+        let mut b = Builder::new(Options::new("LIVE", T.into()));
+        b.add_dir("LiveOS", Metadata::directory(0o755)).unwrap();
+        b.add_file("LiveOS/root.img", Metadata::file(0o644), root)
+            .unwrap();
+        b.build(&mut File::create(path).unwrap()).unwrap();
+    };
+    let (a, b) = (tmp.path().join("a.iso"), tmp.path().join("b.iso"));
+    iso_with(squashfs(0), &a);
+    iso_with(luks_volume(&squashfs(1)), &b);
+    let d = run(&a, &b, true);
+    let file = "/LiveOS/root.img";
+    assert!(
+        has(&d, &["iso9660"], file, "format squashfs -> luks2"),
+        "{d:#?}"
+    );
+    let w = [
+        "iso9660",
+        "/LiveOS/root.img (squashfs -> luks2 > payload (squashfs))",
+    ];
+    assert!(has(&d, &w, "/usr/bin/tool", "mode 0755 -> 0700"), "{d:#?}");
+    assert_eq!(d.len(), 4, "{d:#?}");
 }
 
 /// Two LUKS2 volumes, one around a squashfs root and one around an EROFS repack: unlocked,
