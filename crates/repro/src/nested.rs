@@ -1037,9 +1037,6 @@ impl Walker<'_> {
                     inner.push(format!("{path} ({})", k.name()));
                     self.descend(k, na, nb, &inner, path, within)?;
                 }
-                (Some((ka, kb, na, nb)), None) if one_encrypted(ka, kb) => {
-                    self.descend_one_encrypted(ka, kb, na, nb, path, within)?;
-                }
                 (Some((ka, kb, na, nb)), None) => {
                     self.descend_formats(ka, kb, na, nb, path, within)?;
                 }
@@ -1260,9 +1257,12 @@ impl Walker<'_> {
         Ok(self.out.differences.len() as u64 + self.out.omitted != before)
     }
 
-    /// Two filesystems at `path` in two formats holding one kind of tree (a squashfs root
-    /// and its EROFS repack, as a file, a partition or a LUKS2 payload): the change of format
-    /// (`format A -> B`), then their files under the layer `PATH (A -> B)`.
+    /// Two filesystems at `path` in two formats: the change of format (`format A -> B`),
+    /// then their files. Two formats of one kind of tree (a squashfs root and its EROFS
+    /// repack, as a file, a partition or a LUKS2 payload) are compared under the layer
+    /// `PATH (A -> B)`. A filesystem against a LUKS2 volume (a root encrypted by one build
+    /// only) is compared, with passphrases, with the volume's payload, under
+    /// `PATH (squashfs -> luks2 > payload (squashfs))` (or the other way round).
     fn descend_formats(
         &mut self,
         ka: Format,
@@ -1275,28 +1275,13 @@ impl Walker<'_> {
         let (fa, fb) = (ka.name(), kb.name());
         let f = Found::new(DiffKind::Type, format!("format {fa} -> {fb}"));
         self.push(within, path, f.values(fa, fb));
-        let mut inner = within.to_vec();
-        inner.push(format!("{path} ({fa} -> {fb})"));
-        self.descend_quiet(ka, kb, a, b, &inner, path, within)
-            .map(|_| ())
-    }
-
-    /// A filesystem on one side and a LUKS2 volume on the other at `path` (a root encrypted
-    /// by one build only): the change of format; then, with passphrases, the volume is
-    /// unlocked and the filesystem's files are compared with its payload's, under the layer
-    /// `PATH (squashfs -> luks2 > payload (squashfs))` (or the other way round).
-    fn descend_one_encrypted(
-        &mut self,
-        ka: Format,
-        kb: Format,
-        a: Src<'_>,
-        b: Src<'_>,
-        path: &str,
-        within: &[String],
-    ) -> Result<()> {
-        let (fa, fb) = (ka.name(), kb.name());
-        let f = Found::new(DiffKind::Type, format!("format {fa} -> {fb}"));
-        self.push(within, path, f.values(fa, fb));
+        if !one_encrypted(ka, kb) {
+            let mut inner = within.to_vec();
+            inner.push(format!("{path} ({fa} -> {fb})"));
+            return self
+                .descend_quiet(ka, kb, a, b, &inner, path, within)
+                .map(|_| ());
+        }
         let Some(keys) = self.keys else {
             return Ok(());
         };
@@ -1318,7 +1303,7 @@ impl Walker<'_> {
         let Some(pk) = p.kind()? else {
             return Ok(());
         };
-        if !trees_comparable(plain, pk) || within.len() >= self.opts.max_depth {
+        if !trees_comparable(plain, pk) {
             return Ok(());
         }
         let inside = format!("luks2 > payload ({})", pk.name());
@@ -1616,14 +1601,10 @@ impl Walker<'_> {
                 }
                 // A disk whose root partition went from squashfs to EROFS.
                 (Some(ka), Some(kb))
-                    if trees_comparable(ka, kb) && within.len() < self.opts.max_depth =>
+                    if (trees_comparable(ka, kb) || one_encrypted(ka, kb))
+                        && within.len() < self.opts.max_depth =>
                 {
                     self.descend_formats(ka, kb, na, nb, &n, within)?;
-                }
-                (Some(ka), Some(kb))
-                    if one_encrypted(ka, kb) && within.len() < self.opts.max_depth =>
-                {
-                    self.descend_one_encrypted(ka, kb, na, nb, &n, within)?;
                 }
                 _ => self.push(within, &n, content(la, lb, None, None)),
             }

@@ -123,6 +123,30 @@ fn diff(a: &Path, b: &Path) -> Vec<FileDifference> {
     r.differences
 }
 
+/// The three differences between the trees of `squashfs(0)` (A) and `squashfs(1)` (B),
+/// under the layer `within`.
+fn variant_differences(d: &[FileDifference], within: &[&str]) {
+    assert!(
+        has(d, within, "/etc/hostname", "content (7 vs 7 bytes)"),
+        "{d:#?}"
+    );
+    assert!(
+        has(d, within, "/usr/bin/tool", "mode 0755 -> 0700"),
+        "{d:#?}"
+    );
+    assert!(has(d, within, "/only-a", "only in A"), "{d:#?}");
+}
+
+/// An ISO holding `root` as `/LiveOS/NAME`.
+fn iso_holding(name: &str, root: Vec<u8>, path: &Path) {
+    use imgpipe_isofs::{Builder, Metadata, Options};
+    let mut b = Builder::new(Options::new("LIVE", T.into()));
+    b.add_dir("LiveOS", Metadata::directory(0o755)).unwrap();
+    b.add_file(&format!("LiveOS/{name}"), Metadata::file(0o644), root)
+        .unwrap();
+    b.build(&mut File::create(path).unwrap()).unwrap();
+}
+
 fn has(d: &[FileDifference], within: &[&str], path: &str, what: &str) -> bool {
     d.iter()
         .any(|x| x.within == within && x.path == path && x.what.starts_with(what))
@@ -136,12 +160,7 @@ fn a_squashfs_inside_an_iso_is_compared_file_by_file() {
     iso(1, &b);
     let d = diff(&a, &b);
     let sq = ["iso9660", "/LiveOS/squashfs.img (squashfs)"];
-    assert!(
-        has(&d, &sq, "/etc/hostname", "content (7 vs 7 bytes)"),
-        "{d:#?}"
-    );
-    assert!(has(&d, &sq, "/usr/bin/tool", "mode 0755 -> 0700"), "{d:#?}");
-    assert!(has(&d, &sq, "/only-a", "only in A"), "{d:#?}");
+    variant_differences(&d, &sq);
     assert_eq!(d.len(), 3, "nothing else differs: {d:#?}");
 
     // The same build twice: nothing at all.
@@ -354,16 +373,7 @@ fn luks_volume(payload: &[u8]) -> Vec<u8> {
 
 /// An ISO holding `/LiveOS/root.luks`, a LUKS2 volume around the squashfs of `variant`.
 fn iso_with_volume(variant: u8, path: &Path) {
-    use imgpipe_isofs::{Builder, Metadata, Options};
-    let mut b = Builder::new(Options::new("LIVE", T.into()));
-    b.add_dir("LiveOS", Metadata::directory(0o755)).unwrap();
-    b.add_file(
-        "LiveOS/root.luks",
-        Metadata::file(0o644),
-        luks_volume(&squashfs(variant)),
-    )
-    .unwrap();
-    b.build(&mut File::create(path).unwrap()).unwrap();
+    iso_holding("root.luks", luks_volume(&squashfs(variant)), path);
 }
 
 /// An encrypted file inside an ISO: with passphrases the squashfs inside its payload is
@@ -390,12 +400,7 @@ fn a_squashfs_inside_a_luks2_file_inside_an_iso() {
         .unwrap()
         .differences;
     let sq = ["iso9660", "/LiveOS/root.luks (luks2)", "payload (squashfs)"];
-    assert!(
-        has(&d, &sq, "/etc/hostname", "content (7 vs 7 bytes)"),
-        "{d:#?}"
-    );
-    assert!(has(&d, &sq, "/usr/bin/tool", "mode 0755 -> 0700"), "{d:#?}");
-    assert!(has(&d, &sq, "/only-a", "only in A"), "{d:#?}");
+    variant_differences(&d, &sq);
     assert_eq!(d.len(), 3, "nothing else differs: {d:#?}");
 
     let d = run(None).unwrap().files.unwrap().differences;
@@ -498,25 +503,12 @@ fn a_squashfs_and_an_erofs_of_it_are_compared_file_by_file() {
     let d = diff(&p("a.sqfs"), &p("other.erofs"));
     let w = ["squashfs -> erofs"];
     assert!(format(&d), "{d:#?}");
-    assert!(
-        has(&d, &w, "/etc/hostname", "content (7 vs 7 bytes)"),
-        "{d:#?}"
-    );
-    assert!(has(&d, &w, "/usr/bin/tool", "mode 0755 -> 0700"), "{d:#?}");
-    assert!(has(&d, &w, "/only-a", "only in A"), "{d:#?}");
+    variant_differences(&d, &w);
     assert_eq!(d.len(), 4, "{d:#?}");
 
     // Inside an ISO: the root image's new format at its path, then its files.
-    let iso_with = |root: Vec<u8>, path: &Path| {
-        use imgpipe_isofs::{Builder, Metadata, Options};
-        let mut b = Builder::new(Options::new("LIVE", T.into()));
-        b.add_dir("LiveOS", Metadata::directory(0o755)).unwrap();
-        b.add_file("LiveOS/squashfs.img", Metadata::file(0o644), root)
-            .unwrap();
-        b.build(&mut File::create(path).unwrap()).unwrap();
-    };
-    iso_with(squashfs(0), &p("a.iso"));
-    iso_with(erofs_of(1, tmp.path()), &p("b.iso"));
+    iso_holding("squashfs.img", squashfs(0), &p("a.iso"));
+    iso_holding("squashfs.img", erofs_of(1, tmp.path()), &p("b.iso"));
     let d = diff(&p("a.iso"), &p("b.iso"));
     assert!(
         has(
@@ -552,12 +544,7 @@ fn a_root_partition_from_squashfs_to_erofs_is_compared_file_by_file() {
         "{d:#?}"
     );
     let w = ["gpt", "partition 2 (root) (squashfs -> erofs)"];
-    assert!(
-        has(&d, &w, "/etc/hostname", "content (7 vs 7 bytes)"),
-        "{d:#?}"
-    );
-    assert!(has(&d, &w, "/usr/bin/tool", "mode 0755 -> 0700"), "{d:#?}");
-    assert!(has(&d, &w, "/only-a", "only in A"), "{d:#?}");
+    variant_differences(&d, &w);
     assert_eq!(d.len(), 4, "{d:#?}");
 }
 
@@ -594,12 +581,7 @@ fn a_root_partition_encrypted_on_one_side_is_compared_with_its_payload() {
         "gpt",
         "partition 2 (root) (squashfs -> luks2 > payload (squashfs))",
     ];
-    assert!(
-        has(&d, &w, "/etc/hostname", "content (7 vs 7 bytes)"),
-        "{d:#?}"
-    );
-    assert!(has(&d, &w, "/usr/bin/tool", "mode 0755 -> 0700"), "{d:#?}");
-    assert!(has(&d, &w, "/only-a", "only in A"), "{d:#?}");
+    variant_differences(&d, &w);
     assert_eq!(d.len(), 4, "{d:#?}");
 
     // The other way round: the payload is A's.
@@ -624,17 +606,9 @@ fn a_root_partition_encrypted_on_one_side_is_compared_with_its_payload() {
     assert_eq!(d.len(), 1, "{d:#?}");
 
     // The same for a file inside an ISO.
-    let iso_with = |root: Vec<u8>, path: &Path| {
-        use imgpipe_isofs::{Builder, Metadata, Options};
-        let mut b = Builder::new(Options::new("LIVE", T.into()));
-        b.add_dir("LiveOS", Metadata::directory(0o755)).unwrap();
-        b.add_file("LiveOS/root.img", Metadata::file(0o644), root)
-            .unwrap();
-        b.build(&mut File::create(path).unwrap()).unwrap();
-    };
     let (a, b) = (tmp.path().join("a.iso"), tmp.path().join("b.iso"));
-    iso_with(squashfs(0), &a);
-    iso_with(luks_volume(&squashfs(1)), &b);
+    iso_holding("root.img", squashfs(0), &a);
+    iso_holding("root.img", luks_volume(&squashfs(1)), &b);
     let d = run(&a, &b, true);
     let file = "/LiveOS/root.img";
     assert!(
@@ -682,11 +656,6 @@ fn luks2_payloads_of_two_formats_are_compared_file_by_file() {
     let d = run("other.luks");
     let w = ["luks2", "payload (squashfs -> erofs)"];
     assert!(format(&d), "{d:#?}");
-    assert!(
-        has(&d, &w, "/etc/hostname", "content (7 vs 7 bytes)"),
-        "{d:#?}"
-    );
-    assert!(has(&d, &w, "/usr/bin/tool", "mode 0755 -> 0700"), "{d:#?}");
-    assert!(has(&d, &w, "/only-a", "only in A"), "{d:#?}");
+    variant_differences(&d, &w);
     assert_eq!(d.len(), 4, "{d:#?}");
 }
