@@ -32,8 +32,9 @@ fi
 # imgpipe_testsupport::erofs_utils().
 # MAX_BLOCK_SIZE: blocks up to 64 KiB (`mkfs.erofs -b`, images our writer makes for 16K- and
 # 64K-page machines) instead of this machine's page size, so that fsck.erofs checks those too.
+# imgpipe_testsupport reads the next two lines (NAME=value) when it is compiled.
 EROFS_UTILS_VERSION=1.8.6
-EROFS_UTILS_CONFIG="MAX_BLOCK_SIZE=65536" # = imgpipe_testsupport::EROFS_UTILS_CONFIG
+EROFS_UTILS_CONFIG="MAX_BLOCK_SIZE=65536"
 EROFS_UTILS=.tools/erofs-utils-$EROFS_UTILS_VERSION
 if [ ! -x "$EROFS_UTILS/bin/mkfs.erofs" ] \
   || [ "$(cat "$EROFS_UTILS/configured-with" 2>/dev/null)" != "$EROFS_UTILS_CONFIG" ]; then

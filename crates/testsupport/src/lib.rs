@@ -43,38 +43,56 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     None
 }
 
+/// `NAME=value` as the test command (`scripts/test.sh`) sets it, read when this crate is
+/// compiled: the script and the tests cannot name two versions or two configurations.
+fn test_command_setting(name: &str) -> &'static str {
+    const SCRIPT: &str = include_str!("../../../scripts/test.sh");
+    SCRIPT
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|value| value.split('#').next())
+        .map(|value| value.trim().trim_matches('"'))
+        .unwrap_or_else(|| panic!("scripts/test.sh no longer sets {name}"))
+}
+
 /// The erofs-utils version the test command builds from source (Debian 12 ships 1.5, without
-/// lzma, deflate, zstd, fragments or dedupe).
-pub const EROFS_UTILS_VERSION: &str = "1.8.6";
+/// lzma, deflate, zstd, fragments or dedupe): `EROFS_UTILS_VERSION` in `scripts/test.sh`.
+pub fn erofs_utils_version() -> &'static str {
+    test_command_setting("EROFS_UTILS_VERSION")
+}
 
 /// How the test command configures that build (written to `configured-with` beside `bin`):
 /// blocks up to 64 KiB, so that fsck.erofs checks images with blocks above the page size.
-pub const EROFS_UTILS_CONFIG: &str = "MAX_BLOCK_SIZE=65536";
+/// `EROFS_UTILS_CONFIG` in `scripts/test.sh`.
+pub fn erofs_utils_config() -> &'static str {
+    test_command_setting("EROFS_UTILS_CONFIG")
+}
 
-/// One erofs-utils 1.8.6 program (`mkfs.erofs`, `fsck.erofs`, `dump.erofs`): from
-/// `$IMGPIPE_EROFS_UTILS` (set by the test command), else from the workspace's
-/// `.tools/erofs-utils-1.8.6/bin`, built with [`EROFS_UTILS_CONFIG`]. Missing (or an older
-/// build without it) under CI panics, as [`tool`] does.
+/// One erofs-utils program (`mkfs.erofs`, `fsck.erofs`, `dump.erofs`) of
+/// [`erofs_utils_version`]: from `$IMGPIPE_EROFS_UTILS` (set by the test command), else from
+/// the workspace's `.tools/erofs-utils-VERSION/bin`, built with [`erofs_utils_config`]. Missing
+/// (or an older build without that configuration) under CI panics, as [`tool`] does.
 pub fn erofs_utils(name: &str) -> Option<PathBuf> {
+    let (version, config) = (erofs_utils_version(), erofs_utils_config());
     let dir = std::env::var_os("IMGPIPE_EROFS_UTILS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../..")
-                .join(format!(".tools/erofs-utils-{EROFS_UTILS_VERSION}/bin"))
+                .join(format!(".tools/erofs-utils-{version}/bin"))
         });
     let candidate = dir.join(name);
     let configured = fs::read_to_string(dir.join("../configured-with")).unwrap_or_default();
-    if candidate.is_file() && configured.trim() == EROFS_UTILS_CONFIG {
+    if candidate.is_file() && configured.trim() == config {
         return Some(candidate);
     }
     assert!(
         !in_ci(),
-        "erofs-utils {EROFS_UTILS_VERSION} `{name}` with {EROFS_UTILS_CONFIG} is missing under \
+        "erofs-utils {version} `{name}` with {config} is missing under \
          CI=true; the test command builds it"
     );
     eprintln!(
-        "skipping: erofs-utils {EROFS_UTILS_VERSION} `{name}` not built with {EROFS_UTILS_CONFIG} \
+        "skipping: erofs-utils {version} `{name}` not built with {config} \
          (run scripts/test.sh)"
     );
     None
@@ -504,5 +522,19 @@ mod tests {
         );
         assert!(d.iter().any(|l| l.contains("small.txt: content")), "{d:?}");
         assert!(d.iter().any(|l| l == "only in first: empty"), "{d:?}");
+    }
+
+    #[test]
+    fn the_test_commands_erofs_settings_are_read() {
+        let version = erofs_utils_version();
+        assert!(
+            version.split('.').count() == 3 && version.split('.').all(|p| p.parse::<u32>().is_ok()),
+            "{version:?}"
+        );
+        assert!(
+            erofs_utils_config().starts_with("MAX_BLOCK_SIZE="),
+            "{:?}",
+            erofs_utils_config()
+        );
     }
 }
