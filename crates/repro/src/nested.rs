@@ -571,6 +571,10 @@ pub(crate) fn diagnose(
     };
     let r = match (sa.kind()?, sb.kind()?) {
         (Some(ka), Some(kb)) if ka == kb => w.compare(ka, sa, sb, &[]),
+        // A root encrypted in one image only: its payload against the other's tree.
+        (Some(ka), Some(kb)) if one_encrypted(ka, kb) => {
+            w.descend_formats(ka, kb, sa, sb, "/", "", &[])
+        }
         (ka, kb) => {
             let (na, nb) = (
                 ka.map_or("unknown", Format::name),
@@ -1038,7 +1042,7 @@ impl Walker<'_> {
                     self.descend(k, na, nb, &inner, path, within)?;
                 }
                 (Some((ka, kb, na, nb)), None) => {
-                    self.descend_formats(ka, kb, na, nb, path, within)?;
+                    self.descend_formats(ka, kb, na, nb, path, path, within)?;
                 }
                 (None, _) => {
                     let both = (
@@ -1262,7 +1266,10 @@ impl Walker<'_> {
     /// repack, as a file, a partition or a LUKS2 payload) are compared under the layer
     /// `PATH (A -> B)`. A filesystem against a LUKS2 volume (a root encrypted by one build
     /// only) is compared, with passphrases, with the volume's payload, under
-    /// `PATH (squashfs -> luks2 > payload (squashfs))` (or the other way round).
+    /// `PATH (squashfs -> luks2 > payload (squashfs))` (or the other way round). The layers
+    /// are named after `label` (`path` inside a filesystem; the two images themselves, at
+    /// path `/`, have no label: `squashfs -> erofs`).
+    #[allow(clippy::too_many_arguments)]
     fn descend_formats(
         &mut self,
         ka: Format,
@@ -1270,14 +1277,19 @@ impl Walker<'_> {
         a: Src<'_>,
         b: Src<'_>,
         path: &str,
+        label: &str,
         within: &[String],
     ) -> Result<()> {
+        let named = |what: String| match label {
+            "" => what,
+            l => format!("{l} ({what})"),
+        };
         let (fa, fb) = (ka.name(), kb.name());
         let f = Found::new(DiffKind::Type, format!("format {fa} -> {fb}"));
         self.push(within, path, f.values(fa, fb));
         if !one_encrypted(ka, kb) {
             let mut inner = within.to_vec();
-            inner.push(format!("{path} ({fa} -> {fb})"));
+            inner.push(named(format!("{fa} -> {fb}")));
             return self
                 .descend_quiet(ka, kb, a, b, &inner, path, within)
                 .map(|_| ());
@@ -1288,7 +1300,7 @@ impl Walker<'_> {
         let second = kb == Format::Luks2;
         let vol = if second { b } else { a };
         let mut at = within.to_vec();
-        at.push(format!("{path} (luks2)"));
+        at.push(named("luks2".to_owned()));
         let h = luks_header(vol, Some(keys), &at)?;
         let (_, seg) = luks_unlock(vol, &h, keys, second, &at)?;
         let space = self.next_space;
@@ -1309,10 +1321,10 @@ impl Walker<'_> {
         let inside = format!("luks2 > payload ({})", pk.name());
         let mut inner = within.to_vec();
         let r = if second {
-            inner.push(format!("{path} ({fa} -> {inside})"));
+            inner.push(named(format!("{fa} -> {inside}")));
             self.descend_quiet(ka, pk, a, p, &inner, path, within)
         } else {
-            inner.push(format!("{path} ({inside} -> {fb})"));
+            inner.push(named(format!("{inside} -> {fb}")));
             self.descend_quiet(pk, kb, p, b, &inner, path, within)
         };
         r.map(|_| ())
@@ -1439,7 +1451,7 @@ impl Walker<'_> {
         };
         if k != kb {
             // A squashfs root re-encrypted as EROFS.
-            return self.descend_formats(k, kb, pa, pb, "payload", within);
+            return self.descend_formats(k, kb, pa, pb, "payload", "payload", within);
         }
         let mut inner = within.to_vec();
         inner.push(format!("payload ({})", k.name()));
@@ -1604,7 +1616,7 @@ impl Walker<'_> {
                     if (trees_comparable(ka, kb) || one_encrypted(ka, kb))
                         && within.len() < self.opts.max_depth =>
                 {
-                    self.descend_formats(ka, kb, na, nb, &n, within)?;
+                    self.descend_formats(ka, kb, na, nb, &n, &n, within)?;
                 }
                 _ => self.push(within, &n, content(la, lb, None, None)),
             }

@@ -550,7 +550,8 @@ fn a_root_partition_from_squashfs_to_erofs_is_compared_file_by_file() {
 
 /// A disk whose root partition is encrypted against one whose root is not (`build --disk`
 /// with and without `--encrypt`): the change of format; with the passphrase, the plain
-/// root's files against the payload's; either way round.
+/// root's files against the payload's; either way round. The same for a file inside an ISO
+/// and for two bare images.
 #[test]
 fn a_root_partition_encrypted_on_one_side_is_compared_with_its_payload() {
     use std::sync::Arc;
@@ -621,6 +622,23 @@ fn a_root_partition_encrypted_on_one_side_is_compared_with_its_payload() {
     ];
     assert!(has(&d, &w, "/usr/bin/tool", "mode 0755 -> 0700"), "{d:#?}");
     assert_eq!(d.len(), 4, "{d:#?}");
+
+    // And for the images themselves: a bare root against a bare LUKS2 volume.
+    let (a, b) = (tmp.path().join("root.img"), tmp.path().join("root.luks"));
+    std::fs::write(&a, squashfs(0)).unwrap();
+    std::fs::write(&b, luks_volume(&squashfs(1))).unwrap();
+    let d = run(&a, &b, true);
+    assert!(has(&d, &[], "/", "format squashfs -> luks2"), "{d:#?}");
+    variant_differences(&d, &["squashfs -> luks2 > payload (squashfs)"]);
+    assert_eq!(d.len(), 4, "{d:#?}");
+    let d = run(&b, &a, true);
+    assert!(has(&d, &[], "/", "format luks2 -> squashfs"), "{d:#?}");
+    let w = ["luks2 > payload (squashfs) -> squashfs"];
+    assert!(has(&d, &w, "/only-a", "only in B"), "{d:#?}");
+    assert_eq!(d.len(), 4, "{d:#?}");
+    let d = run(&a, &b, false);
+    assert!(has(&d, &[], "/", "format squashfs -> luks2"), "{d:#?}");
+    assert_eq!(d.len(), 1, "{d:#?}");
 }
 
 /// Two LUKS2 volumes, one around a squashfs root and one around an EROFS repack: unlocked,
