@@ -14,7 +14,9 @@
 //! 1.8.6 with `--workers` = the cores, same compressor) when mkfs.erofs 1.8.6 is found.
 //!
 //! Environment: `IMGPIPE_BENCH_TREE`, `IMGPIPE_BENCH_MB` (default 1024),
-//! `IMGPIPE_BENCH_COMP` (default zstd: a compressor both formats have),
+//! `IMGPIPE_BENCH_COMP` (squashfs compressors, default `gzip,xz,zstd`: mksquashfs's default,
+//! `imgpipe build`'s and lorax's default, and the fastest; an EROFS root takes the same
+//! algorithm, deflate for gzip and lzma for xz),
 //! `IMGPIPE_BENCH_ROOTFS` (default `squashfs,erofs`), `IMGPIPE_BENCH_RUNS`.
 
 use std::path::Path;
@@ -69,7 +71,7 @@ fn main() {
     }
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
     let runs: usize = env("IMGPIPE_BENCH_RUNS", "3").parse().unwrap_or(3);
-    let comp = env("IMGPIPE_BENCH_COMP", "zstd");
+    let comps = env("IMGPIPE_BENCH_COMP", "gzip,xz,zstd");
     let mb: u64 = env("IMGPIPE_BENCH_MB", "1024").parse().unwrap_or(1024);
     let tmp = tempfile::tempdir_in(env("IMGPIPE_BENCH_DIR", "/var/tmp")).unwrap();
     let d = tmp.path();
@@ -110,8 +112,16 @@ fn main() {
 
     let kinds = env("IMGPIPE_BENCH_ROOTFS", "squashfs,erofs");
     let mkfs_erofs = imgpipe_testsupport::erofs_utils("mkfs.erofs");
-    for kind in kinds.split(',') {
+    for (kind, squashfs_comp) in kinds
+        .split(',')
+        .flat_map(|k| comps.split(',').map(move |c| (k, c)))
+    {
         let erofs = kind == "erofs";
+        let comp = match (erofs, squashfs_comp) {
+            (true, "gzip") => "deflate",
+            (true, "xz") => "lzma",
+            (_, c) => c,
+        };
         if erofs && mkfs_erofs.is_none() {
             println!(
                 "build bench, erofs root: skipped (mkfs.erofs 1.8.6 not found: IMGPIPE_EROFS_UTILS)"
@@ -140,7 +150,7 @@ fn main() {
                         "-noappend",
                         "-no-progress",
                         "-comp",
-                        &comp,
+                        comp,
                         "-processors",
                         &threads.to_string(),
                     ])),
@@ -220,13 +230,13 @@ fn main() {
             req.rootfs = if erofs {
                 let mut o = ErofsWriteOptions::new(0, [0; 16]);
                 o.compression = Some(ErofsCompression::new(
-                    ErofsAlgorithm::from_name(&comp).expect("an EROFS compressor"),
+                    ErofsAlgorithm::from_name(comp).expect("an EROFS compressor"),
                 ));
                 RootFs::Erofs(Box::new(o))
             } else {
                 let mut o = WriteOptions::new(0);
                 o.compression =
-                    Compression::new(Compressor::from_name(&comp).expect("a squashfs compressor"));
+                    Compression::new(Compressor::from_name(comp).expect("a squashfs compressor"));
                 RootFs::Squashfs(Box::new(o))
             };
             req.kernel = Some(kernel.clone());
