@@ -194,8 +194,8 @@ fn links_and_xattrs(root: &Path) -> BTreeMap<PathBuf, (Xattrs, usize)> {
     out
 }
 
-/// Checks `img` with our reader, the kernel and erofs-utils 1.8.6 against `src`.
-fn check(name: &str, img: &Path, src: &Path, tmp: &Path) {
+/// Checks `img` with our reader, erofs-utils 1.8.6 and (with `mount`) the kernel against `src`.
+fn check(name: &str, img: &Path, src: &Path, tmp: &Path, mount: bool) {
     {
         let r = ErofsReader::open_at(
             Bytes(std::fs::read(img).unwrap()),
@@ -254,7 +254,7 @@ fn check(name: &str, img: &Path, src: &Path, tmp: &Path) {
         );
         assert!(f.contains("Size: "), "{name}: {f}");
     }
-    if let Some(m) = Mounted::new(img) {
+    if let Some(m) = mount.then(|| Mounted::new(img)).flatten() {
         let d = diff_trees(src, m.0.path(), Compare::default());
         assert!(d.is_empty(), "{name}: kernel mount: {d:#?}");
         let (want, got) = (links_and_xattrs(src), links_and_xattrs(m.0.path()));
@@ -318,7 +318,7 @@ fn every_compressor_and_layout_mounts_and_checks() {
         }
         let img = tmp.path().join(format!("{name}.erofs"));
         std::fs::write(&img, &bytes).unwrap();
-        check(name, &img, &src, tmp.path());
+        check(name, &img, &src, tmp.path(), true);
         // One thread gives the same bytes.
         let mut one = opts.clone();
         one.threads = Some(1);
@@ -397,6 +397,85 @@ fn a_packed_inode_of_several_segments_keeps_compact_indexes() {
     );
 }
 
+/// Compressed files with 8 and 16 KiB blocks take four-byte compact indexes, as
+/// mkfs.erofs writes them there (two-byte packs are for 4 KiB lclusters only), and 64 KiB
+/// blocks full ones; our reader and `fsck.erofs --extract` read each (this kernel mounts
+/// 4 KiB blocks only).
+#[test]
+fn larger_blocks_take_the_indexes_mkfs_erofs_gives_them() {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    source(&src);
+    // One file of a few hundred lclusters, compressible.
+    let text: Vec<u8> = (0..)
+        .flat_map(|j| format!("line {j} of {}\n", j % 977).into_bytes())
+        .take(3 << 20)
+        .collect();
+    std::fs::write(src.join("big.txt"), text).unwrap();
+    set_mtimes(&src, T);
+    let tree = scan(&src, &ScanOptions::default()).unwrap();
+    let dump = erofs_utils("dump.erofs");
+    let layout = |img: &Path| -> Option<String> {
+        let info = imgpipe_testsupport::stdout_of(
+            dump.as_ref()?,
+            [OsStr::new("--path=/big.txt"), img.as_os_str()],
+        );
+        // "NID: 4   Links: 1   Layout: 3   Compression ratio: ..."
+        let (_, after) = info.split_once("Layout:")?;
+        after.split_whitespace().next().map(str::to_owned)
+    };
+    use ErofsAlgorithm::*;
+    type Case = (&'static str, ErofsAlgorithm, u32, u32, bool, &'static str);
+    let cases: [Case; 5] = [
+        ("lz4hc-8k", Lz4hc, 8192, 8192, false, "3"),
+        ("zstd-16k", Zstd, 16384, 16384, false, "3"),
+        ("lz4-16k-big-fragments", Lz4, 16384, 65536, true, "3"),
+        ("deflate-16k-ztail", Deflate, 16384, 16384, false, "3"),
+        ("lz4hc-64k", Lz4hc, 65536, 65536, false, "1"),
+    ];
+    for (name, alg, block, pcluster, fragments, want) in cases {
+        let opts = options(Some((alg, None)), |o| {
+            o.block_size = block;
+            o.pcluster_size = pcluster;
+            o.fragments = fragments;
+            o.ztailpacking = name.ends_with("ztail");
+            o.threads = Some(2);
+        });
+        let (bytes, _) = build(&tree, opts.clone());
+        let img = tmp.path().join(format!("{name}.erofs"));
+        std::fs::write(&img, &bytes).unwrap();
+        check(name, &img, &src, tmp.path(), block == 4096);
+        if dump.is_some() {
+            assert_eq!(
+                layout(&img).as_deref(),
+                Some(want),
+                "{name}: /big.txt's layout"
+            );
+        }
+        let mut one = opts;
+        one.threads = Some(1);
+        assert!(build(&tree, one).0 == bytes, "{name}: 1 vs 2 threads");
+    }
+    // mkfs.erofs chooses the same: compact indexes at 16 KiB (it compresses nothing with
+    // 16 KiB blocks and pclusters of one block, hence -C).
+    if let Some(mkfs) = erofs_utils("mkfs.erofs") {
+        let img = tmp.path().join("mkfs-16k.erofs");
+        run(
+            &mkfs,
+            [
+                OsStr::new("--quiet"),
+                OsStr::new("-b16384"),
+                OsStr::new("-zlz4hc"),
+                OsStr::new("-C65536"),
+                img.as_os_str(),
+                src.as_os_str(),
+            ],
+        );
+        assert_eq!(layout(&img).as_deref(), Some("3"), "mkfs.erofs -b16384");
+    }
+}
+
 /// The reader, `fsck.erofs` and a kernel mount see `src` in `img` (contents and modes).
 fn check_plain(name: &str, img: &Path, src: &Path, tmp: &Path) {
     let r = ErofsReader::open_at(
@@ -408,18 +487,14 @@ fn check_plain(name: &str, img: &Path, src: &Path, tmp: &Path) {
     let out = tmp.join(format!("ours-{name}"));
     r.extract(&out, imgpipe_squashfs::ExtractOptions::default())
         .unwrap();
-    assert!(
-        diff_trees(src, &out, Compare::default()).is_empty(),
-        "{name}: our reader"
-    );
+    let d = diff_trees(src, &out, Compare::default());
+    assert!(d.is_empty(), "{name}: our reader: {d:#?}");
     if let Some(fsck) = erofs_utils("fsck.erofs") {
         let out = tmp.join(format!("extract-{name}"));
         let arg = format!("--extract={}", out.display());
         run(&fsck, [OsStr::new(&arg), img.as_os_str()]);
-        assert!(
-            diff_trees(src, &out, Compare::default()).is_empty(),
-            "{name}: fsck.erofs --extract"
-        );
+        let d = diff_trees(src, &out, Compare::default());
+        assert!(d.is_empty(), "{name}: fsck.erofs --extract: {d:#?}");
     }
     if let Some(m) = Mounted::new(img) {
         let d = diff_trees(src, m.0.path(), Compare::default());

@@ -25,7 +25,7 @@ use super::plan::{Inode, Plan, image_blocks};
 use super::zdata::{ZConfig, ZUnit, compress_segment};
 use super::zindex::{
     ADVISE_BIG_PCLUSTER_1, ADVISE_BIG_PCLUSTER_2, ADVISE_COMPACTED_2B, ADVISE_FRAGMENT_PCLUSTER,
-    ADVISE_INLINE_PCLUSTER, ZExtent, compact_fits, compact_indexes, compact_len, full_indexes,
+    ADVISE_INLINE_PCLUSTER, ZExtent, compact_form, compact_indexes, compact_len, full_indexes,
     full_len, lcluster_count, map_header, whole_fragment_header,
 };
 use super::{ErofsBuildReport, ErofsReservedSlot, ErofsWriteOptions};
@@ -497,9 +497,13 @@ fn place_packed<W: Write + Seek>(
 
 /// The logical clusters before the packed inode's first sixteen-entry index pack (its map
 /// header always ends 8 bytes past a 32-byte boundary): its first segment is longer by
-/// these, so that every later segment starts a pack of its own.
-fn packed_lead() -> u64 {
-    super::zindex::compact_split(u64::MAX / 2, map_at(32, 0) + 8, true).0
+/// these, so that every later segment starts a pack of its own. Four-byte packs alone
+/// (8 and 16 KiB blocks) start at every even cluster: none.
+fn packed_lead(bbits: u32) -> u64 {
+    match compact_form(bbits) {
+        Some(true) => super::zindex::compact_split(u64::MAX / 2, map_at(32, 0) + 8, true).0,
+        _ => 0,
+    }
 }
 
 /// Bytes of the inode with its xattrs: where the map header starts, rounded to 8.
@@ -543,23 +547,24 @@ fn zmeta(
     let big = opts.pcluster() > opts.block_size;
     let bbits = opts.block_size.trailing_zeros();
     let mpos = at + 8;
-    let compact = if z.full || !compact_fits(bbits) {
-        None
-    } else {
-        compact_indexes(&z.extents, bbits, big, mpos, true, z.start)
-    };
-    let layout = match compact {
-        Some(idx) => {
+    let two_byte = compact_form(bbits).filter(|_| !z.full);
+    let compact =
+        two_byte.and_then(|two| compact_indexes(&z.extents, bbits, big, mpos, two, z.start));
+    let layout = match (compact, two_byte) {
+        (Some(idx), Some(two)) => {
             debug_assert_eq!(
                 idx.len() as u64,
-                compact_len(lcluster_count(size, bbits), mpos, true)
+                compact_len(lcluster_count(size, bbits), mpos, two)
             );
-            advise |= advise_base | ADVISE_COMPACTED_2B;
+            advise |= advise_base;
+            if two {
+                advise |= ADVISE_COMPACTED_2B;
+            }
             out.extend_from_slice(&map_header(advise, alg, 0, idata, fragmentoff));
             out.extend_from_slice(&idx);
             COMPRESSED_COMPACT
         }
-        None => {
+        _ => {
             // Full indexes say big pclusters with the first advise bit alone (as
             // mkfs.erofs writes them), after 8 reserved bytes.
             advise |= advise_base & ADVISE_BIG_PCLUSTER_1;
@@ -582,10 +587,9 @@ fn zmeta(
 fn zmeta_len(isize: u64, xsize: u64, size: u64, bbits: u32, idata: u64, full: bool) -> u64 {
     let at = map_at(isize, xsize);
     let n = lcluster_count(size, bbits);
-    let idx = if full || !compact_fits(bbits) {
-        8 + full_len(n)
-    } else {
-        compact_len(n, at + 8, true)
+    let idx = match compact_form(bbits) {
+        Some(two_byte) if !full => compact_len(n, at + 8, two_byte),
+        _ => 8 + full_len(n),
     };
     at - isize - xsize + 8 + idx + idata
 }
@@ -655,7 +659,7 @@ pub(super) fn emit<W: Write + Seek>(
     let mut packed_pending: std::collections::VecDeque<mpsc::Receiver<Result<ZUnit>>> =
         std::collections::VecDeque::new();
     let mut packed_file: Option<ZFile> = None;
-    let mut packed_target = SEGMENT + packed_lead() as usize * blksz as usize;
+    let mut packed_target = SEGMENT + packed_lead(bbits) as usize * blksz as usize;
     let pcfg = ZConfig {
         fragments: false,
         ztailpacking: false,

@@ -174,12 +174,17 @@ pub(super) fn compact_split(total: u64, mpos: u64, two_byte: bool) -> (u64, u64,
     (initial, two, total - initial - two)
 }
 
-/// Whether a file with `bbits`-bit logical clusters can take compact indexes as this writer
-/// lays them out (two-byte packs of sixteen, with four-byte packs around them). The kernel
-/// reads two-byte packs for 4 KiB lclusters only and four-byte ones up to 16 KiB
-/// (`unpack_compacted_index`); images with larger blocks take full indexes.
-pub(super) fn compact_fits(bbits: u32) -> bool {
-    bbits == 12
+/// Which compact indexes a file with `bbits`-bit logical clusters takes, as mkfs.erofs
+/// chooses them: with 4 KiB lclusters two-byte packs of sixteen, with four-byte packs
+/// around them (`Some(true)`); with 8 or 16 KiB four-byte packs alone (`Some(false)`). The
+/// kernel reads two-byte packs for 4 KiB lclusters only and compact indexes up to 16 KiB
+/// (`z_erofs_load_compact_lcluster`): larger blocks take full indexes (`None`).
+pub(super) fn compact_form(bbits: u32) -> Option<bool> {
+    match bbits {
+        12 => Some(true),
+        13 | 14 => Some(false),
+        _ => None,
+    }
 }
 
 /// Compact indexes (without the map header) for `extents`, the first pcluster at block
