@@ -43,8 +43,8 @@ struct CreateArgs {
     /// (`zstd,15`), as mkfs.erofs -z (default: uncompressed).
     #[arg(long, value_name = "ALG[,LEVEL]")]
     comp: Option<String>,
-    /// Compression level (lz4hc 1-12, lzma 0-9 or 100-109, deflate 0-9, zstd 1-22), the same
-    /// as `--comp ALG,LEVEL`.
+    /// Compression level (lz4hc 1-12, default 9; lzma 0-9 or 100-109, default 6; deflate 0-9,
+    /// default 2; zstd 1-22, default 3), the same as `--comp ALG,LEVEL`.
     #[arg(long)]
     level: Option<u32>,
     /// Block size: 4K (the default; what kernels with 4 KiB pages, x86-64's, mount), 16K or

@@ -5,10 +5,10 @@
 //! * lz4 and lz4hc: liblz4's `LZ4_compress_destSize` and `LZ4_compress_HC_destSize`;
 //! * lzma: liblzma's MicroLZMA encoder (the format the kernel's lzma decompressor reads),
 //!   run with `LZMA_FINISH` on an output buffer of the target size;
-//! * deflate (raw, no zlib header) and zstd (one frame): a search over input prefix lengths
-//!   for the longest one whose compressed form fits, as erofs-utils 1.8.6 does for libdeflate
-//!   and libzstd (first guess four times the target, then the ratio seen so far, then
-//!   bisection).
+//! * deflate (raw, no zlib header; zlib-rs) and zstd (one frame): a search over input prefix
+//!   lengths for a long one whose compressed form fits, as erofs-utils 1.8.6 does for
+//!   libdeflate and libzstd (first guess from the ratio of the segment's last pcluster, then
+//!   the ratio seen, then interpolation).
 //!
 //! This is the crate's one module with `unsafe`: the liblz4 and liblzma entry points above
 //! are not wrapped by the `lz4` and `liblzma` crates.
@@ -30,7 +30,7 @@ pub enum ErofsAlgorithm {
     Lz4hc,
     /// MicroLZMA (presets 0..=9, or 100..=109 for the extreme variants; default 6).
     Lzma,
-    /// Raw DEFLATE (levels 0..=9, default 6).
+    /// Raw DEFLATE through zlib-rs (levels 0..=9, default 2).
     Deflate,
     /// Zstandard (levels 1..=22, default 3).
     Zstd,
@@ -75,7 +75,11 @@ impl ErofsAlgorithm {
         match self {
             Self::Lz4 => 0,
             Self::Lz4hc => 9,
-            Self::Lzma | Self::Deflate => 6,
+            Self::Lzma => 6,
+            // mkfs.erofs 1.8.6 defaults to its own encoder's level 1; zlib-rs's level 1 is
+            // far weaker (static codes only: 13 % larger on a /usr tree), its level 2 takes
+            // about mkfs.erofs's time for a 4 % smaller image.
+            Self::Deflate => 2,
             Self::Zstd => 3,
         }
     }
@@ -118,8 +122,9 @@ fn fail(compressor: &'static str, reason: &'static str) -> Error {
     Error::Compress { compressor, reason }
 }
 
-/// One compression of a whole prefix: `Some(compressed length)` when it fit the buffer.
-type TryOne = fn(&mut Fitter, &[u8], &mut Vec<u8>) -> Result<Option<usize>>;
+/// One compression of a whole prefix into the whole of a buffer: `Some(compressed length)`
+/// when it fit.
+type TryOne = fn(&mut Fitter, &[u8], &mut [u8]) -> Result<Option<usize>>;
 
 /// A per-thread compressor: keeps its library state between calls.
 pub(super) struct Fitter {
@@ -132,7 +137,7 @@ pub(super) struct Fitter {
     deflate: Option<flate2::Compress>,
     scratch: Vec<u8>,
     /// The last fit of this segment (input, output bytes): the first guess of the next
-    /// (zstd). Reset for each segment, so the bytes never depend on which thread ran what.
+    /// (zstd, deflate). Reset for each segment, so the bytes never depend on which thread ran what.
     last_fit: Option<(usize, usize)>,
 }
 
@@ -182,8 +187,19 @@ impl Fitter {
         match self.alg {
             ErofsAlgorithm::Lz4 | ErofsAlgorithm::Lz4hc => self.lz4(src, cap, dst),
             ErofsAlgorithm::Lzma => self.microlzma(src, cap, dst),
-            ErofsAlgorithm::Deflate => self.search(src, cap, dst, Self::deflate_try),
-            ErofsAlgorithm::Zstd => self.zstd_fit(src, cap, dst),
+            ErofsAlgorithm::Deflate => {
+                let n = self.fit(src, cap, dst, Self::deflate_try)?;
+                // EROFS finds the start of compressed data by skipping leading zeros: a
+                // stream that starts with a non-final stored block (first byte 0) gets an
+                // unused bit set instead.
+                if let Some(b) = dst.first_mut()
+                    && *b == 0
+                {
+                    *b = 1 << 3;
+                }
+                Ok(n)
+            }
+            ErofsAlgorithm::Zstd => self.fit(src, cap, dst, Self::zstd_try),
         }
     }
 
@@ -293,20 +309,24 @@ impl Fitter {
         Ok(consumed)
     }
 
-    fn deflate_try(&mut self, src: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>> {
+    fn deflate_try(&mut self, src: &[u8], out: &mut [u8]) -> Result<Option<usize>> {
         let c = self.deflate.get_or_insert_with(|| {
             flate2::Compress::new(flate2::Compression::new(self.level), false)
         });
         c.reset();
-        out.clear();
-        match c.compress_vec(src, out, flate2::FlushCompress::Finish) {
-            Ok(flate2::Status::StreamEnd) => Ok(Some(out.len())),
-            Ok(_) => Ok(None),
+        match c.compress(src, out, flate2::FlushCompress::Finish) {
+            Ok(flate2::Status::StreamEnd) => Ok(usize::try_from(c.total_out()).ok()),
+            Ok(_) => {
+                // A zlib-rs 0.6.8 stream that ran out of room is not reset cleanly: its next
+                // use can panic or end a stream that does not inflate. A new one is made.
+                self.deflate = None;
+                Ok(None)
+            }
             Err(_) => Err(fail("deflate", "zlib-rs failed")),
         }
     }
 
-    fn zstd_try(&mut self, src: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>> {
+    fn zstd_try(&mut self, src: &[u8], out: &mut [u8]) -> Result<Option<usize>> {
         let z = match &mut self.zstd {
             Some(z) => z,
             None => {
@@ -319,7 +339,6 @@ impl Fitter {
                 self.zstd.insert(z)
             }
         };
-        out.clear();
         match z.compress_to_buffer(src, out) {
             Ok(n) => Ok(Some(n)),
             // Too small a buffer is the only error a valid context gives.
@@ -327,13 +346,14 @@ impl Fitter {
         }
     }
 
-    /// A long prefix whose zstd frame fits in `cap`: erofs-utils' search (first guess four
-    /// times the target, then the ratio seen), except that the size of a prefix that did not
-    /// fit is known too (the output buffer holds twice the target), so the next guess
-    /// interpolates between the two, and the search stops once the prefixes that fit and
-    /// that do not are within 1/64 of each other. Each guess is a full compression: a
-    /// bisection down to the byte costs three times as many for about 1 % of the input.
-    fn zstd_fit(&mut self, src: &[u8], cap: usize, dst: &mut Vec<u8>) -> Result<usize> {
+    /// A long prefix whose compressed form (`try_one`: a zstd frame, a raw deflate stream)
+    /// fits in `cap`: erofs-utils' search (first guess from the segment's last pcluster,
+    /// else four times the target, then the ratio seen), except that the size of a prefix
+    /// that did not fit is known too (the output buffer holds twice the target), so the
+    /// next guess interpolates between the two, and the search stops once the prefixes that
+    /// fit and that do not are within 1/64 of each other. Each guess is a full compression:
+    /// a bisection down to the byte costs three times as many for about 1 % of the input.
+    fn fit(&mut self, src: &[u8], cap: usize, dst: &mut Vec<u8>, try_one: TryOne) -> Result<usize> {
         let mut scratch = std::mem::take(&mut self.scratch);
         let (mut l, mut nl) = (0usize, 0usize); // longest prefix known to fit, its size
         let mut r = src.len() + 1; // shortest prefix known not to fit
@@ -348,10 +368,12 @@ impl Fitter {
         let mut rounds = 0u32;
         loop {
             m = m.max(l + 1).min(r - 1);
-            scratch.clear();
-            scratch.reserve(2 * cap + 64);
+            // Exactly this much room, whatever the buffer held before: what fits must not
+            // depend on which thread ran what.
+            let room = 2 * cap + 64;
+            scratch.resize(room, 0);
             let prefix = src.get(..m).unwrap_or(src);
-            let got = match Self::zstd_try(self, prefix, &mut scratch) {
+            let got = match try_one(self, prefix, &mut scratch[..room]) {
                 Ok(n) => n.filter(|&n| n > 0),
                 Err(e) => {
                     self.scratch = scratch;
@@ -400,68 +422,6 @@ impl Fitter {
         }
         Ok(l)
     }
-
-    /// The longest prefix whose `try_one` output fits in `cap` (erofs-utils' search for
-    /// libraries without a destination-size mode).
-    fn search(
-        &mut self,
-        src: &[u8],
-        cap: usize,
-        dst: &mut Vec<u8>,
-        try_one: TryOne,
-    ) -> Result<usize> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let mut l = 0usize; // longest prefix known to fit
-        let mut r = src.len() + 1; // shortest prefix known not to fit
-        let mut m = cap.saturating_mul(4);
-        let slack = if self.alg == ErofsAlgorithm::Deflate {
-            (22usize).saturating_sub(2 * self.level as usize)
-        } else {
-            1
-        };
-        loop {
-            m = m.max(l + 1).min(r - 1);
-            scratch.clear();
-            scratch.reserve(cap + 32);
-            let prefix = src.get(..m).unwrap_or(src);
-            let fits = match try_one(self, prefix, &mut scratch) {
-                Ok(Some(n)) if n > 0 && n <= cap => Some(n),
-                Ok(_) => None,
-                Err(e) => {
-                    self.scratch = scratch;
-                    return Err(e);
-                }
-            };
-            match fits {
-                Some(n) => {
-                    dst.clear();
-                    dst.extend_from_slice(scratch.get(..n).unwrap_or_default());
-                    l = m;
-                    if r <= l + 1 || n + slack >= cap {
-                        break;
-                    }
-                    m = (cap.saturating_mul(m)) / n;
-                }
-                None => {
-                    r = m;
-                    if r <= l + 1 {
-                        break;
-                    }
-                    m = (l + r) / 2;
-                }
-            }
-        }
-        self.scratch = scratch;
-        // EROFS finds the start of compressed data by skipping leading zeros: a stream that
-        // starts with a non-final stored block (first byte 0) gets an unused bit set instead.
-        if self.alg == ErofsAlgorithm::Deflate
-            && let Some(b) = dst.first_mut()
-            && *b == 0
-        {
-            *b = 1 << 3;
-        }
-        Ok(l)
-    }
 }
 
 #[cfg(test)]
@@ -479,6 +439,39 @@ mod tests {
                 x as u8
             })
             .collect()
+    }
+
+    /// Every fit inflates back to the prefix it says it consumed, through many prefixes
+    /// that did not fit (each leaves a deflate stream that ran out of room).
+    #[test]
+    fn deflate_fits_inflate_to_what_they_consumed() {
+        let mut src: Vec<u8> = (0..60_000u32)
+            .flat_map(|i| format!("line {i} of {}\n", i % 977).into_bytes())
+            .collect();
+        src.extend(noise(300_000));
+        for level in [1, 6, 9] {
+            let mut f = Fitter::new(ErofsAlgorithm::Deflate, level, 0);
+            let mut dst = Vec::new();
+            for cap in [4096, 16384, 65536] {
+                f.start_segment();
+                let mut at = 0;
+                while at < src.len() {
+                    let n = f.compress(&src[at..], cap, &mut dst).unwrap();
+                    assert!(n > 0 && dst.len() <= cap, "level {level} cap {cap} at {at}");
+                    let mut back = vec![0u8; n + 1];
+                    let mut d = flate2::Decompress::new(false);
+                    // The unused bit set in place of a leading zero is still a valid stream.
+                    let r = d.decompress(&dst, &mut back, flate2::FlushDecompress::Finish);
+                    assert!(r.is_ok(), "level {level} cap {cap} at {at}");
+                    assert_eq!(d.total_out() as usize, n, "level {level} cap {cap} at {at}");
+                    assert!(
+                        back[..n] == src[at..at + n],
+                        "level {level} cap {cap} at {at}"
+                    );
+                    at += n;
+                }
+            }
+        }
     }
 
     #[test]
