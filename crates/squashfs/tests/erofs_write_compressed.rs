@@ -64,6 +64,8 @@ fn source(root: &Path) {
     }
     big.truncate((3 << 20) + 1234);
     w("text/mixed.bin", &big);
+    // Noise (stored pclusters, which early abort stores without compressing) between text.
+    w("text/noisy.bin", &noisy(&text));
     let set = |p: &str, name: &str, value: &[u8]| {
         rustix::fs::lsetxattr(root.join(p), name, value, rustix::fs::XattrFlags::empty()).unwrap()
     };
@@ -84,6 +86,15 @@ fn source(root: &Path) {
         .unwrap();
     }
     set_mtimes(root, T);
+}
+
+/// Noise, text, noise, text: runs of stored pclusters with compressed ones between them.
+fn noisy(text: &[u8]) -> Vec<u8> {
+    let mut v = imgpipe_testsupport::noise(70_000, 3);
+    v.extend_from_slice(&text[..100_000]);
+    v.extend(imgpipe_testsupport::noise(200_000, 4));
+    v.extend_from_slice(&text[..10_000]);
+    v
 }
 
 fn options(
@@ -324,6 +335,69 @@ fn every_compressor_and_layout_mounts_and_checks() {
         one.threads = Some(1);
         assert!(build(&tree, one).0 == bytes, "{name}: 1 vs 2 threads");
         std::fs::remove_file(&img).unwrap();
+    }
+}
+
+/// Early abort stores noise without compressing it, exactly as a compression that gained
+/// nothing stores it: files of noise and of text give the same image either way. With
+/// noise and text in one file and 1 MiB pclusters the stored runs are cut where the probe
+/// says, and the image still mounts, checks and extracts, at about the same size.
+#[test]
+fn early_abort_stores_noise_as_a_failed_compression_does() {
+    let tmp = tempdir();
+    let text: Vec<u8> = (0..60_000u32)
+        .flat_map(|i| format!("line {i} of some text {}\n", i % 97).into_bytes())
+        .collect();
+    let apart = tmp.path().join("apart");
+    std::fs::create_dir_all(apart.join("text")).unwrap();
+    std::fs::write(apart.join("text/all.txt"), &text).unwrap();
+    std::fs::write(
+        apart.join("text/noise.bin"),
+        imgpipe_testsupport::noise(300_000, 5),
+    )
+    .unwrap();
+    let mixed = tmp.path().join("mixed");
+    std::fs::create_dir_all(mixed.join("text")).unwrap();
+    std::fs::write(mixed.join("text/all.txt"), &text).unwrap();
+    std::fs::write(mixed.join("text/noisy.bin"), noisy(&text)).unwrap();
+    for dir in [&apart, &mixed] {
+        set_mtimes(dir, T);
+    }
+    use ErofsAlgorithm::*;
+    let cases: [(&str, ErofsAlgorithm, Option<u32>, u32); 4] = [
+        ("lzma", Lzma, None, 4096),
+        ("deflate", Deflate, None, 4096),
+        ("zstd", Zstd, Some(3), 4096),
+        ("lzma-1m", Lzma, Some(0), 1 << 20),
+    ];
+    for (name, alg, level, pcluster) in cases {
+        for (src, same, what) in [
+            (&apart, pcluster == 4096, "apart"),
+            (&mixed, false, "mixed"),
+        ] {
+            let name = format!("{name}-{what}");
+            let tree = scan(src, &ScanOptions::default()).unwrap();
+            let opts = |abort: bool| {
+                options(Some((alg, level)), |o| {
+                    o.pcluster_size = pcluster;
+                    if let Some(c) = o.compression.as_mut() {
+                        c.early_abort = abort;
+                    }
+                })
+            };
+            let (on, _) = build(&tree, opts(true));
+            let (off, _) = build(&tree, opts(false));
+            if same {
+                assert!(on == off, "{name}: early abort changed the image");
+            } else {
+                let ratio = on.len() as f64 / off.len() as f64;
+                assert!((0.99..=1.01).contains(&ratio), "{name}: {ratio}");
+            }
+            let img = tmp.path().join(format!("{name}.erofs"));
+            std::fs::write(&img, &on).unwrap();
+            check(&name, &img, src, tmp.path(), true);
+            std::fs::remove_file(&img).unwrap();
+        }
     }
 }
 

@@ -37,6 +37,16 @@ pub fn source_tree(root: &Path) {
         )
         .unwrap();
     }
+    // Blocks no compressor shrinks (stored as they are, early abort or not), and blocks
+    // only an entropy coder shrinks (lz4 cannot: they get past early abort to the compressor).
+    let noise = imgpipe_testsupport::noise(300_000, 7);
+    std::fs::write(root.join("data/noise.bin"), &noise).unwrap();
+    let skewed: Vec<u8> = noise.iter().map(|b| b'A' + b % 16).collect();
+    std::fs::write(
+        root.join("data/skewed.bin"),
+        [&noise[..150_000], &skewed].concat(),
+    )
+    .unwrap();
     imgpipe_testsupport::set_mtimes(root, 1_700_000_000);
     for (p, name, value) in XATTRS {
         rustix::fs::lsetxattr(root.join(p), *name, value, rustix::fs::XattrFlags::empty()).unwrap();

@@ -293,6 +293,20 @@ pub fn pattern(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Deterministic noise (xorshift from `seed`): no compressor shrinks it, as data already
+/// compressed (gzip, PNG, xz) resists them.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
 /// Sets every mtime below `root` (not following links) with `touch -h`.
 pub fn set_mtimes(root: &Path, mtime: i64) {
     let stamp = format!("@{mtime}");

@@ -89,6 +89,10 @@ pub struct Args {
     /// EROFS: store identical files once, and share equal pclusters.
     #[arg(long)]
     dedupe: bool,
+    /// Run the compressor on every block or pcluster, as mksquashfs and mkfs.erofs do
+    /// (default: input that lz4 and zstd level 1 cannot shrink is stored without trying).
+    #[arg(long)]
+    no_early_abort: bool,
     /// Compression threads (default: one per CPU); the bytes do not depend on it.
     #[arg(long)]
     processors: Option<usize>,
@@ -188,6 +192,7 @@ fn rootfs(a: &Args) -> anyhow::Result<RootFs> {
             })?;
             let mut o = WriteOptions::new(0);
             o.compression = Compression::with_level(c, lvl);
+            o.compression.early_abort = !a.no_early_abort;
             if let Some(b) = a.block_size {
                 o.block_size = b;
             }
@@ -203,6 +208,9 @@ fn rootfs(a: &Args) -> anyhow::Result<RootFs> {
                 a.comp.as_deref().unwrap_or("lzma"),
                 a.level,
             )?);
+            if let Some(c) = o.compression.as_mut() {
+                c.early_abort = !a.no_early_abort;
+            }
             if let Some(c) = a.cluster_size {
                 o.pcluster_size = c;
             }

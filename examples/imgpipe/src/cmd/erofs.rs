@@ -67,6 +67,11 @@ struct CreateArgs {
     /// equal (files that differ only near their ends).
     #[arg(long)]
     dedupe: bool,
+    /// Run lzma, deflate or zstd on every pcluster, as mkfs.erofs does (default: input that
+    /// lz4 and zstd level 1 cannot shrink, such as a gzip or PNG file's, is stored without
+    /// trying).
+    #[arg(long)]
+    no_early_abort: bool,
     /// Compression threads (default: one per CPU); the image does not depend on it.
     #[arg(long)]
     processors: Option<usize>,
@@ -259,6 +264,9 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|c| parse_comp(c, a.level))
         .transpose()?;
+    if let Some(c) = opts.compression.as_mut() {
+        c.early_abort = !a.no_early_abort;
+    }
     if opts.compression.is_none() {
         if a.level.is_some() {
             anyhow::bail!("--level needs --comp");
@@ -267,6 +275,7 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
             ("--fragments", a.fragments),
             ("--ztailpacking", a.ztailpacking),
             ("--cluster-size", a.cluster_size.is_some()),
+            ("--no-early-abort", a.no_early_abort),
         ] {
             if on {
                 anyhow::bail!("{flag} needs --comp");

@@ -63,6 +63,11 @@ pub(crate) struct CreateArgs {
     /// lz4: high compression (LZ4HC), as mksquashfs -Xhc.
     #[arg(long)]
     lz4_hc: bool,
+    /// Run gzip, xz or zstd on every block, as mksquashfs does (default: a block that lz4
+    /// and zstd level 1 cannot shrink, such as a gzip or PNG file's, is stored without
+    /// trying; about 8 % faster with xz for 0.1 % more image on a /usr tree).
+    #[arg(long)]
+    no_early_abort: bool,
     /// Compression threads (default: one per CPU).
     #[arg(long)]
     processors: Option<usize>,
@@ -195,6 +200,7 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
         opts.compression.xz_bcj |= bit;
     }
     opts.compression.lz4_hc = a.lz4_hc;
+    opts.compression.early_abort = !a.no_early_abort;
     opts.block_size = a.block_size;
     opts.fragments = !a.no_fragments;
     opts.tail_ends = !a.no_tail_ends;

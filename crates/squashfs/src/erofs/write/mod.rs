@@ -92,6 +92,13 @@ pub struct ErofsCompression {
     pub algorithm: ErofsAlgorithm,
     /// The level (`None`: [`ErofsAlgorithm::default_level`]).
     pub level: Option<u32>,
+    /// Early abort (the default): a pcluster's worth of input that neither lz4 nor zstd
+    /// level 1 can make any smaller (data already compressed) is stored without running
+    /// lzma, deflate or zstd (level 3 and up) on it, as
+    /// [`Compression::early_abort`](crate::Compression::early_abort) for squashfs. `false`
+    /// tries every pcluster, as mkfs.erofs does. (lz4hc always skips its slow encoder where
+    /// the fast one gains nothing.)
+    pub early_abort: bool,
 }
 
 impl ErofsCompression {
@@ -100,19 +107,30 @@ impl ErofsCompression {
         Self {
             algorithm,
             level: None,
+            early_abort: true,
         }
     }
 
     /// `algorithm` at `level`.
     pub fn with_level(algorithm: ErofsAlgorithm, level: u32) -> Self {
         Self {
-            algorithm,
             level: Some(level),
+            ..Self::new(algorithm)
         }
     }
 
     fn level(&self) -> u32 {
         self.level.unwrap_or_else(|| self.algorithm.default_level())
+    }
+
+    /// Whether early abort runs: asked for, and cheap next to the algorithm.
+    fn probes_first(&self) -> bool {
+        self.early_abort
+            && match self.algorithm {
+                ErofsAlgorithm::Lzma | ErofsAlgorithm::Deflate => true,
+                ErofsAlgorithm::Zstd => self.level() >= 3,
+                ErofsAlgorithm::Lz4 | ErofsAlgorithm::Lz4hc => false,
+            }
     }
 }
 

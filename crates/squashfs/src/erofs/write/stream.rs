@@ -612,6 +612,7 @@ pub(super) fn emit<W: Write + Seek>(
         pcluster: opts.pcluster(),
         ztailpacking: opts.ztailpacking,
         fragments: opts.fragments,
+        early_abort: opts.compression.is_some_and(|c| c.probes_first()),
     };
     let big = opts.pcluster() > opts.block_size;
     let advise_base = if big {

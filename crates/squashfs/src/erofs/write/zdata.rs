@@ -21,6 +21,9 @@ pub(super) struct ZConfig {
     pub pcluster: u32,
     pub ztailpacking: bool,
     pub fragments: bool,
+    /// Store a pcluster's worth of input that lz4 and zstd level 1 cannot shrink without
+    /// trying the compressor ([`crate::codec::fast_codecs_shrink`]).
+    pub early_abort: bool,
 }
 
 /// What a segment became: pclusters (`data`, whole blocks, extents' `blkaddr` relative to
@@ -84,7 +87,15 @@ pub(super) fn compress_segment(
             }
         }
         let window = rest.get(..rem.min(WINDOW)).unwrap_or(rest);
-        let consumed = fitter.compress(window, pcluster, &mut cbuf)?;
+        // Early abort: input the fast codecs cannot shrink is stored, a pcluster of it.
+        let probe = window.get(..pcluster).unwrap_or(window);
+        let skip = cfg.early_abort && !crate::codec::fast_codecs_shrink(probe);
+        let consumed = if skip {
+            cbuf.clear();
+            probe.len()
+        } else {
+            fitter.compress(window, pcluster, &mut cbuf)?
+        };
         let csize = cbuf.len();
         let whole = consumed == rem;
         let cost = if may_inline && whole && csize < blksz {
@@ -92,7 +103,7 @@ pub(super) fn compress_segment(
         } else {
             csize.next_multiple_of(blksz)
         };
-        if consumed == 0 || cost >= consumed {
+        if skip || consumed == 0 || cost >= consumed {
             if may_inline && rem < blksz {
                 u.extents.push(ZExtent {
                     length: rem as u32,
@@ -105,7 +116,11 @@ pub(super) fn compress_segment(
                 break;
             }
             // Stored: block-sized extents for what the compressor took.
-            let mut processed = consumed.min(cost).max(1);
+            let mut processed = if skip {
+                consumed
+            } else {
+                consumed.min(cost).max(1)
+            };
             let mut size = rem;
             loop {
                 let count = blksz.min(size);
