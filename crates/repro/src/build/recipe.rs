@@ -32,6 +32,9 @@ pub struct RootFsRecipe {
     pub ztailpacking: bool,
     /// EROFS whole-file dedupe.
     pub dedupe: bool,
+    /// Early abort (input lz4 and zstd level 1 cannot shrink is stored without compressing
+    /// it). A manifest without it was written before early abort existed: `false`.
+    pub early_abort: bool,
 }
 
 /// Every option of a build, paths relative to the manifest's directory (or absolute when
@@ -120,6 +123,7 @@ impl Recipe {
                 fragments: false,
                 ztailpacking: false,
                 dedupe: false,
+                early_abort: o.compression.early_abort,
             },
             RootFs::Erofs(o) => RootFsRecipe {
                 format: "erofs".into(),
@@ -130,6 +134,7 @@ impl Recipe {
                 fragments: o.fragments,
                 ztailpacking: o.ztailpacking,
                 dedupe: o.dedupe,
+                early_abort: o.compression.is_some_and(|c| c.early_abort),
             },
         };
         Self {
@@ -223,6 +228,7 @@ fn request(
             let mut o = WriteOptions::new(0);
             let c = Compressor::from_name(&comp).ok_or_else(|| bad("rootfs.comp"))?;
             o.compression = Compression::with_level(c, num("level"));
+            o.compression.early_abort = flag("early_abort");
             if let Some(b) = num("block_size") {
                 o.block_size = b;
             }
@@ -232,10 +238,12 @@ fn request(
             let mut o = ErofsWriteOptions::new(0, [0; 16]);
             if comp != "none" {
                 let a = ErofsAlgorithm::from_name(&comp).ok_or_else(|| bad("rootfs.comp"))?;
-                o.compression = Some(match num("level") {
+                let mut c = match num("level") {
                     Some(l) => ErofsCompression::with_level(a, l),
                     None => ErofsCompression::new(a),
-                });
+                };
+                c.early_abort = flag("early_abort");
+                o.compression = Some(c);
             }
             if let Some(c) = num("cluster_size") {
                 o.pcluster_size = c;
@@ -468,8 +476,44 @@ fn step_err(message: String) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use super::relative;
-    use std::path::Path;
+    use super::*;
+
+    /// The root image's options survive the manifest, early abort included; a manifest
+    /// written before early abort existed rebuilds without it, as it was built.
+    #[test]
+    fn root_image_options_round_trip_through_the_recipe() {
+        let mut sq = WriteOptions::new(0);
+        sq.compression = Compression::with_level(Compressor::Zstd, Some(19));
+        sq.compression.early_abort = false;
+        let mut ero = ErofsWriteOptions::new(0, [0; 16]);
+        ero.compression = Some(ErofsCompression::new(ErofsAlgorithm::Lzma));
+        ero.pcluster_size = 65536;
+        ero.fragments = true;
+        let mut plain = ErofsWriteOptions::new(0, [0; 16]);
+        plain.compression = None;
+        for rootfs in [
+            RootFs::Squashfs(Box::new(WriteOptions::new(0))),
+            RootFs::Squashfs(Box::new(sq)),
+            RootFs::Erofs(Box::new(ero)),
+            RootFs::Erofs(Box::new(plain)),
+        ] {
+            let mut req = BuildRequest::new("ks.cfg", "root", "out.iso", "LIVE");
+            req.rootfs = rootfs;
+            let want = Recipe::of(&req);
+            let mut m = serde_json::json!({"label": "LIVE", "epoch": 0,
+                "seed": "00112233445566778899aabbccddeeff", "recipe": want.clone()});
+            let back = request(&m, Path::new("."), Path::new("."), None).unwrap();
+            assert_eq!(Recipe::of(&back).rootfs, want.rootfs);
+            if let Some(f) = m
+                .pointer_mut("/recipe/rootfs")
+                .and_then(Value::as_object_mut)
+            {
+                f.remove("early_abort");
+            }
+            let old = request(&m, Path::new("."), Path::new("."), None).unwrap();
+            assert!(!Recipe::of(&old).rootfs.early_abort);
+        }
+    }
 
     #[test]
     fn paths_from_the_manifest() {

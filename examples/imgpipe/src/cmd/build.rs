@@ -89,7 +89,7 @@ pub struct Args {
     /// EROFS: store identical files once, and share equal pclusters.
     #[arg(long)]
     dedupe: bool,
-    /// Run the compressor on every block or pcluster, as mksquashfs and mkfs.erofs do
+    /// xz and lzma: compress every block or pcluster, as mksquashfs and mkfs.erofs do
     /// (default: input that lz4 and zstd level 1 cannot shrink is stored without trying).
     #[arg(long)]
     no_early_abort: bool,

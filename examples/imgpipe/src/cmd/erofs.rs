@@ -67,9 +67,9 @@ struct CreateArgs {
     /// equal (files that differ only near their ends).
     #[arg(long)]
     dedupe: bool,
-    /// Run lzma, deflate or zstd on every pcluster, as mkfs.erofs does (default: input that
-    /// lz4 and zstd level 1 cannot shrink, such as a gzip or PNG file's, is stored without
-    /// trying).
+    /// lzma: compress every pcluster, as mkfs.erofs does (default: input that lz4 and zstd
+    /// level 1 cannot shrink, such as a gzip or PNG file's, is stored without running lzma
+    /// on it).
     #[arg(long)]
     no_early_abort: bool,
     /// Compression threads (default: one per CPU); the image does not depend on it.

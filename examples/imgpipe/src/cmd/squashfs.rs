@@ -63,9 +63,9 @@ pub(crate) struct CreateArgs {
     /// lz4: high compression (LZ4HC), as mksquashfs -Xhc.
     #[arg(long)]
     lz4_hc: bool,
-    /// Run gzip, xz or zstd on every block, as mksquashfs does (default: a block that lz4
-    /// and zstd level 1 cannot shrink, such as a gzip or PNG file's, is stored without
-    /// trying; about 8 % faster with xz for 0.1 % more image on a /usr tree).
+    /// xz: compress every block, as mksquashfs does (default: a block that lz4 and zstd
+    /// level 1 cannot shrink, such as a gzip or PNG file's, is stored without running xz
+    /// on it; a few percent faster on a /usr tree for 0.02 % more image).
     #[arg(long)]
     no_early_abort: bool,
     /// Compression threads (default: one per CPU).

@@ -92,12 +92,13 @@ pub struct ErofsCompression {
     pub algorithm: ErofsAlgorithm,
     /// The level (`None`: [`ErofsAlgorithm::default_level`]).
     pub level: Option<u32>,
-    /// Early abort (the default): a pcluster's worth of input that neither lz4 nor zstd
-    /// level 1 can make any smaller (data already compressed) is stored without running
-    /// lzma, deflate or zstd (level 3 and up) on it, as
-    /// [`Compression::early_abort`](crate::Compression::early_abort) for squashfs. `false`
-    /// tries every pcluster, as mkfs.erofs does. (lz4hc always skips its slow encoder where
-    /// the fast one gains nothing.)
+    /// lzma only: early abort (the default), as
+    /// [`Compression::early_abort`](crate::Compression::early_abort) for squashfs xz: a
+    /// pcluster's worth of input that neither lz4 nor zstd level 1 can make any smaller
+    /// (data already compressed) is stored without running lzma on it (7 % less time on a
+    /// /usr tree, 0.015 % more image). `false` tries every pcluster, as mkfs.erofs does.
+    /// (Before deflate and zstd the probes cost more than they save; lz4hc always skips
+    /// its slow encoder where the fast one gains nothing.)
     pub early_abort: bool,
 }
 
@@ -123,14 +124,10 @@ impl ErofsCompression {
         self.level.unwrap_or_else(|| self.algorithm.default_level())
     }
 
-    /// Whether early abort runs: asked for, and cheap next to the algorithm.
+    /// Whether early abort runs: asked for, before lzma (measured on a /usr tree, the
+    /// probes made deflate at level 2 5 % slower and zstd at level 3 12 %).
     fn probes_first(&self) -> bool {
-        self.early_abort
-            && match self.algorithm {
-                ErofsAlgorithm::Lzma | ErofsAlgorithm::Deflate => true,
-                ErofsAlgorithm::Zstd => self.level() >= 3,
-                ErofsAlgorithm::Lz4 | ErofsAlgorithm::Lz4hc => false,
-            }
+        self.early_abort && self.algorithm == ErofsAlgorithm::Lzma
     }
 }
 
