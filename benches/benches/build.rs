@@ -17,7 +17,10 @@
 //! `IMGPIPE_BENCH_COMP` (squashfs compressors, default `gzip,xz,zstd`: mksquashfs's default,
 //! `imgpipe build`'s and lorax's default, and the fastest; an EROFS root takes the same
 //! algorithm, deflate for gzip and lzma for xz),
-//! `IMGPIPE_BENCH_ROOTFS` (default `squashfs,erofs`), `IMGPIPE_BENCH_RUNS`.
+//! `IMGPIPE_BENCH_ROOTFS` (default `squashfs,erofs`), `IMGPIPE_BENCH_RUNS`,
+//! `IMGPIPE_BENCH_XZ_BCJ` (default `x86`: a squashfs xz root tries the x86 BCJ filter on each
+//! block on both sides, `imgpipe build`'s default and livemedia-creator's `-Xbcj x86` on
+//! x86-64; `none` for plain xz on both).
 
 use std::path::Path;
 use std::process::Command;
@@ -26,7 +29,7 @@ use std::time::Duration;
 use imgpipe_benches::{copy_usr, have, median, print_ratio, sh};
 use imgpipe_repro::build::{BuildRequest, RootFs};
 use imgpipe_squashfs::erofs::{ErofsAlgorithm, ErofsCompression, ErofsWriteOptions};
-use imgpipe_squashfs::{Compression, Compressor, WriteOptions};
+use imgpipe_squashfs::{Compression, Compressor, WriteOptions, bcj};
 
 const MODULES: &[&str] = &[
     "iso9660",
@@ -111,6 +114,11 @@ fn main() {
     let cfg = "search --no-floppy --set=root --label BENCH_LIVE\nmenuentry BENCH_LIVE {\n linux /images/pxeboot/vmlinuz root=live:CDLABEL=BENCH_LIVE rd.live.image quiet\n initrd /images/pxeboot/initrd.img\n}\n";
 
     let kinds = env("IMGPIPE_BENCH_ROOTFS", "squashfs,erofs");
+    let x86_bcj = match env("IMGPIPE_BENCH_XZ_BCJ", "x86").as_str() {
+        "x86" => true,
+        "none" => false,
+        other => panic!("IMGPIPE_BENCH_XZ_BCJ={other}: x86 or none"),
+    };
     let mkfs_erofs = imgpipe_testsupport::erofs_utils("mkfs.erofs");
     for (kind, squashfs_comp) in kinds
         .split(',')
@@ -153,7 +161,12 @@ fn main() {
                         comp,
                         "-processors",
                         &threads.to_string(),
-                    ])),
+                    ])
+                    .args(if comp == "xz" && x86_bcj {
+                        &["-Xbcj", "x86"][..]
+                    } else {
+                        &[]
+                    })),
             }
             std::fs::copy(&kernel, stage.join("images/pxeboot/vmlinuz")).unwrap();
             std::fs::copy(&initrd, stage.join("images/pxeboot/initrd.img")).unwrap();
@@ -237,6 +250,9 @@ fn main() {
                 let mut o = WriteOptions::new(0);
                 o.compression =
                     Compression::new(Compressor::from_name(comp).expect("a squashfs compressor"));
+                if comp == "xz" && x86_bcj {
+                    o.compression.xz_bcj = bcj::X86;
+                }
                 RootFs::Squashfs(Box::new(o))
             };
             req.kernel = Some(kernel.clone());
@@ -253,6 +269,11 @@ fn main() {
             a.push(timed(ours));
         }
         let size = |p: &str| std::fs::metadata(d.join(p)).map_or(0, |m| m.len());
+        let comp = if comp == "xz" && !erofs && x86_bcj {
+            "xz -Xbcj x86"
+        } else {
+            comp
+        };
         println!(
             "live ISO ({kind} root, {comp}, {} runs): ours {} bytes, theirs {} bytes",
             runs,

@@ -336,6 +336,72 @@ fn xz_bcj_x86_and_arm() {
     check_with(c, &["-Xbcj", "x86,arm"], 131_072, true);
 }
 
+/// With the x86 filter: blocks of machine code take the filtered result where it is smaller,
+/// text blocks (which the filter cannot change, so are compressed once) are stored exactly
+/// as plain xz stores them, and unsquashfs and the kernel read both back.
+#[test]
+fn xz_bcj_x86_machine_code_and_text() {
+    let Some(unsquashfs) = tool("unsquashfs") else {
+        return;
+    };
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    // This test's own executable: x86-64 machine code.
+    let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    std::fs::write(src.join("code.bin"), &exe[..exe.len().min(2 << 20)]).unwrap();
+    let text: String = (0..40_000)
+        .map(|i| format!("{i} \u{8a9e}\u{9577} line of text {}\n", i % 11))
+        .collect();
+    std::fs::write(src.join("text.txt"), text).unwrap();
+    let image = |bcj: u32| {
+        let out = tmp.path().join(format!("bcj-{bcj}.sqfs"));
+        let mut o = WriteOptions::new(1_600_000_000);
+        o.compression = Compression::new(Compressor::Xz);
+        o.compression.xz_bcj = bcj;
+        build(&src, &out, o);
+        out
+    };
+    let (x86, plain) = (image(imgpipe_squashfs::bcj::X86), image(0));
+    let blocks = |p: &Path| {
+        let r = Reader::open(std::fs::File::open(p).unwrap()).unwrap();
+        data_blocks(&r, p)
+    };
+    let (bx, bp) = (blocks(&x86), blocks(&plain));
+    let of = |b: &[(String, Vec<(usize, u64)>)], name: &str| {
+        b.iter().find(|(p, _)| p == name).unwrap().1.clone()
+    };
+    assert_eq!(of(&bx, "text.txt"), of(&bp, "text.txt"));
+    let (cx, cp) = (of(&bx, "code.bin"), of(&bp, "code.bin"));
+    let sum = |v: &[(usize, u64)]| v.iter().map(|b| b.0).sum::<usize>();
+    assert!(
+        sum(&cx) < sum(&cp),
+        "x86 {} vs plain {}",
+        sum(&cx),
+        sum(&cp)
+    );
+    assert!(cx.iter().zip(&cp).all(|(x, p)| x.0 <= p.0));
+    let out = tmp.path().join("unsquashed");
+    run(
+        &unsquashfs,
+        [
+            OsStr::new("-q"),
+            OsStr::new("-n"),
+            OsStr::new("-d"),
+            out.as_os_str(),
+            x86.as_os_str(),
+        ],
+    );
+    assert!(diff_trees(&src, &out, Compare::default()).is_empty());
+    if let Some(m) = common::Mount::new(&x86) {
+        for f in ["code.bin", "text.txt"] {
+            assert!(
+                std::fs::read(m.path().join(f)).unwrap() == std::fs::read(src.join(f)).unwrap()
+            );
+        }
+    }
+}
+
 #[test]
 fn lz4_high_compression() {
     let mut c = Compression::new(Compressor::Lz4);

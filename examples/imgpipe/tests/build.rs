@@ -225,6 +225,14 @@ fn builds_applies_the_kickstart_and_the_tools_accept_it() {
         };
         assert_eq!(cat("etc/hostname"), "kiosk-01\n");
         assert_eq!(cat("imgpipe-marker"), "IMGPIPE-MARKER\n");
+        // xz with the x86 BCJ filter by default, as livemedia-creator on x86-64.
+        let stat = String::from_utf8(run(&unsquashfs, ["-s".as_ref(), rootfs.as_os_str()]).stdout)
+            .unwrap();
+        assert!(
+            stat.contains("Compression xz") && stat.contains("Filters selected: x86"),
+            "{stat}"
+        );
+        assert_eq!(m["recipe"]["rootfs"]["xz_bcj"], serde_json::json!(["x86"]));
         assert_eq!(cat("etc/locale.conf"), "LANG=en_US.UTF-8\n");
         assert!(
             cat("etc/shadow").starts_with("root:$6$"),
@@ -614,7 +622,7 @@ type Setup = dyn Fn(&Path) -> Vec<OsString>;
 #[test]
 fn bad_input_is_one_clear_error_and_no_output() {
     let t = tempdir();
-    let cases: [(&str, &Setup, &str); 7] = [
+    let cases: [(&str, &Setup, &str); 10] = [
         (
             "no kernel",
             &|d| {
@@ -676,6 +684,21 @@ fn bad_input_is_one_clear_error_and_no_output() {
                 a
             },
             "missing/live.iso",
+        ),
+        (
+            "a BCJ filter an x86-64 kernel may not have",
+            &|_| args(&["--xz-bcj", "powerpc"]),
+            "--xz-bcj \"powerpc\": the medium boots an x86-64 kernel",
+        ),
+        (
+            "BCJ without xz",
+            &|_| args(&["--comp", "zstd", "--xz-bcj", "x86"]),
+            "--xz-bcj is an xz option (--comp zstd)",
+        ),
+        (
+            "BCJ with an EROFS root",
+            &|_| args(&["--rootfs", "erofs", "--xz-bcj", "x86"]),
+            "--xz-bcj is a squashfs option",
         ),
     ];
     for (i, (name, setup, needle)) in cases.iter().enumerate() {

@@ -214,7 +214,9 @@ pub struct BuildRequest {
 }
 
 impl BuildRequest {
-    /// A request with squashfs (xz) in dracut's layout, loaders looked up in the tree.
+    /// A request with squashfs in dracut's layout, loaders looked up in the tree: xz with
+    /// the x86 BCJ filter tried on each block, as livemedia-creator makes it on x86-64
+    /// (`mksquashfs -comp xz -Xbcj x86`).
     pub fn new(
         kickstart: impl Into<PathBuf>,
         root: impl Into<PathBuf>,
@@ -223,6 +225,7 @@ impl BuildRequest {
     ) -> Self {
         let mut sq = imgpipe_squashfs::WriteOptions::new(0);
         sq.compression = imgpipe_squashfs::Compression::new(imgpipe_squashfs::Compressor::Xz);
+        sq.compression.xz_bcj = imgpipe_squashfs::bcj::X86;
         Self {
             kickstart: kickstart.into(),
             ks_version: Version::F43,
@@ -421,6 +424,21 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
             value: String::new(),
             reason: "--kernel and --initrd go together".into(),
         });
+    }
+    if let RootFs::Squashfs(o) = &req.rootfs {
+        // The medium boots x86-64 (GRUB's i386-pc and x86_64-efi images): its kernel's xz
+        // decoder is only sure to have the x86 filter (Debian 12's has that one alone,
+        // CONFIG_XZ_DEC_X86); a block another filter won would not read.
+        if let Some((name, _)) = imgpipe_squashfs::bcj::ALL
+            .iter()
+            .find(|(_, bit)| *bit != imgpipe_squashfs::bcj::X86 && o.compression.xz_bcj & bit != 0)
+        {
+            return Err(Error::Argument {
+                flag: "--xz-bcj",
+                value: (*name).to_owned(),
+                reason: "the medium boots an x86-64 kernel, whose xz decoder is only sure to have the x86 filter".into(),
+            });
+        }
     }
 
     // The kickstart first: an invalid one stops the build before any work.

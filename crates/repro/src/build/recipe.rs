@@ -5,7 +5,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use imgpipe_squashfs::erofs::{ErofsAlgorithm, ErofsCompression, ErofsWriteOptions};
-use imgpipe_squashfs::{Compression, Compressor, WriteOptions};
+use imgpipe_squashfs::{Compression, Compressor, WriteOptions, bcj};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -35,6 +35,13 @@ pub struct RootFsRecipe {
     /// Early abort (input lz4 and zstd level 1 cannot shrink is stored without compressing
     /// it). A manifest without it was written before early abort existed: `false`.
     pub early_abort: bool,
+    /// squashfs xz: the BCJ filters tried on each block, by mksquashfs's names (`-Xbcj`).
+    /// Absent from a manifest: none (as before the option existed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub xz_bcj: Vec<String>,
+    /// squashfs lz4: LZ4HC. Absent from a manifest: `false`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lz4_hc: bool,
 }
 
 /// Every option of a build, paths relative to the manifest's directory (or absolute when
@@ -124,6 +131,12 @@ impl Recipe {
                 ztailpacking: false,
                 dedupe: false,
                 early_abort: o.compression.early_abort,
+                xz_bcj: bcj::ALL
+                    .iter()
+                    .filter(|(_, bit)| o.compression.xz_bcj & bit != 0)
+                    .map(|(name, _)| (*name).to_owned())
+                    .collect(),
+                lz4_hc: o.compression.lz4_hc,
             },
             RootFs::Erofs(o) => RootFsRecipe {
                 format: "erofs".into(),
@@ -135,6 +148,8 @@ impl Recipe {
                 ztailpacking: o.ztailpacking,
                 dedupe: o.dedupe,
                 early_abort: o.compression.is_some_and(|c| c.early_abort),
+                xz_bcj: Vec::new(),
+                lz4_hc: false,
             },
         };
         Self {
@@ -229,6 +244,20 @@ fn request(
             let c = Compressor::from_name(&comp).ok_or_else(|| bad("rootfs.comp"))?;
             o.compression = Compression::with_level(c, num("level"));
             o.compression.early_abort = flag("early_abort");
+            o.compression.lz4_hc = flag("lz4_hc");
+            for name in f
+                .get("xz_bcj")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let bit = bcj::ALL
+                    .iter()
+                    .find(|(n, _)| Some(*n) == name.as_str())
+                    .ok_or_else(|| bad("rootfs.xz_bcj"))?
+                    .1;
+                o.compression.xz_bcj |= bit;
+            }
             if let Some(b) = num("block_size") {
                 o.block_size = b;
             }
@@ -478,13 +507,20 @@ fn step_err(message: String) -> Error {
 mod tests {
     use super::*;
 
-    /// The root image's options survive the manifest, early abort included; a manifest
-    /// written before early abort existed rebuilds without it, as it was built.
+    /// The root image's options survive the manifest, early abort and BCJ filters
+    /// included; a manifest written before an option existed rebuilds without it, as it was
+    /// built.
     #[test]
     fn root_image_options_round_trip_through_the_recipe() {
         let mut sq = WriteOptions::new(0);
         sq.compression = Compression::with_level(Compressor::Zstd, Some(19));
         sq.compression.early_abort = false;
+        let mut two_bcj = WriteOptions::new(0);
+        two_bcj.compression = Compression::new(Compressor::Xz);
+        two_bcj.compression.xz_bcj = bcj::X86 | bcj::ARM;
+        let mut hc = WriteOptions::new(0);
+        hc.compression = Compression::new(Compressor::Lz4);
+        hc.compression.lz4_hc = true;
         let mut ero = ErofsWriteOptions::new(0, [0; 16]);
         ero.compression = Some(ErofsCompression::new(ErofsAlgorithm::Lzma));
         ero.pcluster_size = 65536;
@@ -494,6 +530,8 @@ mod tests {
         for rootfs in [
             RootFs::Squashfs(Box::new(WriteOptions::new(0))),
             RootFs::Squashfs(Box::new(sq)),
+            RootFs::Squashfs(Box::new(two_bcj)),
+            RootFs::Squashfs(Box::new(hc)),
             RootFs::Erofs(Box::new(ero)),
             RootFs::Erofs(Box::new(plain)),
         ] {
@@ -508,10 +546,13 @@ mod tests {
                 .pointer_mut("/recipe/rootfs")
                 .and_then(Value::as_object_mut)
             {
-                f.remove("early_abort");
+                for k in ["early_abort", "xz_bcj", "lz4_hc"] {
+                    f.remove(k);
+                }
             }
             let old = request(&m, Path::new("."), Path::new("."), None).unwrap();
-            assert!(!Recipe::of(&old).rootfs.early_abort);
+            let old = Recipe::of(&old).rootfs;
+            assert!(!old.early_abort && old.xz_bcj.is_empty() && !old.lz4_hc);
         }
     }
 

@@ -51,7 +51,10 @@ pub struct Compression {
     pub compressor: Compressor,
     /// The level; `None` = squashfs-tools' default (gzip 9, xz 6, zstd 15).
     pub level: Option<u32>,
-    /// xz only: the [`bcj`] filters to try on each block (bit mask; 0 = none, the default).
+    /// xz only: the [`bcj`] filters to try on each block beside plain xz, the smallest
+    /// result kept (bit mask; 0 = none, the default). A block the x86 filter cannot change
+    /// (text) is not tried with it: the plain result would win or tie, so the bytes are the
+    /// same as trying.
     pub xz_bcj: u32,
     /// lz4 only: LZ4HC at its maximum level, as mksquashfs `-Xhc` (slower, smaller).
     pub lz4_hc: bool,
@@ -194,7 +197,7 @@ pub(crate) fn compress(c: Compression, block_size: u32, src: &[u8]) -> Result<Op
         Compressor::Xz => {
             let mut best = xz(level, block_size, None, src).map_err(fail)?;
             for (_, f) in bcj::ALL {
-                if c.xz_bcj & f != 0 {
+                if c.xz_bcj & f != 0 && !(f == bcj::X86 && x86_bcj_leaves_unchanged(src)) {
                     let z = xz(level, block_size, Some(f), src).map_err(fail)?;
                     // Ties keep the earlier (plainer) result, as mksquashfs does.
                     if z.len() < best.len() {
@@ -225,6 +228,20 @@ pub(crate) fn compress(c: Compression, block_size: u32, src: &[u8]) -> Result<Op
         }
     };
     Ok((z.len() < src.len()).then_some(z))
+}
+
+/// Whether xz's x86 BCJ filter is sure to pass `src` through unchanged, so that the x86
+/// chain cannot win: LZMA2 then sees the same bytes and writes the same payload, and the
+/// x86 chain's block header is never shorter than the plain one's (equal lengths keep the
+/// plain result, here and in mksquashfs). The filter only rewrites the four bytes after an
+/// `E8` (call) or `E9` (jmp) whose fourth byte, the address's top byte, is `00` or `FF`, and
+/// leaves the last four bytes of the input as they are; a block with no such five bytes
+/// (text, in practice: `00` and `FF` never occur in UTF-8) is compressed once, not twice.
+/// Blocks with candidates are tried with the filter even when its other rules would skip
+/// them: the test is sufficient, never required for the right answer.
+fn x86_bcj_leaves_unchanged(src: &[u8]) -> bool {
+    !src.windows(5)
+        .any(|w| matches!(w[0], 0xE8 | 0xE9) && matches!(w[4], 0x00 | 0xFF))
 }
 
 /// One xz stream (CRC32 check, as the kernel wants) with an optional BCJ filter first.
@@ -438,5 +455,91 @@ mod tests {
         ] {
             assert!(!probes_first(Compression::new(c)), "{c:?}");
         }
+    }
+
+    /// The x86 filter's own code (liblzma's raw encoder) is the oracle: every block the
+    /// shortcut calls unchanged comes out of it unchanged, among blocks of an x86-64
+    /// executable (this test's), text, noise and calls placed at the last positions.
+    #[test]
+    #[allow(unsafe_code)]
+    fn x86_bcj_shortcut_agrees_with_liblzmas_filter() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let mut blocks: Vec<Vec<u8>> = exe.chunks(4096).take(2000).map(<[u8]>::to_vec).collect();
+        blocks.extend(
+            imgpipe_testsupport::noise(1 << 20, 3)
+                .chunks(1000)
+                .map(<[u8]>::to_vec),
+        );
+        let text = b"plain text, no call opcodes at all\n".repeat(100);
+        for tail in 0..8 {
+            for (op, top) in [(0xE8, 0x00), (0xE9, 0xFF), (0xE8, 0x12)] {
+                let mut b = text.clone();
+                let at = b.len() - 5 - tail + 4;
+                b[at - 4] = op;
+                b[at] = top;
+                blocks.push(b);
+            }
+        }
+        blocks.push(text);
+        let (mut unchanged, mut changed) = (0, 0);
+        for b in &blocks {
+            let mut f = b.clone();
+            unsafe { liblzma_sys::lzma_bcj_x86_encode(0, f.as_mut_ptr(), f.len()) };
+            if x86_bcj_leaves_unchanged(b) {
+                assert_eq!(
+                    &f, b,
+                    "the shortcut called a block unchanged that the filter changes"
+                );
+                unchanged += 1;
+            } else if &f != b {
+                changed += 1;
+            }
+        }
+        assert!(unchanged > 100 && changed > 100, "{unchanged} {changed}");
+    }
+
+    /// With `xz_bcj`, every block comes out as trying every filter on it gives (ties keep
+    /// the plain result), whether or not the x86 try was skipped; and on machine code the
+    /// x86 filter does win, so the comparison is not between two plain results.
+    #[test]
+    fn skipping_the_x86_try_never_changes_a_block() {
+        fn every_filter(c: Compression, src: &[u8]) -> Option<Vec<u8>> {
+            let mut best = xz(c.effective_level(), 131_072, None, src).unwrap();
+            for (_, f) in bcj::ALL {
+                if c.xz_bcj & f != 0 {
+                    let z = xz(c.effective_level(), 131_072, Some(f), src).unwrap();
+                    if z.len() < best.len() {
+                        best = z;
+                    }
+                }
+            }
+            (best.len() < src.len()).then_some(best)
+        }
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let text: Vec<u8> = (0..20_000u32)
+            .flat_map(|i| format!("{i} \u{8a9e}\u{9577} {}\n", i % 7).into_bytes())
+            .take(131_072)
+            .collect();
+        assert!(
+            x86_bcj_leaves_unchanged(&text),
+            "CJK text (E8, E9 lead bytes)"
+        );
+        let mut blocks: Vec<&[u8]> = exe.chunks(131_072).skip(1).step_by(7).take(6).collect();
+        blocks.push(&text);
+        let mut x86_won = 0;
+        for bcj in [bcj::X86, bcj::X86 | bcj::ARM] {
+            let c = Compression {
+                xz_bcj: bcj,
+                early_abort: false,
+                ..Compression::with_level(Compressor::Xz, Some(1))
+            };
+            for b in &blocks {
+                let got = compress(c, 131_072, b).unwrap();
+                assert_eq!(got, every_filter(c, b));
+                let plain = compress(Compression { xz_bcj: 0, ..c }, 131_072, b).unwrap();
+                x86_won += usize::from(got != plain);
+            }
+        }
+        assert!(x86_won > 0);
     }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use imgpipe_repro::build::{BuildRequest, Encryption, Event, Layout, Manifest, RootFs};
 use imgpipe_squashfs::erofs::ErofsWriteOptions;
-use imgpipe_squashfs::{Compression, Compressor, WriteOptions};
+use imgpipe_squashfs::{Compression, Compressor, WriteOptions, bcj};
 
 use crate::{output, progress, target};
 
@@ -89,6 +89,14 @@ pub struct Args {
     /// EROFS: store identical files once, and share equal pclusters.
     #[arg(long)]
     dedupe: bool,
+    /// squashfs xz: the BCJ filter to try on each block beside plain xz, the smaller result
+    /// kept (as mksquashfs -Xbcj): x86 (the default, as livemedia-creator on x86-64: a few
+    /// percent smaller for machine code) or none.
+    #[arg(long, value_name = "x86|none")]
+    xz_bcj: Option<String>,
+    /// squashfs lz4: high compression (LZ4HC), as mksquashfs -Xhc.
+    #[arg(long)]
+    lz4_hc: bool,
     /// xz and lzma: compress every block or pcluster, as mksquashfs and mkfs.erofs do
     /// (default: input that lz4 and zstd level 1 cannot shrink is stored without trying).
     #[arg(long)]
@@ -176,6 +184,16 @@ fn rootfs(a: &Args) -> anyhow::Result<RootFs> {
             ] {
                 anyhow::ensure!(!on, "{flag} is an EROFS option: add --rootfs erofs");
             }
+            let comp_name = a.comp.as_deref().unwrap_or("xz");
+            let comp_name = comp_name.split_once(',').map_or(comp_name, |(n, _)| n);
+            anyhow::ensure!(
+                a.xz_bcj.is_none() || comp_name == "xz",
+                "--xz-bcj is an xz option (--comp {comp_name})"
+            );
+            anyhow::ensure!(
+                !a.lz4_hc || comp_name == "lz4",
+                "--lz4-hc is an lz4 option (--comp {comp_name})"
+            );
             let comp = a.comp.as_deref().unwrap_or("xz");
             let (name, lvl) =
                 match comp.split_once(',') {
@@ -193,6 +211,18 @@ fn rootfs(a: &Args) -> anyhow::Result<RootFs> {
             let mut o = WriteOptions::new(0);
             o.compression = Compression::with_level(c, lvl);
             o.compression.early_abort = !a.no_early_abort;
+            o.compression.lz4_hc = a.lz4_hc;
+            o.compression.xz_bcj = match a.xz_bcj.as_deref() {
+                None if c == Compressor::Xz => bcj::X86,
+                None | Some("none") => 0,
+                Some(name) => bcj::ALL
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, bit)| *bit)
+                    .with_context(|| {
+                        format!("--xz-bcj {name:?}: unknown BCJ filter (x86, or none)")
+                    })?,
+            };
             if let Some(b) = a.block_size {
                 o.block_size = b;
             }
@@ -203,6 +233,12 @@ fn rootfs(a: &Args) -> anyhow::Result<RootFs> {
                 a.block_size.is_none(),
                 "--block-size is a squashfs option; EROFS takes --cluster-size"
             );
+            for (flag, on) in [("--xz-bcj", a.xz_bcj.is_some()), ("--lz4-hc", a.lz4_hc)] {
+                anyhow::ensure!(
+                    !on,
+                    "{flag} is a squashfs option (EROFS: --comp lzma, --comp lz4hc)"
+                );
+            }
             let mut o = ErofsWriteOptions::new(0, [0; 16]);
             o.compression = Some(crate::cmd::erofs::parse_comp(
                 a.comp.as_deref().unwrap_or("lzma"),

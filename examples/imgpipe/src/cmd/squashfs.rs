@@ -56,8 +56,10 @@ pub(crate) struct CreateArgs {
     /// Compression level (gzip 1-9, xz 0-9, zstd 1-22; default as mksquashfs).
     #[arg(long)]
     level: Option<u32>,
-    /// xz: BCJ filters to try on each block, comma-separated (x86, powerpc, ia64, arm,
-    /// armthumb, sparc); the smallest result is kept, as mksquashfs -Xbcj.
+    /// xz: BCJ filters to try on each block beside plain xz, comma-separated (x86,
+    /// powerpc, ia64, arm, armthumb, sparc; none, the default); the smallest result is
+    /// kept, as mksquashfs -Xbcj. A block the x86 filter would leave unchanged (text) is
+    /// compressed once: the result is the same.
     #[arg(long, value_delimiter = ',')]
     xz_bcj: Vec<String>,
     /// lz4: high compression (LZ4HC), as mksquashfs -Xhc.
@@ -192,7 +194,7 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
     let compressor = Compressor::from_name(&a.comp).context("--comp: unknown compressor")?;
     let mut opts = WriteOptions::new(epoch);
     opts.compression = Compression::with_level(compressor, a.level);
-    for name in &a.xz_bcj {
+    for name in a.xz_bcj.iter().filter(|n| *n != "none") {
         let (_, bit) = bcj::ALL
             .iter()
             .find(|(n, _)| n == name)
