@@ -233,11 +233,11 @@ fn rootfs(a: &Args) -> anyhow::Result<RootFs> {
                 a.block_size.is_none(),
                 "--block-size is a squashfs option; EROFS takes --cluster-size"
             );
-            for (flag, on) in [("--xz-bcj", a.xz_bcj.is_some()), ("--lz4-hc", a.lz4_hc)] {
-                anyhow::ensure!(
-                    !on,
-                    "{flag} is a squashfs option (EROFS: --comp lzma, --comp lz4hc)"
-                );
+            for (flag, on, hint) in [
+                ("--xz-bcj", a.xz_bcj.is_some(), "EROFS has no BCJ filter"),
+                ("--lz4-hc", a.lz4_hc, "EROFS: --comp lz4hc"),
+            ] {
+                anyhow::ensure!(!on, "{flag} is a squashfs option ({hint})");
             }
             let mut o = ErofsWriteOptions::new(0, [0; 16]);
             o.compression = Some(crate::cmd::erofs::parse_comp(
