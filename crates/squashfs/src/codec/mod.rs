@@ -236,7 +236,7 @@ pub(crate) fn compress(c: Compression, block_size: u32, src: &[u8]) -> Result<Op
 /// plain result, here and in mksquashfs). The filter only rewrites the four bytes after an
 /// `E8` (call) or `E9` (jmp) whose fourth byte, the address's top byte, is `00` or `FF`, and
 /// leaves the last four bytes of the input as they are; a block with no such five bytes
-/// (text, in practice: `00` and `FF` never occur in UTF-8) is compressed once, not twice.
+/// (text, in practice: `FF` never occurs in UTF-8, nor `00` in text) is compressed once.
 /// Blocks with candidates are tried with the filter even when its other rules would skip
 /// them: the test is sufficient, never required for the right answer.
 fn x86_bcj_leaves_unchanged(src: &[u8]) -> bool {
@@ -471,12 +471,14 @@ mod tests {
                 .map(<[u8]>::to_vec),
         );
         let text = b"plain text, no call opcodes at all\n".repeat(100);
-        for tail in 0..8 {
+        // An opcode at each of the last nine positions: the last four are never filtered.
+        for pos in text.len() - 9..text.len() {
             for (op, top) in [(0xE8, 0x00), (0xE9, 0xFF), (0xE8, 0x12)] {
                 let mut b = text.clone();
-                let at = b.len() - 5 - tail + 4;
-                b[at - 4] = op;
-                b[at] = top;
+                b[pos] = op;
+                if let Some(t) = b.get_mut(pos + 4) {
+                    *t = top;
+                }
                 blocks.push(b);
             }
         }
