@@ -156,6 +156,17 @@ fn data_blocks(r: &Reader, image: &Path) -> Vec<(String, Vec<(usize, u64)>)> {
     out
 }
 
+/// `unsquashfs -d TMP/unsquashed IMAGE`: the extracted tree's path.
+fn unsquash(unsquashfs: &Path, image: &Path, tmp: &Path) -> std::path::PathBuf {
+    let out = tmp.join("unsquashed");
+    let args = [OsStr::new("-q"), OsStr::new("-n"), OsStr::new("-d")];
+    run(
+        unsquashfs,
+        args.into_iter().chain([out.as_os_str(), image.as_os_str()]),
+    );
+    out
+}
+
 fn check(comp: Compressor, level: Option<u32>, block_size: u32, fragments: bool) {
     check_with(
         Compression::with_level(comp, level),
@@ -235,17 +246,7 @@ fn check_with(c: Compression, mksquashfs_args: &[&str], block_size: u32, fragmen
     }
 
     // unsquashfs extracts the source tree.
-    let out = tmp.path().join("unsquashed");
-    run(
-        &unsquashfs,
-        [
-            OsStr::new("-q"),
-            OsStr::new("-n"),
-            OsStr::new("-d"),
-            out.as_os_str(),
-            ours.as_os_str(),
-        ],
-    );
+    let out = unsquash(&unsquashfs, &ours, tmp.path());
     let d = diff_trees(&src, &out, Compare::default());
     assert!(d.is_empty(), "unsquashfs -d: {d:#?}");
     check_xattrs(&src, &out);
@@ -381,17 +382,7 @@ fn xz_bcj_x86_machine_code_and_text() {
         sum(&cp)
     );
     assert!(cx.iter().zip(&cp).all(|(x, p)| x.0 <= p.0));
-    let out = tmp.path().join("unsquashed");
-    run(
-        &unsquashfs,
-        [
-            OsStr::new("-q"),
-            OsStr::new("-n"),
-            OsStr::new("-d"),
-            out.as_os_str(),
-            x86.as_os_str(),
-        ],
-    );
+    let out = unsquash(&unsquashfs, &x86, tmp.path());
     assert!(diff_trees(&src, &out, Compare::default()).is_empty());
     if let Some(m) = common::Mount::new(&x86) {
         for f in ["code.bin", "text.txt"] {

@@ -429,13 +429,11 @@ pub fn build(req: &BuildRequest, on: &mut dyn FnMut(Event)) -> Result<Manifest> 
         // The medium boots x86-64 (GRUB's i386-pc and x86_64-efi images): its kernel's xz
         // decoder is only sure to have the x86 filter (Debian 12's has that one alone,
         // CONFIG_XZ_DEC_X86); a block another filter won would not read.
-        if let Some((name, _)) = imgpipe_squashfs::bcj::ALL
-            .iter()
-            .find(|(_, bit)| *bit != imgpipe_squashfs::bcj::X86 && o.compression.xz_bcj & bit != 0)
-        {
+        let bcj = imgpipe_squashfs::bcj::X86;
+        if let Some(name) = imgpipe_squashfs::bcj::names(o.compression.xz_bcj & !bcj).next() {
             return Err(Error::Argument {
                 flag: "--xz-bcj",
-                value: (*name).to_owned(),
+                value: name.to_owned(),
                 reason: "the medium boots an x86-64 kernel, whose xz decoder is only sure to have the x86 filter".into(),
             });
         }

@@ -131,10 +131,8 @@ impl Recipe {
                 ztailpacking: false,
                 dedupe: false,
                 early_abort: o.compression.early_abort,
-                xz_bcj: bcj::ALL
-                    .iter()
-                    .filter(|(_, bit)| o.compression.xz_bcj & bit != 0)
-                    .map(|(name, _)| (*name).to_owned())
+                xz_bcj: bcj::names(o.compression.xz_bcj)
+                    .map(str::to_owned)
                     .collect(),
                 lz4_hc: o.compression.lz4_hc,
             },
@@ -251,12 +249,10 @@ fn request(
                 .into_iter()
                 .flatten()
             {
-                let bit = bcj::ALL
-                    .iter()
-                    .find(|(n, _)| Some(*n) == name.as_str())
-                    .ok_or_else(|| bad("rootfs.xz_bcj"))?
-                    .1;
-                o.compression.xz_bcj |= bit;
+                o.compression.xz_bcj |= name
+                    .as_str()
+                    .and_then(bcj::from_name)
+                    .ok_or_else(|| bad("rootfs.xz_bcj"))?;
             }
             if let Some(b) = num("block_size") {
                 o.block_size = b;

@@ -41,6 +41,18 @@ pub mod bcj {
         ("armthumb", ARMTHUMB),
         ("sparc", SPARC),
     ];
+
+    /// The filter mksquashfs's `-Xbcj` calls `name`.
+    pub fn from_name(name: &str) -> Option<u32> {
+        ALL.iter().find(|(n, _)| *n == name).map(|(_, bit)| *bit)
+    }
+
+    /// The names of the filters in `mask`, in mksquashfs's order.
+    pub fn names(mask: u32) -> impl Iterator<Item = &'static str> {
+        ALL.iter()
+            .filter(move |(_, bit)| mask & bit != 0)
+            .map(|(n, _)| *n)
+    }
 }
 
 /// Compressor and level used by the writer.

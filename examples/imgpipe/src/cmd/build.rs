@@ -184,16 +184,6 @@ fn rootfs(a: &Args) -> anyhow::Result<RootFs> {
             ] {
                 anyhow::ensure!(!on, "{flag} is an EROFS option: add --rootfs erofs");
             }
-            let comp_name = a.comp.as_deref().unwrap_or("xz");
-            let comp_name = comp_name.split_once(',').map_or(comp_name, |(n, _)| n);
-            anyhow::ensure!(
-                a.xz_bcj.is_none() || comp_name == "xz",
-                "--xz-bcj is an xz option (--comp {comp_name})"
-            );
-            anyhow::ensure!(
-                !a.lz4_hc || comp_name == "lz4",
-                "--lz4-hc is an lz4 option (--comp {comp_name})"
-            );
             let comp = a.comp.as_deref().unwrap_or("xz");
             let (name, lvl) =
                 match comp.split_once(',') {
@@ -208,6 +198,16 @@ fn rootfs(a: &Args) -> anyhow::Result<RootFs> {
             let c = Compressor::from_name(name).with_context(|| {
                 format!("--comp {name:?}: unknown squashfs compressor (gzip, xz, lzo, lz4, zstd)")
             })?;
+            anyhow::ensure!(
+                a.xz_bcj.is_none() || c == Compressor::Xz,
+                "--xz-bcj is an xz option (--comp {})",
+                c.name()
+            );
+            anyhow::ensure!(
+                !a.lz4_hc || c == Compressor::Lz4,
+                "--lz4-hc is an lz4 option (--comp {})",
+                c.name()
+            );
             let mut o = WriteOptions::new(0);
             o.compression = Compression::with_level(c, lvl);
             o.compression.early_abort = !a.no_early_abort;
@@ -215,13 +215,9 @@ fn rootfs(a: &Args) -> anyhow::Result<RootFs> {
             o.compression.xz_bcj = match a.xz_bcj.as_deref() {
                 None if c == Compressor::Xz => bcj::X86,
                 None | Some("none") => 0,
-                Some(name) => bcj::ALL
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, bit)| *bit)
-                    .with_context(|| {
-                        format!("--xz-bcj {name:?}: unknown BCJ filter (x86, or none)")
-                    })?,
+                Some(name) => bcj::from_name(name).with_context(|| {
+                    format!("--xz-bcj {name:?}: unknown BCJ filter (x86, or none)")
+                })?,
             };
             if let Some(b) = a.block_size {
                 o.block_size = b;

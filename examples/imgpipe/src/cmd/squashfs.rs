@@ -195,11 +195,8 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
     let mut opts = WriteOptions::new(epoch);
     opts.compression = Compression::with_level(compressor, a.level);
     for name in a.xz_bcj.iter().filter(|n| *n != "none") {
-        let (_, bit) = bcj::ALL
-            .iter()
-            .find(|(n, _)| n == name)
+        opts.compression.xz_bcj |= bcj::from_name(name)
             .with_context(|| format!("--xz-bcj: unknown BCJ filter {name:?}"))?;
-        opts.compression.xz_bcj |= bit;
     }
     opts.compression.lz4_hc = a.lz4_hc;
     opts.compression.early_abort = !a.no_early_abort;

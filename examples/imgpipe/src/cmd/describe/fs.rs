@@ -64,11 +64,7 @@ fn compressor_options(o: &CompressorOptions) -> String {
             dictionary_size,
             filters,
         } => {
-            let picked: Vec<&str> = bcj::ALL
-                .iter()
-                .filter(|(_, bit)| filters & bit != 0)
-                .map(|(n, _)| *n)
-                .collect();
+            let picked: Vec<&str> = bcj::names(filters).collect();
             let f = if picked.is_empty() {
                 "no BCJ filters".to_owned()
             } else {
